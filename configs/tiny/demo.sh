@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "demo: not built yet"
+exit 1

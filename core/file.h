@@ -1,0 +1,23 @@
+/* core/file.h — whole-file I/O that never loses what was written before.
+ * Defines: cr_read_file, cr_write_file_atomic, cr_mkdir_p, cr_path_join, cr_file_exists. */
+#ifndef CRUCIBLE_CORE_FILE_H
+#define CRUCIBLE_CORE_FILE_H
+
+#include <stddef.h>
+#include "core/error.h"
+
+/* Read a whole file; returns a NUL-terminated malloc'd buffer (len excludes the NUL)
+ * or NULL with an error naming the path. */
+char *cr_read_file(const char *path, size_t *len, CrError *e);
+/* Write to PATH.tmp.PID, fsync, rename over PATH, fsync the directory: a crash leaves
+ * either the old or the new file, never a torn one. */
+int cr_write_file_atomic(const char *path, const void *data, size_t len, CrError *e);
+/* mkdir -p */
+int cr_mkdir_p(const char *path, CrError *e);
+/* fsync a directory so that renames inside it are durable. */
+int cr_fsync_dir(const char *dir, CrError *e);
+/* malloc'd "a/b" */
+char *cr_path_join(const char *a, const char *b);
+int cr_file_exists(const char *path);
+
+#endif

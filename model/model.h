@@ -1,0 +1,80 @@
+/* model/model.h — the DeepSeek-V2 MoE model: the one seam every trainer uses.
+ * Defines: Batch, Model, model_create/free/load/save/init_random, model_forward,
+ * model_backward, model_forward_hidden, model_backward_hidden, model_zero_grads.
+ *
+ * CONTRACT (other modules are written against this; extend, do not break):
+ *  - Parameters live in one flat fp32 buffer carved into HF-named tensors (names and
+ *    shapes exactly as the Hugging Face DeepseekV2 checkpoints; spec/deepseek-v2.md §2).
+ *    Gradients use the same layout. On the CPU backend both are host memory.
+ *  - A Batch is packed: a flat token array with sequence boundaries (cu_seqlens) and
+ *    per-token positions; attention is causal within each sequence; no padding.
+ *  - model_forward returns, for every position t with targets[t] >= 0,
+ *    logp[t] = log softmax(logits_t)[targets[t]] (0 where targets[t] < 0), and the sum
+ *    over MoE layers of the auxiliary load-balancing loss (spec §6.4; 0 if alpha = 0).
+ *  - model_backward takes dL/dlogp[t] and ACCUMULATES parameter gradients into
+ *    m->grads; aux_weight multiplies the aux-loss gradient (1.0 = the reference's
+ *    objective CE + sum_l L_aux(l); 0 = ignore it). It must follow a model_forward
+ *    of the same batch (activations are kept inside the model).
+ *  - Bad input (token id out of range, empty batch, position >= max positions,
+ *    inconsistent cu_seqlens) returns -1 with a message; never crashes. */
+#ifndef CRUCIBLE_MODEL_MODEL_H
+#define CRUCIBLE_MODEL_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "model/config.h"
+
+typedef struct Batch {
+    int n_tokens;               /* N (> 0) */
+    int n_seqs;                 /* S (> 0) */
+    const int32_t *tokens;      /* [N] input ids */
+    const int32_t *targets;     /* [N] id whose log-prob is wanted at t, or -1 */
+    const int32_t *cu_seqlens;  /* [S+1]: 0 = c0 < c1 < ... < cS = N */
+    const int32_t *pos;         /* [N] positions; NULL = 0..len-1 within each sequence */
+} Batch;
+
+/* One named parameter tensor inside the flat buffer. */
+typedef struct ParamTensor {
+    char name[96];   /* HF name, e.g. "model.layers.1.mlp.experts.3.up_proj.weight" */
+    int ndim;
+    int64_t shape[2];
+    size_t offset;   /* in floats from the start of params */
+    size_t numel;
+} ParamTensor;
+
+typedef struct ModelState ModelState;  /* activations and scratch (private) */
+
+typedef struct Model {
+    ModelConfig cfg;
+    float *params;          /* [n_params] */
+    float *grads;           /* [n_params] (allocated by model_create) */
+    size_t n_params;
+    ParamTensor *tensors;   /* [n_tensors], in checkpoint order */
+    int n_tensors;
+    ModelState *state;
+} Model;
+
+/* A model with this config and all-zero parameters. NULL + error if the config is invalid. */
+Model *model_create(const ModelConfig *cfg, CrError *e);
+void model_free(Model *m);
+/* Deterministic for a seed: Linear weights ~ N(0, initializer_range), norms = 1. */
+void model_init_random(Model *m, uint64_t seed);
+/* Load DIR/config.json and DIR/model.safetensors or the sharded
+ * DIR/model.safetensors.index.json (F32/BF16/F16 converted to fp32). */
+Model *model_load(const char *dir, CrError *e);
+/* Write DIR/config.json and DIR/model.safetensors (atomically; DIR is created). */
+int model_save(const Model *m, const char *dir, CrError *e);
+/* Look up a tensor by HF name (NULL if absent). */
+const ParamTensor *model_find_tensor(const Model *m, const char *name);
+
+int model_forward(Model *m, const Batch *b, float *logp, float *aux_loss, CrError *e);
+int model_backward(Model *m, const Batch *b, const float *dlogp, float aux_weight, CrError *e);
+/* Final-norm hidden states [N, D] (the reward model's trunk); backward takes dL/dhidden. */
+int model_forward_hidden(Model *m, const Batch *b, float *hidden, float *aux_loss, CrError *e);
+int model_backward_hidden(Model *m, const Batch *b, const float *dhidden, float aux_weight,
+                          CrError *e);
+void model_zero_grads(Model *m);
+
+#endif
