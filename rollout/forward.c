@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "rollout/linear.h"
 
 /* ---- weight views ------------------------------------------------------------------ */
 
@@ -116,7 +117,7 @@ void rollout_weights_release(RolloutWeights *w) {
 struct Forward {
     const RolloutWeights *w;
     int cap;                                 /* rows the buffers hold */
-    float *X, *Hn, *CQ, *Q, *CKV, *QA, *OL, *O, *G, *U, *Xe, *Ye, *RL, *wt;
+    float *X, *CS, *Hn, *CQ, *Q, *CKV, *QA, *OL, *O, *G, *U, *Xe, *Ye, *RL, *wt;
     int32_t *idx, *rows;
     int *count;
 };
@@ -130,7 +131,7 @@ Forward *forward_new(const RolloutWeights *w) {
 
 void forward_free(Forward *f) {
     if (!f) return;
-    float *bufs[] = {f->X, f->Hn, f->CQ, f->Q, f->CKV, f->QA, f->OL, f->O, f->G, f->U, f->Xe, f->Ye, f->RL, f->wt};
+    float *bufs[] = {f->X, f->CS, f->Hn, f->CQ, f->Q, f->CKV, f->QA, f->OL, f->O, f->G, f->U, f->Xe, f->Ye, f->RL, f->wt};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(f->idx);
     free(f->rows);
@@ -151,6 +152,7 @@ static void ensure(Forward *f, int n) {
     int E = c->n_routed_experts > 0 ? c->n_routed_experts : 1;
 #define GROW(p, count) (p) = cr_realloc((p), (count) * sizeof *(p))
     GROW(f->X, N * D);
+    GROW(f->CS, N * dr);
     GROW(f->Hn, N * D);
     GROW(f->CQ, N * (c->q_lora_rank > 0 ? c->q_lora_rank : 1));
     GROW(f->Q, N * H * qk);
@@ -175,8 +177,7 @@ static void ensure(Forward *f, int n) {
 /* y[M,N] = x[M,K] W[N,K]^T (+ y when accumulate) */
 static void linear(float *y, int ldy, const float *x, int ldx, const float *W, int M, int N, int K,
                    int accumulate) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, ldx, W, K,
-                accumulate ? 1.0f : 0.0f, y, ldy);
+    rollout_linear(y, ldy, x, ldx, W, M, N, K, accumulate);
 }
 
 static void rmsnorm_row(float *out, const float *x, const float *w, int D, float eps) {
@@ -193,11 +194,19 @@ static void rmsnorm_rows(float *out, int ldo, const float *x, int ldx, const flo
 }
 
 /* Interleaved-pair rotation (spec §5.3); angle fp32(pos) * inv_freq[i] rounded to fp32. */
-static void rope_vec(float *v, int dr, int pos, const float *inv_freq, float cs) {
+static void rope_table(float *cs_out, int dr, int pos, const float *inv_freq, float cs) {
     float p = (float)pos;
     for (int i = 0; i < dr / 2; i++) {
         float ang = p * inv_freq[i];
-        float co = cosf(ang) * cs, si = sinf(ang) * cs;
+        cs_out[2 * i] = cosf(ang) * cs;
+        cs_out[2 * i + 1] = sinf(ang) * cs;
+    }
+}
+
+/* rotate with a row of rope_table: pairs (2i, 2i+1) */
+static void rope_vec(float *v, int dr, const float *cs) {
+    for (int i = 0; i < dr / 2; i++) {
+        float co = cs[2 * i], si = cs[2 * i + 1];
         float a = v[2 * i], b = v[2 * i + 1];
         v[2 * i] = a * co - b * si;
         v[2 * i + 1] = a * si + b * co;
@@ -273,6 +282,7 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
     int ql = c->q_lora_rank, rw = r + dr, K = c->num_experts_per_tok;
     float eps = c->rms_norm_eps, scale = w->softmax_scale;
 
+    for (int i = 0; i < n; i++) rope_table(f->CS + (size_t)i * dr, dr, pos[i], w->inv_freq, w->cs_factor);
     for (int i = 0; i < n; i++)
         memcpy(f->X + (size_t)i * D, w->embed + (size_t)tokens[i] * D, (size_t)D * sizeof(float));
 
@@ -294,7 +304,7 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
             const float *ckv = f->CKV + (size_t)i * rw;
             rmsnorm_row(row, ckv, L->kv_a_norm, r, eps);
             memcpy(row + r, ckv + r, (size_t)dr * sizeof(float));
-            rope_vec(row + r, dr, pos[i], w->inv_freq, w->cs_factor);
+            rope_vec(row + r, dr, f->CS + (size_t)i * dr);
         }
         /* absorbed queries: QA[i,h] = [W_UK[h]^T q_nope[i,h] | rope(q_pe[i,h])] */
         for (int h = 0; h < H; h++)
@@ -305,7 +315,7 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
             for (int h = 0; h < H; h++) {
                 float *qa = f->QA + ((size_t)i * H + h) * rw + r;
                 memcpy(qa, f->Q + (size_t)i * H * qk + (size_t)h * qk + dn, (size_t)dr * sizeof(float));
-                rope_vec(qa, dr, pos[i], w->inv_freq, w->cs_factor);
+                rope_vec(qa, dr, f->CS + (size_t)i * dr);
             }
         /* MQA over the latent rows, online softmax (one pass, no score buffer) */
 #pragma omp parallel for schedule(dynamic, 1)

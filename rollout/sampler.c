@@ -36,13 +36,17 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-double sampler_log_softmax_at(const float *logits, int n_vocab, int32_t token) {
-    float m = logits[argmax(logits, n_vocab)];
+/* sum_i exp(logits[i] - m), float exponentials summed in double */
+static double sum_exp(const float *logits, int n, float m) {
     double sum = 0;
-    for (int i = 0; i < n_vocab; i++) sum += exp((double)logits[i] - m);
-    return (double)logits[token] - m - log(sum);
+    for (int i = 0; i < n; i++) sum += expf(logits[i] - m);
+    return sum;
 }
 
+double sampler_log_softmax_at(const float *logits, int n_vocab, int32_t token) {
+    float m = logits[argmax(logits, n_vocab)];
+    return (double)logits[token] - m - log(sum_exp(logits, n_vocab, m));
+}
 
 static int cmp_desc(const void *a, const void *b) {
     const ProbId *x = a, *y = b;
@@ -60,11 +64,11 @@ int sampler_keep_set(const SamplerCfg *c, const float *logits, int n_vocab, Samp
     }
     double *p = s->prob;
     unsigned char *kept = s->kept;
-    double inv_t = 1.0 / c->temperature;
+    float inv_t = 1.0f / c->temperature;
     float m = logits[argmax(logits, n_vocab)];
     double sum = 0;
     for (int i = 0; i < n_vocab; i++) {
-        p[i] = exp(((double)logits[i] - m) * inv_t);
+        p[i] = expf((logits[i] - m) * inv_t);
         sum += p[i];
     }
     for (int i = 0; i < n_vocab; i++) p[i] /= sum;

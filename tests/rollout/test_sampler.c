@@ -201,3 +201,32 @@ TEST(rollout_latent_cache_fork_copy_on_write) {
     CHECK(c->n_free == 5 && c->n_reserved == 0);
     latent_cache_free(c);
 }
+
+#include <cblas.h>
+#include "core/rng.h"
+#include "rollout/linear.h"
+
+TEST(rollout_linear_matches_blas_and_is_batch_invariant) {
+    int shapes[][3] = {{1, 37, 19}, {5, 64, 256}, {37, 131, 77}, {96, 40, 33}, {130, 20, 48}};
+    CrRng r;
+    cr_rng_init(&r, 9, 0, 0);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+        float *x = malloc(sizeof(float) * M * K), *W = malloc(sizeof(float) * N * K);
+        float *y = malloc(sizeof(float) * M * N), *ref = malloc(sizeof(float) * M * N);
+        float *y1 = malloc(sizeof(float) * N);
+        for (int i = 0; i < M * K; i++) x[i] = (float)cr_rng_normal(&r);
+        for (int i = 0; i < N * K; i++) W[i] = (float)cr_rng_normal(&r);
+        for (int i = 0; i < M * N; i++) y[i] = ref[i] = (float)cr_rng_normal(&r);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, W, K, 1.0f, ref, N);
+        rollout_linear(y, N, x, K, W, M, N, K, 1);
+        CHECKF(test_rel_err(y, ref, (size_t)M * N) < 1e-5, "M=%d N=%d K=%d err %g", M, N, K,
+               test_rel_err(y, ref, (size_t)M * N));
+        if (M <= ROLLOUT_LINEAR_SMALL_M) {   /* the last row alone gives the same bits */
+            rollout_linear(y, N, x, K, W, M, N, K, 0);
+            rollout_linear(y1, N, x + (size_t)(M - 1) * K, K, W, 1, N, K, 0);
+            CHECK(memcmp(y1, y + (size_t)(M - 1) * N, sizeof(float) * N) == 0);
+        }
+        free(x); free(W); free(y); free(ref); free(y1);
+    }
+}
