@@ -1,7 +1,6 @@
 /* rollout/forward.c — see forward.h. */
 #include "rollout/forward.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -308,9 +307,8 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
         }
         /* absorbed queries: QA[i,h] = [W_UK[h]^T q_nope[i,h] | rope(q_pe[i,h])] */
         for (int h = 0; h < H; h++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, dn, 1.0f, f->Q + (size_t)h * qk,
-                        H * qk, L->wkv_b + (size_t)h * (dn + dv) * r, r, 0.0f, f->QA + (size_t)h * rw,
-                        H * rw);
+            rollout_linear_nn(f->QA + (size_t)h * rw, H * rw, f->Q + (size_t)h * qk, H * qk,
+                              L->wkv_b + (size_t)h * (dn + dv) * r, r, n, r, dn);
         for (int i = 0; i < n; i++)
             for (int h = 0; h < H; h++) {
                 float *qa = f->QA + ((size_t)i * H + h) * rw + r;
@@ -347,8 +345,8 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
         }
         /* O[i,h] = W_UV[h] o_lat[i,h]; X += O Wo^T */
         for (int h = 0; h < H; h++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, dv, r, 1.0f, f->OL + (size_t)h * r, H * r,
-                        L->wkv_b + ((size_t)h * (dn + dv) + dn) * r, r, 0.0f, f->O + (size_t)h * dv, H * dv);
+            linear(f->O + (size_t)h * dv, H * dv, f->OL + (size_t)h * r, H * r,
+                   L->wkv_b + ((size_t)h * (dn + dv) + dn) * r, n, dv, r, 0);
         linear(f->X, D, f->O, H * dv, L->wo, n, D, H * dv, 1);
 
         /* FFN */

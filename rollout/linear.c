@@ -128,3 +128,31 @@ void rollout_linear(float *y, int ldy, const float *x, int ldx, const float *W, 
             dot_block(y, ldy, x, ldx, W, M, n0, n1, K, accumulate);
     }
 }
+
+KERNEL_ISAS
+static void axpy_rows(float *y, int ldy, const float *x, int ldx, const float *B, int ldb, int M,
+                      int n0, int n1, int K) {
+    for (int m = 0; m < M; m++) {
+        float *ym = y + (long)m * ldy;
+        const float *xm = x + (long)m * ldx;
+        for (int n = n0; n < n1; n++) ym[n] = 0.0f;
+        for (int k = 0; k < K; k++) {
+            float a = xm[k];
+            const float *b = B + (long)k * ldb;
+#pragma omp simd
+            for (int n = n0; n < n1; n++) ym[n] += a * b[n];
+        }
+    }
+}
+
+void rollout_linear_nn(float *y, int ldy, const float *x, int ldx, const float *B, int ldb, int M,
+                       int N, int K) {
+    if (M <= 0 || N <= 0) return;
+    int chunks = (N + 127) / 128;
+    long work = (long)M * N * K;
+#pragma omp parallel for schedule(static) if (work > (1L << 18) && chunks > 1)
+    for (int ch = 0; ch < chunks; ch++) {
+        int n0 = ch * 128, n1 = n0 + 128 < N ? n0 + 128 : N;
+        axpy_rows(y, ldy, x, ldx, B, ldb, M, n0, n1, K);
+    }
+}

@@ -17,7 +17,13 @@
 void rollout_linear(float *y, int ldy, const float *x, int ldx, const float *W, int M, int N, int K,
                     int accumulate);
 
-/* Rows at or below this count use the streaming kernel. */
-enum { ROLLOUT_LINEAR_SMALL_M = 96 };
+/* y[M, N] = x[M, K] B[K, N] (B row-major with row stride ldb): the absorbed-query product
+ * q_nope W_UK. Every y element is summed over k in ascending order (batch-invariant). */
+void rollout_linear_nn(float *y, int ldy, const float *x, int ldx, const float *B, int ldb, int M,
+                       int N, int K);
+
+/* Rows at or below this count use the streaming kernel (so decode steps of up to this
+ * many live samples are bitwise batch-invariant). */
+enum { ROLLOUT_LINEAR_SMALL_M = 512 };
 
 #endif

@@ -207,7 +207,7 @@ TEST(rollout_latent_cache_fork_copy_on_write) {
 #include "rollout/linear.h"
 
 TEST(rollout_linear_matches_blas_and_is_batch_invariant) {
-    int shapes[][3] = {{1, 37, 19}, {5, 64, 256}, {37, 131, 77}, {96, 40, 33}, {130, 20, 48}};
+    int shapes[][3] = {{1, 37, 19}, {5, 64, 256}, {37, 131, 77}, {96, 40, 33}, {130, 20, 48}, {600, 24, 40}};
     CrRng r;
     cr_rng_init(&r, 9, 0, 0);
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
@@ -227,6 +227,12 @@ TEST(rollout_linear_matches_blas_and_is_batch_invariant) {
             rollout_linear(y1, N, x + (size_t)(M - 1) * K, K, W, 1, N, K, 0);
             CHECK(memcmp(y1, y + (size_t)(M - 1) * N, sizeof(float) * N) == 0);
         }
+        /* y = x B with B [K, N] (the same numbers read as W^T's storage) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, x, K, W, N, 0.0f, ref, N);
+        rollout_linear_nn(y, N, x, K, W, N, M, N, K);
+        CHECKF(test_rel_err(y, ref, (size_t)M * N) < 1e-5, "nn M=%d N=%d K=%d", M, N, K);
+        rollout_linear_nn(y1, N, x + (size_t)(M - 1) * K, K, W, N, 1, N, K);
+        CHECK(memcmp(y1, y + (size_t)(M - 1) * N, sizeof(float) * N) == 0);
         free(x); free(W); free(y); free(ref); free(y1);
     }
 }
