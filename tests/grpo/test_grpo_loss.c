@@ -49,8 +49,8 @@ static void rb_make(RandBatch *b, CrRng *r, int n_comp, const GrpoLossConfig *c)
             b->logp[t] = (float)(-0.05 - 3 * cr_rng_uniform(r));
             double rho;
             do {
-                /* spread of log-ratios: most in the clip range, some beyond, a few past c = 3 */
-                double d = cr_rng_uniform(r) < 0.1 ? -1.0 - cr_rng_uniform(r) : 0.35 * cr_rng_normal(r);
+                /* log-ratios: most in the clip range, 15% at rho in [2.5, 5.5] (around c = 3) */
+                double d = cr_rng_uniform(r) < 0.15 ? 0.9 + 0.8 * cr_rng_uniform(r) : 0.35 * cr_rng_normal(r);
                 b->old[t] = (float)(b->logp[t] - d);
                 rho = exp((double)b->logp[t] - (double)b->old[t]);
             } while (near_kink(rho, c));
@@ -80,6 +80,7 @@ static double loss_only(const GrpoLossConfig *c, const GrpoNorm *n, const GrpoMi
 TEST(grpo_loss_finite_differences_all_variants) {
     CrRng r;
     int configs = 0, checked = 0;
+    double saw_low = 0, saw_high = 0, saw_dual = 0; /* every gradient case must be exercised */
     for (int type = 0; type < 4; type++)
         for (int dual = 0; dual < 2; dual++)
             for (int kl = 0; kl < 2; kl++)
@@ -102,6 +103,7 @@ TEST(grpo_loss_finite_differences_all_variants) {
                     GrpoLossStats st;
                     CrError e;
                     CHECKF(grpo_loss(&c, &n, &b.mb, g, &st, &e) == 0, "%s", e.msg);
+                    saw_low += st.clip_low; saw_high += st.clip_high; saw_dual += st.dual_clip;
                     double gmax = 0;
                     for (long t = 0; t < T; t++) gmax = fmax(gmax, fabs(g[t]));
                     CHECK(gmax > 0);
@@ -127,6 +129,7 @@ TEST(grpo_loss_finite_differences_all_variants) {
                     if (FAILED()) return;
                 }
     CHECK(configs == 32 && checked > 32 * 30);
+    CHECKF(saw_low > 0 && saw_high > 0 && saw_dual > 0, "clip low %g high %g dual %g", saw_low, saw_high, saw_dual);
 }
 
 /* One token per case, hand-derived from spec/grpo.md. */
