@@ -1,6 +1,7 @@
 /* grpo/advantage.c — group-relative advantages (see advantage.h for the formulas). */
 #include "grpo/advantage.h"
 #include "core/alloc.h"
+#include "reward/combine.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -132,12 +133,7 @@ int grpo_zero_variance_groups(const float *r, int n_groups, int G, unsigned char
     return count;
 }
 
-double grpo_overlong_penalty(long len, long l_max, long l_cache) {
-    CR_CHECK(l_cache >= 0 && l_cache <= l_max);
-    if (len <= l_max - l_cache) return 0.0;
-    if (len <= l_max) return (double)((l_max - l_cache) - len) / (double)l_cache;
-    return -1.0;
-}
+double grpo_overlong_penalty(long len, long l_max, long l_cache) { return reward_overlong(len, l_max, l_cache); }
 
 long grpo_mask_truncated(const int *comp, long n_tokens, const unsigned char *truncated, float *mask) {
     long c = 0;

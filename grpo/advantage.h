@@ -63,8 +63,8 @@ int grpo_zero_variance_groups(const float *r, int n_groups, int G, unsigned char
  *   0                              if len <= l_max - l_cache
  *   ((l_max - l_cache) - len) / l_cache   if l_max - l_cache < len <= l_max
  *   -1                             if len > l_max
- * (a truncated completion has len == l_max and gets -1). Added to the reward as its
- * own reward function ("overlong", reward/combine.h). */
+ * (a truncated completion has len == l_max and gets -1). Same as reward_overlong: it
+ * enters the reward as its own function ("overlong", reward/combine.h). */
 double grpo_overlong_penalty(long len, long l_max, long l_cache);
 
 /* Overlong filtering (DAPO's alternative to the penalty): set mask[t] = 0 for every
