@@ -22,6 +22,21 @@ absent). Our contract agrees with TRL for all of these (see grpo/loss.h); it dif
 of unequal size (TRL's grpo/dr_grpo/bnpo divide by the micro-batch size times the accumulation
 steps, ours by the global B'), which is therefore not a fixture.
 
+Where TRL's semantics differ from spec/grpo.md (we follow the spec; the fixtures cover only the
+configurations where both agree):
+  * grpo / dr_grpo / bnpo normalise per micro-batch (rows of the micro-batch, divided by
+    current_gradient_accumulation_steps); the spec uses global B' (grpo, dr_grpo). Equal only when every
+    micro-batch holds the same number of completions -> fixtures use equal-sized micro-batches.
+  * dr_grpo in TRL divides by (micro-batch rows * max_completion_length); ours by (B' * max_new_tokens).
+  * dapo: TRL divides by num_items_in_batch / num_processes (DDP then averages ranks); we divide by the
+    global token count and sum over ranks: the same gradient.
+  * Dual clip: TRL has no A<0-only dual clip but a two-sided `delta` cap on rho; for c > 1+eps_high it is
+    identical (proof in grpo/loss.h), so the fixtures use delta = c.
+  * TIS: TRL multiplies the surrogate (not the KL term) by the token_truncate IS ratio; so do we.
+  * Advantages: same eps (1e-4) and Bessel std; TRL leaves a rounding residue (r - mean) / 1e-4 for a
+    group of equal non-dyadic rewards in float32, ours is exactly 0 (fixture rewards are dyadic).
+    normalize_then_sum re-standardises over the batch and ignores scale_rewards: we do the same.
+
 usage: python3 tests/reference/make_grpo_fixtures.py [--show]
 """
 import inspect, json, os, sys, textwrap
