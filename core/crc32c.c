@@ -1,7 +1,7 @@
 /* core/crc32c.c — CRC-32C, byte-wise table lookup.
  * The table is T[i] = CRC of the single byte i under the reflected polynomial
  * 0x82F63B78 (8 shift/xor rounds), precomputed so that no mutable state exists;
- * tests/core/test_tensorboard.c checks the RFC 3720 vectors and rebuilds the table. */
+ * tests/core/test_tensorboard.c checks the RFC 3720 vectors and a bit-by-bit CRC. */
 #include "core/crc32c.h"
 
 static const uint32_t crc32c_table[256] = {

@@ -115,6 +115,10 @@ int grpo_loss(const GrpoLossConfig *cfg, const GrpoNorm *norm, const GrpoMicroBa
             dL += cfg->beta * (1 - ex);
             s.kl_sum += m * k3;
         }
+        if (!isfinite(L)) { /* e.g. exp overflow from a wildly off-policy token: stop, never poison the step */
+            rc = cr_error_set(e, "grpo loss: non-finite loss at token %ld (rho=%g, A=%g)", t, rho, A);
+            break;
+        }
         loss += a * L;
         dlogp[t] = (float)(a * dL);
         s.tokens += m;

@@ -102,7 +102,8 @@ const char *grpo_loss_type_name(GrpoLossType t);
 /* Compute the micro-batch's loss contribution (returned in st->loss) and write
  * dlogp[n_tokens]. st may be NULL. Returns 0, or -1 with e set for an invalid config,
  * a normaliser that the loss type needs but is <= 0, a missing logp_ref/logp_sampler,
- * a completion index out of range, or a non-finite input on a masked token. */
+ * a completion index out of range, a non-finite input on a masked token, or a
+ * non-finite per-token loss (exp overflow). dlogp is then unspecified. */
 int grpo_loss(const GrpoLossConfig *cfg, const GrpoNorm *norm, const GrpoMicroBatch *mb,
               float *dlogp, GrpoLossStats *st, CrError *e);
 

@@ -301,6 +301,13 @@ TEST(grpo_loss_rejects_bad_inputs) {
     comp[1] = 1;
     lp[1] = NAN;
     CHECK(grpo_loss(&c, &n, &mb, g, NULL, &e) == -1 && strstr(e.msg, "non-finite"));
+    lp[1] = -2;
+    /* an exp overflow is an error, not a silent inf */
+    float old[2] = {-1, -900};
+    mb.logp_old = old;
+    c.type = GRPO_LOSS_DAPO;
+    adv[1] = -1;
+    CHECK(grpo_loss(&c, &n, &mb, g, NULL, &e) == -1 && strstr(e.msg, "non-finite loss"));
     GrpoLossType t;
     CHECK(grpo_loss_type_parse("dr_grpo", &t, &e) == 0 && t == GRPO_LOSS_DR_GRPO);
     CHECK(grpo_loss_type_parse("ppo", &t, &e) == -1 && strstr(e.msg, "ppo"));
