@@ -22,6 +22,12 @@ static void ex_clear(SftExample *x) {
     free(x->roles);
     free(x->prompt);
     free(x->completion);
+    free(x->fim_prefix);
+    free(x->fim_suffix);
+    free(x->fim_middle);
+    free(x->repo);
+    free(x->commit);
+    free(x->path);
     memset(x, 0, sizeof *x);
 }
 
@@ -87,12 +93,20 @@ int sft_parse(const char *buf, size_t len, const char *name, SftExample **out, i
         x->line = it.line;
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(o, "messages");
         if (msgs) r = parse_messages(&it, msgs, x, e);
+        else if (cJSON_GetObjectItemCaseSensitive(o, "fim_middle")) {
+            r = jsonl_str(&it, o, "", "fim_prefix", 1, &x->fim_prefix, e);
+            if (r == 0) r = jsonl_str(&it, o, "", "fim_suffix", 1, &x->fim_suffix, e);
+            if (r == 0) r = jsonl_str(&it, o, "", "fim_middle", 1, &x->fim_middle, e);
+        }
         else if (cJSON_GetObjectItemCaseSensitive(o, "prompt") || cJSON_GetObjectItemCaseSensitive(o, "completion")) {
             r = jsonl_str(&it, o, "", "prompt", 1, &x->prompt, e);
             if (r == 0) r = jsonl_str(&it, o, "", "completion", 1, &x->completion, e);
         } else
-            r = cr_error_set(e, "%s:%d: expected {\"messages\":[...]} or {\"prompt\",\"completion\"}",
+            r = cr_error_set(e, "%s:%d: expected {\"messages\":[...]}, {\"prompt\",\"completion\"} or {\"fim_prefix\",\"fim_suffix\",\"fim_middle\"}",
                              it.name, it.line);
+        if (r == 0) r = jsonl_str(&it, o, "", "repo", 0, &x->repo, e);
+        if (r == 0) r = jsonl_str(&it, o, "", "commit", 0, &x->commit, e);
+        if (r == 0) r = jsonl_str(&it, o, "", "path", 0, &x->path, e);
         cJSON_Delete(o);
         if (r < 0) { ex_clear(x); sft_free(xs, cnt); return -1; }
         cnt++;

@@ -4,8 +4,10 @@
  * Line formats (detected per line):
  *   {"messages":[{"role":"system"|"user"|"assistant","content":"..."}, ...]}
  *       at least one assistant turn (else there is nothing to learn: an error);
- *   {"prompt":"...","completion":"..."}   raw continuation (base-model style).
- * Extra fields are ignored. Turning an example into token ids and a loss mask is
+ *   {"prompt":"...","completion":"..."}   raw continuation (base-model style);
+ *   {"fim_prefix","fim_suffix","fim_middle"}   fill-in-the-middle (PSM order when encoded).
+ * Optional provenance on any line (as `crucible ingest` writes): "repo", "commit",
+ * "path", "language". Other extra fields are ignored. Turning an example into token ids and a loss mask is
  * data/chat.h (chat_encode_example). Errors: "FILE:LINE: field 'messages[2].role':
  * expected one of system, user, assistant". */
 #ifndef CRUCIBLE_DATA_SFT_DATA_H
@@ -17,11 +19,13 @@
 typedef enum SftRole { SFT_SYSTEM = 0, SFT_USER, SFT_ASSISTANT } SftRole;
 
 typedef struct SftExample {
-    int n_messages;     /* > 0 for chat examples, 0 for prompt/completion ones */
+    int n_messages;     /* > 0 for chat examples, 0 for the other kinds */
     SftRole *roles;
     char **contents;
     char *prompt;       /* prompt/completion examples only, else NULL */
     char *completion;
+    char *fim_prefix, *fim_suffix, *fim_middle; /* FIM examples only, else NULL */
+    char *repo, *commit, *path;                 /* provenance when given, else NULL */
     int line;           /* source line */
 } SftExample;
 
