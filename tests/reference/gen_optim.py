@@ -18,8 +18,9 @@ OUT = "tests/fixtures/optim"
 os.makedirs(OUT, exist_ok=True)
 torch.manual_seed(0)
 hp = dict(lr=3e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
-w = torch.randn(6, 5)
-n = torch.randn(7)
+# Small initial values so that fp32 parameters resolve each update to ~1e-6 relative.
+w = torch.randn(6, 5) * 1e-3
+n = torch.randn(7) * 1e-3
 out = {"p0_w": w.clone(), "p0_n": n.clone()}
 pw, pn = torch.nn.Parameter(w.clone()), torch.nn.Parameter(n.clone())
 opt = torch.optim.AdamW([{"params": [pw], "weight_decay": hp["weight_decay"]},
