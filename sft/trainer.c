@@ -320,8 +320,10 @@ int sft_train(const SftConfig *c, CrError *e) {
         if (run_log_step_commit(log, e)) goto out;
         char eta[16];
         double per = progress_elapsed(&pr) / (double)steps_this_run;
-        progress_update(&pr, "sft step %ld/%ld  loss %.4f%s%.4f  lr %.2e  gnorm %.3f  %.0f tok/s  ETA %s", st.step,
-                        st.total_steps, loss, isfinite(ev) ? "  eval " : "", isfinite(ev) ? ev : 0.0, lr, gnorm,
+        char evs[32] = "";
+        if (isfinite(ev)) snprintf(evs, sizeof evs, "  eval %.4f", ev);
+        progress_update(&pr, "sft step %ld/%ld  loss %.4f%s  lr %.2e  gnorm %.3f  %.0f tok/s  ETA %s", st.step,
+                        st.total_steps, loss, evs, lr, gnorm,
                         tokens_total / progress_elapsed(&pr), progress_eta(per * (double)(st.total_steps - st.step), eta));
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < st.total_steps) {
             char *dir = checkpoint_step_dir(c->out_dir, st.step);
