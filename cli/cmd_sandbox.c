@@ -65,7 +65,7 @@ static int cmd_run(int argc, char **argv) {
     double time_limit = 10.0;
     long memory_mb = 512, output_limit = 16L << 20;
     ArgSpec specs[] = {
-        { "lang", ARG_STR, &lang, "language: c, cpp, python, javascript, java", 1 },
+        { "lang", ARG_STR, &lang, "language: c, cpp, python, javascript", 1 },
         { "tests", ARG_STR, &tests_path, "tests JSON: {\"tests\":[{\"stdin\",\"stdout\"}]} or {\"test_code\",\"entry_point\"}", 0 },
         { "stdin", ARG_STR, &stdin_path, "file given as stdin when there are no tests", 0 },
         { "time-limit", ARG_FLOAT, &time_limit, "CPU seconds per run (wall clock: 2x + 1 s)", 0 },

@@ -4,7 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const k_jvm_extra[] = { "sched_setaffinity", "fallocate", NULL };
+/* V8 protects its code space with memory protection keys. */
+static const char *const k_node_extra[] = { "pkey_alloc", "pkey_free", "pkey_mprotect", NULL };
 
 static const SandboxLang k_langs[] = {
     { "c", "gcc", "main.c",
@@ -22,13 +23,7 @@ static const SandboxLang k_langs[] = {
     { "javascript", "js node", "main.js",
       { NULL },
       { "/usr/bin/node", "--max-old-space-size=256", "/box/main.js", NULL },
-      -1, 64, 0, 0, NULL },
-    { "java", "", "Main.java",
-      { "/usr/bin/javac", "-J-Xmx512m", "-J-XX:+UseSerialGC", "-J-XX:TieredStopAtLevel=1",
-        "-d", ".", "Main.java", NULL },
-      { "/usr/bin/java", "-Xmx256m", "-Xss64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-        "-cp", "/box", "Main", NULL },
-      -1, 64, 0, 0, k_jvm_extra },
+      -1, 64, 0, 0, k_node_extra },
 };
 
 int sandbox_lang_count(void) { return (int)(sizeof k_langs / sizeof k_langs[0]); }

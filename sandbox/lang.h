@@ -8,7 +8,7 @@
 #define CRUCIBLE_SANDBOX_LANG_H
 
 typedef struct SandboxLang {
-    const char *name;              /* "c", "cpp", "python", "javascript", "java" */
+    const char *name;              /* "c", "cpp", "python", "javascript" */
     const char *aliases;           /* space-separated other names ("c++ cxx") */
     const char *src_name;          /* file name of the source in /box */
     const char *compile_argv[12];  /* NULL-terminated; compile_argv[0] == NULL: no compile step */

@@ -40,12 +40,15 @@ static const char *const k_base[] = {
     "arch_prctl", "prctl", "prlimit64", "getrlimit", "setrlimit",
     "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam",
     "sched_getscheduler", "sched_get_priority_max", "sched_get_priority_min", "getpriority",
-    "getrandom", "memfd_create", "eventfd", "eventfd2", "poll", "ppoll", "select", "pselect6",
+    "capget", "getrandom", "memfd_create", "eventfd", "eventfd2", "poll", "ppoll", "select", "pselect6",
     "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2",
     "timerfd_create", "timerfd_settime", "timerfd_gettime", "signalfd", "signalfd4",
     "timer_create", "timer_settime", "timer_gettime", "timer_delete", "timer_getoverrun",
     "connect", "bind", "listen", "accept", "accept4", "sendto", "recvfrom", "sendmsg", "recvmsg",
     "sendmmsg", "recvmmsg", "shutdown", "getsockname", "getpeername", "setsockopt", "getsockopt",
+    /* System V IPC: the box has its own IPC namespace */
+    "shmget", "shmat", "shmdt", "shmctl", "semget", "semop", "semtimedop", "semctl", "msgget", "msgsnd",
+    "msgrcv", "msgctl",
     NULL,
 };
 
