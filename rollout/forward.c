@@ -50,7 +50,10 @@ int rollout_weights_bind(RolloutWeights *w, const Model *m, CrError *e) {
     w->layers = cr_calloc((size_t)c->num_hidden_layers, sizeof *w->layers);
     BIND(w->embed, c->vocab_size, D, "model.embed_tokens.weight");
     BIND(w->final_norm, D, 0, "model.norm.weight");
-    BIND(w->lm_head, c->vocab_size, D, "lm_head.weight");
+    if (c->tie_word_embeddings && !model_find_tensor(m, "lm_head.weight"))
+        w->lm_head = w->embed;
+    else
+        BIND(w->lm_head, c->vocab_size, D, "lm_head.weight");
     for (int l = 0; l < c->num_hidden_layers; l++) {
         RolloutLayer *L = &w->layers[l];
         BIND(L->attn_norm, D, 0, "model.layers.%d.input_layernorm.weight", l);

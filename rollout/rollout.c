@@ -9,17 +9,12 @@
 
 #include "core/alloc.h"
 #include "core/rng.h"
+#include "data/tokenizer.h"
 #include "rollout/forward.h"
 #include "rollout/kv_cache.h"
 #include "rollout/sampler.h"
 #include "rollout/stop.h"
 
-#if __has_include("data/tokenizer.h")
-#include "data/tokenizer.h"
-#define HAVE_TOKENIZER 1
-#else
-#define HAVE_TOKENIZER 0
-#endif
 
 enum { BLOCK_TOKENS = 16, PREFILL_CHUNK = 256 };
 
@@ -169,7 +164,6 @@ static int live_check_stop(Run *u, Live *s, int *reason) {
         *reason = 0;
         return 1;
     }
-#if HAVE_TOKENIZER
     if (u->r->tok) {
         size_t len = 0;
         char *bytes = tokenizer_decode(u->r->tok, &tok, 1, &len);
@@ -180,7 +174,6 @@ static int live_check_stop(Run *u, Live *s, int *reason) {
             return 1;
         }
     }
-#endif
     if (s->n >= s->n_max) {
         *reason = 1;
         return 1;
@@ -343,8 +336,6 @@ static int validate(const RolloutEngine *r, const int32_t *const *prompts, const
     if (sp->max_new_tokens < 1) return cr_error_set(e, "rollout: max_new_tokens must be >= 1 (got %d)", sp->max_new_tokens);
     if (sp->n_stop_strings > 0 && !r->tok)
         return cr_error_set(e, "rollout: stop strings need a tokenizer");
-    if (sp->n_stop_strings > 0 && !HAVE_TOKENIZER)
-        return cr_error_set(e, "rollout: built without data/tokenizer.h: stop strings unsupported");
     for (int i = 0; i < sp->n_stop_ids; i++)
         if (sp->stop_ids[i] < 0 || sp->stop_ids[i] >= c->vocab_size)
             return cr_error_set(e, "rollout: stop token id %d out of range [0, %d)", sp->stop_ids[i], c->vocab_size);
@@ -394,9 +385,7 @@ int rollout_generate(RolloutEngine *r, const int32_t *const *prompts, const int 
     for (int i = 0; i < sp->n_stop_ids; i++) u.stop_ids[u.n_stop_ids++] = sp->stop_ids[i];
     if (!sp->ignore_eos && sp->n_stop_ids == 0) {
         int eos = c->eos_token_id;
-#if HAVE_TOKENIZER
         if (r->tok && tokenizer_eos_id(r->tok) >= 0) eos = tokenizer_eos_id(r->tok);
-#endif
         if (eos >= 0 && eos < c->vocab_size) u.stop_ids[u.n_stop_ids++] = eos;
     }
     u.groups = cr_calloc((size_t)n_prompts + 1, sizeof *u.groups);

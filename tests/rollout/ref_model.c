@@ -9,73 +9,18 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 
-static void add_tensor(Model *m, int *cap, const char *name, int64_t r, int64_t c) {
-    if (m->n_tensors == *cap) {
-        *cap = *cap ? 2 * *cap : 64;
-        m->tensors = cr_realloc(m->tensors, (size_t)*cap * sizeof *m->tensors);
-    }
-    ParamTensor *t = &m->tensors[m->n_tensors++];
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->ndim = c ? 2 : 1;
-    t->shape[0] = r;
-    t->shape[1] = c;
-    t->numel = (size_t)r * (c ? c : 1);
-    t->offset = m->n_params;
-    m->n_params += t->numel;
-}
-
 Model *ref_model_new(const char *json, uint64_t seed, float init_std) {
-    Model *m = cr_calloc(1, sizeof *m);
+    ModelConfig cfg;
     CrError e;
-    if (model_config_parse(&m->cfg, json, "test config", &e) != 0) {
+    if (model_config_parse(&cfg, json, "test config", &e) != 0) {
         fprintf(stderr, "%s\n", e.msg);
         abort();
     }
-    const ModelConfig *c = &m->cfg;
-    int cap = 0, D = c->hidden_size, H = c->num_attention_heads;
-    int qk = c->qk_nope_head_dim + c->qk_rope_head_dim;
-    char nm[128];
-    add_tensor(m, &cap, "model.embed_tokens.weight", c->vocab_size, D);
-    for (int l = 0; l < c->num_hidden_layers; l++) {
-#define T2(r, cc, ...) (snprintf(nm, sizeof nm, __VA_ARGS__), add_tensor(m, &cap, nm, (r), (cc)))
-        T2(D, 0, "model.layers.%d.input_layernorm.weight", l);
-        T2(D, 0, "model.layers.%d.post_attention_layernorm.weight", l);
-        if (c->q_lora_rank == 0) {
-            T2(H * qk, D, "model.layers.%d.self_attn.q_proj.weight", l);
-        } else {
-            T2(c->q_lora_rank, D, "model.layers.%d.self_attn.q_a_proj.weight", l);
-            T2(c->q_lora_rank, 0, "model.layers.%d.self_attn.q_a_layernorm.weight", l);
-            T2(H * qk, c->q_lora_rank, "model.layers.%d.self_attn.q_b_proj.weight", l);
-        }
-        T2(c->kv_lora_rank + c->qk_rope_head_dim, D, "model.layers.%d.self_attn.kv_a_proj_with_mqa.weight", l);
-        T2(c->kv_lora_rank, 0, "model.layers.%d.self_attn.kv_a_layernorm.weight", l);
-        T2(H * (c->qk_nope_head_dim + c->v_head_dim), c->kv_lora_rank, "model.layers.%d.self_attn.kv_b_proj.weight", l);
-        T2(D, H * c->v_head_dim, "model.layers.%d.self_attn.o_proj.weight", l);
-        if (!model_layer_is_moe(c, l)) {
-            T2(c->intermediate_size, D, "model.layers.%d.mlp.gate_proj.weight", l);
-            T2(c->intermediate_size, D, "model.layers.%d.mlp.up_proj.weight", l);
-            T2(D, c->intermediate_size, "model.layers.%d.mlp.down_proj.weight", l);
-            continue;
-        }
-        int Ie = c->moe_intermediate_size;
-        T2(c->n_routed_experts, D, "model.layers.%d.mlp.gate.weight", l);
-        for (int x = 0; x < c->n_routed_experts; x++) {
-            T2(Ie, D, "model.layers.%d.mlp.experts.%d.gate_proj.weight", l, x);
-            T2(Ie, D, "model.layers.%d.mlp.experts.%d.up_proj.weight", l, x);
-            T2(D, Ie, "model.layers.%d.mlp.experts.%d.down_proj.weight", l, x);
-        }
-        if (c->n_shared_experts) {
-            int Is = Ie * c->n_shared_experts;
-            T2(Is, D, "model.layers.%d.mlp.shared_experts.gate_proj.weight", l);
-            T2(Is, D, "model.layers.%d.mlp.shared_experts.up_proj.weight", l);
-            T2(D, Is, "model.layers.%d.mlp.shared_experts.down_proj.weight", l);
-        }
-#undef T2
+    Model *m = model_create(&cfg, &e);
+    if (!m) {
+        fprintf(stderr, "%s\n", e.msg);
+        abort();
     }
-    add_tensor(m, &cap, "model.norm.weight", D, 0);
-    add_tensor(m, &cap, "lm_head.weight", c->vocab_size, D);
-    m->params = cr_calloc(m->n_params, sizeof *m->params);
     CrRng r;
     cr_rng_init(&r, seed, 77, 0);
     for (int i = 0; i < m->n_tensors; i++) {
@@ -88,12 +33,7 @@ Model *ref_model_new(const char *json, uint64_t seed, float init_std) {
     return m;
 }
 
-void ref_model_free(Model *m) {
-    if (!m) return;
-    free(m->params);
-    free(m->tensors);
-    free(m);
-}
+void ref_model_free(Model *m) { model_free(m); }
 
 static const float *P(const Model *m, const char *fmt, int l, int x) {
     char nm[128];

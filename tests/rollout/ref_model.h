@@ -1,6 +1,6 @@
 /* tests/rollout/ref_model.h — test-only helpers for the rollout tests:
- *  - ref_model_new: a Model laid out by HF tensor names with random weights (the
- *    engine only reads cfg, params and the tensor table);
+ *  - ref_model_new: model_create + random weights of a chosen scale (larger than the
+ *    initializer's, so that greedy choices have clear margins);
  *  - ref_forward: an independent, double-precision, NON-absorbed forward over a whole
  *    sequence (spec §4.2: explicit per-head K/V), giving every position's logits and
  *    the routing, against which the absorbed latent-cache engine is checked. */

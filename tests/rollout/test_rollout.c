@@ -306,3 +306,74 @@ TEST(rollout_errors_are_clear) {
     rollout_free(r);
     ref_model_free(m);
 }
+
+/* The trainer's log-probs (model_forward, packed batch) of every sampled token. */
+static double max_err_vs_trainer(TestCtx *t_, Model *m, int32_t **pr, int *lens, int n, int G, const Sample *out) {
+    int total = 0;
+    for (int i = 0; i < n * G; i++) total += lens[i / G] + out[i].n_tokens;
+    int32_t *tok = malloc(sizeof(int32_t) * total), *tgt = malloc(sizeof(int32_t) * total);
+    int32_t *cu = malloc(sizeof(int32_t) * (n * G + 1));
+    float *logp = malloc(sizeof(float) * total);
+    int off = 0;
+    cu[0] = 0;
+    for (int i = 0; i < n * G; i++) {
+        int P = lens[i / G], T = out[i].n_tokens;
+        memcpy(tok + off, pr[i / G], sizeof(int32_t) * P);
+        memcpy(tok + off + P, out[i].token_ids, sizeof(int32_t) * T);
+        for (int k = 0; k < P + T; k++) tgt[off + k] = (k >= P - 1 && k + 1 < P + T) ? tok[off + k + 1] : -1;
+        off += P + T;
+        cu[i + 1] = off;
+    }
+    Batch b = {total, n * G, tok, tgt, cu, NULL};
+    CrError e;
+    float aux;
+    CHECKF(model_forward(m, &b, logp, &aux, &e) == 0, "%s", e.msg);
+    double worst = 0;
+    off = 0;
+    for (int i = 0; i < n * G; i++) {
+        int P = lens[i / G];
+        for (int k = 0; k < out[i].n_tokens; k++) {
+            double want = logp[off + P - 1 + k], got = out[i].logprobs_model[k];
+            double err = fabs(got - want) / fmax(1.0, fabs(want));
+            if (err > worst) worst = err;
+        }
+        off += P + out[i].n_tokens;
+    }
+    free(tok); free(tgt); free(cu); free(logp);
+    return worst;
+}
+
+TEST(rollout_logprobs_match_training_forward_and_follow_updates) {
+    Model *m = ref_model_new(k_cfg_b, 51, 0.3f);
+    int n = 2, G = 2;
+    int32_t **pr;
+    int *lens;
+    make_prompts(n, m->cfg.vocab_size, 12, &pr, &lens, 2, 30);
+    SampleParams sp = {0};
+    sp.temperature = 1.0f;
+    sp.max_new_tokens = 150;
+    sp.seed = 3;
+    sp.ignore_eos = 1;
+    CrError e;
+    RolloutEngine *r = rollout_create(m, NULL, 4096, &e);
+    CHECKF(r != NULL, "%s", e.msg);
+    Sample *out = calloc((size_t)n * G, sizeof *out);
+    CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, &sp, 0, out, &e) == 0, "%s", e.msg);
+    double w = max_err_vs_trainer(t_, m, pr, lens, n, G, out);
+    CHECKF(w < 1e-4, "rollout vs model_forward log-probs: max rel err %.3g (over %d x 150 steps)", w, n * G);
+    fprintf(stderr, "    rollout vs model_forward: max rel err %.2g over %d samples x 150 tokens\n", w, n * G);
+    float first = out[0].logprobs_model[0];
+    for (int i = 0; i < n * G; i++) sample_free(&out[i]);
+    /* an in-place update of the weights (as the optimizer does) is seen with no sync */
+    const ParamTensor *lm = model_find_tensor(m, "lm_head.weight");
+    for (size_t k = 0; k < lm->numel; k++) m->params[lm->offset + k] *= 1.7f;
+    CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, &sp, 0, out, &e) == 0, "%s", e.msg);
+    CHECK(out[0].logprobs_model[0] != first);
+    w = max_err_vs_trainer(t_, m, pr, lens, n, G, out);
+    CHECKF(w < 1e-4, "after the update: max rel err %.3g", w);
+    for (int i = 0; i < n * G; i++) sample_free(&out[i]);
+    free(out);
+    free_prompts(n, pr, lens);
+    rollout_free(r);
+    ref_model_free(m);
+}
