@@ -318,8 +318,11 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
                 memcpy(qa, f->Q + (size_t)i * H * qk + (size_t)h * qk + dn, (size_t)dr * sizeof(float));
                 rope_vec(qa, dr, f->CS + (size_t)i * dr);
             }
-        /* MQA over the latent rows, online softmax (one pass, no score buffer) */
-#pragma omp parallel for schedule(dynamic, 1)
+        /* MQA over the latent rows, online softmax (one pass, no score buffer); threads
+         * only when there is enough work to pay for a parallel region */
+        long att_work = 0;
+        for (int i = 0; i < n; i++) att_work += (long)(pos[i] + 1) * H * (rw + r);
+#pragma omp parallel for schedule(dynamic, 1) if (att_work > (1L << 17))
         for (int ih = 0; ih < n * H; ih++) {
             int i = ih / H;
             const float *q = f->QA + (size_t)ih * rw;
