@@ -147,7 +147,7 @@ int cmd_sample(int argc, char **argv) {
         {"ignore-eos", ARG_BOOL, &ignore_eos, "do not stop at the tokenizer's EOS", 0},
         {"tokenizer", ARG_STR, &tok_path, "tokenizer.json (default DIR/tokenizer.json)", 0},
         {"batch-prompts", ARG_INT, &batch_prompts, "prompts served together per engine call", 0},
-        {"cache-tokens", ARG_INT, &cache_tokens, "latent cache size in tokens (0 = enough for one batch)", 0},
+        {"cache-tokens", ARG_INT, &cache_tokens, "latent cache size in tokens (0 = one batch, at most 2 GiB)", 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e;
@@ -235,9 +235,13 @@ int cmd_sample(int argc, char **argv) {
     RolloutEngine *eng = NULL;
     if (!rc) {
         long per = longest + max_new + 32;
-        long budget = cache_tokens ? cache_tokens : per * (batch_prompts < n ? batch_prompts : n) * G;
-        if (budget > (1L << 22)) budget = 1L << 22;
+        /* default: room for every sample of a batch, at most 2 GiB of latent cache */
+        long row_bytes = (long)m->cfg.num_hidden_layers * (m->cfg.kv_lora_rank + m->cfg.qk_rope_head_dim) * 4;
+        long mem_cap = (2L << 30) / row_bytes;
+        long budget = per * (batch_prompts < n ? batch_prompts : n) * G;
+        if (budget > mem_cap) budget = mem_cap;
         if (budget < per) budget = per;
+        if (cache_tokens) budget = cache_tokens;
         eng = rollout_create(m, tok, budget, &e);
         if (!eng) {
             fprintf(stderr, "crucible sample: %s\n", e.msg);
