@@ -77,18 +77,43 @@ int sampler_keep_set(const SamplerCfg *c, const float *logits, int n_vocab, Samp
     int use_k = c->top_k > 0 && c->top_k < n_vocab;
     int use_p = c->top_p > 0.0f && c->top_p < 1.0f;
     if (use_k || use_p) {
-        /* Sorting the whole vocabulary: candidates with p == 0 (underflow) sort last. */
+        /* Only tokens at or above a threshold can survive: lower it (by 16x steps) until
+         * the candidates hold the top-k, or top_p of the mass; sort just those. Tokens
+         * below it are never kept (they rank after every candidate). */
+        double pmax = 0;
+        for (int i = 0; i < n_vocab; i++) pmax = p[i] > pmax ? p[i] : pmax;
+        double tau = pmax;
+        int nc = 0;
+        for (;;) {
+            double mass = 0;
+            nc = 0;
+            for (int i = 0; i < n_vocab; i++)
+                if (p[i] >= tau) {
+                    nc++;
+                    mass += p[i];
+                }
+            if (tau == 0 || (use_k ? nc >= c->top_k : mass >= (double)c->top_p)) break;
+            tau = tau < 1e-30 ? 0 : tau / 16;
+        }
         ProbId *order = s->order;
-        for (int i = 0; i < n_vocab; i++) order[i] = (ProbId){p[i], i};
-        qsort(order, (size_t)n_vocab, sizeof *order, cmp_desc);
-        int n = n_vocab;
-        if (use_k) {
-            for (int r = c->top_k; r < n_vocab; r++) kept[order[r].id] = 0;
+        int j = 0;
+        for (int i = 0; i < n_vocab; i++) {
+            if (p[i] >= tau) order[j++] = (ProbId){p[i], i};
+            else kept[i] = 0;
+        }
+        qsort(order, (size_t)nc, sizeof *order, cmp_desc);
+        int n = nc;
+        if (use_k && c->top_k < nc) {
+            for (int r = c->top_k; r < nc; r++) kept[order[r].id] = 0;
             n = c->top_k;
         }
         if (use_p) {
+            /* renormalise over the top-k set, or over the whole vocabulary */
             double mass = 0;
-            for (int r = 0; r < n; r++) mass += order[r].p;
+            if (use_k)
+                for (int r = 0; r < n; r++) mass += order[r].p;
+            else
+                for (int i = 0; i < n_vocab; i++) mass += p[i];
             double limit = (double)c->top_p * mass, before = 0;
             for (int r = 0; r < n; r++) {
                 if (r > 0 && before >= limit) kept[order[r].id] = 0;
