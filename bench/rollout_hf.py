@@ -3,7 +3,7 @@
 same checkpoint, same prompt, same number of new tokens, same thread count.
 
 usage: rollout_hf.py MODEL_DIR --prompt 1,2,3 --new N --groups 1,8,64 --threads 2
-Prints one JSON line: {"tok_s": {"1": x, ...}, "greedy": [ids...], "torch": ver, "transformers": ver}.
+Prints one JSON line: {"tok_s": {"1": x, ...}, "tok_per_cpu_s": {...}, "greedy": [ids...], "torch": ver, "transformers": ver}.
 Sampling runs use do_sample=True, temperature 1 (no top-k/top-p), min_new_tokens = N so no
 sample stops early; the greedy run gives the first N greedy ids for a correctness check.
 """
@@ -33,15 +33,16 @@ def main():
     with torch.no_grad():
         greedy = model.generate(ids, do_sample=False, **gen_kw)[0, ids.shape[1]:].tolist()
         model.generate(ids, do_sample=True, temperature=1.0, **dict(gen_kw, max_new_tokens=4, min_new_tokens=4))
-        out = {}
+        out, cpu = {}, {}
         for g in [int(x) for x in a.groups.split(",")]:
             batch = ids.repeat(g, 1)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             res = model.generate(batch, do_sample=True, temperature=1.0, **gen_kw)
-            dt = time.perf_counter() - t
+            dt, dc = time.perf_counter() - t, time.process_time() - c
             assert res.shape == (g, ids.shape[1] + a.new)
             out[str(g)] = g * a.new / dt
-    print(json.dumps({"tok_s": out, "greedy": greedy, "torch": torch.__version__,
+            cpu[str(g)] = g * a.new / dc
+    print(json.dumps({"tok_s": out, "tok_per_cpu_s": cpu, "greedy": greedy, "torch": torch.__version__,
                       "transformers": transformers.__version__}))
 
 

@@ -145,9 +145,32 @@ int32_t sampler_sample(const SamplerCfg *c, const float *logits, int n_vocab, Sa
                        CrRng *rng, float *logp_sampled, float *logp_model) {
     int32_t tok;
     double lp;
+    int truncate = (c->top_k > 0 && c->top_k < n_vocab) || (c->top_p > 0.0f && c->top_p < 1.0f) ||
+                   c->min_p > 0.0f;
     if (c->temperature <= 0.0f) {
         tok = argmax(logits, n_vocab);
         lp = 0.0;
+    } else if (!truncate) {
+        /* the whole tempered softmax: one exp pass (two when T != 1 for the model's) */
+        float m = logits[argmax(logits, n_vocab)], inv_t = 1.0f / c->temperature;
+        double *e = s->prob, sum = 0;
+        for (int i = 0; i < n_vocab; i++) sum += (e[i] = expf((logits[i] - m) * inv_t));
+        double u = cr_rng_uniform(rng) * sum, cum = 0;
+        tok = n_vocab - 1;
+        for (int i = 0; i < n_vocab; i++) {
+            cum += e[i];
+            if (u < cum) {
+                tok = i;
+                break;
+            }
+        }
+        while (e[tok] == 0.0 && tok > 0) tok--;  /* never return a zero-probability token */
+        lp = log(e[tok] / sum);
+        if (logp_sampled) *logp_sampled = (float)lp;
+        if (logp_model)
+            *logp_model = (float)(c->temperature == 1.0f ? (double)logits[tok] - m - log(sum)
+                                                         : sampler_log_softmax_at(logits, n_vocab, tok));
+        return tok;
     } else {
         /* s->prob still holds the tempered probabilities after sampler_keep_set. */
         int32_t *keep = s->idx;

@@ -138,6 +138,19 @@ TEST(rollout_sampler_frequencies_match_distribution) {
         double f = (double)count[k] / N, sd = sqrt(want[k] * (1 - want[k]) / N);
         CHECKF(fabs(f - want[k]) < 4 * sd, "token %d: freq %.4f want %.4f", k, f, want[k]);
     }
+    /* no truncation (the single-pass path): frequencies follow p itself at T = 1 */
+    SamplerCfg plain = {1.0f, 0, 1.0f, 0.0f};
+    memset(count, 0, sizeof count);
+    for (int i = 0; i < N; i++) {
+        float lps, lpm;
+        int32_t tok = sampler_sample(&plain, lg, 4, s, &r, &lps, &lpm);
+        count[tok]++;
+        if (i < 100) CHECK(fabsf(lps - lpm) < 1e-6f && fabs(lpm - log(p[tok])) < 1e-6);
+    }
+    for (int k = 0; k < 4; k++) {
+        double f = (double)count[k] / N, sd = sqrt(p[k] * (1 - p[k]) / N);
+        CHECKF(fabs(f - p[k]) < 4 * sd, "plain: token %d: freq %.4f want %.4f", k, f, p[k]);
+    }
     sampler_scratch_free(s);
 }
 
