@@ -242,9 +242,9 @@ TEST(rollout_linear_matches_blas_and_is_batch_invariant) {
         }
         /* y = x B with B [K, N] (the same numbers read as W^T's storage) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, x, K, W, N, 0.0f, ref, N);
-        rollout_linear_nn(y, N, x, K, W, N, M, N, K);
+        rollout_linear_nn(y, N, x, K, W, N, M, N, K, 0);
         CHECKF(test_rel_err(y, ref, (size_t)M * N) < 1e-5, "nn M=%d N=%d K=%d", M, N, K);
-        rollout_linear_nn(y1, N, x + (size_t)(M - 1) * K, K, W, N, 1, N, K);
+        rollout_linear_nn(y1, N, x + (size_t)(M - 1) * K, K, W, N, 1, N, K, 0);
         CHECK(memcmp(y1, y + (size_t)(M - 1) * N, sizeof(float) * N) == 0);
         free(x); free(W); free(y); free(ref); free(y1);
     }
