@@ -47,6 +47,26 @@ static void dot_block(float *y, int ldy, const float *x, int ldx, const float *W
     }
 }
 
+/* Sixteen horizontal sums at once: lane 4*q + s of the result is the sum of the lanes of
+ * a[4*s + q]. Every add combines two partial sums of the SAME accumulator, pairing lanes
+ * (i, i+8), then (i, i+4), (i, i+2), (i, i+1), so an accumulator's sum does not depend on
+ * what the other fifteen hold (zeros included). */
+__attribute__((target("avx512f")))
+static inline __m512 reduce16(const __m512 a[16]) {
+    __m512 b1[8], b2[4], b3[2];
+    for (int t = 0; t < 8; t++)
+        b1[t] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * t], a[2 * t + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_f32x4(a[2 * t], a[2 * t + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int u = 0; u < 4; u++)
+        b2[u] = _mm512_add_ps(_mm512_shuffle_f32x4(b1[2 * u], b1[2 * u + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_f32x4(b1[2 * u], b1[2 * u + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int v = 0; v < 2; v++)
+        b3[v] = _mm512_add_ps(_mm512_shuffle_ps(b2[2 * v], b2[2 * v + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                              _mm512_shuffle_ps(b2[2 * v], b2[2 * v + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    return _mm512_add_ps(_mm512_shuffle_ps(b3[0], b3[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(b3[0], b3[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
 /* AVX-512: register blocks of 4 outputs x 4 rows (16 accumulators, 8 loads per 16 FMAs);
  * the K tail uses masked loads; each (row, output) is reduced in the same fixed order
  * whatever the blocking of the other rows. */
@@ -88,14 +108,14 @@ static void dot_block_avx512(float *y, int ldy, const float *x, int ldx, const f
             for (int k = 0; k < kfull; k += 16) STEP(LOADU, k);
             if (tail) STEP(LOADT, kfull);
 #undef STEP
-            float r[4][4] = {
-                {_mm512_reduce_add_ps(a00), _mm512_reduce_add_ps(a01), _mm512_reduce_add_ps(a02), _mm512_reduce_add_ps(a03)},
-                {_mm512_reduce_add_ps(a10), _mm512_reduce_add_ps(a11), _mm512_reduce_add_ps(a12), _mm512_reduce_add_ps(a13)},
-                {_mm512_reduce_add_ps(a20), _mm512_reduce_add_ps(a21), _mm512_reduce_add_ps(a22), _mm512_reduce_add_ps(a23)},
-                {_mm512_reduce_add_ps(a30), _mm512_reduce_add_ps(a31), _mm512_reduce_add_ps(a32), _mm512_reduce_add_ps(a33)}};
+            /* accumulator (row i, output j) at index 4*i + j -> result lane 4*j + i */
+            const __m512 all[16] = {a00, a01, a02, a03, a10, a11, a12, a13,
+                                    a20, a21, a22, a23, a30, a31, a32, a33};
+            float r[16];
+            _mm512_storeu_ps(r, reduce16(all));
             for (int i = 0; i < 4; i++) {
                 float *ym = y + (long)(m + i) * ldy + n;
-                for (int j = 0; j < 4; j++) ym[j] = acc ? ym[j] + r[i][j] : r[i][j];
+                for (int j = 0; j < 4; j++) ym[j] = acc ? ym[j] + r[4 * j + i] : r[4 * j + i];
             }
         }
         /* leftover rows one at a time: the same per-(row, output) operation sequence as
@@ -114,14 +134,12 @@ static void dot_block_avx512(float *y, int ldy, const float *x, int ldx, const f
             for (int k = 0; k < kfull; k += 16) STEP1(LOADU, k);
             if (tail) STEP1(LOADT, kfull);
 #undef STEP1
-            float r0 = _mm512_reduce_add_ps(a00), r1 = _mm512_reduce_add_ps(a01);
-            float r2 = _mm512_reduce_add_ps(a02), r3 = _mm512_reduce_add_ps(a03);
+            __m512 z = _mm512_setzero_ps();
+            const __m512 all[16] = {a00, a01, a02, a03, z, z, z, z, z, z, z, z, z, z, z, z};
+            float r[16];
+            _mm512_storeu_ps(r, reduce16(all));
             float *ym = y + (long)m * ldy + n;
-            if (acc) {
-                ym[0] += r0; ym[1] += r1; ym[2] += r2; ym[3] += r3;
-            } else {
-                ym[0] = r0; ym[1] = r1; ym[2] = r2; ym[3] = r3;
-            }
+            for (int j = 0; j < 4; j++) ym[j] = acc ? ym[j] + r[4 * j] : r[4 * j];
         }
 #undef LOADU
 #undef LOADT
