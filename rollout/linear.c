@@ -5,7 +5,7 @@
 #include <immintrin.h>
 #include <omp.h>
 
-#define KERNEL_ISAS __attribute__((target_clones("avx2", "default")))
+#define KERNEL_ISAS __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* y[m, n0..n1) for every m < M. Four W rows at a time so that each x load feeds four
  * FMAs; the simd reductions fix the summation order for a given K and ISA. */
