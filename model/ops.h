@@ -11,8 +11,10 @@
  *  - Backward ops ACCUMULATE (+=) into parameter gradients (dw) and into the input
  *    gradient when the comment says "dx +="; otherwise they overwrite.
  *  - Determinism: for a given backend, results do not depend on the number of threads
- *    (fixed partitioning, every reduction summed in a fixed order, no atomics). GEMMs
- *    are the backend BLAS (OpenBLAS on CPU); its blocking may vary with thread count.
+ *    (partitions fixed by the shapes, every reduction summed in a fixed order, no
+ *    atomics). On CPU, GEMMs are cut into shape-determined blocks, each one single-
+ *    threaded OpenBLAS call, so they are bit-identical across OMP_NUM_THREADS too;
+ *    results DO depend on the OpenBLAS kernel chosen for the CPU (OPENBLAS_CORETYPE).
  *  - Ops never fail on valid shapes; input validation happens in model.c. */
 #ifndef CRUCIBLE_MODEL_OPS_H
 #define CRUCIBLE_MODEL_OPS_H
