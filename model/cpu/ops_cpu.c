@@ -80,12 +80,12 @@ static void cpu_count_nonfinite(const float *x, size_t n, size_t *count) {
 static float silu_f(float g) { return g / (1.0f + expf(-g)); }
 
 void cpu_swiglu_forward(float *h, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 16384 && !omp_in_parallel())
     for (size_t i = 0; i < n; i++) h[i] = silu_f(g[i]) * u[i];
 }
 
 void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 16384 && !omp_in_parallel())
     for (size_t i = 0; i < n; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i]));
         float si = g[i] * sg;
