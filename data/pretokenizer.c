@@ -30,7 +30,7 @@ struct PreTokenizer {
 
 /* ---- regex translation --------------------------------------------------------- */
 
-#define W_CLASS "\\p{L}\\p{M}\\p{N}\\p{Pc}"
+#define W_CLASS "\\p{Alphabetic}\\p{M}\\p{N}\\p{Pc}"
 #define H_CLASS "0-9a-fA-F"
 
 char *pretok_translate_regex(const char *src) {

@@ -12,7 +12,7 @@ Writes:
                         extra added tokens exercising lstrip/rstrip/single_word/normalized
   gpt2.json             ByteLevel(use_regex=True) i.e. the GPT-2 regex, + <|endoftext|>
   mixed.json            Split with String patterns, every behavior, invert, Ruby-syntax regex
-                        features (?i: possessive, \\h, $), Digits contiguous, ByteLevel prefix space
+                        features (?i: possessive, \\h, \\w, $), Digits contiguous, ByteLevel prefix space
   crucible_trained.json what `crucible tokenizer train` writes for corpus.txt (vocab 600)
   expected_<name>.json  {"cases": [{"hex", "ids", "ids_no_special", "roundtrip"}], "decode": [{"ids", "hex"}]}
                         HF encode(add_special_tokens=False) of every case, with and without
@@ -97,6 +97,8 @@ CORPUS_LINES = [
     "<｜fim▁begin｜>def f(x):\n    <｜fim▁hole｜>\n    return y<｜fim▁end｜>",
     "Near-misses: <｜begin▁of▁sentence> <｜fim▁hole｜ <|endoftext|> <s></s> <｜fim▁begin｜><｜fim▁begin｜>",
     "Flags: a  <mask>  b|c <eot>   d| x<think>y ok <think> go foo_bar food_bar xfoo_bar <user> <USER>",
+    "single_word neighbours: \u2169foo_bar foo_bar\u00b2 \u200dfoo_bar foo_bar\ua6e7 \u02e6foo_bar \u24b6foo_bar 1foo_bar",
+    "Word class: ab\u2169\u00b2 x_y\u00b3 \u24b6\u00b2 \u02e6\u00b2 \u200d\u00b3 \u0301\u00b2 \u203f\u00b3",
     "Mixed scripts: naïve café résumé Ångström façade coöperate Øresund ß ẞ ǅ ǈ ǋ ǲ ﬁ ﬂ",
     "Math: ∀x∈ℝ, ∃y: x²+y²=1; ∮E·dA = Q/ε₀ ℏω ℵ₀ ⅈ ℂℍℕℙℚℤ",
     "URL https://example.com/path?q=1&r=two#frag, email a.b+c@d-e.org, path C:\\Users\\x\\file.txt",
@@ -251,6 +253,7 @@ def main():
             pre_tokenizers.Split(Regex(r"_"), "merged_with_next"),
             pre_tokenizers.Split(Regex(r"[aeiou]"), "contiguous", invert=True),
             pre_tokenizers.Split(Regex(r"x$|^y"), "isolated"),
+            pre_tokenizers.Split(Regex(r"\w+[²³]"), "isolated"),
             pre_tokenizers.Digits(individual_digits=False),
             pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=False)]), 800,
             [at("<|endoftext|>", True)]),
