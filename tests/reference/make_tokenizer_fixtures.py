@@ -17,6 +17,8 @@ Writes:
   expected_<name>.json  {"cases": [{"hex", "ids", "ids_no_special", "roundtrip"}], "decode": [{"ids", "hex"}]}
                         HF encode(add_special_tokens=False) of every case, with and without
                         special-token parsing, and HF decode of random id sequences
+  tiny_bpe.json         hand-built BPEs missing byte tokens (unk_token, fuse_unk, dropped bytes)
+                        and with ignore_merges, with HF's encodings
   invalid_utf8.json     byte strings with ill-formed UTF-8 and their expected ids under the
                         documented rule (each stray byte is its own piece; valid runs are
                         encoded by HF as separate texts)
@@ -225,6 +227,25 @@ def invalid_cases(tok):
     return out
 
 
+def tiny_variants():
+    """Hand-built byte-level BPEs that lack byte tokens: unk_token / fuse_unk / dropped
+    bytes, and ignore_merges."""
+    vocab = {"a": 0, "b": 1, "ab": 2, "<unk>": 3, "Ġ": 4, "Ġab": 5, "Ġa": 6, "abab": 7}
+    merges = [("a", "b"), ("Ġ", "a"), ("Ġa", "b")]
+    texts = ["abcc ab xyz", "abab ab", "", "zz", " a b ab abab"]
+    out = []
+    for unk, fuse, ign in [(None, False, False), ("<unk>", False, False), ("<unk>", True, False),
+                           (None, False, True), ("<unk>", True, True)]:
+        t = Tokenizer(models.BPE(vocab=dict(vocab), merges=list(merges), unk_token=unk, fuse_unk=fuse,
+                                 ignore_merges=ign))
+        t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        t.decoder = decoders.ByteLevel()
+        out.append({"tokenizer": json.loads(t.to_str()),
+                    "texts": [{"hex": x.encode().hex(), "ids": t.encode(x, add_special_tokens=False).ids}
+                              for x in texts]})
+    return out
+
+
 def dump(name, obj):
     with open(os.path.join(OUT, name), "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, separators=(",", ":"))
@@ -261,6 +282,7 @@ def main():
     for name, tok in toks.items():
         tok.save(os.path.join(OUT, name + ".json"))
         dump("expected_%s.json" % name, expected(tok, texts, rng))
+    dump("tiny_bpe.json", tiny_variants())
     dump("invalid_utf8.json", {"deepseek": invalid_cases(toks["deepseek"]), "gpt2": invalid_cases(toks["gpt2"])})
 
     # the C trainer's output must load in HF and encode like the C encoder
