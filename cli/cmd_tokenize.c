@@ -55,7 +55,7 @@ static int decode_ids(const Tokenizer *t, const char *in, size_t len) {
     cJSON_Delete(arr);
     size_t blen, slen;
     char *bytes = tokenizer_decode(t, ids, n, &blen);
-    char *text = utf8_sanitize_n(bytes, blen, &slen);
+    char *text = utf8_sanitize(bytes, blen, &slen);
     int rc = fwrite(text, 1, slen, stdout) == slen ? 0 : 1;
     free(text);
     free(bytes);

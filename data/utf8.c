@@ -66,7 +66,7 @@ int utf8_invalid_len(const unsigned char *s, size_t n) {
     return k;
 }
 
-char *utf8_sanitize_n(const char *bytes, size_t len, size_t *out_len) {
+char *utf8_sanitize(const char *bytes, size_t len, size_t *out_len) {
     const unsigned char *s = (const unsigned char *)bytes;
     /* worst case: every byte becomes 3 bytes */
     char *out = cr_malloc(len * 3 + 1);
@@ -89,5 +89,3 @@ char *utf8_sanitize_n(const char *bytes, size_t len, size_t *out_len) {
     if (out_len) *out_len = o;
     return out;
 }
-
-char *utf8_sanitize(const char *bytes, size_t len) { return utf8_sanitize_n(bytes, len, NULL); }

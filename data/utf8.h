@@ -1,5 +1,5 @@
 /* data/utf8.h — UTF-8 validation, decoding and lossy sanitising.
- * Defines: utf8_decode, utf8_encode, utf8_invalid_len, utf8_sanitize, utf8_sanitize_n.
+ * Defines: utf8_decode, utf8_encode, utf8_invalid_len, utf8_sanitize.
  *
  * "Valid" is RFC 3629 UTF-8: shortest form only, no surrogates (U+D800..DFFF),
  * nothing above U+10FFFF. */
@@ -25,10 +25,7 @@ int utf8_invalid_len(const unsigned char *s, size_t n);
 /* Copy of bytes[0..len) with every maximal ill-formed subpart replaced by U+FFFD
  * (EF BF BD) — the same result as Rust String::from_utf8_lossy and Python's
  * bytes.decode('utf-8', 'replace'), so the output is always valid UTF-8 (safe to
- * put in JSON). Malloc'd, NUL-terminated. NUL bytes of the input are kept, so use
- * utf8_sanitize_n when the input may contain them. */
-char *utf8_sanitize(const char *bytes, size_t len);
-/* Same, and *out_len (may be NULL) gets the output length. */
-char *utf8_sanitize_n(const char *bytes, size_t len, size_t *out_len);
+ * put in JSON). Malloc'd, NUL-terminated; *out_len (may be NULL) gets the length. */
+char *utf8_sanitize(const char *bytes, size_t len, size_t *out_len);
 
 #endif

@@ -99,7 +99,7 @@ static void check_against_hf(TestCtx *t_, const char *name) {
         cJSON_ArrayForEach(it, a) ids[n++] = (int32_t)it->valuedouble;
         size_t dl, sl;
         char *d = tokenizer_decode(tok, ids, n, &dl);
-        char *s = utf8_sanitize_n(d, dl, &sl);
+        char *s = utf8_sanitize(d, dl, &sl);
         size_t wl;
         char *want = unhex(cJSON_GetObjectItem(c, "hex")->valuestring, &wl);
         CHECKF(sl == wl && !memcmp(s, want, sl), "%s decode case %d: \"%s\" vs HF \"%s\"", name, n_dec, s, want);
@@ -201,7 +201,7 @@ TEST(tokenizer_invalid_utf8_bytes_are_single_pieces) {
             CHECK(same_ids(ids, n, cJSON_GetObjectItem(c, "ids"), names[k], i));
             char *d = tokenizer_decode(tok, ids, n, &dl);
             CHECKF(dl == len && !memcmp(d, b, len), "case %d: bytes do not round-trip", i);
-            char *s = utf8_sanitize_n(b, len, &sl);
+            char *s = utf8_sanitize(b, len, &sl);
             CHECKF(sl == ll && !memcmp(s, lossy, ll), "case %d: utf8_sanitize differs from Python's 'replace'", i);
             free(s);
             free(d);
@@ -441,7 +441,7 @@ TEST(tokenizer_rejects_bad_files_with_clear_errors) {
 
 TEST(tokenizer_utf8_sanitize_and_regex_translation) {
     size_t n;
-    char *s = utf8_sanitize_n("a\xff\xe2\x82(\xf0\x9f\x98\x80", 9, &n);
+    char *s = utf8_sanitize("a\xff\xe2\x82(\xf0\x9f\x98\x80", 9, &n);
     CHECK(n == 12 && !memcmp(s, "a\xEF\xBF\xBD\xEF\xBF\xBD(\xF0\x9F\x98\x80", 12));
     free(s);
     uint32_t cp;

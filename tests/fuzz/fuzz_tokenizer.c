@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *d = tokenizer_decode(t, ids, n, &dl);
     if (dl != len || memcmp(d, text, len)) abort();
     size_t sl;
-    char *s = utf8_sanitize_n(d, dl, &sl);
+    char *s = utf8_sanitize(d, dl, &sl);
     for (size_t i = 0; i < sl;) {
         uint32_t cp;
         int k = utf8_decode((const unsigned char *)s + i, sl - i, &cp);
