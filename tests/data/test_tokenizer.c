@@ -515,3 +515,40 @@ TEST(tokenizer_cli_tokenize_and_decode) {
     cJSON_Delete(exp);
     free(dir);
 }
+
+/* A backtracking-heavy Split regex on a 400 KB piece overflows PCRE2's default JIT
+ * stack; the encoder must grow it and still run BPE (the byte-by-byte fallback would
+ * give one id per byte). HF gives 201000 ids for this input (checked by hand with
+ * tokenizers 0.23). */
+TEST(tokenizer_deep_regex_grows_jit_stack) {
+    cJSON *j = load_json(FIX "gpt2.json");
+    CHECK(j);
+    if (!j) return;
+    cJSON *pre = cJSON_Parse("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a|b)*c\"},"
+                             "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                             "\"use_regex\":false}]}");
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer", pre);
+    char *json = cJSON_PrintUnformatted(j);
+    CrError e;
+    Tokenizer *tok = tokenizer_load_json(json, strlen(json), "deep", &e);
+    CHECKF(tok, "%s", e.msg);
+    size_t len = 402001;
+    char *text = cr_malloc(len + 1);
+    for (size_t i = 0; i < 400000; i++) text[i] = i % 2 ? 'b' : 'a';
+    text[400000] = 'c';
+    for (size_t i = 400001; i < len; i++) text[i] = (i - 400001) % 2 ? 'b' : 'a';
+    if (tok) {
+        int n;
+        int32_t *ids = tokenizer_encode(tok, text, len, 1, &n);
+        size_t dl;
+        char *d = tokenizer_decode(tok, ids, n, &dl);
+        CHECK(dl == len && !memcmp(d, text, len));
+        CHECKF(n == 201000, "%d ids, HF gives 201000", n);
+        free(d);
+        free(ids);
+    }
+    tokenizer_free(tok);
+    free(text);
+    free(json);
+    cJSON_Delete(j);
+}
