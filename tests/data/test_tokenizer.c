@@ -504,7 +504,7 @@ TEST(tokenizer_cli_tokenize_and_decode) {
     snprintf(cmd, sizeof cmd, "%s tokenizer train --corpus " FIX "corpus.txt --vocab-size 300 --out %s/t.json 2>/dev/null",
              test_crucible_bin(), dir);
     char *tr = run_cmd(cmd, &n);
-    CHECK(tr && strstr(tr, "\"vocab_size\": 300"));
+    CHECK(tr && strstr(tr, "\"vocab_size\":300"));
     free(tr);
     free(back);
     free(out);
