@@ -231,7 +231,7 @@ int sft_train(const SftConfig *c, CrError *e) {
     /* Steps per epoch from this epoch's packing (the same count every epoch up to
      * packing differences; the schedule's total is fixed at the start and saved). */
     order = cr_malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
-    long bt = c->batch_tokens < max_len ? c->batch_tokens : max_len;
+    long bt = c->batch_tokens;  /* examples are already cut to max_len */
     if (!resume_from) {
         epoch_order(order, train.n, c->seed, 0);
         nb = pack_batches(train.ex, order, train.n, (int)bt, &pb);
