@@ -5,6 +5,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/chat.h"
+#include "data/provenance.h"
 #include "data/run_log.h"
 #include "data/tasks.h"
 #include "data/tokenizer.h"
@@ -301,7 +302,9 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"tasks\":\"%s\",\"n_tasks\":%d}", c->model_dir, c->tasks_path, n_tasks);
     log = run_log_open(c->out_dir, "grpo", c->config_json ? c->config_json : "{}", prov, resume_from ? st.step : -1, e);
     if (!log) goto out;
-    if (!resume_from && runstore_add_source(log->rs, log->run_id, "file", c->tasks_path, NULL, NULL, e)) goto out;
+    if (!resume_from && (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
+                         provenance_record_file(log->rs, log->run_id, "tasks", c->tasks_path, e)))
+        goto out;
 
     Progress pr;
     progress_init(&pr);

@@ -5,6 +5,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/chat.h"
+#include "data/provenance.h"
 #include "data/run_log.h"
 #include "data/sft_data.h"
 #include "data/tokenizer.h"
@@ -231,7 +232,7 @@ int sft_train(const SftConfig *c, CrError *e) {
     /* Steps per epoch from this epoch's packing (the same count every epoch up to
      * packing differences; the schedule's total is fixed at the start and saved). */
     order = cr_malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
-    long bt = c->batch_tokens < max_len ? c->batch_tokens : max_len;
+    long bt = c->batch_tokens;  /* examples are already cut to max_len */
     if (!resume_from) {
         epoch_order(order, train.n, c->seed, 0);
         nb = pack_batches(train.ex, order, train.n, (int)bt, &pb);
@@ -251,6 +252,19 @@ int sft_train(const SftConfig *c, CrError *e) {
     log = run_log_open(c->out_dir, "sft", c->config_json ? c->config_json : "{}", prov,
                        resume_from ? st.step : -1, e);
     if (!log) goto out;
+    if (!resume_from) {
+        /* provenance: the data files by content id, ingested repos per (repo, commit) */
+        SftExample *px;
+        int pn;
+        if (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
+            provenance_record_file(log->rs, log->run_id, "sft_data", c->data_path, e) ||
+            (c->eval_data && provenance_record_file(log->rs, log->run_id, "eval_data", c->eval_data, e)))
+            goto out;
+        if (sft_load(c->data_path, &px, &pn, e)) goto out;
+        int pr_rc = provenance_record_sft(log->rs, log->run_id, c->data_path, px, pn, e);
+        sft_free(px, pn);
+        if (pr_rc) goto out;
+    }
 
     Progress pr;
     progress_init(&pr);
