@@ -40,7 +40,7 @@ typedef struct LayerAct {
 typedef struct InferScratch {
     int cap;
     void *arena;
-    float *logits, *probs, *w, *Xp, *Yp, *G, *U, *Hm, *g, *u, *hm, *tmp;
+    float *logits, *probs, *w, *Xp, *Yp, *G, *U, *Hm, *g, *u, *hm;
     int32_t *idx, *ros, *sor, *offsets, *offsets_host;
 } InferScratch;
 
@@ -653,7 +653,6 @@ static void infer_carve(Model *m, Carver *cv, int N) {
     s->g = take(cv, n * Imax);
     s->u = take(cv, n * Imax);
     s->hm = take(cv, n * Imax);
-    s->tmp = take(cv, n * D);
 }
 
 void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *out) {
