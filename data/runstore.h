@@ -76,6 +76,10 @@ int runstore_step_commit(RunStore *rs, CrError *e);
 /* Roll back the open step (e.g. after an error while filling it). */
 void runstore_step_abort(RunStore *rs);
 
+/* Remove every step after STEP of the run (and its metrics, rollouts, executions,
+ * checkpoints) in one transaction: a resumed run continues from its checkpoint. */
+int runstore_truncate_after(RunStore *rs, int64_t run_id, int64_t step, CrError *e);
+
 int runstore_add_checkpoint(RunStore *rs, int64_t run_id, int64_t step, const char *path,
                             CrError *e);
 /* Highest committed step of the run, or -1 if none (or on error, with e set: check

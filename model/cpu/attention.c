@@ -16,6 +16,16 @@ static int max_seqlen(const int32_t *cu, int n_seqs) {
     return m;
 }
 
+/* sum over sequences of len^2/2 * H * (dqk + dv): the causal work. */
+static long attn_work(const int32_t *cu, int n_seqs, int H, int dqk, int dv) {
+    long w = 0;
+    for (int s = 0; s < n_seqs; s++) {
+        long l = cu[s + 1] - cu[s];
+        w += l * (l + 1) / 2 * H * (dqk + dv);
+    }
+    return w;
+}
+
 static float dotf(const float *a, const float *b, int n) {
     float s = 0;
 #pragma omp simd reduction(+ : s)
@@ -27,7 +37,7 @@ void cpu_attention_forward(float *O, float *lse, const float *Q, const float *K,
                            const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale) {
     int maxlen = max_seqlen(cu_seqlens, n_seqs);
     size_t ldq = (size_t)H * dqk, ldv = (size_t)H * dv;
-#pragma omp parallel
+#pragma omp parallel if (attn_work(cu_seqlens, n_seqs, H, dqk, dv) > OPS_CPU_PAR_MIN)
     {
         float *sc = cr_malloc(sizeof(float) * maxlen);
         int s = 0;
@@ -71,7 +81,7 @@ void cpu_attention_backward(float *dQ, float *dK, float *dV, const float *dO, co
                             const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale) {
     (void)N;
     size_t ldq = (size_t)H * dqk, ldv = (size_t)H * dv;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (attn_work(cu_seqlens, n_seqs, H, dqk, dv) > OPS_CPU_PAR_MIN)
     for (long sh = 0; sh < (long)n_seqs * H; sh++) {
         int s = (int)(sh / H), h = (int)(sh % H);
         int j0 = cu_seqlens[s], j1 = cu_seqlens[s + 1];

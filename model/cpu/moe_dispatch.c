@@ -20,12 +20,12 @@ void cpu_moe_permute(float *Xp, int32_t *row_of_slot, int32_t *slot_of_row, int3
     for (int s = 0; s < S; s++) row_of_slot[s] = cursor[idx[s]]++;
     free(cursor);
     for (int s = 0; s < S; s++) slot_of_row[row_of_slot[s]] = s;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)S * D > OPS_CPU_PAR_MIN)
     for (int r = 0; r < S; r++) memcpy(Xp + (size_t)r * D, x + (size_t)(slot_of_row[r] / K) * D, sizeof(float) * D);
 }
 
 void cpu_moe_permute_backward(float *dx, const float *dXp, const int32_t *row_of_slot, int N, int D, int K) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * K * D > OPS_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         float *d = dx + (size_t)n * D;
         for (int k = 0; k < K; k++) {
@@ -82,7 +82,7 @@ void cpu_moe_experts_backward(float *dXp, float *dWg, float *dWu, float *dWd, co
 
 void cpu_moe_unpermute(float *y, const float *Yp, const float *w, const int32_t *row_of_slot, int N, int D,
                        int K) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * K * D > OPS_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         float *o = y + (size_t)n * D;
         for (int i = 0; i < D; i++) o[i] = 0;
@@ -97,7 +97,7 @@ void cpu_moe_unpermute(float *y, const float *Yp, const float *w, const int32_t 
 void cpu_moe_unpermute_backward(float *dYp, float *dw, const float *dy, const float *Yp, const float *w,
                                 const int32_t *row_of_slot, const int32_t *slot_of_row, int N, int D, int K) {
     int S = N * K;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)S * D > OPS_CPU_PAR_MIN)
     for (int r = 0; r < S; r++) {
         int s = slot_of_row[r];
         const float *g = dy + (size_t)(s / K) * D;
@@ -105,7 +105,7 @@ void cpu_moe_unpermute_backward(float *dYp, float *dw, const float *dy, const fl
         float ws = w[s];
         for (int i = 0; i < D; i++) d[i] = ws * g[i];
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)S * D > OPS_CPU_PAR_MIN)
     for (int s = 0; s < S; s++) {
         const float *g = dy + (size_t)(s / K) * D, *yp = Yp + (size_t)row_of_slot[s] * D;
         float acc = 0;
