@@ -55,18 +55,24 @@ static char *write_tmp(const char *name, const char *text) {
 TEST(cli_init_deterministic_and_tokenizer) {
     char *dir = test_tmpdir();
     char args[1024], *out, *err;
-    const char *tok = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1}},"
-                      "\"added_tokens\":[{\"id\":63,\"content\":\"<eos>\"}]}";
-    char *tp = write_tmp("tokenizer.json", tok);
+    /* A real tokenizer (553 is its largest id) and the tiny config widened to 600 tokens. */
+    const char *tp = "tests/fixtures/tokenizer/crucible_trained.json";
+    CrError e;
+    char *tok = cr_read_file(tp, NULL, &e), *cfgtxt = cr_read_file(FIX "/tiny_config.json", NULL, &e);
+    CHECKF(tok && cfgtxt && strstr(cfgtxt, "\"vocab_size\": 64,"), "fixtures");
+    if (!tok || !cfgtxt) return;
+    char *v = strstr(cfgtxt, "\"vocab_size\": 64,");
+    memcpy(v, "\"vocab_size\":600,", 17);
+    char *cfg600 = write_tmp("config600.json", cfgtxt);
     const int seeds[3] = {7, 7, 8};
     char *w[3];
     for (int i = 0; i < 3; i++) {
-        snprintf(args, sizeof args, "init --config %s/tiny_config.json --out %s/m%d --seed %d --tokenizer %s", FIX, dir,
-                 i, seeds[i], tp);
+        snprintf(args, sizeof args, "init --config %s --out %s/m%d --seed %d --tokenizer %s", cfg600, dir, i, seeds[i],
+                 tp);
         int rc = run(args, &out, &err);
         CHECKF(rc == 0, "rc %d: %s", rc, err);
         cJSON *j = cJSON_Parse(out);
-        CHECKF(j && cJSON_GetObjectItem(j, "params") && cJSON_GetObjectItem(j, "params")->valuedouble == 37264,
+        CHECKF(j && cJSON_GetObjectItem(j, "params") && cJSON_GetObjectItem(j, "params")->valuedouble == 37264 + 2 * (600 - 64) * 32,
                "output: %s", out);
         cJSON_Delete(j);
         free(out), free(err);
@@ -74,7 +80,6 @@ TEST(cli_init_deterministic_and_tokenizer) {
         snprintf(sub, sizeof sub, "m%d/model.safetensors", i);
         char *p = cr_path_join(dir, sub);
         size_t len;
-        CrError e;
         w[i] = cr_read_file(p, &len, &e);
         CHECKF(w[i] && len > 100000, "%s", e.msg);
         free(p);
@@ -91,7 +96,6 @@ TEST(cli_init_deterministic_and_tokenizer) {
     free(w[0]), free(w[1]), free(w[2]);
     /* The weights follow the init contract: norms 1, Linear std = initializer_range (0.1). */
     snprintf(args, sizeof args, "%s/m0", dir);
-    CrError e;
     Model *m = model_load(args, &e);
     CHECKF(m != NULL, "%s", e.msg);
     if (m) {
@@ -107,9 +111,8 @@ TEST(cli_init_deterministic_and_tokenizer) {
     snprintf(args, sizeof args, "init --config %s/tiny_config.json", FIX);
     CHECK(run(args, &out, &err) == 2 && strstr(err, "--out"));
     free(out), free(err);
-    char *big = write_tmp("tokenizer.json", "{\"model\":{\"vocab\":{\"a\":0,\"b\":64}}}");
-    snprintf(args, sizeof args, "init --config %s/tiny_config.json --out %s/bad --tokenizer %s", FIX, dir, big);
-    CHECKF(run(args, &out, &err) == 1 && strstr(err, "64") && strstr(err, "vocab_size"), "%s", err);
+    snprintf(args, sizeof args, "init --config %s/tiny_config.json --out %s/bad --tokenizer %s", FIX, dir, tp);
+    CHECKF(run(args, &out, &err) == 1 && strstr(err, "553") && strstr(err, "vocab_size 64"), "%s", err);
     free(out), free(err);
     char *badcfg = write_tmp("config.json", "{\"hidden_size\": \"big\"}");
     snprintf(args, sizeof args, "init --config %s --out %s/bad", badcfg, dir);
@@ -118,7 +121,7 @@ TEST(cli_init_deterministic_and_tokenizer) {
     char *bad = cr_path_join(dir, "bad");
     CHECK(!cr_file_exists(bad));   /* nothing written on failure */
     free(bad);
-    free(badcfg), free(big), free(tp);
+    free(badcfg), free(cfg600), free(cfgtxt), free(tok);
 }
 
 /* Parse score's stdout. */
