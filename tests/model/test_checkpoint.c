@@ -175,8 +175,11 @@ TEST(model_checkpoint_latest_and_replace) {
     CHECK(mkdir(junk, 0755) == 0);
     char *latest = checkpoint_latest(run, &e);
     CHECKF(latest && strstr(latest, "checkpoints/step-000120"), "%s", latest ? latest : e.msg);
-    /* Re-saving an existing complete checkpoint replaces it whole. */
-    CHECKF(checkpoint_save(latest, m2, NULL, NULL, &e) == 0, "%s", e.msg);
+    /* Re-saving an existing complete checkpoint replaces it whole (trailing '/' or not). */
+    char *slash = cr_malloc(strlen(latest) + 2);
+    sprintf(slash, "%s/", latest);
+    CHECKF(checkpoint_save(slash, m2, NULL, NULL, &e) == 0, "%s", e.msg);
+    free(slash);
     Model *r = checkpoint_load(latest, NULL, NULL, &e);
     CHECKF(r && memcmp(r->params, m2->params, sizeof(float) * m2->n_params) == 0, "%s", r ? "old weights" : e.msg);
     model_free(r);
