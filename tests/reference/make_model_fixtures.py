@@ -42,9 +42,10 @@ sequence (seq_aux) and averaged over the S sequences, T = that sequence's length
 AdamW: torch.optim.AdamW, two param groups: weight decay on tensors with ndim >= 2 (the fused 3-D
 expert tensors are per-expert 2-D tensors on disk), none on 1-D norm weights. Each of the 3 steps
 is a full forward + backward of the same batch and dlogp at the current parameters.
-eps = 1e-5 (not torch's default 1e-8): an element whose true gradient is within fp32 rounding
-noise (~1e-7 absolute here) would otherwise move by a random fraction of lr (+lr vs -lr when its
-sign flips); with eps = 1e-5 such an element's update error is at most ~lr * 1e-2, so the
+eps = 1e-4 (not torch's default 1e-8): Adam's update m/(sqrt(v)+eps) amplifies gradient noise
+near |g| ~ eps by lr/(4 eps); with eps = 1e-8 an element whose true gradient sits at fp32
+rounding noise (~1e-7 here) would move by a random fraction of lr, so the test would compare
+noise. With eps = 1e-4 (median |g| is 5e-3..1e-2; 1-4% of the elements fall below eps) the
 comparison tests the optimizer, not the noise (the script prints what plain fp32 torch reaches).
 
 Fixtures are accepted only if every routing decision (top-k, and the group top-k for
@@ -97,7 +98,7 @@ COMMON = dict(max_position_embeddings=163840, rope_theta=10000.0, rope_scaling=Y
 
 SEQ_LENS = [5, 9, 17, 7]
 SEQ_POS0 = [0, 0, 0, 1000]          # first position of each sequence
-ADAMW = dict(lr=1e-2, beta1=0.9, beta2=0.95, eps=1e-5, weight_decay=0.1)
+ADAMW = dict(lr=1e-2, beta1=0.9, beta2=0.95, eps=1e-4, weight_decay=0.1)
 MIN_GAP = 1e-4
 
 
