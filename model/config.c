@@ -308,6 +308,18 @@ int model_config_load(ModelConfig *c, const char *path, CrError *e) {
     return rc;
 }
 
+/* A float field as the shortest decimal that reads back as the same fp32 value, always
+ * with a '.' or exponent: transformers' strict config dataclasses refuse 0 for a float. */
+static void add_float(cJSON *o, const char *key, float v) {
+    char buf[48];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");   /* "n": inf/nan never reach here (validated) */
+    cJSON_AddItemToObject(o, key, cJSON_CreateRaw(buf));
+}
+
 char *model_config_to_json(const ModelConfig *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o) CR_DIE("out of memory");
@@ -340,23 +352,23 @@ char *model_config_to_json(const ModelConfig *c) {
     else cJSON_AddNullToObject(o, "n_group");
     if (c->topk_group > 0) cJSON_AddNumberToObject(o, "topk_group", c->topk_group);
     else cJSON_AddNullToObject(o, "topk_group");
-    cJSON_AddNumberToObject(o, "routed_scaling_factor", c->routed_scaling_factor);
+    add_float(o, "routed_scaling_factor", c->routed_scaling_factor);
     cJSON_AddBoolToObject(o, "norm_topk_prob", c->norm_topk_prob);
     cJSON_AddStringToObject(o, "scoring_func", "softmax");
-    cJSON_AddNumberToObject(o, "aux_loss_alpha", c->aux_loss_alpha);
+    add_float(o, "aux_loss_alpha", c->aux_loss_alpha);
     cJSON_AddBoolToObject(o, "seq_aux", c->seq_aux);
     cJSON_AddStringToObject(o, "hidden_act", "silu");
-    cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
-    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+    add_float(o, "rms_norm_eps", c->rms_norm_eps);
+    add_float(o, "rope_theta", c->rope_theta);
     if (c->rope_yarn) {
         cJSON *rs = cJSON_AddObjectToObject(o, "rope_scaling");
         cJSON_AddStringToObject(rs, "type", "yarn");
-        cJSON_AddNumberToObject(rs, "factor", c->yarn_factor);
+        add_float(rs, "factor", c->yarn_factor);
         cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->yarn_original_max_position_embeddings);
-        cJSON_AddNumberToObject(rs, "beta_fast", c->yarn_beta_fast);
-        cJSON_AddNumberToObject(rs, "beta_slow", c->yarn_beta_slow);
-        cJSON_AddNumberToObject(rs, "mscale", c->yarn_mscale);
-        cJSON_AddNumberToObject(rs, "mscale_all_dim", c->yarn_mscale_all_dim);
+        add_float(rs, "beta_fast", c->yarn_beta_fast);
+        add_float(rs, "beta_slow", c->yarn_beta_slow);
+        add_float(rs, "mscale", c->yarn_mscale);
+        add_float(rs, "mscale_all_dim", c->yarn_mscale_all_dim);
     } else {
         cJSON_AddNullToObject(o, "rope_scaling");
     }
@@ -364,9 +376,9 @@ char *model_config_to_json(const ModelConfig *c) {
     cJSON_AddNumberToObject(o, "bos_token_id", c->bos_token_id);
     cJSON_AddNumberToObject(o, "eos_token_id", c->eos_token_id);
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
-    cJSON_AddNumberToObject(o, "initializer_range", c->initializer_range);
+    add_float(o, "initializer_range", c->initializer_range);
     cJSON_AddBoolToObject(o, "attention_bias", 0);
-    cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
+    add_float(o, "attention_dropout", 0.0f);
     cJSON_AddStringToObject(o, "torch_dtype", "float32");
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
