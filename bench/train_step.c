@@ -41,9 +41,9 @@ static const char k_config[] =
 
 /* Two runtime settings that decide CPU speed here and can only be given through the
  * environment (both libraries read it when they load), so the bench re-executes itself once:
- *  - OMP_WAIT_POLICY=passive: the model's OpenMP loops and Debian's pthreads OpenBLAS keep
- *    separate thread pools; with the default policy OpenMP threads spin after each parallel
- *    region and steal the cores from the following GEMM (measured 4-5x slower on 2 cores).
+ *  - OMP_WAIT_POLICY=passive: with the default policy idle OpenMP threads spin after each
+ *    parallel region; on a machine whose cores are shared with other processes the spinning
+ *    threads steal the time slices the working ones need (measured 4-5x slower on 2 busy cores).
  *  - OPENBLAS_CORETYPE: OpenBLAS 0.3.21 does not recognise newer Xeons and falls back to its
  *    SSE3 "Prescott" kernels; on a CPU with AVX-512 we name SkylakeX.
  * Values already in the environment are kept; the torch peer runs with its own defaults. */
@@ -119,8 +119,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "train_step: steps >= 1, warmup >= 0, threads >= 1, seqs >= 1, seq-len >= 2\n");
         return 2;
     }
-    omp_set_num_threads((int)threads);
-    openblas_set_num_threads((int)threads);
+    omp_set_num_threads((int)threads);   /* the CPU backend splits GEMMs over OpenMP itself */
 
     Model *m = NULL;
     int n = (int)(seqs * seq_len);
