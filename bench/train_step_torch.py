@@ -115,7 +115,8 @@ def time_variant(attn, experts, ids, steps, warmup, seed):
         return None, f"{attn}/{experts}: unavailable ({type(ex).__name__}: {ex})"
     step = make_step(m, cfg, ids)
     try:
-        for _ in range(warmup):
+        loss0 = step()
+        for _ in range(warmup - 1):
             step()
     except Exception as ex:
         return None, f"{attn}/{experts}: failed ({type(ex).__name__}: {ex})"
@@ -126,14 +127,14 @@ def time_variant(attn, experts, ids, steps, warmup, seed):
         ts.append(time.perf_counter() - t0)
     med = statistics.median(ts)
     return med, f"torch {attn}/{experts}: median {med * 1e3:.1f} ms/step over {steps} " \
-                f"(min {min(ts) * 1e3:.1f}), {ids.numel() / med:.0f} tokens/s"
+                f"(min {min(ts) * 1e3:.1f}), {ids.numel() / med:.0f} tokens/s, first-step loss {loss0:.4f}"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
     ap.add_argument("--seqs", type=int, default=1)
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--seed", type=int, default=0)
@@ -141,6 +142,7 @@ def main():
     ap.add_argument("--variants", default="sdpa/grouped_mm,sdpa/eager,eager/eager",
                     help="comma-separated attention/experts implementations to time")
     a = ap.parse_args()
+    a.warmup = max(a.warmup, 1)
     torch.set_default_dtype(torch.float32)
     torch.set_num_threads(a.threads)
     g = torch.Generator().manual_seed(a.seed + 1)
@@ -149,7 +151,8 @@ def main():
         cfg, m = build("eager", "eager", a.seed)
         write_model(m, cfg, a.write, ids, a.seqs, a.seq_len)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"threads {torch.get_num_threads()}, batch {a.seqs}x{a.seq_len}", flush=True)
+          f"threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(default)')}, "
+          f"batch {a.seqs}x{a.seq_len}", flush=True)
     best = None
     for v in a.variants.split(","):
         attn, experts = v.split("/")

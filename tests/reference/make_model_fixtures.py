@@ -192,6 +192,44 @@ def hf_to_disk(state, cfg):
     return out
 
 
+def spec_names(cfg):
+    """The checkpoint tensor names of spec §2 for this config, with shapes."""
+    D, H, V = cfg.hidden_size, cfg.num_attention_heads, cfg.vocab_size
+    dn, dr, dv, r = cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim, cfg.kv_lora_rank
+    Ie, E = cfg.moe_intermediate_size, cfg.n_routed_experts
+    n = {"model.embed_tokens.weight": (V, D), "model.norm.weight": (D,), "lm_head.weight": (V, D)}
+    for l in range(cfg.num_hidden_layers):
+        p = f"model.layers.{l}."
+        n[p + "input_layernorm.weight"] = (D,)
+        n[p + "post_attention_layernorm.weight"] = (D,)
+        if cfg.q_lora_rank is None:
+            n[p + "self_attn.q_proj.weight"] = (H * (dn + dr), D)
+        else:
+            q = cfg.q_lora_rank
+            n[p + "self_attn.q_a_proj.weight"] = (q, D)
+            n[p + "self_attn.q_a_layernorm.weight"] = (q,)
+            n[p + "self_attn.q_b_proj.weight"] = (H * (dn + dr), q)
+        n[p + "self_attn.kv_a_proj_with_mqa.weight"] = (r + dr, D)
+        n[p + "self_attn.kv_a_layernorm.weight"] = (r,)
+        n[p + "self_attn.kv_b_proj.weight"] = (H * (dn + dv), r)
+        n[p + "self_attn.o_proj.weight"] = (D, H * dv)
+        if l < cfg.first_k_dense_replace:
+            I = cfg.intermediate_size
+            n.update({p + "mlp.gate_proj.weight": (I, D), p + "mlp.up_proj.weight": (I, D),
+                      p + "mlp.down_proj.weight": (D, I)})
+        else:
+            Is = Ie * cfg.n_shared_experts
+            n[p + "mlp.gate.weight"] = (E, D)
+            for e in range(E):
+                n.update({p + f"mlp.experts.{e}.gate_proj.weight": (Ie, D),
+                          p + f"mlp.experts.{e}.up_proj.weight": (Ie, D),
+                          p + f"mlp.experts.{e}.down_proj.weight": (D, Ie)})
+            n.update({p + "mlp.shared_experts.gate_proj.weight": (Is, D),
+                      p + "mlp.shared_experts.up_proj.weight": (Is, D),
+                      p + "mlp.shared_experts.down_proj.weight": (D, Is)})
+    return n
+
+
 def make_batch(cfg, seed):
     g = torch.Generator().manual_seed(seed + 1)
     seqs, targets, pos = [], [], []
@@ -433,8 +471,11 @@ def write_fixture(outdir, name, ref):
     f32 = lambda d: {k: v.detach().to(torch.float32).contiguous() for k, v in d.items()}
     meta = {"generator": "tests/reference/make_model_fixtures.py",
             "transformers": transformers.__version__, "torch": torch.__version__.split("+")[0]}
-    save_file(f32(hf_to_disk(ref["params0"], cfg)), os.path.join(outdir, "model.safetensors"),
-              metadata={"format": "pt", **meta})
+    weights = f32(hf_to_disk(ref["params0"], cfg))
+    want = spec_names(cfg)
+    got = {k: tuple(v.shape) for k, v in weights.items()}
+    assert got == want, f"names/shapes differ from spec §2: {set(got) ^ set(want)}"
+    save_file(weights, os.path.join(outdir, "model.safetensors"), metadata={"format": "pt", **meta})
     data = {k: batch[k].to(torch.int64).contiguous() for k in ("tokens", "targets", "cu_seqlens", "pos")}
     data["logp"] = ref["logp"].float()
     data["aux"] = ref["aux"].float().reshape(1)
