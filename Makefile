@@ -8,7 +8,7 @@ GEN      := $(BUILD)/gen
 OBJ      := $(BUILD)/obj
 
 CFLAGS   := -std=c17 -O2 -g -Wall -Wextra -Werror -Wno-format-truncation -fopenmp -D_GNU_SOURCE -I. -I$(GEN) -MMD -MP
-LDLIBS   := -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lseccomp -lgit2 -lm -lpthread
+LDLIBS   := -lopenblas -lcjson -lpcre2-8 -lsqlite3 -lseccomp -lgit2 -lz -lm -lpthread
 LDFLAGS  := -fopenmp
 
 # Every module is a library folder; the CLI and the trainers join them.
@@ -106,7 +106,7 @@ $(BUILD)/crucible_tests: $(TEST_OBJ) $(LIB)
 
 # ---- what users and CI run -------------------------------------------------------
 DEB_PKGS := gcc g++ make git pkg-config python3 libopenblas-dev libcjson-dev libpcre2-dev \
-            libsqlite3-dev libseccomp-dev libgit2-dev libopenmpi-dev openmpi-bin
+            libsqlite3-dev libseccomp-dev libgit2-dev libopenmpi-dev openmpi-bin zlib1g-dev
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
