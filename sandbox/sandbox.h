@@ -100,7 +100,7 @@ const char *sandbox_isolation_report(void);
  * the pool before any GPU context exists. Jobs travel as JSON lines over pipes. submit() queues a
  * job (blocks while 2N jobs are pending: back-pressure); next() returns any finished job with the
  * tag given at submit. The worker binary is $CRUCIBLE_SANDBOX_WORKER, else `crucible` next to
- * /proc/self/exe, else /proc/self/exe. A worker that dies yields verdict IE for its job and is
+ * /proc/self/exe (or one directory up), else /proc/self/exe. A worker that dies yields verdict IE for its job and is
  * replaced. */
 typedef struct SandboxPool SandboxPool;
 SandboxPool *sandbox_pool_create(int n_workers, CrError *e);

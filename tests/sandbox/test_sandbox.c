@@ -340,7 +340,9 @@ static const char k_add_test[] =
     "def check(candidate):\n"
     "    assert candidate(1, 2) == 3\n"
     "    assert candidate(-1, 1) == 0\n"
-    "    assert candidate(10, 5) == 15\n";
+    "    assert candidate(10, 5) == 15\n"
+    "    assert abs(candidate(0.5, 0.25) - 0.75) < 1e-9\n"
+    "    assert len([candidate(1, 1)]) == 1\n";
 
 static Verdict assert_run(TestCtx *t_, Host *h, const char *name, const char *src) {
     SandboxJob job = { .lang = "python", .source = src, .test_code = k_add_test, .entry_point = "add" };
@@ -362,11 +364,12 @@ TEST(sandbox_verdict_forging) {
     /* the honest solution passes: the harness is not refusing everything */
     CHECK(assert_run(t_, &h, "honest add", "def add(a, b):\n    return a + b\n") == VERDICT_OK);
     CHECK(assert_run(t_, &h, "honest add, helper + import", "import math\ndef helper(x):\n    return x\n"
-                     "def add(a, b):\n    return helper(a) + int(math.floor(b))\n") == VERDICT_OK);
+                     "def add(a, b):\n    return helper(a) + math.fsum([b])\n") == VERDICT_OK);
     CHECK(assert_run(t_, &h, "wrong add", "def add(a, b):\n    return a - b\n") == VERDICT_WA);
     static const char *const forged[] = { "forge_sys_exit.py", "forge_os_exit.py", "forge_atexit.py",
                                           "forge_excepthook.py", "forge_print_passed.py", "forge_always_equal.py",
-                                          "forge_steal_nonce.py", "forge_patch_harness.py" };
+                                          "forge_steal_nonce.py", "forge_patch_harness.py",
+                                          "forge_shadow_builtins.py" };
     for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
         char *src = program(forged[i]);
         Verdict v = assert_run(t_, &h, forged[i], src);
