@@ -127,7 +127,9 @@ static int probe_namespaces(void) {
     return ok;
 }
 
-/* ---- cgroups (v1 memory + pids) ------------------------------------------------ */
+/* ---- cgroups (v1 memory + pids + cpuacct) ------------------------------------------ */
+
+static void sweep_stale(const char *dir, const char *prefix);
 
 static int cgroup_setup(const char *controller, char *out, size_t cap) {
     out[0] = 0;
@@ -151,9 +153,10 @@ static int cgroup_setup(const char *controller, char *out, size_t cap) {
     }
     fclose(f);
     if (!found) return -1;
-    char path[400];
-    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/crucible-sbx-%ld", controller,
-             strcmp(rel, "/") == 0 ? "" : rel, (long)getpid());
+    char parent[400], path[480];
+    snprintf(parent, sizeof parent, "/sys/fs/cgroup/%s%s", controller, strcmp(rel, "/") == 0 ? "" : rel);
+    sweep_stale(parent, "crucible-sbx-");
+    snprintf(path, sizeof path, "%s/crucible-sbx-%ld", parent, (long)getpid());
     if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
     snprintf(out, cap, "%s", path);
     return 0;
@@ -221,6 +224,11 @@ static BoxCtx *ctx_get(CrError *e) {
         return cr_error_set(e, "sandbox: cannot create %s: %s", c->root, strerror(errno)), NULL;
     c->box_uid = (uid_t)(BOX_UID_BASE + getpid());
     c->ns_flags = probe_namespaces();
+    /* CRUCIBLE_SANDBOX_DISABLE=net,ipc,... leaves namespaces out as if the kernel refused them
+     * (to exercise the fallback; never needed in normal use). */
+    const char *dis = getenv("CRUCIBLE_SANDBOX_DISABLE");
+    for (size_t i = 0; dis && i < sizeof k_ns / sizeof k_ns[0]; i++)
+        if (strstr(dis, k_ns_name[i])) c->ns_flags &= ~k_ns[i];
     if (geteuid() != 0 && !(c->ns_flags & CLONE_NEWUSER))
         return cr_error_set(e, "sandbox: neither root nor user namespaces: cannot isolate"), NULL;
     cgroup_setup("memory", c->cg_mem, sizeof c->cg_mem);
@@ -235,9 +243,9 @@ static BoxCtx *ctx_get(CrError *e) {
         strncat(dst, k_ns_name[i], sizeof ns - strlen(dst) - 1);
     }
     snprintf(c->report, sizeof c->report,
-             "namespaces: %s%s%s; root: private tmpfs + read-only /usr%s; cgroup: memory %s, pids %s, cpuacct %s; "
+             "namespaces: %s%s%s%s; root: private tmpfs + read-only /usr%s; cgroup: memory %s, pids %s, cpuacct %s; "
              "seccomp: allow-list, native arch only; rlimits, setsid, no_new_privs, fds 0-2",
-             ns[0] ? ns : "none", missing[0] ? " (refused: " : "", missing[0] ? missing : "",
+             ns[0] ? ns : "none", missing[0] ? " (refused: " : "", missing[0] ? missing : "", missing[0] ? ")" : "",
              (c->ns_flags & CLONE_NEWNS) ? "" : " (NOT in force: no mount namespace)",
              c->cg_mem[0] ? "v1" : "unavailable (rlimits only)", c->cg_pids[0] ? "v1" : "unavailable",
              c->cg_cpu[0] ? "v1" : "unavailable (per-process RLIMIT_CPU only)");

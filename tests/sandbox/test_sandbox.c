@@ -522,3 +522,31 @@ TEST(sandbox_pool_parallel) {
     sandbox_pool_free(p);
     CHECK(box_processes_alive() == 0);
 }
+
+/* ---- fallback when the kernel refuses namespaces ---------------------------------------- */
+
+TEST(sandbox_namespace_fallback_reported) {
+    /* Simulate a kernel that refuses the net and ipc namespaces: the sandbox must keep working
+     * with the rest and say what is not in force. */
+    sandbox_shutdown();
+    setenv("CRUCIBLE_SANDBOX_DISABLE", "net,ipc", 1);
+    const char *rep = sandbox_isolation_report();
+    fprintf(stderr, "    %s\n", rep);
+    CHECK(strstr(rep, "refused: ipc,net") != NULL);
+    CHECK(strstr(rep, "namespaces: user,pid,mount,uts") != NULL);
+    SandboxJob job = { .lang = "c", .source = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n" };
+    SandboxResult r;
+    CrError e;
+    CHECK(sandbox_run(&job, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_OK && r.n_tests == 1 && !strcmp(r.tests[0].stdout_data, "hi\n"));
+    sandbox_result_free(&r);
+    /* seccomp still refuses sockets without the net namespace */
+    char *src = program("socket_inet.c");
+    SandboxJob sj = { .lang = "c", .source = src, .stdin_data = "1\n" };
+    CHECK(sandbox_run(&sj, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_SV);
+    sandbox_result_free(&r);
+    free(src);
+    unsetenv("CRUCIBLE_SANDBOX_DISABLE");
+    sandbox_shutdown();
+}
