@@ -571,10 +571,15 @@ static void cg_prepare(const BoxCtx *c, const BoxSpec *s) {
     char path[400], v[64];
     if (c->cg_mem[0]) {
         snprintf(v, sizeof v, "%ld", s->memory_limit_bytes);
-        snprintf(path, sizeof path, "%s/memory.limit_in_bytes", c->cg_mem);
-        if (write_file_str(path, v) < 0) {}
-        snprintf(path, sizeof path, "%s/memory.memsw.limit_in_bytes", c->cg_mem);
-        if (write_file_str(path, v) < 0) {}  /* absent without swap accounting */
+        /* memory <= memory+swap must hold after every write: raising needs memsw first, lowering
+         * memory first; writing memory, memsw, memory again covers both. memsw is absent without
+         * swap accounting. */
+        char mem[400], memsw[400];
+        snprintf(mem, sizeof mem, "%s/memory.limit_in_bytes", c->cg_mem);
+        snprintf(memsw, sizeof memsw, "%s/memory.memsw.limit_in_bytes", c->cg_mem);
+        int ok = write_file_str(mem, v) == 0;
+        if (write_file_str(memsw, v) < 0) {}
+        if (!ok && write_file_str(mem, v) < 0) {}
         snprintf(path, sizeof path, "%s/memory.max_usage_in_bytes", c->cg_mem);
         if (write_file_str(path, "0") < 0) {}
         snprintf(path, sizeof path, "%s/memory.failcnt", c->cg_mem);

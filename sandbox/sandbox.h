@@ -70,7 +70,9 @@ typedef struct SandboxResult {
 } SandboxResult;
 
 /* Compile once, then run every test in its own box. Returns 0 with *out filled (caller frees),
- * or -1 (e set) only when the sandbox itself cannot work or the job is malformed. */
+ * or -1 (e set) only when the sandbox itself cannot work or the job is malformed.
+ * Not thread-safe, and each run forks the calling process: large processes (trainers) should use
+ * the pool, whose workers are small. */
 int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e);
 void sandbox_result_free(SandboxResult *r);
 
