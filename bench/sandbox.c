@@ -4,14 +4,16 @@
  * (2) compile+run+judge throughput with the pool (2 workers) for a trivial C program and for a
  *     HumanEval task, against the same jobs run bare (gcc + run; python3 + run) with the same
  *     parallelism (target: >= 0.9 of bare).
- * Usage: build/bench/sandbox [N_RUNS=200] [N_JOBS=40]. Run from the repository root (needs
- * build/crucible for the pool's workers). */
+ * Usage: build/bench/sandbox [N_RUNS=200] [N_JOBS=40] (N_JOBS=0: per-run overhead only). Needs
+ * build/crucible (the pool's workers, the end-to-end line). CRUCIBLE_SANDBOX_DISABLE=net,...
+ * shows what each namespace costs. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -85,6 +87,67 @@ static void overhead(int n) {
     box_remove_dir(dir);
     free(dir);
     seccomp_program_free(&f);
+}
+
+/* Median wall time of `n` runs of argv (bare) — used for the CLI and compiler comparisons. */
+static double median_ms(char *const *argv, int n) {
+    double *t = cr_malloc(sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        double t0 = now_s();
+        if (spawn_wait(argv, NULL, NULL) != 0) { fprintf(stderr, "%s failed\n", argv[0]); exit(1); }
+        t[i] = (now_s() - t0) * 1e3;
+    }
+    qsort(t, (size_t)n, sizeof *t, cmp_d);
+    double m = t[n / 2];
+    free(t);
+    return m;
+}
+
+/* End to end: `crucible sandbox run` (process start, namespace probe, seccomp build, one boxed
+ * run, JSON) against `python3 hello.py`, and the boxed compile step against a bare gcc. */
+static void end_to_end(const char *tmp, int n) {
+    char py[256], c[256], bin[256], exe[512];
+    snprintf(py, sizeof py, "%s/hello.py", tmp);
+    snprintf(c, sizeof c, "%s/hello.c", tmp);
+    snprintf(bin, sizeof bin, "%s/hello", tmp);
+    FILE *f = fopen(py, "w");
+    fputs("print('hello')\n", f);
+    fclose(f);
+    f = fopen(c, "w");
+    fputs("#include <stdio.h>\nint main(void){puts(\"hello\");return 0;}\n", f);
+    fclose(f);
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 32);
+    if (len <= 0) return;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    snprintf(slash, 32, "/../crucible");
+    char *cli_py[] = { exe, "sandbox", "run", "--lang", "python", py, NULL };
+    char *bare_py[] = { "/usr/bin/python3", "-I", "-B", py, NULL };
+    char *bare_cc[] = { "/usr/bin/gcc", "-O2", "-std=gnu17", "-pipe", "-o", bin, c, "-lm", NULL };
+    double a = median_ms(cli_py, n), b = median_ms(bare_py, n);
+    printf("end to end: crucible sandbox run --lang python hello.py median %.1f ms; bare python3 %.1f ms; "
+           "overhead %.1f ms (%d runs)\n", a, b, a - b, n);
+    CrError e;
+    SandboxJob job = { .lang = "c", .source = "#include <stdio.h>\nint main(void){puts(\"hello\");return 0;}\n" };
+    double *t = cr_malloc(sizeof(double) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        SandboxResult r;
+        if (sandbox_run(&job, &r, &e) < 0 || r.verdict != VERDICT_OK) { fprintf(stderr, "compile job failed\n"); exit(1); }
+        t[i] = (double)r.compile_time_ms;
+        sandbox_result_free(&r);
+    }
+    qsort(t, (size_t)n, sizeof *t, cmp_d);
+    double cpu_box = t[n / 2];
+    /* bare compiler CPU time: children's rusage */
+    struct rusage r0, r1;
+    getrusage(RUSAGE_CHILDREN, &r0);
+    double wall_cc = median_ms(bare_cc, n);
+    getrusage(RUSAGE_CHILDREN, &r1);
+    double cpu_bare = ((r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) + (r1.ru_stime.tv_sec - r0.ru_stime.tv_sec)) * 1e3 +
+                      ((r1.ru_utime.tv_usec - r0.ru_utime.tv_usec) + (r1.ru_stime.tv_usec - r0.ru_stime.tv_usec)) / 1e3;
+    printf("compile step (gcc -O2, hello.c): boxed CPU median %.0f ms; bare CPU mean %.0f ms (bare wall median "
+           "%.0f ms); ratio %.2f (target <= 1.10)\n", cpu_box, cpu_bare / n, wall_cc, cpu_box / (cpu_bare / n));
+    free(t);
 }
 
 static const char k_c_src[] =
@@ -179,11 +242,16 @@ static double bare_throughput(int is_c, int n_jobs, const char *tmp) {
 int main(int argc, char **argv) {
     int n_runs = argc > 1 ? atoi(argv[1]) : 200;
     int n_jobs = argc > 2 ? atoi(argv[2]) : 40;
-    if (n_runs < 10 || n_jobs < 2) { fprintf(stderr, "usage: %s [N_RUNS>=10] [N_JOBS>=2]\n", argv[0]); return 2; }
+    if (n_runs < 10 || n_jobs < 0 || n_jobs == 1) {
+        fprintf(stderr, "usage: %s [N_RUNS>=10] [N_JOBS>=2, 0: per-run overhead only]\n", argv[0]);
+        return 2;
+    }
     printf("isolation: %s\n", sandbox_isolation_report());
     overhead(n_runs);
+    if (n_jobs == 0) { sandbox_shutdown(); return 0; }
     char tmp[] = "/tmp/crucible-bench-XXXXXX";
     if (!mkdtemp(tmp)) { perror("mkdtemp"); return 1; }
+    end_to_end(tmp, 20);
     SandboxTest t = { "1 2\n", "3\n" };
     SandboxJob cjob = { .lang = "c", .source = k_c_src, .tests = &t, .n_tests = 1 };
     SandboxJob hjob = { .lang = "python", .source = k_he_src, .test_code = k_he_test, .entry_point = "has_close_elements" };
