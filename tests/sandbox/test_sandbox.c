@@ -74,7 +74,8 @@ static void host_teardown(Host *h) {
     sandbox_shutdown();
 }
 
-/* Processes of the box uids (see box.c: 1000000 + pid, 2000000 + pid) still alive anywhere. */
+/* Processes of the box uids (see box.c: 1000000 + pid, 2000000 + pid) still alive anywhere
+ * (PPid comes before Uid in /proc/PID/status). */
 static int box_processes_alive(void) {
     DIR *d = opendir("/proc");
     if (!d) return 0;
@@ -86,11 +87,15 @@ static int box_processes_alive(void) {
         snprintf(p, sizeof p, "/proc/%s/status", de->d_name);
         FILE *f = fopen(p, "r");
         if (!f) continue;
-        while (fgets(line, sizeof line, f))
+        long ppid = -1;
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "PPid:", 5) == 0) ppid = strtol(line + 5, NULL, 10);
             if (strncmp(line, "Uid:", 4) == 0) {
                 long uid = strtol(line + 4, NULL, 10);
-                if (uid >= 1000000 && uid < 3000000) n++;
+                /* the sandbox's namespace holder is our own direct child and runs no program */
+                if (uid >= 1000000 && uid < 3000000 && ppid != (long)getpid()) n++;
             }
+        }
         fclose(f);
     }
     closedir(d);
