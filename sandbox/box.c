@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "sandbox/lang.h"
 
 #define BOX_INNER_ID 1000           /* uid/gid of the program inside its user namespace */
 #define BOX_UID_BASE 1000000        /* outside uid = base + supervisor pid: one uid per box owner */
@@ -38,7 +39,9 @@
 #define MAX_ROOT_ENTRIES 24
 
 typedef enum { ENT_LINK, ENT_DIR_BIND, ENT_FILE_BIND } EntKind;
-typedef struct { EntKind kind; char path[64]; char target[64]; } RootEntry;
+/* `staged`: a toolchain the box's root cannot reach (under /root); the holder, while still host
+ * root, binds it at base/tcN first and builds the tree from there. */
+typedef struct { EntKind kind; char path[128]; char target[64]; int staged; } RootEntry;
 
 /* Per-process state, owned by this module, created on first use (and again in a forked child
  * that uses the sandbox: keyed by pid). */
@@ -46,6 +49,7 @@ typedef struct BoxCtx {
     pid_t owner;
     char base[96];              /* /tmp/crucible-sbx-PID */
     char root[128];             /* base/root: mount point of each box's root tmpfs */
+    char stage[96];             /* /tmp/crucible-sbx-tc-PID: staged toolchains (holder only) */
     int ns_flags;               /* namespaces in force */
     uid_t box_uid;              /* outside uid of the program */
     char cg_mem[320], cg_pids[320], cg_cpu[320];
@@ -190,6 +194,7 @@ static void add_entry(BoxCtx *c, EntKind k, const char *path, const char *target
     if (c->n_ents >= MAX_ROOT_ENTRIES) return;
     RootEntry *r = &c->ents[c->n_ents++];
     r->kind = k;
+    r->staged = 0;
     snprintf(r->path, sizeof r->path, "%s", path);
     snprintf(r->target, sizeof r->target, "%s", target ? target : "");
 }
@@ -209,6 +214,15 @@ static void plan_root(BoxCtx *c) {
             add_entry(c, ENT_DIR_BIND, top[i], NULL);
         }
     }
+    /* Toolchains outside /usr (a table entry's toolchain_dir), each at its own path. */
+    for (int i = 0; i < sandbox_lang_count(); i++) {
+        const char *d = sandbox_lang_at(i)->toolchain_dir;
+        struct stat st;
+        if (d && stat(d, &st) == 0 && S_ISDIR(st.st_mode)) {
+            add_entry(c, ENT_DIR_BIND, d, NULL);
+            c->ents[c->n_ents - 1].staged = 1;
+        }
+    }
     /* The few /etc pieces toolchains read; nothing else of the host's /etc. */
     static const char *const etc[] = { "/etc/ld.so.cache", "/etc/alternatives" };
     for (size_t i = 0; i < sizeof etc / sizeof etc[0]; i++) {
@@ -224,20 +238,25 @@ static _Noreturn void child_die(int errfd, const char *what);
 static int write_id_map(pid_t pid, const char *which, unsigned outside);
 
 /* The read-only part of every box's root, built at R (also used per run without the holder). */
-static void build_template(const BoxCtx *c, int ef) {
+static void build_template(const BoxCtx *c, int ef, int staged) {
     char path[256];
     const char *R = c->root;
     if (mount("tmpfs", R, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0) child_die(ef, "root tmpfs");
     for (int i = 0; i < c->n_ents; i++) {
         const RootEntry *r = &c->ents[i];
+        if (r->staged && !staged) continue;  /* reachable only through the holder */
         snprintf(path, sizeof path, "%s%s", R, r->path);
-        if (strncmp(r->path, "/etc/", 5) == 0) {
-            char etc[160];
-            snprintf(etc, sizeof etc, "%s/etc", R);
-            if (mkdir(etc, 0755) < 0 && errno != EEXIST) child_die(ef, etc);
+        /* parents of nested entries (/etc/..., a toolchain's path) */
+        for (char *q = path + strlen(R) + 1; (q = strchr(q, '/')); q++) {
+            *q = 0;
+            if (mkdir(path, 0755) < 0 && errno != EEXIST) child_die(ef, path);
+            *q = '/';
         }
+        char src[256];
+        if (r->staged) snprintf(src, sizeof src, "%s/tc%d", c->stage, i);
+        else snprintf(src, sizeof src, "%s", r->path);
         if (r->kind == ENT_LINK) { if (symlink(r->target, path) < 0) child_die(ef, path); }
-        else bind_ro(ef, r->path, path, r->kind == ENT_DIR_BIND, MS_NODEV);
+        else bind_ro(ef, src, path, r->kind == ENT_DIR_BIND, MS_NODEV);
     }
     static const char *const devs[] = { "null", "zero", "random", "urandom" };
     snprintf(path, sizeof path, "%s/dev", R);
@@ -268,12 +287,23 @@ static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent) {
     int ef = to_parent;
     char b;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(ef, "pdeathsig");
+    /* Still host root: stage the toolchains the box's root could not reach, in a mount namespace
+     * of our own (nothing changes on the host). */
+    if (unshare(CLONE_NEWNS) < 0) child_die(ef, "holder: mount namespace");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "holder: make / private");
+    for (int i = 0; i < c->n_ents; i++) {
+        if (!c->ents[i].staged || !c->stage[0]) continue;
+        char tc[256];
+        snprintf(tc, sizeof tc, "%s/tc%d", c->stage, i);
+        if (mkdir(tc, 0755) < 0 && errno != EEXIST) child_die(ef, tc);
+        if (mount(c->ents[i].path, tc, NULL, MS_BIND | MS_REC, NULL) < 0) child_die(ef, c->ents[i].path);
+    }
     if (unshare(CLONE_NEWUSER) < 0) child_die(ef, "holder: user namespace");
     if (write(to_parent, "u", 1) != 1 || read(from_parent, &b, 1) != 1) _exit(1);
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_die(ef, "holder: become box root");
     if (unshare(CLONE_NEWNS | CLONE_NEWNET) < 0) child_die(ef, "holder: mount/net namespaces");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "holder: make / private");
-    build_template(c, ef);
+    build_template(c, ef, 1);
     char path[256];
     /* The host's /proc stays under the box's /proc (a fresh proc is mounted over it per run; a user
      * namespace may only mount proc where a full one is visible). The submission dirs at /.subs
@@ -334,12 +364,16 @@ static int holder_start(BoxCtx *c) {
 static BoxCtx *ctx_get(CrError *e) {
     BoxCtx *c = &g_ctx;
     if (c->owner == getpid()) return c;
-    if (c->owner) for (int i = 0; i < 3; i++) if (c->ns_fd[i] >= 0) close(c->ns_fd[i]);  /* a parent's */
+    if (c->owner)  /* inherited from a parent process: its descriptors, not its holder */
+        for (int i = 0; i < 3; i++) if (c->ns_fd[i] >= 0) close(c->ns_fd[i]);
     memset(c, 0, sizeof *c);
     c->ns_fd[0] = c->ns_fd[1] = c->ns_fd[2] = -1;
     sweep_stale("/tmp", "crucible-sbx-");
     snprintf(c->base, sizeof c->base, "/tmp/crucible-sbx-%ld", (long)getpid());
     snprintf(c->root, sizeof c->root, "%s/root", c->base);
+    sweep_stale("/tmp", "crucible-sbx-tc-");
+    snprintf(c->stage, sizeof c->stage, "/tmp/crucible-sbx-tc-%ld", (long)getpid());
+    if (mkdir(c->stage, 0711) < 0 && errno != EEXIST) c->stage[0] = 0;
     if ((mkdir(c->base, 0711) < 0 && errno != EEXIST) || (mkdir(c->root, 0755) < 0 && errno != EEXIST))
         return cr_error_set(e, "sandbox: cannot create %s: %s", c->root, strerror(errno)), NULL;
     c->box_uid = (uid_t)(BOX_UID_BASE + getpid());
@@ -416,6 +450,7 @@ void box_shutdown(void) {
     if (c->cg_pids[0]) rmdir(c->cg_pids);
     if (c->cg_cpu[0]) rmdir(c->cg_cpu);
     box_remove_dir(c->base);
+    if (c->stage[0]) box_remove_dir(c->stage);
     c->owner = 0;
 }
 
@@ -514,7 +549,7 @@ static void build_root(const ChildPlan *p) {
         return;
     }
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "make / private");
-    build_template(p->c, ef);
+    build_template(p->c, ef, 0);
     mount_run_dirs(p, p->c->root, p->s->box_dir);
     /* Switch to the new root and drop the old one entirely. */
     if (chdir(p->c->root) < 0) child_die(ef, "chdir root");

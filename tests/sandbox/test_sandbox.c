@@ -150,6 +150,7 @@ static const char *lang_of(const char *file) {
     if (!strcmp(dot, ".c")) return "c";
     if (!strcmp(dot, ".cpp")) return "cpp";
     if (!strcmp(dot, ".py")) return "python";
+    if (!strcmp(dot, ".rs")) return "rust";
     return "javascript";
 }
 
@@ -306,6 +307,7 @@ TEST(sandbox_positive_controls) {
         { "ok_controls.cpp", V(OK), 0, NULL, 5, IN_NONE },
         { "ok_controls.py", V(OK), 0, NULL, 5, IN_NONE },
         { "ok_controls.js", V(OK), 0, NULL, 5, IN_NONE },
+        { "ok_controls.rs", V(OK), 0, NULL, 5, IN_NONE },
     };
     Host h;
     host_setup(&h);
