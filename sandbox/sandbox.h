@@ -62,6 +62,10 @@ typedef struct SandboxTestResult {
     long wall_ms;
 } SandboxTestResult;
 
+/* verdict: the first non-OK test's verdict (CE/IE from the compile step), else OK. time_ms and
+ * memory_kb: the maximum over the tests run. Tests stop after the first TLE/MLE/OLE/SV/IE (the
+ * rest count in total, not in passed). compile_output: the compiler's stdout + stderr, up to
+ * 256 KB. */
 typedef struct SandboxResult {
     Verdict verdict; int passed, total; long time_ms, memory_kb;
     int compiled;                 /* 1 when the language has a compile step (then compile_* are set) */
