@@ -557,3 +557,31 @@ TEST(sandbox_namespace_fallback_reported) {
     unsetenv("CRUCIBLE_SANDBOX_DISABLE");
     sandbox_shutdown();
 }
+
+TEST(sandbox_wire_format_rejects_garbage) {
+    SandboxResult r;
+    SandboxJob j;
+    CrError e;
+    static const char *const bad_results[] = {
+        "", "{", "[]", "{\"verdict\":\"XX\",\"passed\":0,\"total\":0,\"time_ms\":0,\"memory_kb\":0,\"tests\":[]}",
+        "{\"verdict\":\"OK\",\"passed\":0,\"total\":0,\"time_ms\":0,\"memory_kb\":0}",
+        "{\"verdict\":\"OK\",\"passed\":1,\"total\":1,\"time_ms\":0,\"memory_kb\":0,\"tests\":[{\"verdict\":\"OK\"}]}",
+    };
+    for (size_t i = 0; i < sizeof bad_results / sizeof bad_results[0]; i++) {
+        CHECKF(sandbox_result_from_json(bad_results[i], &r, &e) < 0, "accepted %s", bad_results[i]);
+        CHECK(e.msg[0] != 0);
+    }
+    CHECK(sandbox_job_from_json("{\"lang\":\"c\",\"tests\":{}}", &j, &e) < 0 && strstr(e.msg, "tests"));
+    CHECK(sandbox_job_from_json("{\"lang\":\"c\",\"tests\":[{\"stdin\":\"1\"}]}", &j, &e) < 0 && strstr(e.msg, "stdout"));
+    CHECK(sandbox_job_from_json("not json", &j, &e) < 0);
+    /* a job survives the round trip */
+    SandboxTest t[2] = { { "1 2", "3" }, { NULL, "x" } };
+    SandboxJob job = { .lang = "c", .source = "int main(){}", .tests = t, .n_tests = 2 };
+    job.limits.time_limit_s = 1.5;
+    char *s = sandbox_job_to_json(&job);
+    CHECK(sandbox_job_from_json(s, &j, &e) == 0);
+    CHECK(!strcmp(j.lang, "c") && j.n_tests == 2 && !strcmp(j.tests[0].expected_stdout, "3") &&
+          j.tests[1].stdin_data == NULL && j.limits.time_limit_s == 1.5);
+    sandbox_job_free_parsed(&j);
+    free(s);
+}
