@@ -64,19 +64,23 @@ features:
 	@echo "crucible build: $(FEATURES)$(if $(NVCC),, (no nvcc: CUDA off))$(if $(MPICC),, (no mpicc: MPI off))"
 
 $(BUILD)/crucible: $(CLI_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR    $@"
+	@ar rcs $@ $^
 
 $(OBJ)/%.o: %.c | $(GEN)/commands.h $(GEN)/test_list.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	@echo "  NVCC  $<"
+	@$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 # The dispatcher's table: one X(name) per cli/cmd_NAME.c.
 $(GEN)/commands.h: $(wildcard cli/cmd_*.c) Makefile
@@ -98,15 +102,16 @@ $(GEN)/version.c: FORCE
 	 cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 $(OBJ)/gen/version.o: $(GEN)/version.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CFLAGS) -c $< -o $@
 FORCE:
 
 $(BUILD)/crucible_tests: $(TEST_OBJ) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
 
 # ---- what users and CI run -------------------------------------------------------
 DEB_PKGS := gcc g++ make git pkg-config python3 libopenblas-dev libcjson-dev libpcre2-dev \
-            libsqlite3-dev libseccomp-dev libgit2-dev libopenmpi-dev openmpi-bin zlib1g-dev
+            libsqlite3-dev libseccomp-dev libgit2-dev zlib1g-dev libopenmpi-dev openmpi-bin
 
 deps:
 	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

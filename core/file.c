@@ -139,3 +139,79 @@ int cr_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+int cr_atomic_open(CrAtomicFile *f, const char *path, CrError *e) {
+    size_t plen = strlen(path);
+    f->path = cr_strdup(path);
+    f->tmp = cr_malloc(plen + 32);
+    snprintf(f->tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
+    f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (f->fd < 0) {
+        cr_error_set(e, "%s: cannot create: %s", f->tmp, strerror(errno));
+        free(f->path);
+        free(f->tmp);
+        f->path = f->tmp = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void cr_atomic_abort(CrAtomicFile *f) {
+    if (!f->tmp) return;
+    if (f->fd >= 0) close(f->fd);
+    unlink(f->tmp);
+    free(f->path);
+    free(f->tmp);
+    f->path = f->tmp = NULL;
+    f->fd = -1;
+}
+
+int cr_atomic_write(CrAtomicFile *f, const void *data, size_t len, CrError *e) {
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(f->fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            cr_error_set(e, "%s: write failed: %s", f->tmp, strerror(errno));
+            cr_atomic_abort(f);
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int cr_atomic_commit(CrAtomicFile *f, CrError *e) {
+    int fd = f->fd;
+    f->fd = -1;
+    if (fsync(fd) != 0) {
+        cr_error_set(e, "%s: fsync failed: %s", f->tmp, strerror(errno));
+        close(fd);
+        cr_atomic_abort(f);
+        return -1;
+    }
+    if (close(fd) != 0) {
+        cr_error_set(e, "%s: close failed: %s", f->tmp, strerror(errno));
+        cr_atomic_abort(f);
+        return -1;
+    }
+    if (rename(f->tmp, f->path) != 0) {
+        cr_error_set(e, "%s: rename to %s failed: %s", f->tmp, f->path, strerror(errno));
+        cr_atomic_abort(f);
+        return -1;
+    }
+    char *dir = f->path;
+    char *slash = strrchr(dir, '/');
+    int rc;
+    if (slash) {
+        if (slash == dir) slash[1] = 0; else *slash = 0;
+        rc = cr_fsync_dir(dir, e);
+    } else {
+        rc = cr_fsync_dir(".", e);
+    }
+    free(f->path);
+    free(f->tmp);
+    f->path = f->tmp = NULL;
+    return rc;
+}

@@ -39,6 +39,9 @@ int model_config_load(ModelConfig *c, const char *path, CrError *e);
  * transformers' DeepseekV2Config accepts. */
 char *model_config_to_json(const ModelConfig *c);
 
+/* Check a filled config for contradictions (errors name the field; src names the file). */
+int model_config_validate(const ModelConfig *c, const char *src, CrError *e);
+
 int model_layer_is_moe(const ModelConfig *c, int layer);
 /* qk_head_dim^-0.5 * mscale(factor, mscale_all_dim)^2 (spec §4.3) */
 double model_softmax_scale(const ModelConfig *c);

@@ -1,6 +1,7 @@
 /* model/model.h — the DeepSeek-V2 MoE model: the one seam every trainer uses.
  * Defines: Batch, Model, model_create/free/load/save/init_random, model_forward,
  * model_backward, model_forward_hidden, model_backward_hidden, model_zero_grads.
+ * Per-layer weight views and inference helpers: model/layers.h. Backend ops: model/ops.h.
  *
  * CONTRACT (other modules are written against this; extend, do not break):
  *  - Parameters live in one flat fp32 buffer carved into HF-named tensors (names and
@@ -45,6 +46,7 @@ typedef struct ParamTensor {
 } ParamTensor;
 
 typedef struct ModelState ModelState;  /* activations and scratch (private) */
+struct Ops;                            /* model/ops.h */
 
 typedef struct Model {
     ModelConfig cfg;
@@ -54,6 +56,7 @@ typedef struct Model {
     ParamTensor *tensors;   /* [n_tensors], in checkpoint order */
     int n_tensors;
     ModelState *state;
+    const struct Ops *ops;  /* compute backend (ops_cpu() by default); params/grads live in its memory */
 } Model;
 
 /* A model with this config and all-zero parameters. NULL + error if the config is invalid. */

@@ -1,0 +1,173 @@
+/* model/ops.h — the compute backend interface: every op the model orchestration calls.
+ * Defines: Ops (the vtable), OpsMoeRoute (router settings), ops_cpu.
+ *
+ * CONTRACT
+ *  - model/model.c is written once against this table; a backend (model/cpu/, later
+ *    model/cuda/) fills it. Every float / int32 pointer argument is backend memory
+ *    (host memory for the CPU backend, device memory for CUDA) unless the comment says
+ *    "host". Layouts are row-major; "[N, D]" means N rows of D floats, rows contiguous
+ *    unless an explicit leading dimension (ld*) is given.
+ *  - Linear weights use the PyTorch convention W [out, in], y = x W^T.
+ *  - Backward ops ACCUMULATE (+=) into parameter gradients (dw) and into the input
+ *    gradient when the comment says "dx +="; otherwise they overwrite.
+ *  - Determinism: for a given backend, results do not depend on the number of threads
+ *    (fixed partitioning, every reduction summed in a fixed order, no atomics). GEMMs
+ *    are the backend BLAS (OpenBLAS on CPU); its blocking may vary with thread count.
+ *  - Ops never fail on valid shapes; input validation happens in model.c. */
+#ifndef CRUCIBLE_MODEL_OPS_H
+#define CRUCIBLE_MODEL_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Router settings (spec §6.1). */
+typedef struct OpsMoeRoute {
+    int E, K;                 /* routed experts, experts per token */
+    int group_limited;        /* 0 = greedy top-K, 1 = group_limited_greedy */
+    int n_group, topk_group;  /* groups of E/n_group contiguous experts; groups kept */
+    int norm_topk_prob;       /* renormalise the K weights (then no routed scaling) */
+    float routed_scale;       /* routed_scaling_factor */
+} OpsMoeRoute;
+
+typedef struct Ops {
+    const char *name;
+
+    /* ---- memory (sizes in bytes) ---------------------------------------------- */
+    void *(*alloc)(size_t bytes);                       /* zero-filled; aborts on OOM */
+    void (*free)(void *p);                              /* NULL ok */
+    void (*upload)(void *dst, const void *host_src, size_t bytes);
+    void (*download)(void *host_dst, const void *src, size_t bytes);
+    void (*zero)(void *p, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+
+    /* ---- BLAS ------------------------------------------------------------------- */
+    /* C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C  (cblas_sgemm row-major). */
+    void (*gemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc);
+
+    /* ---- elementwise ------------------------------------------------------------ */
+    void (*add)(float *y, const float *x, size_t n);            /* y += x */
+    void (*scale)(float *y, float a, size_t n);                 /* y *= a */
+    /* Number of non-finite values in x[0..n) written to *count (host). */
+    void (*count_nonfinite)(const float *x, size_t n, size_t *count);
+
+    /* ---- embedding -------------------------------------------------------------- */
+    /* out[t,:] = table[tokens[t],:]; tokens already validated. */
+    void (*embedding_forward)(float *out, const float *table, const int32_t *tokens, int N, int D);
+    /* dtable[tokens[t],:] += dout[t,:] (tokens summed in order t = 0..N-1). */
+    void (*embedding_backward)(float *dtable, const float *dout, const int32_t *tokens, int N, int D);
+
+    /* ---- RMSNorm (spec §3.2, §7.3) ---------------------------------------------- */
+    /* out[n,:] = w * x[n,:] * rstd[n], rstd[n] = (mean(x[n,:]^2) + eps)^-1/2 (saved). */
+    void (*rmsnorm_forward)(float *out, int ldo, float *rstd, const float *x, int ldx, const float *w,
+                            int N, int D, float eps);
+    /* dx[n,:] += rstd (g - xh mean(g xh)), g = dout w, xh = x rstd; dw += sum_n dout xh. */
+    void (*rmsnorm_backward)(float *dx, int lddx, float *dw, const float *dout, int lddo,
+                             const float *x, int ldx, const float *w, const float *rstd, int N, int D);
+
+    /* ---- RoPE, interleaved pairs (spec §5.3), in place -------------------------- */
+    /* For token n and head h, the dr floats at x + n*ld + h*head_stride are rotated pairwise
+     * (2i, 2i+1) by angle fp32(pos[n]) * inv_freq[i], with cos/sin times cs_factor.
+     * inv_freq: [dr/2] backend memory. Backward rotates by -angle (the transpose). */
+    void (*rope_forward)(float *x, int ld, int head_stride, int n_heads, int N, int dr,
+                         const int32_t *pos, const float *inv_freq, float cs_factor);
+    void (*rope_backward)(float *dx, int ld, int head_stride, int n_heads, int N, int dr,
+                          const int32_t *pos, const float *inv_freq, float cs_factor);
+
+    /* ---- SwiGLU (spec §3.3, §7.8) ------------------------------------------------ */
+    /* h = silu(g) * u over n elements. */
+    void (*swiglu_forward)(float *h, const float *g, const float *u, size_t n);
+    /* dg = dh u silu'(g), du = dh silu(g) (overwrite). */
+    void (*swiglu_backward)(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+
+    /* ---- causal varlen attention (spec §4.2 step 5, §7.6) ------------------------ */
+    /* Q, K: [N, H, dqk]; V: [N, H, dv]; O: [N, H, dv]; lse: [N, H] (saved for backward).
+     * Token n attends to tokens j of its own sequence (cu_seqlens[s] <= j <= n).
+     * Never builds an [N x N] matrix. */
+    void (*attention_forward)(float *O, float *lse, const float *Q, const float *K, const float *V,
+                              const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv,
+                              float scale);
+    /* dQ, dK, dV overwritten. */
+    void (*attention_backward)(float *dQ, float *dK, float *dV, const float *dO, const float *O,
+                               const float *lse, const float *Q, const float *K, const float *V,
+                               const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv,
+                               float scale);
+
+    /* ---- MLA key/value assembly (spec §4.2 step 4, §7.5) -------------------------- */
+    /* kv: [N, H*(dn+dv)] (kv_b_proj output); kpe: rotated shared key, row n at kpe + n*ldkpe.
+     * K[n,h,:] = [kv[n,h,0:dn] | kpe[n,:]] (dn+dr), V[n,h,:] = kv[n,h,dn:dn+dv]. */
+    void (*mla_kv_assemble_forward)(float *K, float *V, const float *kv, const float *kpe, int ldkpe,
+                                    int N, int H, int dn, int dr, int dv);
+    /* dkv overwritten; dkpe[n,:] = sum_h dK[n,h,dn:] (overwritten, stride ldkpe). */
+    void (*mla_kv_assemble_backward)(float *dkv, float *dkpe, int ldkpe, const float *dK,
+                                     const float *dV, int N, int H, int dn, int dr, int dv);
+
+    /* ---- MoE routing (spec §6.1, §6.4, §7.9) ------------------------------------ */
+    /* logits [N, E] -> probs = softmax (saved), idx [N, K] (int32, selected experts in
+     * descending score order), w [N, K] routing weights. */
+    void (*moe_route_forward)(float *probs, int32_t *idx, float *w, const float *logits, int N,
+                              const OpsMoeRoute *r);
+    /* dlogits [N, E] (overwrite) from dw [N, K] and, when aux_coef != NULL, the aux-loss
+     * gradient dL/dprobs[n,e] += aux_weight * aux_coef[seg(n), e] (see moe_aux_forward). */
+    void (*moe_route_backward)(float *dlogits, const float *dw, const float *probs, const int32_t *idx,
+                               const float *w, const float *aux_coef, float aux_weight,
+                               const int32_t *seg_of_token, int N, const OpsMoeRoute *r);
+    /* Sequence-level auxiliary loss. Segments: the n_seg sequences given by cu_seg
+     * (seq_aux = true) or one segment of all N tokens. f[s,e] = E/(K T_s) count,
+     * P[s,e] = mean_t probs; loss = alpha/n_seg sum_s sum_e f P written to *loss
+     * (backend memory, 1 float). aux_coef[s,e] = alpha f[s,e] / (n_seg T_s) is saved
+     * for the backward; seg_of_token [N] is written. */
+    void (*moe_aux_forward)(float *loss, float *aux_coef, int32_t *seg_of_token, const float *probs,
+                            const int32_t *idx, const int32_t *cu_seg, int n_seg, int N, int E, int K,
+                            float alpha);
+
+    /* ---- MoE dispatch (deterministic: stable counting sort by expert) ----------- */
+    /* Slots s = n*K + k sorted by (idx[s], s): row_of_slot [N*K], slot_of_row [N*K],
+     * offsets [E+1] (rows of expert e are [offsets[e], offsets[e+1])). Xp [N*K, D] gathers
+     * x[s / K]. */
+    void (*moe_permute)(float *Xp, int32_t *row_of_slot, int32_t *slot_of_row, int32_t *offsets,
+                        const float *x, const int32_t *idx, int N, int D, int E, int K);
+    /* dx[n,:] += sum_k dXp[row_of_slot[n*K+k],:] (k = 0..K-1 in order). */
+    void (*moe_permute_backward)(float *dx, const float *dXp, const int32_t *row_of_slot, int N, int D,
+                                 int K);
+    /* Per expert e, on its rows: G = Xp Wg_e^T, U = Xp Wu_e^T, Hm = silu(G) U, Yp = Hm Wd_e^T.
+     * Wg, Wu: stacked [E, I, D]; Wd: [E, D, I]. offsets_host: host copy of offsets [E+1].
+     * G, U, Hm: [N*K, I] saved for backward. */
+    void (*moe_experts_forward)(float *Yp, float *G, float *U, float *Hm, const float *Xp,
+                                const float *Wg, const float *Wu, const float *Wd,
+                                const int32_t *offsets_host, int E, int D, int I);
+    /* dXp overwritten; dWg, dWu, dWd +=. dYp [N*K, D]; dG, dU, dHm: [N*K, I] scratch. */
+    void (*moe_experts_backward)(float *dXp, float *dWg, float *dWu, float *dWd, const float *dYp,
+                                 float *dG, float *dU, float *dHm, const float *Xp, const float *G,
+                                 const float *U, const float *Hm, const float *Wg, const float *Wu,
+                                 const float *Wd, const int32_t *offsets_host, int E, int D, int I);
+    /* y[n,:] = sum_k w[n,k] Yp[row_of_slot[n*K+k],:] (k in order; overwrite). */
+    void (*moe_unpermute)(float *y, const float *Yp, const float *w, const int32_t *row_of_slot, int N,
+                          int D, int K);
+    /* dYp[r,:] = w[s] dy[s/K,:] for s = slot_of_row[r]; dw[n,k] = <dy[n,:], Yp[row_of_slot[n*K+k],:]>. */
+    void (*moe_unpermute_backward)(float *dYp, float *dw, const float *dy, const float *Yp,
+                                   const float *w, const int32_t *row_of_slot, const int32_t *slot_of_row,
+                                   int N, int D, int K);
+
+    /* ---- LM head fused with log-softmax, chunked over the vocabulary ------------- */
+    /* logp[n] = log softmax(y[n] W^T)[targets[n]] (0 when targets[n] < 0); lse[n] saved.
+     * W: [V, D]. scratch: ops_lmhead_scratch_floats() floats of backend memory. */
+    void (*lmhead_logprob_forward)(float *logp, float *lse, const float *y, const float *W,
+                                   const int32_t *targets, int N, int V, int D, float *scratch);
+    /* dlogits = dlogp (onehot(target) - softmax) (0 rows where target < 0);
+     * dy += dlogits W (overwrite when beta_dy == 0), dW += dlogits^T y. */
+    void (*lmhead_logprob_backward)(float *dy, float beta_dy, float *dW, const float *dlogp,
+                                    const float *lse, const float *y, const float *W,
+                                    const int32_t *targets, int N, int V, int D, float *scratch);
+} Ops;
+
+/* Chunk sizes of the LM head (rows x vocab columns of logits held at once). */
+enum { OPS_LMHEAD_ROWS = 512, OPS_LMHEAD_COLS = 2048 };
+static inline size_t ops_lmhead_scratch_floats(void) {
+    return (size_t)OPS_LMHEAD_ROWS * OPS_LMHEAD_COLS + 4 * (size_t)OPS_LMHEAD_ROWS;
+}
+
+/* The CPU backend (fp32, OpenBLAS, OpenMP). Static table; never freed. */
+const Ops *ops_cpu(void);
+
+#endif
