@@ -191,23 +191,25 @@ void cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g,
 // ---- AdamW (one pass: read p, g, m, v; write p, m, v) --------------------------------
 
 __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_t n, float beta1, float beta2,
-                             float eps, float decay_mul, float step_size, float bc2_sqrt) {
+                             float eps, float keep, float step_size, float bc2_sqrt) {
+    // Same expression order as adamw_update (model/adamw.c): m by lerp, as torch does.
     GRID_STRIDE(i, n) {
         float gi = g[i];
-        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float pi = p[i] * keep;
+        float mi = m[i] + (1.0f - beta1) * (gi - m[i]);
         float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        p[i] = pi - step_size * (mi / denom);
         m[i] = mi;
         v[i] = vi;
-        float pi = p[i] * decay_mul;
-        p[i] = pi - step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
     }
 }
 extern "C" void ops_cuda_adamw_update(float beta1, float beta2, float eps, float weight_decay, long t, float lr,
                                       int decay, float *p, const float *g, float *m, float *v, size_t n) {
     if (!n) return;
     double bc1 = 1.0 - pow((double)beta1, (double)t), bc2 = 1.0 - pow((double)beta2, (double)t);
-    float decay_mul = decay ? 1.0f - lr * weight_decay : 1.0f;
-    adamw_kernel<<<grid_for(n), CUDA_THREADS>>>(p, g, m, v, n, beta1, beta2, eps, decay_mul,
+    float keep = decay ? 1.0f - lr * weight_decay : 1.0f;
+    adamw_kernel<<<grid_for(n), CUDA_THREADS>>>(p, g, m, v, n, beta1, beta2, eps, keep,
                                                (float)(lr / bc1), (float)sqrt(bc2));
     launchCheck();
 }
