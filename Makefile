@@ -144,7 +144,7 @@ $(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIB)
 
 # ---- CUDA check: op tests against the CPU path, GPU benchmarks, summary table last ----
 cuda-check:
-	@$(MAKE) --no-print-directory all $(BUILD)/crucible_tests $(BUILD)/bench/cuda_ops_bench
+	@$(MAKE) --no-print-directory all $(BUILD)/crucible_tests $(BUILD)/bench/cuda_ops_bench $(BUILD)/bench/cuda_train_step
 	@sh tests/cuda/cuda_check.sh
 
 # ---- fuzzing (libFuzzer, clang) --------------------------------------------------
