@@ -181,8 +181,9 @@ int main(int argc, char **argv) {
             o->free(c.A), o->free(c.B), o->free(c.C);
         }
     }
-    {   /* attention, one packed batch of 4 sequences and one of a single sequence */
-        const Ops *o = tables[0];
+    const Ops *att_tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};
+    for (int k = 0; k < 3; k++) {  /* attention: one sequence, and 4 packed sequences */
+        const Ops *o = att_tables[k];
         for (int S = 1; S <= 4; S *= 4) {
             AttCtx c = {.o = o, .N = N, .H = 16, .dqk = 192, .dv = 128, .S = S};
             c.scale = 1.0f / sqrtf(192.0f);
@@ -196,9 +197,9 @@ int main(int argc, char **argv) {
             double pairs = 0;  /* causal (query, key) pairs */
             for (int s = 0; s < S; s++) pairs += (double)(cu[s + 1] - cu[s]) * (cu[s + 1] - cu[s] + 1) / 2;
             char name[64];
-            snprintf(name, sizeof name, "attention fwd fp32 %d seq H16 192/128", S);
+            snprintf(name, sizeof name, "attention fwd %s %d seq H16 192/128", o->name, S);
             record(name, time_ms(run_att_fwd, &c), 2.0 * pairs * c.H * (c.dqk + c.dv) / 1e12, "TFLOP/s");
-            snprintf(name, sizeof name, "attention bwd fp32 %d seq H16 192/128", S);
+            snprintf(name, sizeof name, "attention bwd %s %d seq", o->name, S);
             record(name, time_ms(run_att_bwd, &c), 2.0 * pairs * c.H * (3 * c.dqk + 2 * c.dv) / 1e12, "TFLOP/s");
             float *bufs[] = {c.Q, c.K, c.V, c.O, c.lse, c.dO, c.dQ, c.dK, c.dV};
             for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);

@@ -1,4 +1,4 @@
-// model/cuda/attention.cu — causal attention over packed variable-length sequences with
+// model/cuda/attention.cu — the fused (flash) variant of causal attention over packed variable-length sequences with
 // q/k head dim dqk and v head dim dv (MLA: 192 and 128), fp32, flash-style: tiles of
 // ATT_BQ queries x ATT_BK keys in shared memory, an online softmax, and the row's
 // logsumexp saved so the backward recomputes probabilities. No [N x N] matrix exists.
@@ -310,7 +310,7 @@ static void set_smem(const void *kernel, size_t bytes) {
     cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
 }
 
-void cuda_attention_forward(float *O, float *lse, const float *Q, const float *K, const float *V,
+void cuda_attention_forward_flash(float *O, float *lse, const float *Q, const float *K, const float *V,
                             const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale) {
     if (N <= 0 || H <= 0) return;
     size_t sm = fwd_smem(dqk, dv);
@@ -320,7 +320,7 @@ void cuda_attention_forward(float *O, float *lse, const float *Q, const float *K
     launchCheck();
 }
 
-void cuda_attention_backward(float *dQ, float *dK, float *dV, const float *dO, const float *O, const float *lse,
+void cuda_attention_backward_flash(float *dQ, float *dK, float *dV, const float *dO, const float *O, const float *lse,
                              const float *Q, const float *K, const float *V, const int32_t *cu_seqlens, int n_seqs,
                              int N, int H, int dqk, int dv, float scale) {
     if (N <= 0 || H <= 0) return;

@@ -33,8 +33,17 @@ typedef struct CudaCtx {
     cublasHandle_t blas;
     void *scratch;  // CUDA_SCRATCH_BYTES of device memory for small partial results
     int n_sm;
+    void *big;        // grown on demand (attention score chunks); never shrinks
+    size_t big_bytes;
 } CudaCtx;
 CudaCtx *cuda_ctx(void);
+// At least `bytes` of device scratch owned by the context (valid until the next call).
+void *cuda_big_scratch(size_t bytes);
+// Strided-batched row-major gemm: for b < batch, C_b = alpha op(A_b) op(B_b) + beta C_b
+// with X_b = X + b * strideX (cblas row-major semantics per batch entry).
+void cuda_gemm_batched(cublasComputeType_t ct, int transA, int transB, int M, int N, int K, float alpha,
+                       const float *A, int lda, long long strideA, const float *B, int ldb, long long strideB,
+                       float beta, float *C, int ldc, long long strideC, int batch);
 
 // Row-major gemm (cblas semantics) with a chosen cuBLAS compute type.
 void cuda_gemm_ex(cublasComputeType_t ct, int transA, int transB, int M, int N, int K, float alpha,

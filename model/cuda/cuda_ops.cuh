@@ -3,7 +3,7 @@
 // cpu_; see model/ops.h for each contract). The ops that call GEMMs take the table's
 // GemmFn so the fp32 and bf16 tables share one implementation. Files: ops_cuda.cu
 // (context, memory, GEMM, elementwise, AdamW, the tables), embedding.cu, rmsnorm.cu,
-// rope.cu, attention.cu, mla.cu, moe_route.cu, moe_dispatch.cu, lmhead.cu.
+// rope.cu, attention.cu, attention_gemm.cu, mla.cu, moe_route.cu, moe_dispatch.cu, lmhead.cu.
 #ifndef CRUCIBLE_MODEL_CUDA_OPS_CUH
 #define CRUCIBLE_MODEL_CUDA_OPS_CUH
 
@@ -29,11 +29,19 @@ void cuda_rope_forward(float *x, int ld, int head_stride, int n_heads, int N, in
 void cuda_rope_backward(float *dx, int ld, int head_stride, int n_heads, int N, int dr, const int32_t *pos,
                         const float *inv_freq, float cs_factor);
 
-void cuda_attention_forward(float *O, float *lse, const float *Q, const float *K, const float *V,
-                            const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
-void cuda_attention_backward(float *dQ, float *dK, float *dV, const float *dO, const float *O,
-                             const float *lse, const float *Q, const float *K, const float *V,
-                             const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+// attention.cu: fused flash kernels, fp32, no score scratch.
+void cuda_attention_forward_flash(float *O, float *lse, const float *Q, const float *K, const float *V,
+                                  const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+void cuda_attention_backward_flash(float *dQ, float *dK, float *dV, const float *dO, const float *O,
+                                   const float *lse, const float *Q, const float *K, const float *V,
+                                   const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+// attention_gemm.cu: chunked scores through cuBLAS with compute type ct.
+void cuda_attention_forward_gemm(cublasComputeType_t ct, float *O, float *lse, const float *Q, const float *K,
+                                 const float *V, const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv,
+                                 float scale);
+void cuda_attention_backward_gemm(cublasComputeType_t ct, float *dQ, float *dK, float *dV, const float *dO,
+                                  const float *O, const float *lse, const float *Q, const float *K, const float *V,
+                                  const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
 
 void cuda_mla_kv_assemble_forward(float *K, float *V, const float *kv, const float *kpe, int ldkpe, int N,
                                   int H, int dn, int dr, int dv);

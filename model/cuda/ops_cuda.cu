@@ -29,6 +29,17 @@ CudaCtx *cuda_ctx(void) {
     return ctx;
 }
 
+void *cuda_big_scratch(size_t bytes) {
+    CudaCtx *c = cuda_ctx();
+    if (bytes > c->big_bytes) {
+        if (c->big) cudaCheck(cudaFree(c->big));  // synchronises: no kernel still reads it
+        c->big = NULL;
+        cudaCheck(cudaMalloc(&c->big, bytes));
+        c->big_bytes = bytes;
+    }
+    return c->big;
+}
+
 // ---- memory ------------------------------------------------------------------------
 
 static void *cuda_alloc(size_t bytes) {
@@ -79,6 +90,18 @@ void cuda_gemm_ex(cublasComputeType_t ct, int transA, int transB, int M, int N, 
     cublasCheck(cublasGemmEx(c->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N, transA ? CUBLAS_OP_T : CUBLAS_OP_N,
                              N, M, K, &alpha, B, CUDA_R_32F, ldb, A, CUDA_R_32F, lda, &beta, C, CUDA_R_32F,
                              ldc, ct, CUBLAS_GEMM_DEFAULT));
+}
+
+void cuda_gemm_batched(cublasComputeType_t ct, int transA, int transB, int M, int N, int K, float alpha,
+                       const float *A, int lda, long long strideA, const float *B, int ldb, long long strideB,
+                       float beta, float *C, int ldc, long long strideC, int batch) {
+    if (M <= 0 || N <= 0 || batch <= 0) return;
+    if (K <= 0) cuda_fail("cuda_gemm_batched", "K must be positive", __FILE__, __LINE__);
+    CudaCtx *c = cuda_ctx();
+    cublasCheck(cublasGemmStridedBatchedEx(c->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_32F, ldb,
+                                           strideB, A, CUDA_R_32F, lda, strideA, &beta, C, CUDA_R_32F, ldc, strideC,
+                                           batch, ct, CUBLAS_GEMM_DEFAULT));
 }
 
 void cuda_gemm_fp32(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -216,7 +239,16 @@ extern "C" void ops_cuda_adamw_update(float beta1, float beta2, float eps, float
 
 // ---- the tables --------------------------------------------------------------------
 
-#define DEFINE_GEMM_OPS(suffix, gemmfn)                                                                      \
+#define DEFINE_GEMM_OPS(suffix, gemmfn, ct)                                                                  \
+    static void att_fwd_##suffix(float *O, float *lse, const float *Q, const float *K, const float *V,         \
+                                 const int32_t *cu, int S, int N, int H, int dqk, int dv, float scale) {       \
+        cuda_attention_forward_gemm(ct, O, lse, Q, K, V, cu, S, N, H, dqk, dv, scale);                       \
+    }                                                                                                        \
+    static void att_bwd_##suffix(float *dQ, float *dK, float *dV, const float *dO, const float *O,             \
+                                 const float *lse, const float *Q, const float *K, const float *V,             \
+                                 const int32_t *cu, int S, int N, int H, int dqk, int dv, float scale) {       \
+        cuda_attention_backward_gemm(ct, dQ, dK, dV, dO, O, lse, Q, K, V, cu, S, N, H, dqk, dv, scale);      \
+    }                                                                                                        \
     static void experts_fwd_##suffix(float *Yp, float *G, float *U, float *Hm, const float *Xp, const float *Wg, \
                                      const float *Wu, const float *Wd, const int32_t *off, int E, int D, int I) { \
         cuda_moe_experts_forward_g(gemmfn, Yp, G, U, Hm, Xp, Wg, Wu, Wd, off, E, D, I);                      \
@@ -238,10 +270,10 @@ extern "C" void ops_cuda_adamw_update(float beta1, float beta2, float eps, float
         cuda_lmhead_logprob_backward_g(gemmfn, dy, beta_dy, dW, dlogp, lse, y, W, targets, N, V, D, scratch);\
     }
 
-DEFINE_GEMM_OPS(fp32, cuda_gemm_fp32)
-DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16)
+DEFINE_GEMM_OPS(fp32, cuda_gemm_fp32, CUBLAS_COMPUTE_32F)
+DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
 
-#define OPS_TABLE(tname, suffix, gemmfn)                          \
+#define OPS_TABLE(tname, suffix, gemmfn, attf, attb)                          \
     {                                                             \
         .name = tname,                                            \
         .alloc = cuda_alloc,                                      \
@@ -262,8 +294,8 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16)
         .rope_backward = cuda_rope_backward,                      \
         .swiglu_forward = cuda_swiglu_forward,                    \
         .swiglu_backward = cuda_swiglu_backward,                  \
-        .attention_forward = cuda_attention_forward,              \
-        .attention_backward = cuda_attention_backward,            \
+        .attention_forward = attf,                                \
+        .attention_backward = attb,                               \
         .mla_kv_assemble_forward = cuda_mla_kv_assemble_forward,  \
         .mla_kv_assemble_backward = cuda_mla_kv_assemble_backward,\
         .moe_route_forward = cuda_moe_route_forward,              \
@@ -279,8 +311,10 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16)
         .lmhead_logprob_backward = lmhead_bwd_##suffix,           \
     }
 
-static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32);
-static const Ops k_cuda_bf16 = OPS_TABLE("cuda-bf16", bf16, cuda_gemm_bf16);
+static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_fp32, att_bwd_fp32);
+static const Ops k_cuda_bf16 = OPS_TABLE("cuda-bf16", bf16, cuda_gemm_bf16, att_fwd_bf16, att_bwd_bf16);
+static const Ops k_cuda_flash = OPS_TABLE("cuda-flash", fp32, cuda_gemm_fp32, cuda_attention_forward_flash,
+                                          cuda_attention_backward_flash);
 
 static int cuda_usable(void) {
     if (crucible_cuda_device_count() <= 0) return 0;
@@ -289,3 +323,4 @@ static int cuda_usable(void) {
 }
 extern "C" const Ops *ops_cuda(void) { return cuda_usable() ? &k_cuda_fp32 : NULL; }
 extern "C" const Ops *ops_cuda_bf16(void) { return cuda_usable() ? &k_cuda_bf16 : NULL; }
+extern "C" const Ops *ops_cuda_flash(void) { return cuda_usable() ? &k_cuda_flash : NULL; }

@@ -1,5 +1,5 @@
 /* model/cuda/ops_cuda.h — the CUDA backend of model/ops.h (C-compatible header).
- * Defines: ops_cuda, ops_cuda_bf16, ops_cuda_available, ops_cuda_adamw_update,
+ * Defines: ops_cuda, ops_cuda_bf16, ops_cuda_flash, ops_cuda_adamw_update,
  *          ops_cuda_sumsq, crucible_cuda_device_count.
  *
  * CONTRACT
@@ -12,6 +12,10 @@
  *      ops_cuda_bf16() GEMMs on bf16 tensor cores with fp32 accumulation
  *                      (CUBLAS_COMPUTE_32F_FAST_16BF: cuBLAS rounds the fp32 operands
  *                      to bf16 inside the GEMM); everything else as ops_cuda().
+ *    Attention in both: scores for chunks of query rows through batched cuBLAS GEMMs
+ *    (model/cuda/attention_gemm.cu; a context-owned scratch of H x C x max_seqlen floats,
+ *    C <= 1024 query rows). ops_cuda_flash() is ops_cuda() with the fused fp32 flash
+ *    kernels instead (model/cuda/attention.cu: no scratch, much slower).
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host.
  *  - Determinism: no floating-point atomics; every reduction has a fixed order for given
@@ -35,6 +39,7 @@ int crucible_cuda_device_count(void);
 
 const Ops *ops_cuda(void);
 const Ops *ops_cuda_bf16(void);
+const Ops *ops_cuda_flash(void);
 
 /* Fused AdamW on device buffers, the same per-element update as adamw_update()
  * (model/adamw.h): bias corrections computed in double on the host, applied in fp32. */

@@ -304,8 +304,8 @@ static void body_cuda_ops_rope(TestCtx *t_) {
 
 /* ---- attention and MLA assembly ------------------------------------------------------ */
 
-static void attention_case(H *h, int N, int n_seqs, int H_, int dqk, int dv) {
-    const Ops *g = h->gpu, *c = h->cpu;
+static void attention_case(H *h, const Ops *g, double tol, int N, int n_seqs, int H_, int dqk, int dv) {
+    const Ops *c = h->cpu;
     int32_t *cu = malloc(4 * (size_t)(n_seqs + 1));
     cu[0] = 0;
     for (int s = 1; s < n_seqs; s++) cu[s] = cu[s - 1] + 1 + (int)(cr_rng_u64(&h->rng) % (uint64_t)(2 * N / n_seqs));
@@ -320,16 +320,16 @@ static void attention_case(H *h, int N, int n_seqs, int H_, int dqk, int dv) {
     c->attention_forward(O, lse, Q, K, V, cu, n_seqs, N, H_, dqk, dv, scale);
     g->attention_forward(dO_, dl, dQ_, dK_, dV_, dcu, n_seqs, N, H_, dqk, dv, scale);
     char what[96];
-    snprintf(what, sizeof what, "attention_forward O N=%d S=%d H=%d %d/%d", N, n_seqs, H_, dqk, dv);
-    cmpf(h, what, dO_, O, nv, TOL_FP32);
-    cmpf(h, "attention_forward lse", dl, lse, nl, TOL_FP32);
+    snprintf(what, sizeof what, "%s attention_forward O N=%d S=%d H=%d %d/%d", g->name, N, n_seqs, H_, dqk, dv);
+    cmpf(h, what, dO_, O, nv, tol);
+    cmpf(h, "attention_forward lse", dl, lse, nl, tol);
     float *gO = rnd(h, nv, 1), *gQ = malloc(4 * nq), *gK = malloc(4 * nq), *gV = malloc(4 * nv);
     float *d_gO = dput(h, gO, 4 * nv), *d_gQ = dnan(h, nq), *d_gK = dnan(h, nq), *d_gV = dnan(h, nv);
     c->attention_backward(gQ, gK, gV, gO, O, lse, Q, K, V, cu, n_seqs, N, H_, dqk, dv, scale);
     g->attention_backward(d_gQ, d_gK, d_gV, d_gO, dO_, dl, dQ_, dK_, dV_, dcu, n_seqs, N, H_, dqk, dv, scale);
-    cmpf(h, "attention_backward dQ", d_gQ, gQ, nq, TOL_FP32);
-    cmpf(h, "attention_backward dK", d_gK, gK, nq, TOL_FP32);
-    cmpf(h, "attention_backward dV", d_gV, gV, nv, TOL_FP32);
+    cmpf(h, "attention_backward dQ", d_gQ, gQ, nq, tol);
+    cmpf(h, "attention_backward dK", d_gK, gK, nq, tol);
+    cmpf(h, "attention_backward dV", d_gV, gV, nv, tol);
     /* Determinism: a second backward is bit-identical. */
     float *a = malloc(4 * nq), *b = malloc(4 * nq);
     g->download(a, d_gK, 4 * nq);
@@ -344,9 +344,18 @@ static void attention_case(H *h, int N, int n_seqs, int H_, int dqk, int dv) {
 
 static void body_cuda_ops_attention(TestCtx *t_) {
     CUDA_PRELUDE(cuda_ops_attention);
-    attention_case(h, rndi(h, 1, 40), 1, rndi(h, 1, 3), rndi(h, 1, 40), rndi(h, 1, 40));     /* odd dims */
-    attention_case(h, rndi(h, 100, 300), rndi(h, 2, 6), rndi(h, 1, 4), 24, 16);              /* varlen */
-    attention_case(h, rndi(h, 150, 400), rndi(h, 1, 3), 2, 192, 128);                        /* MLA shapes */
+    /* chunked-GEMM attention (fp32 and bf16 tables) and the fused flash kernels */
+    const Ops *tables[3] = {h->gpu, ops_cuda_flash(), ops_cuda_bf16()};
+    double tols[3] = {TOL_FP32, TOL_FP32, TOL_BF16};
+    for (int k = 0; k < 3; k++) {
+        const Ops *g = tables[k];
+        attention_case(h, g, tols[k], rndi(h, 1, 40), 1, rndi(h, 1, 3), rndi(h, 1, 40), rndi(h, 1, 40)); /* odd dims */
+        attention_case(h, g, tols[k], rndi(h, 100, 300), rndi(h, 2, 6), rndi(h, 1, 4), 24, 16);          /* varlen */
+        attention_case(h, g, tols[k], rndi(h, 150, 400), rndi(h, 1, 3), 2, 192, 128);                    /* MLA */
+    }
+    /* a sequence longer than one chunk of query rows (H 16: chunks of 1024 rows up to
+     * 2048 keys; H * C * len above the scratch cap halves C) */
+    attention_case(h, h->gpu, TOL_FP32, rndi(h, 2100, 2600), 1, 16, 24, 16);
 }
 
 static void body_cuda_ops_mla_kv_assemble(TestCtx *t_) {
