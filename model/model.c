@@ -199,11 +199,13 @@ static void ensure_capacity(Model *m, int N, int S) {
 
 /* ---- create / free / init ----------------------------------------------------------- */
 
-Model *model_create(const ModelConfig *cfg, CrError *e) {
+Model *model_create(const ModelConfig *cfg, CrError *e) { return model_create_ops(cfg, ops_cpu(), e); }
+
+Model *model_create_ops(const ModelConfig *cfg, const Ops *ops, CrError *e) {
     if (model_config_validate(cfg, "model config", e)) return NULL;
     Model *m = cr_calloc(1, sizeof *m);
     m->cfg = *cfg;
-    m->ops = ops_cpu();
+    m->ops = ops;
     m->tensors = model_params_layout(cfg, &m->n_tensors, &m->n_params);
     m->params = m->ops->alloc(sizeof(float) * m->n_params);
     m->grads = m->ops->alloc(sizeof(float) * m->n_params);

@@ -66,6 +66,9 @@ typedef struct Model {
 
 /* A model with this config and all-zero parameters. NULL + error if the config is invalid. */
 Model *model_create(const ModelConfig *cfg, CrError *e);
+/* The same on a given backend (ops_cpu(), or ops_cuda() from model/cuda/ops_cuda.h):
+ * params, grads and activations live in that backend's memory. */
+Model *model_create_ops(const ModelConfig *cfg, const struct Ops *ops, CrError *e);
 void model_free(Model *m);
 /* Deterministic for a seed: Linear weights ~ N(0, initializer_range), norms = 1. */
 void model_init_random(Model *m, uint64_t seed);
