@@ -98,7 +98,7 @@ static char *state_json(const GrpoState *s, long seed) {
     return cr_strdup(buf);
 }
 
-static int state_parse(const char *js, GrpoState *s, CrError *e) {
+static int state_parse(const char *js, GrpoState *s, long seed, CrError *e) {
     cJSON *o = cJSON_Parse(js);
     if (!o) return cr_error_set(e, "state.json: not valid JSON");
     const char *k[3] = {"step", "epoch", "cursor"};
@@ -108,8 +108,42 @@ static int state_parse(const char *js, GrpoState *s, CrError *e) {
         if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", k[i]); }
         *d[i] = (long)it->valuedouble;
     }
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        cJSON_Delete(o);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", (long)sd->valuedouble, seed);
+    }
     cJSON_Delete(o);
     return 0;
+}
+
+/* With --ref-reset-every K the reference is the policy after the last reset step
+ * R = floor(step / K) * K. A checkpoint at `step` needs it saved when 0 < R < step (at
+ * R == step the loop resets it again before training). */
+static long ref_reset_step(long step, long every) {
+    return every > 0 ? step / every * every : 0;
+}
+
+static char *ref_dir(const char *out_dir, long step) {
+    char *base = cr_path_join(out_dir, "reference");
+    char name[32];
+    snprintf(name, sizeof name, "step-%06ld", step);
+    char *d = cr_path_join(base, name);
+    free(base);
+    return d;
+}
+
+/* Save the reset reference (once) so that a run resumed from a checkpoint at `step`
+ * continues with the same reference as the uninterrupted run. */
+static int ref_save_if_needed(const Model *ref, const GrpoConfig *c, long step, CrError *e) {
+    long R = ref_reset_step(step, c->ref_reset_every);
+    if (!ref || R <= 0 || R == step) return 0;
+    char *d = ref_dir(c->out_dir, R);
+    char *done = cr_path_join(d, "DONE");
+    int rc = cr_file_exists(done) ? 0 : checkpoint_save(d, ref, NULL, NULL, e);
+    free(done);
+    free(d);
+    return rc;
 }
 
 /* Compact per-test summary for the store. */
@@ -200,16 +234,24 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         if (!m) goto out;
         opt.cfg = acfg;
         if (!state_js) { cr_error_set(e, "%s: no state.json", resume_from); goto out; }
-        if (state_parse(state_js, &st, e)) goto out;
+        if (state_parse(state_js, &st, c->seed, e)) goto out;
         fprintf(stderr, "grpo: resuming from %s (step %ld)\n", resume_from, st.step);
     } else {
         m = model_load(c->model_dir, e);
         if (!m || adamw_init(&opt, m, acfg, e)) goto out;
     }
     if (c->beta > 0) {
-        /* frozen reference: the initial policy (or, with --ref-reset-every, the policy
-         * at the last reset; a resumed run resets it to the resumed policy) */
-        ref = c->resume && resume_from ? checkpoint_load(resume_from, NULL, NULL, e) : model_load(c->model_dir, e);
+        /* frozen reference: the initial policy or, with --ref-reset-every, the policy at
+         * the last reset (saved next to the checkpoints: ref_save_if_needed) */
+        long R = resume_from ? ref_reset_step(st.step, c->ref_reset_every) : 0;
+        if (R > 0 && R != st.step) {
+            char *d = ref_dir(c->out_dir, R);
+            ref = checkpoint_load(d, NULL, NULL, e);
+            if (!ref) cr_error_prefix(e, "grpo: resuming at step %ld needs the reference reset at step %ld", st.step, R);
+            free(d);
+        } else {
+            ref = model_load(c->model_dir, e);
+        }
         if (!ref) goto out;
     }
     if (has_rm && !(rm = reward_model_load(c->rm_dir, e))) goto out;
@@ -512,7 +554,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < c->steps) {
             char *dir = checkpoint_step_dir(c->out_dir, st.step);
             char *js = state_json(&st, c->seed);
-            int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
+            int r = ref_save_if_needed(ref, c, st.step, e);
+            if (r == 0) r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
             if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
             free(dir);
             free(js);
