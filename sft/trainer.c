@@ -283,8 +283,8 @@ int sft_train(const SftConfig *c, CrError *e) {
         if (st.cursor >= nb) { st.epoch++; st.cursor = 0; if (st.epoch >= c->epochs) break; continue; }
         long first = st.cursor, last = st.cursor + c->grad_accum;
         if (last > nb) last = nb;
-        long T = 0, ntok = 0;
-        for (long i = first; i < last; i++) { T += pb[i].n_targets; ntok += pb[i].batch.n_tokens; }
+        long T = 0, ntok = 0, nseq = 0;
+        for (long i = first; i < last; i++) { T += pb[i].n_targets; ntok += pb[i].batch.n_tokens; nseq += pb[i].batch.n_seqs; }
         double t0 = progress_now();
         model_zero_grads(m);
         double loss = 0, aux_sum = 0;
@@ -299,8 +299,13 @@ int sft_train(const SftConfig *c, CrError *e) {
                     dlogp[t] = tgt ? (float)(-1.0 / (double)T) : 0.0f;
                     if (tgt) loss -= logp[t];
                 }
-                aux_sum += aux;
-                r = model_backward(m, &pb[i].batch, dlogp, (float)(1.0 / (double)(last - first)), e);
+                /* the aux loss is a mean over sequences (seq_aux): weighting each
+                 * micro-batch's by its share of the step's sequences gives the aux
+                 * gradient of one batch of them all */
+                float aux_w = m->cfg.seq_aux ? (float)((double)pb[i].batch.n_seqs / (double)nseq)
+                                             : (float)(1.0 / (double)(last - first));
+                aux_sum += aux * aux_w;
+                r = model_backward(m, &pb[i].batch, dlogp, aux_w, e);
             }
             free(logp);
             free(dlogp);
@@ -321,7 +326,7 @@ int sft_train(const SftConfig *c, CrError *e) {
         tokens_total += (double)ntok;
         steps_this_run++;
         if (run_log_step_begin(log, st.step, e) || run_log_metric(log, "loss", loss, e) ||
-            run_log_metric(log, "aux_loss", aux_sum / (double)(last - first), e) ||
+            run_log_metric(log, "aux_loss", aux_sum, e) ||
             run_log_metric(log, "lr", lr, e) || run_log_metric(log, "grad_norm", gnorm, e) ||
             run_log_metric(log, "tokens_per_s", (double)ntok / dt, e) ||
             run_log_metric(log, "epoch", (double)st.epoch, e))
