@@ -11,7 +11,10 @@
  * compared as a correctness check. Also printed: the memory-bandwidth bound, i.e. G
  * tokens per (bytes of weights a decode step must read once + latent cache bytes) /
  * (measured read bandwidth), where the routed-expert bytes count the distinct experts the
- * step actually used (recorded by the engine). */
+ * step actually used (recorded by the engine). The process environment is set as for
+ * `crucible` (ops_cpu_env_init: OMP_WAIT_POLICY=passive, OpenBLAS core type) and the peer
+ * inherits it. Tokens per CPU-second are printed too: on a shared, loaded machine they
+ * are the less distorted comparison. */
 #include <cjson/cJSON.h>
 #include <omp.h>
 #include <stdio.h>
@@ -22,6 +25,7 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "model/model.h"
+#include "model/ops.h"
 #include "rollout/rollout.h"
 
 static const char k_config[] =
@@ -78,6 +82,7 @@ static size_t tensor_bytes(const Model *m, const char *substr_yes, const char *s
 }
 
 int main(int argc, char **argv) {
+    ops_cpu_env_init(argc, argv);  /* OpenBLAS kernels and OpenMP wait policy, as crucible */
     int threads = 2, n_new = 64;
     const char *dir = "build/bench-rollout";
     for (int i = 1; i + 1 < argc; i += 2) {
