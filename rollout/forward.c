@@ -200,7 +200,7 @@ static void rmsnorm_row(float *out, const float *x, const float *w, int D, float
 
 static void rmsnorm_rows(float *out, int ldo, const float *x, int ldx, const float *w, int n, int D,
                          float eps) {
-#pragma omp parallel for schedule(static) if (n > 4)
+#pragma omp parallel for schedule(static) if ((long)n * D > (1L << 16))
     for (int i = 0; i < n; i++) rmsnorm_row(out + (size_t)i * ldo, x + (size_t)i * ldx, w, D, eps);
 }
 
