@@ -44,7 +44,8 @@ typedef struct Tokenizer Tokenizer;
 typedef struct SampleParams {
     float temperature, top_p, min_p;  /* 0 = greedy; top_p >= 1 off; min_p <= 0 off */
     int top_k;                        /* <= 0: off */
-    int max_new_tokens;               /* >= 1 */
+    int max_new_tokens;               /* >= 1; fewer when the context (max_position_embeddings)
+                                         ends first (finish_reason "length") */
     const int32_t *stop_ids;          /* NULL/0: the tokenizer's EOS (else config eos_token_id) */
     int n_stop_ids;
     const char *const *stop_strings;  /* need a tokenizer */
