@@ -55,7 +55,7 @@ CLI_OBJ   := $(patsubst %.c,$(OBJ)/%.o,$(CLI_SRC))
 TEST_OBJ  := $(patsubst %.c,$(OBJ)/%.o,$(TEST_SRC)) $(OBJ)/tests/main.o
 LIB       := $(BUILD)/libcrucible.a
 
-.PHONY: all deps test check-all demo bench fuzz clean features cuda-check
+.PHONY: all deps test check-all demo bench fuzz fuzz-run clean features cuda-check
 .DEFAULT_GOAL := all
 
 all: features $(BUILD)/crucible
@@ -153,13 +153,15 @@ FUZZ_FLAGS := -std=c17 -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp -D_GN
 FUZZ_LIB_SRC := $(filter-out sandbox/%,$(LIB_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 fuzz: $(FUZZ_BIN)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN)/version.c
+FUZZ_HDR   := $(foreach m,$(MODULES),$(wildcard $(m)/*.h))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(FUZZ_HDR) $(GEN)/version.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(GEN)/version.c $(filter-out -lseccomp,$(LDLIBS)) -lseccomp
 fuzz-run: fuzz
 	@for f in $(FUZZ_BIN); do echo "fuzz: $$f (30 s)"; \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$(basename $$f); \
-	  $$f -max_total_time=30 -timeout=5 -rss_limit_mb=2048 $(BUILD)/fuzz/corpus-$$(basename $$f) \
+	  $$f -max_total_time=30 -timeout=5 -rss_limit_mb=2048 -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus-$$(basename $$f) \
 	    $$( [ -d tests/fuzz/seeds/$$(basename $$f) ] && echo tests/fuzz/seeds/$$(basename $$f) ) || exit 1; done
 
 clean:

@@ -196,3 +196,32 @@ int cr_args_parse(const char *usage_line, const ArgSpec *specs, int argc, char *
     if (npos) *npos = np;
     return 0;
 }
+
+char *cr_args_to_json(const ArgSpec *specs) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) CR_DIE("out of memory");
+    for (const ArgSpec *s = specs; s->name; s++) {
+        switch (s->type) {
+        case ARG_STR: {
+            const char *v = *(const char **)s->dest;
+            if (v) cJSON_AddStringToObject(o, s->name, v); else cJSON_AddNullToObject(o, s->name);
+            break;
+        }
+        case ARG_INT: cJSON_AddNumberToObject(o, s->name, (double)*(long *)s->dest); break;
+        case ARG_FLOAT: cJSON_AddNumberToObject(o, s->name, *(double *)s->dest); break;
+        case ARG_BOOL: cJSON_AddBoolToObject(o, s->name, *(int *)s->dest); break;
+        case ARG_STR_LIST: {
+            const CrStrList *l = s->dest;
+            cJSON *a = cJSON_AddArrayToObject(o, s->name);
+            for (int i = 0; i < l->n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(l->items[i]));
+            break;
+        }
+        }
+    }
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!txt) CR_DIE("out of memory");
+    char *r = cr_strdup(txt);
+    cJSON_free(txt);
+    return r;
+}

@@ -43,5 +43,8 @@ typedef struct ArgSpec {
 int cr_args_parse(const char *usage_line, const ArgSpec *specs, int argc, char **argv,
                   const char ***pos, int *npos, CrError *e);
 void cr_args_usage(const char *usage_line, const ArgSpec *specs);
+/* The effective values of every flag as a JSON object (malloc'd text): what a run
+ * records as its config. */
+char *cr_args_to_json(const ArgSpec *specs);
 
 #endif

@@ -2,6 +2,7 @@
 #include "data/runstore.h"
 #include "data/runstore_schema.h"
 #include "core/alloc.h"
+#include "core/version.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -155,6 +156,7 @@ int64_t runstore_begin_run(RunStore *rs, const char *kind, const char *config_js
                            const char *code_commit, const char *provenance_json, CrError *e) {
     if (rs->in_step) return cr_error_set(e, "%s: begin_run inside an open step", rs->path);
     if (!provenance_json) provenance_json = "{}";
+    if (!code_commit) code_commit = crucible_git_commit;
     if (json_ok(rs, "config", config_json, e) < 0 || json_ok(rs, "provenance", provenance_json, e) < 0) return -1;
     sqlite3_stmt *st = prep(rs, "INSERT INTO runs(kind, config_json, code_commit, provenance_json) VALUES (?1,?2,?3,?4)", e);
     if (!st) return -1;
@@ -448,4 +450,30 @@ int runstore_verdict_histogram(RunStore *rs, int64_t run_id, int64_t step_lo, in
         return -1;
     }
     return text_count_rows(rs, st, verdicts, counts, n, e);
+}
+
+int runstore_truncate_after(RunStore *rs, int64_t run_id, int64_t step, CrError *e) {
+    if (rs->in_step) return cr_error_set(e, "%s: truncate with a step open", rs->path);
+    static const char *const sql[] = {
+        "DELETE FROM executions WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = ?1 AND step > ?2)",
+        "DELETE FROM rollouts WHERE run_id = ?1 AND step > ?2",
+        "DELETE FROM metrics WHERE run_id = ?1 AND step > ?2",
+        "DELETE FROM checkpoints WHERE run_id = ?1 AND step > ?2",
+        "DELETE FROM steps WHERE run_id = ?1 AND step > ?2",
+    };
+    if (exec_sql(rs, "BEGIN IMMEDIATE", e) < 0) return -1;
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *st = prep(rs, sql[i], e);
+        int bad = !st;
+        if (!bad && (bind_i64(rs, st, 1, run_id, e) || bind_i64(rs, st, 2, step, e))) {
+            sqlite3_finalize(st);
+            bad = 1;
+        }
+        if (!bad && run_done(rs, st, "truncate", e) < 0) bad = 1;  /* run_done finalizes */
+        if (bad) {
+            exec_sql(rs, "ROLLBACK", NULL);
+            return -1;
+        }
+    }
+    return exec_sql(rs, "COMMIT", e);
 }

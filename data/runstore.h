@@ -35,7 +35,7 @@ void runstore_close(RunStore *rs);
 
 /* New run row. kind: "sft", "grpo", "rm", "eval"...; config_json and provenance_json
  * must be JSON text (provenance may be NULL = "{}"); code_commit: the git commit the
- * Crucible binary was built from (crucible_git_commit). Returns the run id or -1. */
+ * Crucible binary was built from; NULL = crucible_git_commit (core/version.h). Returns the run id or -1. */
 int64_t runstore_begin_run(RunStore *rs, const char *kind, const char *config_json,
                            const char *code_commit, const char *provenance_json, CrError *e);
 /* One data source of a run (e.g. kind "git": source = repo path, revision = commit
@@ -75,6 +75,10 @@ int64_t runstore_add_execution(RunStore *rs, const RsExecution *x, CrError *e);
 int runstore_step_commit(RunStore *rs, CrError *e);
 /* Roll back the open step (e.g. after an error while filling it). */
 void runstore_step_abort(RunStore *rs);
+
+/* Remove every step after STEP of the run (and its metrics, rollouts, executions,
+ * checkpoints) in one transaction: a resumed run continues from its checkpoint. */
+int runstore_truncate_after(RunStore *rs, int64_t run_id, int64_t step, CrError *e);
 
 int runstore_add_checkpoint(RunStore *rs, int64_t run_id, int64_t step, const char *path,
                             CrError *e);

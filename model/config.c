@@ -170,6 +170,27 @@ int model_config_validate(const ModelConfig *c, const char *src, CrError *e) {
     if (c->qk_rope_head_dim % 2) return cr_error_set(e, "%s: field \"qk_rope_head_dim\": must be even (RoPE rotates pairs)", src);
     if (c->q_lora_rank < 0) return cr_error_set(e, "%s: field \"q_lora_rank\": must be null or > 0", src);
     if (c->first_k_dense_replace < 0) return cr_error_set(e, "%s: field \"first_k_dense_replace\": must be >= 0", src);
+    /* Optional counts: null/absent reads as 0; a negative value is never meaningful (and
+     * would not survive model_config_to_json, which writes 0 as null). */
+#define NONNEG(f) if (c->f < 0) return cr_error_set(e, "%s: field \"" #f "\": must be null or >= 0 (got %d)", src, c->f)
+    NONNEG(num_key_value_heads); NONNEG(n_group); NONNEG(topk_group); NONNEG(n_shared_experts);
+    NONNEG(num_experts_per_tok); NONNEG(intermediate_size); NONNEG(moe_intermediate_size);
+#undef NONNEG
+    /* fp32 fields: a JSON number beyond fp32 range becomes inf here. */
+#define FINITE(f) if (!isfinite(c->f)) return cr_error_set(e, "%s: field \"" #f "\": not a finite fp32 number", src)
+    FINITE(routed_scaling_factor); FINITE(aux_loss_alpha); FINITE(rms_norm_eps); FINITE(rope_theta);
+    FINITE(yarn_factor); FINITE(yarn_beta_fast); FINITE(yarn_beta_slow); FINITE(yarn_mscale);
+    FINITE(yarn_mscale_all_dim); FINITE(initializer_range);
+#undef FINITE
+    /* Sanity caps (far above any DeepSeek-V2 model) so that hostile configs cannot make
+     * the validation loop or the parameter table explode. */
+#define CAP(f, lim) if (c->f > (lim)) return cr_error_set(e, "%s: field \"" #f "\": %d is beyond the supported %d", src, c->f, (lim))
+    CAP(num_hidden_layers, 4096); CAP(vocab_size, 1 << 24); CAP(hidden_size, 1 << 20);
+    CAP(num_attention_heads, 1 << 16); CAP(n_routed_experts, 1 << 16); CAP(n_shared_experts, 1 << 10);
+    CAP(intermediate_size, 1 << 22); CAP(moe_intermediate_size, 1 << 22); CAP(kv_lora_rank, 1 << 20);
+    CAP(q_lora_rank, 1 << 20); CAP(qk_nope_head_dim, 1 << 16); CAP(qk_rope_head_dim, 1 << 16);
+    CAP(v_head_dim, 1 << 16);
+#undef CAP
     if (!(c->rms_norm_eps > 0)) return cr_error_set(e, "%s: field \"rms_norm_eps\": must be > 0", src);
     if (!(c->rope_theta > 0)) return cr_error_set(e, "%s: field \"rope_theta\": must be > 0", src);
     if (!(c->initializer_range >= 0)) return cr_error_set(e, "%s: field \"initializer_range\": must be >= 0", src);
@@ -308,6 +329,18 @@ int model_config_load(ModelConfig *c, const char *path, CrError *e) {
     return rc;
 }
 
+/* A float field as the shortest decimal that reads back as the same fp32 value, always
+ * with a '.' or exponent: transformers' strict config dataclasses refuse 0 for a float. */
+static void add_float(cJSON *o, const char *key, float v) {
+    char buf[48];
+    for (int prec = 6; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strcat(buf, ".0");   /* "n": inf/nan never reach here (validated) */
+    cJSON_AddItemToObject(o, key, cJSON_CreateRaw(buf));
+}
+
 char *model_config_to_json(const ModelConfig *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o) CR_DIE("out of memory");
@@ -318,8 +351,8 @@ char *model_config_to_json(const ModelConfig *c) {
     cJSON_AddNumberToObject(o, "hidden_size", c->hidden_size);
     cJSON_AddNumberToObject(o, "num_hidden_layers", c->num_hidden_layers);
     cJSON_AddNumberToObject(o, "num_attention_heads", c->num_attention_heads);
-    cJSON_AddNumberToObject(o, "num_key_value_heads",
-                            c->num_key_value_heads > 0 ? c->num_key_value_heads : c->num_attention_heads);
+    if (c->num_key_value_heads > 0) cJSON_AddNumberToObject(o, "num_key_value_heads", c->num_key_value_heads);
+    else cJSON_AddNullToObject(o, "num_key_value_heads");   /* absent/null reads back as 0 */
     if (c->q_lora_rank > 0) cJSON_AddNumberToObject(o, "q_lora_rank", c->q_lora_rank);
     else cJSON_AddNullToObject(o, "q_lora_rank");
     cJSON_AddNumberToObject(o, "kv_lora_rank", c->kv_lora_rank);
@@ -340,23 +373,23 @@ char *model_config_to_json(const ModelConfig *c) {
     else cJSON_AddNullToObject(o, "n_group");
     if (c->topk_group > 0) cJSON_AddNumberToObject(o, "topk_group", c->topk_group);
     else cJSON_AddNullToObject(o, "topk_group");
-    cJSON_AddNumberToObject(o, "routed_scaling_factor", c->routed_scaling_factor);
+    add_float(o, "routed_scaling_factor", c->routed_scaling_factor);
     cJSON_AddBoolToObject(o, "norm_topk_prob", c->norm_topk_prob);
     cJSON_AddStringToObject(o, "scoring_func", "softmax");
-    cJSON_AddNumberToObject(o, "aux_loss_alpha", c->aux_loss_alpha);
+    add_float(o, "aux_loss_alpha", c->aux_loss_alpha);
     cJSON_AddBoolToObject(o, "seq_aux", c->seq_aux);
     cJSON_AddStringToObject(o, "hidden_act", "silu");
-    cJSON_AddNumberToObject(o, "rms_norm_eps", c->rms_norm_eps);
-    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+    add_float(o, "rms_norm_eps", c->rms_norm_eps);
+    add_float(o, "rope_theta", c->rope_theta);
     if (c->rope_yarn) {
         cJSON *rs = cJSON_AddObjectToObject(o, "rope_scaling");
         cJSON_AddStringToObject(rs, "type", "yarn");
-        cJSON_AddNumberToObject(rs, "factor", c->yarn_factor);
+        add_float(rs, "factor", c->yarn_factor);
         cJSON_AddNumberToObject(rs, "original_max_position_embeddings", c->yarn_original_max_position_embeddings);
-        cJSON_AddNumberToObject(rs, "beta_fast", c->yarn_beta_fast);
-        cJSON_AddNumberToObject(rs, "beta_slow", c->yarn_beta_slow);
-        cJSON_AddNumberToObject(rs, "mscale", c->yarn_mscale);
-        cJSON_AddNumberToObject(rs, "mscale_all_dim", c->yarn_mscale_all_dim);
+        add_float(rs, "beta_fast", c->yarn_beta_fast);
+        add_float(rs, "beta_slow", c->yarn_beta_slow);
+        add_float(rs, "mscale", c->yarn_mscale);
+        add_float(rs, "mscale_all_dim", c->yarn_mscale_all_dim);
     } else {
         cJSON_AddNullToObject(o, "rope_scaling");
     }
@@ -364,9 +397,9 @@ char *model_config_to_json(const ModelConfig *c) {
     cJSON_AddNumberToObject(o, "bos_token_id", c->bos_token_id);
     cJSON_AddNumberToObject(o, "eos_token_id", c->eos_token_id);
     cJSON_AddBoolToObject(o, "tie_word_embeddings", c->tie_word_embeddings);
-    cJSON_AddNumberToObject(o, "initializer_range", c->initializer_range);
+    add_float(o, "initializer_range", c->initializer_range);
     cJSON_AddBoolToObject(o, "attention_bias", 0);
-    cJSON_AddNumberToObject(o, "attention_dropout", 0.0);
+    add_float(o, "attention_dropout", 0.0f);
     cJSON_AddStringToObject(o, "torch_dtype", "float32");
     char *s = cJSON_Print(o);
     cJSON_Delete(o);

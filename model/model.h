@@ -17,7 +17,12 @@
  *    objective CE + sum_l L_aux(l); 0 = ignore it). It must follow a model_forward
  *    of the same batch (activations are kept inside the model).
  *  - Bad input (token id out of range, empty batch, position >= max positions,
- *    inconsistent cu_seqlens) returns -1 with a message; never crashes. */
+ *    inconsistent cu_seqlens) returns -1 with a message; never crashes. Non-finite
+ *    outputs return -1 naming the first parameter tensor holding NaN/Inf, if any.
+ *  - model_forward_hidden ignores targets (may be NULL).
+ *  - A Model is not thread-safe: one forward/backward at a time (ops parallelise inside).
+ *  - For a given build and CPU kernel (OPENBLAS_CORETYPE), results are bit-identical
+ *    whatever the OpenMP thread count. */
 #ifndef CRUCIBLE_MODEL_MODEL_H
 #define CRUCIBLE_MODEL_MODEL_H
 

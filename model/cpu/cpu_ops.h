@@ -9,6 +9,10 @@
 
 #include "model/ops.h"
 
+/* Loops with less work than this many element-operations run on the calling thread:
+ * a parallel region costs more than it saves, and far more on a loaded machine. */
+enum { OPS_CPU_PAR_MIN = 32768 };
+
 void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 void cpu_swiglu_forward(float *h, const float *g, const float *u, size_t n);

@@ -21,7 +21,7 @@ void cpu_lmhead_logprob_forward(float *logp, float *lse, const float *y, const f
         for (int c0 = 0; c0 < V; c0 += OPS_LMHEAD_COLS) {
             int nc = V - c0 < OPS_LMHEAD_COLS ? V - c0 : OPS_LMHEAD_COLS;
             cpu_gemm(0, 1, nr, nc, D, 1.0f, y + (size_t)r0 * D, D, W + (size_t)c0 * D, D, 0.0f, lg, nc);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)nr * nc > OPS_CPU_PAR_MIN)
             for (int i = 0; i < nr; i++) {
                 const float *l = lg + (size_t)i * nc;
                 float m = l[0];
@@ -52,7 +52,7 @@ void cpu_lmhead_logprob_backward(float *dy, float beta_dy, float *dW, const floa
         for (int c0 = 0; c0 < V; c0 += OPS_LMHEAD_COLS) {
             int nc = V - c0 < OPS_LMHEAD_COLS ? V - c0 : OPS_LMHEAD_COLS;
             cpu_gemm(0, 1, nr, nc, D, 1.0f, y + (size_t)r0 * D, D, W + (size_t)c0 * D, D, 0.0f, lg, nc);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)nr * nc > OPS_CPU_PAR_MIN)
             for (int i = 0; i < nr; i++) {
                 float *l = lg + (size_t)i * nc;
                 int t = targets[r0 + i];

@@ -7,7 +7,7 @@
 void cpu_mla_kv_assemble_forward(float *K, float *V, const float *kv, const float *kpe, int ldkpe, int N,
                                  int H, int dn, int dr, int dv) {
     int dqk = dn + dr, dkv = dn + dv;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * H * (dn + dr + dv) > OPS_CPU_PAR_MIN)
     for (int n = 0; n < N; n++)
         for (int h = 0; h < H; h++) {
             const float *src = kv + ((size_t)n * H + h) * dkv;
@@ -21,7 +21,7 @@ void cpu_mla_kv_assemble_forward(float *K, float *V, const float *kv, const floa
 void cpu_mla_kv_assemble_backward(float *dkv, float *dkpe, int ldkpe, const float *dK, const float *dV,
                                   int N, int H, int dn, int dr, int dv) {
     int dqk = dn + dr, dkv_w = dn + dv;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * H * (dn + dr + dv) > OPS_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         float *kp = dkpe + (size_t)n * ldkpe;
         for (int i = 0; i < dr; i++) kp[i] = 0;

@@ -11,7 +11,7 @@
 void cpu_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,
                            const OpsMoeRoute *r) {
     int E = r->E, K = r->K;
-#pragma omp parallel
+#pragma omp parallel if ((long)N * E > OPS_CPU_PAR_MIN / 4)
     {
         /* masked [E] | taken [E] | gscore [G] | gtaken [G]; "taken" flags (not sentinel
          * values) so that NaN scores still select valid, distinct experts. */
@@ -81,7 +81,7 @@ void cpu_moe_route_forward(float *probs, int32_t *idx, float *w, const float *lo
 void cpu_moe_aux_forward(float *loss, float *aux_coef, int32_t *seg_of_token, const float *probs,
                          const int32_t *idx, const int32_t *cu_seg, int n_seg, int N, int E, int K, float alpha) {
     double total = 0;
-#pragma omp parallel for schedule(dynamic, 1) reduction(+ : total) if (n_seg > 1)
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : total) if (n_seg > 1 && (long)N * E > OPS_CPU_PAR_MIN / 4)
     for (int s = 0; s < n_seg; s++) {
         int t0 = n_seg == 1 ? 0 : cu_seg[s], t1 = n_seg == 1 ? N : cu_seg[s + 1], T = t1 - t0;
         double *P = cr_calloc((size_t)E, sizeof(double));
@@ -108,7 +108,7 @@ void cpu_moe_route_backward(float *dlogits, const float *dw, const float *probs,
                             const float *w, const float *aux_coef, float aux_weight,
                             const int32_t *seg_of_token, int N, const OpsMoeRoute *r) {
     int E = r->E, K = r->K;
-#pragma omp parallel
+#pragma omp parallel if ((long)N * E > OPS_CPU_PAR_MIN / 4)
     {
         float *ds = cr_malloc(sizeof(float) * E);
 #pragma omp for schedule(static)

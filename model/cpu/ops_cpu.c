@@ -4,6 +4,8 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "core/alloc.h"
@@ -17,6 +19,19 @@ static void cpu_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
 }
 
+/* OpenBLAS runs single-threaded (see ops_cpu) and a large GEMM is cut into fixed blocks of
+ * GEMM_BLOCK rows (or columns) of C that OpenMP threads share. The cut depends only on the
+ * shape, never on the thread count, so every block is the same BLAS call whatever the
+ * number of threads: results are bit-identical across thread counts (OpenBLAS picks
+ * different kernels for different block shapes, so a thread-dependent cut would not be). */
+enum { GEMM_BLOCK = 128 };
+
+static void gemm_block(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                       const float *B, int ldb, float beta, float *C, int ldc) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
+                K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -25,8 +40,24 @@ void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
         return;
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
-                K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int split_m = M >= N;
+    int len = split_m ? M : N;
+    double flops = 2.0 * M * N * K;
+    if (len < 2 * GEMM_BLOCK || flops < 2.0 * 64 * 64 * 64) {
+        gemm_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    int nblk = (len + GEMM_BLOCK - 1) / GEMM_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel())
+    for (int b = 0; b < nblk; b++) {
+        int o = b * GEMM_BLOCK, n = len - o < GEMM_BLOCK ? len - o : GEMM_BLOCK;
+        if (split_m)
+            gemm_block(transA, transB, n, N, K, alpha, transA ? A + o : A + (size_t)o * lda, lda, B, ldb, beta,
+                       C + (size_t)o * ldc, ldc);
+        else
+            gemm_block(transA, transB, M, n, K, alpha, A, lda, transB ? B + (size_t)o * ldb : B + o, ldb, beta,
+                       C + o, ldc);
+    }
 }
 
 static void cpu_add(float *y, const float *x, size_t n) {
@@ -49,12 +80,12 @@ static void cpu_count_nonfinite(const float *x, size_t n, size_t *count) {
 static float silu_f(float g) { return g / (1.0f + expf(-g)); }
 
 void cpu_swiglu_forward(float *h, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 16384 && !omp_in_parallel())
     for (size_t i = 0; i < n; i++) h[i] = silu_f(g[i]) * u[i];
 }
 
 void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 16384 && !omp_in_parallel())
     for (size_t i = 0; i < n; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i]));
         float si = g[i] * sg;
@@ -100,4 +131,12 @@ static const Ops k_cpu = {
     .lmhead_logprob_backward = cpu_lmhead_logprob_backward,
 };
 
-const Ops *ops_cpu(void) { return &k_cpu; }
+/* OpenMP threads and OpenBLAS's own pthread pool would otherwise spin against each other
+ * on the same cores (measured: 40x slower small GEMMs on 2 cores). */
+static void blas_single_thread(void) { openblas_set_num_threads(1); }
+
+const Ops *ops_cpu(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, blas_single_thread);
+    return &k_cpu;
+}

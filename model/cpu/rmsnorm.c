@@ -5,7 +5,7 @@
 
 void cpu_rmsnorm_forward(float *out, int ldo, float *rstd, const float *x, int ldx, const float *w,
                          int N, int D, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * D > OPS_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * ldx;
         float *o = out + (size_t)n * ldo;
@@ -21,7 +21,7 @@ void cpu_rmsnorm_forward(float *out, int ldo, float *rstd, const float *x, int l
 void cpu_rmsnorm_backward(float *dx, int lddx, float *dw, const float *dout, int lddo, const float *x,
                           int ldx, const float *w, const float *rstd, int N, int D) {
     /* dw: threads own column ranges, rows summed in order (deterministic). */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * D > OPS_CPU_PAR_MIN)
     for (int c0 = 0; c0 < D; c0 += 32) {
         int c1 = c0 + 32 < D ? c0 + 32 : D;
         for (int n = 0; n < N; n++) {
@@ -30,7 +30,7 @@ void cpu_rmsnorm_backward(float *dx, int lddx, float *dw, const float *dout, int
             for (int c = c0; c < c1; c++) dw[c] += g[c] * xr[c] * r;
         }
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * D > OPS_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *xr = x + (size_t)n * ldx, *g = dout + (size_t)n * lddo;
         float *d = dx + (size_t)n * lddx;

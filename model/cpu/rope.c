@@ -7,7 +7,7 @@
 
 static void rope(float *x, int ld, int head_stride, int n_heads, int N, int dr, const int32_t *pos,
                  const float *inv_freq, float cs_factor, float sign) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((long)N * n_heads * dr > OPS_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         float p = (float)pos[n];
         for (int i = 0; i < dr / 2; i++) {

@@ -1,0 +1,383 @@
+/* sft/trainer.c — see trainer.h */
+#include "sft/trainer.h"
+#include "core/alloc.h"
+#include "core/file.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "data/chat.h"
+#include "data/provenance.h"
+#include "data/run_log.h"
+#include "data/sft_data.h"
+#include "data/tokenizer.h"
+#include "model/adamw.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "model/schedule.h"
+#include "sft/pack.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sft_config_default(SftConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->epochs = 1;
+    c->lr = 1e-4;
+    c->warmup = 0.03;
+    c->min_lr_ratio = 0.1;
+    c->weight_decay = 0.1;
+    c->beta1 = 0.9;
+    c->beta2 = 0.95;
+    c->adam_eps = 1e-8;
+    c->max_grad_norm = 1.0;
+    c->batch_tokens = 4096;
+    c->grad_accum = 1;
+    c->max_seq_len = 2048;
+    c->fim_rate = 0.0;
+    c->eval_every = 0;
+    c->save_every = 0;
+    c->seed = 0;
+}
+
+/* Encoded dataset. */
+typedef struct {
+    SeqExample *ex;
+    int n;
+} Encoded;
+
+static void encoded_free(Encoded *d) {
+    for (int i = 0; i < d->n; i++) { free(d->ex[i].ids); free(d->ex[i].mask); }
+    free(d->ex);
+    d->ex = NULL;
+    d->n = 0;
+}
+
+/* Split a document into prefix/middle/suffix at two UTF-8 boundaries drawn from rng. */
+static int fim_split_encode(const Tokenizer *tok, const char *doc, CrRng *rng, TokenSeq *out, CrError *e) {
+    size_t len = strlen(doc);
+    size_t a = len ? (size_t)(cr_rng_uniform(rng) * (double)(len + 1)) : 0;
+    size_t b = len ? (size_t)(cr_rng_uniform(rng) * (double)(len + 1)) : 0;
+    if (a > len) a = len;
+    if (b > len) b = len;
+    if (a > b) { size_t t = a; a = b; b = t; }
+    while (a > 0 && a < len && ((unsigned char)doc[a] & 0xC0) == 0x80) a--;
+    while (b > a && b < len && ((unsigned char)doc[b] & 0xC0) == 0x80) b--;
+    char *prefix = cr_malloc(a + 1), *middle = cr_malloc(b - a + 1), *suffix = cr_malloc(len - b + 1);
+    memcpy(prefix, doc, a); prefix[a] = 0;
+    memcpy(middle, doc + a, b - a); middle[b - a] = 0;
+    memcpy(suffix, doc + b, len - b); suffix[len - b] = 0;
+    int rc = fim_encode(tok, prefix, suffix, middle, out, e);
+    free(prefix); free(middle); free(suffix);
+    return rc;
+}
+
+static int encode_file(const char *path, const Tokenizer *tok, double fim_rate, long seed,
+                       long max_seq_len, Encoded *out, CrError *e) {
+    SftExample *ex;
+    int n;
+    if (sft_load(path, &ex, &n, e)) return -1;
+    out->ex = cr_calloc((size_t)n, sizeof *out->ex);
+    out->n = 0;
+    long truncated = 0;
+    for (int i = 0; i < n; i++) {
+        TokenSeq s;
+        int rc;
+        CrRng rng;
+        cr_rng_init(&rng, (uint64_t)seed, 0x46494dULL /* "FIM" */, (uint64_t)i);
+        /* FIM turns plain documents (prompt/completion with an empty prompt) into PSM
+         * infilling examples at fim_rate; chat examples are never transformed. */
+        if (fim_rate > 0 && ex[i].completion && ex[i].prompt && !ex[i].prompt[0] &&
+            cr_rng_uniform(&rng) < fim_rate)
+            rc = fim_split_encode(tok, ex[i].completion, &rng, &s, e);
+        else
+            rc = sft_example_encode(tok, &ex[i], &s, e);
+        if (rc) {
+            cr_error_prefix(e, "%s:%d", path, ex[i].line);
+            sft_free(ex, n);
+            encoded_free(out);
+            return -1;
+        }
+        if (s.n > max_seq_len) { s.n = (int)max_seq_len; truncated++; }
+        out->ex[out->n].ids = s.ids;
+        out->ex[out->n].mask = s.loss;
+        out->ex[out->n].n = s.n;
+        out->n++;
+    }
+    sft_free(ex, n);
+    if (truncated) fprintf(stderr, "sft: %s: %ld examples truncated to --max-seq-len %ld\n", path, truncated, max_seq_len);
+    return 0;
+}
+
+/* Fisher-Yates with a stream keyed by (seed, epoch): the order is a pure function. */
+static void epoch_order(int *order, int n, long seed, long epoch) {
+    CrRng r;
+    cr_rng_init(&r, (uint64_t)seed, 0x5346540000ULL, (uint64_t)epoch);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(cr_rng_u64(&r) % (uint64_t)(i + 1));
+        int t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+}
+
+/* Mean loss over a whole dataset (no gradients). */
+static int eval_loss(Model *m, const Encoded *d, long batch_tokens, double *loss, CrError *e) {
+    int *order = cr_malloc(sizeof(int) * (size_t)(d->n ? d->n : 1));
+    for (int i = 0; i < d->n; i++) order[i] = i;
+    PackedBatch *pb;
+    int nb = pack_batches(d->ex, order, d->n, (int)batch_tokens, &pb);
+    double sum = 0;
+    long cnt = 0;
+    int rc = 0;
+    for (int i = 0; i < nb && rc == 0; i++) {
+        float *logp = cr_malloc(sizeof(float) * (size_t)pb[i].batch.n_tokens);
+        float aux;
+        rc = model_forward(m, &pb[i].batch, logp, &aux, e);
+        for (int t = 0; rc == 0 && t < pb[i].batch.n_tokens; t++)
+            if (pb[i].targets[t] >= 0) { sum -= logp[t]; cnt++; }
+        free(logp);
+    }
+    for (int i = 0; i < nb; i++) packed_batch_free(&pb[i]);
+    free(pb);
+    free(order);
+    *loss = cnt ? sum / (double)cnt : NAN;
+    return rc;
+}
+
+/* Trainer state that a checkpoint carries (state.json). */
+typedef struct {
+    long step, epoch, cursor, total_steps;
+} SftState;
+
+static char *state_to_json(const SftState *s, long seed) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "{\"trainer\":\"sft\",\"step\":%ld,\"epoch\":%ld,\"cursor\":%ld,\"total_steps\":%ld,\"seed\":%ld}",
+             s->step, s->epoch, s->cursor, s->total_steps, seed);
+    return cr_strdup(buf);
+}
+
+static int state_from_json(const char *js, SftState *s, long seed, CrError *e) {
+    cJSON *o = cJSON_Parse(js);
+    if (!o) return cr_error_set(e, "state.json: not valid JSON");
+    const char *keys[4] = {"step", "epoch", "cursor", "total_steps"};
+    long *dst[4] = {&s->step, &s->epoch, &s->cursor, &s->total_steps};
+    for (int i = 0; i < 4; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+        if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", keys[i]); }
+        *dst[i] = (long)it->valuedouble;
+    }
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        cJSON_Delete(o);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", (long)sd->valuedouble, seed);
+    }
+    cJSON_Delete(o);
+    return 0;
+}
+
+int sft_train(const SftConfig *c, CrError *e) {
+    if (!c->model_dir || !c->data_path || !c->out_dir) return cr_error_set(e, "sft: --model, --data and --out are required");
+    if (c->epochs <= 0 || c->batch_tokens < 2 || c->grad_accum <= 0 || c->max_seq_len < 2 || !(c->lr > 0) ||
+        c->fim_rate < 0 || c->fim_rate > 1 || c->warmup < 0)
+        return cr_error_set(e, "sft: invalid hyper-parameters (epochs, batch-tokens, grad-accum, max-seq-len, lr > 0; fim-rate in [0,1]; warmup >= 0)");
+    int rc = -1;
+    Model *m = NULL;
+    Tokenizer *tok = NULL;
+    AdamW opt = {0};
+    Encoded train = {0}, evald = {0};
+    RunLog *log = NULL;
+    int *order = NULL;
+    PackedBatch *pb = NULL;
+    int nb = 0;
+    char *tok_path = NULL, *resume_from = NULL, *state_js = NULL;
+    SftState st = {0, 0, 0, 0};
+
+    if (c->resume) {
+        CrError e2;
+        resume_from = checkpoint_latest(c->out_dir, &e2);
+    }
+    const char *src_dir = resume_from ? resume_from : c->model_dir;
+    tok_path = cr_path_join(src_dir, "tokenizer.json");
+    if (!cr_file_exists(tok_path)) {
+        free(tok_path);
+        tok_path = cr_path_join(c->model_dir, "tokenizer.json");
+    }
+    tok = tokenizer_load(tok_path, e);
+    if (!tok) { cr_error_prefix(e, "sft: the model directory needs a tokenizer.json"); goto out; }
+    AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->adam_eps, (float)c->weight_decay};
+    if (resume_from) {
+        m = checkpoint_load(resume_from, &opt, &state_js, e);
+        if (!m) goto out;
+        opt.cfg = acfg;
+        if (!state_js || state_from_json(state_js, &st, c->seed, e)) {
+            if (!state_js) cr_error_set(e, "%s: checkpoint has no state.json", resume_from);
+            goto out;
+        }
+        fprintf(stderr, "sft: resuming from %s (step %ld)\n", resume_from, st.step);
+    } else {
+        m = model_load(c->model_dir, e);
+        if (!m) goto out;
+        if (adamw_init(&opt, m, acfg, e)) goto out;
+    }
+    if (tokenizer_vocab_size(tok) > m->cfg.vocab_size) {
+        cr_error_set(e, "sft: tokenizer %s has %d ids but the model's vocab_size is %d", tok_path,
+                     tokenizer_vocab_size(tok), m->cfg.vocab_size);
+        goto out;
+    }
+    long max_len = c->max_seq_len < m->cfg.max_position_embeddings ? c->max_seq_len : m->cfg.max_position_embeddings;
+    if (encode_file(c->data_path, tok, c->fim_rate, c->seed, max_len, &train, e)) goto out;
+    if (c->eval_data && encode_file(c->eval_data, tok, 0, c->seed, max_len, &evald, e)) goto out;
+
+    /* Steps per epoch from this epoch's packing (the same count every epoch up to
+     * packing differences; the schedule's total is fixed at the start and saved). */
+    order = cr_malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
+    long bt = c->batch_tokens;  /* examples are already cut to max_len */
+    if (!resume_from) {
+        epoch_order(order, train.n, c->seed, 0);
+        nb = pack_batches(train.ex, order, train.n, (int)bt, &pb);
+        long per_epoch = (nb + c->grad_accum - 1) / c->grad_accum;
+        st.total_steps = per_epoch * c->epochs;
+        if (c->max_steps > 0 && c->max_steps < st.total_steps) st.total_steps = c->max_steps;
+        for (int i = 0; i < nb; i++) packed_batch_free(&pb[i]);
+        free(pb);
+        pb = NULL;
+        nb = 0;
+    }
+    if (st.total_steps <= 0) { cr_error_set(e, "sft: %s: no example has a token to learn", c->data_path); goto out; }
+    long warmup_steps = c->warmup < 1 ? (long)(c->warmup * (double)st.total_steps + 0.5) : (long)c->warmup;
+
+    char prov[1024];
+    snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"data\":\"%s\",\"examples\":%d}", c->model_dir, c->data_path, train.n);
+    log = run_log_open(c->out_dir, "sft", c->config_json ? c->config_json : "{}", prov,
+                       resume_from ? st.step : -1, e);
+    if (!log) goto out;
+    if (!resume_from) {
+        /* provenance: the data files by content id, ingested repos per (repo, commit) */
+        SftExample *px;
+        int pn;
+        if (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
+            provenance_record_file(log->rs, log->run_id, "sft_data", c->data_path, e) ||
+            (c->eval_data && provenance_record_file(log->rs, log->run_id, "eval_data", c->eval_data, e)))
+            goto out;
+        if (sft_load(c->data_path, &px, &pn, e)) goto out;
+        int pr_rc = provenance_record_sft(log->rs, log->run_id, c->data_path, px, pn, e);
+        sft_free(px, pn);
+        if (pr_rc) goto out;
+    }
+
+    Progress pr;
+    progress_init(&pr);
+    long steps_this_run = 0;
+    double tokens_total = 0;
+    int *ord_epoch = order;
+    long cur_epoch = -1;
+    while (st.step < st.total_steps) {
+        if (cur_epoch != st.epoch) {
+            for (int i = 0; i < nb; i++) packed_batch_free(&pb[i]);
+            free(pb);
+            epoch_order(ord_epoch, train.n, c->seed, st.epoch);
+            nb = pack_batches(train.ex, ord_epoch, train.n, (int)bt, &pb);
+            cur_epoch = st.epoch;
+        }
+        if (st.cursor >= nb) { st.epoch++; st.cursor = 0; if (st.epoch >= c->epochs) break; continue; }
+        long first = st.cursor, last = st.cursor + c->grad_accum;
+        if (last > nb) last = nb;
+        long T = 0, ntok = 0, nseq = 0;
+        for (long i = first; i < last; i++) { T += pb[i].n_targets; ntok += pb[i].batch.n_tokens; nseq += pb[i].batch.n_seqs; }
+        double t0 = progress_now();
+        model_zero_grads(m);
+        double loss = 0, aux_sum = 0;
+        for (long i = first; i < last; i++) {
+            int N = pb[i].batch.n_tokens;
+            float *logp = cr_malloc(sizeof(float) * (size_t)N), *dlogp = cr_malloc(sizeof(float) * (size_t)N);
+            float aux = 0;
+            int r = model_forward(m, &pb[i].batch, logp, &aux, e);
+            if (r == 0) {
+                for (int t = 0; t < N; t++) {
+                    int tgt = pb[i].targets[t] >= 0;
+                    dlogp[t] = tgt ? (float)(-1.0 / (double)T) : 0.0f;
+                    if (tgt) loss -= logp[t];
+                }
+                /* the aux loss is a mean over sequences (seq_aux): weighting each
+                 * micro-batch's by its share of the step's sequences gives the aux
+                 * gradient of one batch of them all */
+                float aux_w = m->cfg.seq_aux ? (float)((double)pb[i].batch.n_seqs / (double)nseq)
+                                             : (float)(1.0 / (double)(last - first));
+                aux_sum += aux * aux_w;
+                r = model_backward(m, &pb[i].batch, dlogp, aux_w, e);
+            }
+            free(logp);
+            free(dlogp);
+            if (r) goto out;
+        }
+        loss /= (double)T;
+        if (!isfinite(loss)) {
+            cr_error_set(e, "sft: loss is not finite at step %ld (diverged; try a lower --lr)", st.step + 1);
+            goto out;
+        }
+        float gnorm = grad_clip_global_norm(m, (float)c->max_grad_norm);
+        double lr = lr_schedule(st.step, warmup_steps, st.total_steps, c->lr, c->min_lr_ratio);
+        adamw_step(&opt, m, (float)lr);
+        st.step++;
+        st.cursor = last;
+        if (st.cursor >= nb) { st.epoch++; st.cursor = 0; }
+        double dt = progress_now() - t0;
+        tokens_total += (double)ntok;
+        steps_this_run++;
+        if (run_log_step_begin(log, st.step, e) || run_log_metric(log, "loss", loss, e) ||
+            run_log_metric(log, "aux_loss", aux_sum, e) ||
+            run_log_metric(log, "lr", lr, e) || run_log_metric(log, "grad_norm", gnorm, e) ||
+            run_log_metric(log, "tokens_per_s", (double)ntok / dt, e) ||
+            run_log_metric(log, "epoch", (double)st.epoch, e))
+            goto out;
+        double ev = NAN;
+        if (evald.n > 0 && c->eval_every > 0 && (st.step % c->eval_every == 0 || st.step == st.total_steps)) {
+            if (eval_loss(m, &evald, bt, &ev, e)) goto out;
+            if (run_log_metric(log, "eval_loss", ev, e)) goto out;
+        }
+        if (run_log_step_commit(log, e)) goto out;
+        char eta[16];
+        double per = progress_elapsed(&pr) / (double)steps_this_run;
+        char evs[32] = "";
+        if (isfinite(ev)) snprintf(evs, sizeof evs, "  eval %.4f", ev);
+        progress_update(&pr, "sft step %ld/%ld  loss %.4f%s  lr %.2e  gnorm %.3f  %.0f tok/s  ETA %s", st.step,
+                        st.total_steps, loss, evs, lr, gnorm,
+                        tokens_total / progress_elapsed(&pr), progress_eta(per * (double)(st.total_steps - st.step), eta));
+        if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < st.total_steps) {
+            char *dir = checkpoint_step_dir(c->out_dir, st.step);
+            char *js = state_to_json(&st, c->seed);
+            int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
+            if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+            free(dir);
+            free(js);
+            if (r) goto out;
+        }
+    }
+    progress_done(&pr);
+    {
+        char *dir = cr_path_join(c->out_dir, "final");
+        char *js = state_to_json(&st, c->seed);
+        int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
+        if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+        if (r == 0) fprintf(stderr, "sft: %ld steps; final model in %s\n", st.step, dir);
+        free(dir);
+        free(js);
+        if (r) goto out;
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < nb; i++) packed_batch_free(&pb[i]);
+    free(pb);
+    free(order);
+    run_log_close(log);
+    encoded_free(&train);
+    encoded_free(&evald);
+    adamw_free(&opt);
+    model_free(m);
+    tokenizer_free(tok);
+    free(tok_path);
+    free(resume_from);
+    free(state_js);
+    return rc;
+}
