@@ -142,6 +142,11 @@ $(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# ---- CUDA check: op tests against the CPU path, GPU benchmarks, summary table last ----
+cuda-check:
+	@$(MAKE) --no-print-directory all $(BUILD)/crucible_tests $(BUILD)/bench/cuda_ops_bench $(BUILD)/bench/cuda_train_step
+	@sh tests/cuda/cuda_check.sh
+
 # ---- fuzzing (libFuzzer, clang) --------------------------------------------------
 FUZZ_CC    := clang
 FUZZ_FLAGS := -std=c17 -O1 -g -Wno-pass-failed -fsanitize=fuzzer,address,undefined -fopenmp -D_GNU_SOURCE -I. -I$(GEN) -DCRUCIBLE_FUZZ

@@ -19,19 +19,53 @@ static int defines_entry(const char *code, const char *entry) {
     return 0;
 }
 
+/* The top-level import lines of a program prefix ("import x", "from x import y"). */
+static char *prefix_imports(const char *prefix) {
+    size_t n = strlen(prefix), o = 0;
+    char *out = cr_malloc(n + 1);
+    for (const char *p = prefix; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) + 1 : strlen(p);
+        if (!strncmp(p, "import ", 7) || !strncmp(p, "from ", 5)) {
+            memcpy(out + o, p, len);
+            o += len;
+            if (!nl) out[o++] = '\n';
+        }
+        p += len;
+    }
+    out[o] = 0;
+    return out;
+}
+
+static char *concat3(const char *a, const char *b, const char *c) {
+    size_t n = strlen(a) + strlen(b) + strlen(c) + 1;
+    char *s = cr_malloc(n);
+    snprintf(s, n, "%s%s%s", a, b, c);
+    return s;
+}
+
 char *judge_source(const Task *t, const char *completion) {
     CodeSource src;
     char *code = reward_extract_code(completion, t->language, CODE_LAST, &src);
     if (!code) code = cr_strdup(completion);
-    if (t->test_code && t->program_prefix && (src == CODE_FROM_RAW || !defines_entry(code, t->entry_point))) {
-        const char *body = src == CODE_FROM_RAW ? completion : code;
-        size_t n = strlen(t->program_prefix) + strlen(body) + 2;
-        char *s = cr_malloc(n);
-        snprintf(s, n, "%s%s", t->program_prefix, body);
-        free(code);
-        return s;
+    if (!t->test_code || !t->program_prefix) return code;
+    char *s;
+    if (src == CODE_FROM_RAW) {
+        s = concat3(t->program_prefix, completion, "");
+    } else if (!defines_entry(code, t->entry_point)) {
+        s = concat3(t->program_prefix, code, "");
+    } else if (t->format == TASK_FMT_HUMANEVAL || t->format == TASK_FMT_EVALPLUS) {
+        /* a block with the whole function: the prompt (a complete module whose
+         * functions have only docstrings) first, for its imports and helper functions;
+         * the block's definitions then replace the stubs */
+        s = concat3(t->program_prefix, "\n", code);
+    } else {
+        char *imp = prefix_imports(t->program_prefix);
+        s = concat3(imp, "", code);
+        free(imp);
     }
-    return code;
+    free(code);
+    return s;
 }
 
 int judge_batch(SandboxPool *pool, JudgeItem *items, int n, const SandboxLimits *limits, CrError *e) {

@@ -7,8 +7,12 @@
  *    one, else the raw text);
  *  - stdin/stdout tasks run that code against the task's tests;
  *  - code-style tasks (HumanEval, MBPP, ...) run program_prefix + completion when the
- *    completion is a raw continuation (no fence) or when the extracted block does not
- *    define the entry point itself, else the block alone; the task's test_code and
+ *    completion is a raw continuation (no fence), program_prefix + block when the
+ *    extracted block does not define the entry point itself; a block that defines it
+ *    runs after the whole prompt for HumanEval/EvalPlus tasks (their prompt is a complete
+ *    module: imports, helper functions, the entry point as a docstring-only stub that
+ *    the block replaces) and after the prefix's top-level import lines for other
+ *    formats (whose prefix may be an unfinished fragment); the task's test_code and
  *    check(entry_point) are appended by the sandbox, which requires proof that the
  *    harness reached its end.
  * All items of a batch are judged in parallel by the worker pool; results come back in

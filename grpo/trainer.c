@@ -5,12 +5,14 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/chat.h"
+#include "data/provenance.h"
 #include "data/run_log.h"
 #include "data/tasks.h"
 #include "data/tokenizer.h"
 #include "grpo/advantage.h"
 #include "grpo/judge.h"
 #include "grpo/loss.h"
+#include "grpo/micro_batch.h"
 #include "grpo/task_prompt.h"
 #include "model/adamw.h"
 #include "model/checkpoint.h"
@@ -96,7 +98,7 @@ static char *state_json(const GrpoState *s, long seed) {
     return cr_strdup(buf);
 }
 
-static int state_parse(const char *js, GrpoState *s, CrError *e) {
+static int state_parse(const char *js, GrpoState *s, long seed, CrError *e) {
     cJSON *o = cJSON_Parse(js);
     if (!o) return cr_error_set(e, "state.json: not valid JSON");
     const char *k[3] = {"step", "epoch", "cursor"};
@@ -106,8 +108,42 @@ static int state_parse(const char *js, GrpoState *s, CrError *e) {
         if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", k[i]); }
         *d[i] = (long)it->valuedouble;
     }
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        cJSON_Delete(o);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", (long)sd->valuedouble, seed);
+    }
     cJSON_Delete(o);
     return 0;
+}
+
+/* With --ref-reset-every K the reference is the policy after the last reset step
+ * R = floor(step / K) * K. A checkpoint at `step` needs it saved when 0 < R < step (at
+ * R == step the loop resets it again before training). */
+static long ref_reset_step(long step, long every) {
+    return every > 0 ? step / every * every : 0;
+}
+
+static char *ref_dir(const char *out_dir, long step) {
+    char *base = cr_path_join(out_dir, "reference");
+    char name[32];
+    snprintf(name, sizeof name, "step-%06ld", step);
+    char *d = cr_path_join(base, name);
+    free(base);
+    return d;
+}
+
+/* Save the reset reference (once) so that a run resumed from a checkpoint at `step`
+ * continues with the same reference as the uninterrupted run. */
+static int ref_save_if_needed(const Model *ref, const GrpoConfig *c, long step, CrError *e) {
+    long R = ref_reset_step(step, c->ref_reset_every);
+    if (!ref || R <= 0 || R == step) return 0;
+    char *d = ref_dir(c->out_dir, R);
+    char *done = cr_path_join(d, "DONE");
+    int rc = cr_file_exists(done) ? 0 : checkpoint_save(d, ref, NULL, NULL, e);
+    free(done);
+    free(d);
+    return rc;
 }
 
 /* Compact per-test summary for the store. */
@@ -128,87 +164,6 @@ static char *tests_json(const SandboxResult *r) {
     char *r2 = cr_strdup(s ? s : "[]");
     cJSON_free(s);
     return r2;
-}
-
-/* A training micro-batch built from whole completions. */
-typedef struct {
-    Batch b;
-    int32_t *tokens, *targets, *cu;
-    int *comp;          /* [N] local completion index */
-    float *mask;        /* [N] */
-    float *adv;         /* [n_comp] */
-    float *logp_old, *logp_ref;  /* [N] or NULL */
-    int n_comp;
-} Micro;
-
-static void micro_free(Micro *m) {
-    free(m->tokens); free(m->targets); free(m->cu); free(m->comp); free(m->mask); free(m->adv);
-    free(m->logp_old); free(m->logp_ref);
-    memset(m, 0, sizeof *m);
-}
-
-typedef struct {
-    const int32_t *prompt; int P;
-    const int32_t *comp; int L;
-    float adv;
-    int masked;   /* overlong-masked: contributes nothing */
-} TrainSeq;
-
-static int build_micros(const TrainSeq *seqs, int n, long batch_tokens, Micro **out) {
-    int cap = 8, nm = 0;
-    Micro *ms = cr_calloc((size_t)cap, sizeof *ms);
-    int i = 0;
-    while (i < n) {
-        int start = i;
-        long tok = 0;
-        while (i < n) {
-            long len = seqs[i].P + seqs[i].L;
-            if (i > start && tok + len > batch_tokens) break;
-            tok += len;
-            i++;
-        }
-        if (nm == cap) { cap *= 2; ms = cr_realloc(ms, sizeof *ms * (size_t)cap); }
-        Micro *m = &ms[nm++];
-        memset(m, 0, sizeof *m);
-        int ns = i - start;
-        m->tokens = cr_malloc(sizeof(int32_t) * (size_t)tok);
-        m->targets = cr_malloc(sizeof(int32_t) * (size_t)tok);
-        m->cu = cr_malloc(sizeof(int32_t) * (size_t)(ns + 1));
-        m->comp = cr_calloc((size_t)tok, sizeof(int));
-        m->mask = cr_calloc((size_t)tok, sizeof(float));
-        m->adv = cr_malloc(sizeof(float) * (size_t)ns);
-        m->n_comp = ns;
-        long off = 0;
-        m->cu[0] = 0;
-        for (int k = 0; k < ns; k++) {
-            const TrainSeq *s = &seqs[start + k];
-            memcpy(m->tokens + off, s->prompt, sizeof(int32_t) * (size_t)s->P);
-            memcpy(m->tokens + off + s->P, s->comp, sizeof(int32_t) * (size_t)s->L);
-            int len = s->P + s->L;
-            for (int t = 0; t < len; t++) {
-                long at = off + t;
-                m->comp[at] = k;
-                /* position t predicts token t+1; completion tokens are t+1 >= P */
-                if (t + 1 < len && t + 1 >= s->P) {
-                    m->targets[at] = m->tokens[at + 1];
-                    m->mask[at] = s->masked ? 0.0f : 1.0f;
-                } else {
-                    m->targets[at] = -1;
-                }
-            }
-            m->adv[k] = s->adv;
-            off += len;
-            m->cu[k + 1] = (int32_t)off;
-        }
-        m->b.n_tokens = (int)tok;
-        m->b.n_seqs = ns;
-        m->b.tokens = m->tokens;
-        m->b.targets = m->targets;
-        m->b.cu_seqlens = m->cu;
-        m->b.pos = NULL;
-    }
-    *out = ms;
-    return nm;
 }
 
 int grpo_train(const GrpoConfig *c, CrError *e) {
@@ -279,16 +234,24 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         if (!m) goto out;
         opt.cfg = acfg;
         if (!state_js) { cr_error_set(e, "%s: no state.json", resume_from); goto out; }
-        if (state_parse(state_js, &st, e)) goto out;
+        if (state_parse(state_js, &st, c->seed, e)) goto out;
         fprintf(stderr, "grpo: resuming from %s (step %ld)\n", resume_from, st.step);
     } else {
         m = model_load(c->model_dir, e);
         if (!m || adamw_init(&opt, m, acfg, e)) goto out;
     }
     if (c->beta > 0) {
-        /* frozen reference: the initial policy (or, with --ref-reset-every, the policy
-         * at the last reset; a resumed run resets it to the resumed policy) */
-        ref = c->resume && resume_from ? checkpoint_load(resume_from, NULL, NULL, e) : model_load(c->model_dir, e);
+        /* frozen reference: the initial policy or, with --ref-reset-every, the policy at
+         * the last reset (saved next to the checkpoints: ref_save_if_needed) */
+        long R = resume_from ? ref_reset_step(st.step, c->ref_reset_every) : 0;
+        if (R > 0 && R != st.step) {
+            char *d = ref_dir(c->out_dir, R);
+            ref = checkpoint_load(d, NULL, NULL, e);
+            if (!ref) cr_error_prefix(e, "grpo: resuming at step %ld needs the reference reset at step %ld", st.step, R);
+            free(d);
+        } else {
+            ref = model_load(c->model_dir, e);
+        }
         if (!ref) goto out;
     }
     if (has_rm && !(rm = reward_model_load(c->rm_dir, e))) goto out;
@@ -301,7 +264,9 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"tasks\":\"%s\",\"n_tasks\":%d}", c->model_dir, c->tasks_path, n_tasks);
     log = run_log_open(c->out_dir, "grpo", c->config_json ? c->config_json : "{}", prov, resume_from ? st.step : -1, e);
     if (!log) goto out;
-    if (!resume_from && runstore_add_source(log->rs, log->run_id, "file", c->tasks_path, NULL, NULL, e)) goto out;
+    if (!resume_from && (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
+                         provenance_record_file(log->rs, log->run_id, "tasks", c->tasks_path, e)))
+        goto out;
 
     Progress pr;
     progress_init(&pr);
@@ -417,15 +382,14 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
             goto out;
         }
         /* ---- 3. training sequences and micro-batches -------------------------- */
-        TrainSeq *ts = cr_calloc((size_t)(nk ? nk : 1) * G, sizeof(TrainSeq));
+        GrpoSeq *ts = cr_calloc((size_t)(nk ? nk : 1) * G, sizeof(GrpoSeq));
         int nts = 0;
         long masked_trunc = 0;
         for (int i = 0, q = 0; i < n_groups; i++) {
             if (!groups[i].kept) continue;
             for (int k = 0; k < G; k++) {
                 const Sample *s = &groups[i].s[k];
-                if (s->n_tokens <= 0) { q++; continue; }
-                TrainSeq *t = &ts[nts++];
+                GrpoSeq *t = &ts[nts++];
                 t->prompt = groups[i].prompt.ids;
                 t->P = groups[i].prompt.n;
                 t->comp = s->token_ids;
@@ -437,14 +401,10 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
             q++;
         }
         free(rew);
-        Micro *mb = NULL;
-        int n_mb = nts > 0 ? build_micros(ts, nts, c->batch_tokens, &mb) : 0;
+        GrpoMicro *mb = NULL;
+        int n_mb = grpo_build_micros(ts, nts, c->batch_tokens, &mb);
         free(ts);
-        GrpoNorm norm = {0, 0, c->max_new_tokens, n_mb};
-        for (int b = 0; b < n_mb; b++) {
-            norm.n_completions += mb[b].n_comp;
-            for (int t = 0; t < mb[b].b.n_tokens; t++) norm.n_tokens += mb[b].mask[t];
-        }
+        GrpoNorm norm = grpo_micro_norm(mb, n_mb, c->max_new_tokens);
         /* ---- 4. old / reference log-probs, then mu optimizer steps ------------- */
         GrpoLossStats lst;
         memset(&lst, 0, sizeof lst);
@@ -475,16 +435,16 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                 for (int b = 0; b < n_mb && train_ok; b++) {
                     int N = mb[b].b.n_tokens;
                     float *logp = cr_malloc(sizeof(float) * (size_t)N), *dlogp = cr_malloc(sizeof(float) * (size_t)N);
-                    float aux = 0;
+                    float aux = 0, aux_w = grpo_micro_aux_weight(mb, n_mb, b, m->cfg.seq_aux);
                     GrpoLossStats s1;
                     GrpoMicroBatch g = {N, mb[b].n_comp, mb[b].comp, mb[b].adv, logp, mb[b].logp_old, mb[b].logp_ref,
                                         NULL, mb[b].mask};
                     if (model_forward(m, &mb[b].b, logp, &aux, e) || grpo_loss(&lcfg, &norm, &g, dlogp, &s1, e) ||
-                        model_backward(m, &mb[b].b, dlogp, (float)(1.0 / n_mb), e))
+                        model_backward(m, &mb[b].b, dlogp, aux_w, e))
                         train_ok = 0;
                     else {
                         loss_sum += s1.loss;
-                        aux_sum += aux / n_mb;
+                        aux_sum += aux * aux_w;
                         if (pass == c->mu - 1) grpo_loss_stats_merge(&lst, &s1);
                     }
                     free(logp);
@@ -495,8 +455,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                 adamw_step(&opt, m, (float)lr);
             }
         }
-        for (int b = 0; b < n_mb; b++) micro_free(&mb[b]);
-        free(mb);
+        grpo_micro_free(mb, n_mb);
         if (!train_ok) { free(adv); free(comb); goto out; }
         double train_s = progress_now() - t_train;
         st.step++;
@@ -595,7 +554,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < c->steps) {
             char *dir = checkpoint_step_dir(c->out_dir, st.step);
             char *js = state_json(&st, c->seed);
-            int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
+            int r = ref_save_if_needed(ref, c, st.step, e);
+            if (r == 0) r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
             if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
             free(dir);
             free(js);

@@ -14,7 +14,12 @@
  * and RUN/tb/; checkpoints.
  *
  * Sampling is seeded from (seed, step), prompts from (seed, epoch): a resumed run
- * repeats the uninterrupted one. The sandbox pool is spawned before anything else. */
+ * repeats the uninterrupted one bit for bit (tests/grpo/test_grpo_resume.c). The
+ * reference is the initial model or, with --ref-reset-every K, the policy at the last
+ * reset R = floor(step / K) K; a checkpoint taken at step s with 0 < R < s first saves
+ * that reference once as RUN/reference/step-R (a complete checkpoint directory), which
+ * --resume loads. state.json records the seed; resuming with another seed is an error.
+ * The sandbox pool is spawned before anything else. */
 #ifndef CRUCIBLE_GRPO_TRAINER_H
 #define CRUCIBLE_GRPO_TRAINER_H
 

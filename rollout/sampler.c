@@ -77,18 +77,43 @@ int sampler_keep_set(const SamplerCfg *c, const float *logits, int n_vocab, Samp
     int use_k = c->top_k > 0 && c->top_k < n_vocab;
     int use_p = c->top_p > 0.0f && c->top_p < 1.0f;
     if (use_k || use_p) {
-        /* Sorting the whole vocabulary: candidates with p == 0 (underflow) sort last. */
+        /* Only tokens at or above a threshold can survive: lower it (by 16x steps) until
+         * the candidates hold the top-k, or top_p of the mass; sort just those. Tokens
+         * below it are never kept (they rank after every candidate). */
+        double pmax = 0;
+        for (int i = 0; i < n_vocab; i++) pmax = p[i] > pmax ? p[i] : pmax;
+        double tau = pmax;
+        int nc = 0;
+        for (;;) {
+            double mass = 0;
+            nc = 0;
+            for (int i = 0; i < n_vocab; i++)
+                if (p[i] >= tau) {
+                    nc++;
+                    mass += p[i];
+                }
+            if (tau == 0 || (use_k ? nc >= c->top_k : mass >= (double)c->top_p)) break;
+            tau = tau < 1e-30 ? 0 : tau / 16;
+        }
         ProbId *order = s->order;
-        for (int i = 0; i < n_vocab; i++) order[i] = (ProbId){p[i], i};
-        qsort(order, (size_t)n_vocab, sizeof *order, cmp_desc);
-        int n = n_vocab;
-        if (use_k) {
-            for (int r = c->top_k; r < n_vocab; r++) kept[order[r].id] = 0;
+        int j = 0;
+        for (int i = 0; i < n_vocab; i++) {
+            if (p[i] >= tau) order[j++] = (ProbId){p[i], i};
+            else kept[i] = 0;
+        }
+        qsort(order, (size_t)nc, sizeof *order, cmp_desc);
+        int n = nc;
+        if (use_k && c->top_k < nc) {
+            for (int r = c->top_k; r < nc; r++) kept[order[r].id] = 0;
             n = c->top_k;
         }
         if (use_p) {
+            /* renormalise over the top-k set, or over the whole vocabulary */
             double mass = 0;
-            for (int r = 0; r < n; r++) mass += order[r].p;
+            if (use_k)
+                for (int r = 0; r < n; r++) mass += order[r].p;
+            else
+                for (int i = 0; i < n_vocab; i++) mass += p[i];
             double limit = (double)c->top_p * mass, before = 0;
             for (int r = 0; r < n; r++) {
                 if (r > 0 && before >= limit) kept[order[r].id] = 0;
@@ -120,9 +145,32 @@ int32_t sampler_sample(const SamplerCfg *c, const float *logits, int n_vocab, Sa
                        CrRng *rng, float *logp_sampled, float *logp_model) {
     int32_t tok;
     double lp;
+    int truncate = (c->top_k > 0 && c->top_k < n_vocab) || (c->top_p > 0.0f && c->top_p < 1.0f) ||
+                   c->min_p > 0.0f;
     if (c->temperature <= 0.0f) {
         tok = argmax(logits, n_vocab);
         lp = 0.0;
+    } else if (!truncate) {
+        /* the whole tempered softmax: one exp pass (two when T != 1 for the model's) */
+        float m = logits[argmax(logits, n_vocab)], inv_t = 1.0f / c->temperature;
+        double *e = s->prob, sum = 0;
+        for (int i = 0; i < n_vocab; i++) sum += (e[i] = expf((logits[i] - m) * inv_t));
+        double u = cr_rng_uniform(rng) * sum, cum = 0;
+        tok = n_vocab - 1;
+        for (int i = 0; i < n_vocab; i++) {
+            cum += e[i];
+            if (u < cum) {
+                tok = i;
+                break;
+            }
+        }
+        while (e[tok] == 0.0 && tok > 0) tok--;  /* never return a zero-probability token */
+        lp = log(e[tok] / sum);
+        if (logp_sampled) *logp_sampled = (float)lp;
+        if (logp_model)
+            *logp_model = (float)(c->temperature == 1.0f ? (double)logits[tok] - m - log(sum)
+                                                         : sampler_log_softmax_at(logits, n_vocab, tok));
+        return tok;
     } else {
         /* s->prob still holds the tempered probabilities after sampler_keep_set. */
         int32_t *keep = s->idx;

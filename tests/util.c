@@ -1,10 +1,12 @@
 /* tests/util.c — see util.h */
 #include "tests/util.h"
 #include "tests/test.h"
+#include "core/file.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 
 int test_run(const char *fmt, ...) {
@@ -33,4 +35,25 @@ int test_make_tiny_model(const char *dir, int seed) {
                  ">/dev/null 2>&1", test_crucible_bin(), dir)) return -1;
     return test_run("%s init --config %s --tokenizer %s/tokenizer.json --out %s/model --seed %d >/dev/null 2>&1",
                     test_crucible_bin(), cfg, dir, dir, seed);
+}
+
+int test_write_comment_tasks(const char *path, int n) {
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    for (int i = 0; i < n; i++)
+        fprintf(f, "{\"id\": \"comment/%d\", \"language\": \"python\", \"prompt\": \"Finish the comment %d.\", "
+                   "\"program_prefix\": \"def f(x):\\n    return x + %d\\n# \", "
+                   "\"test_code\": \"def check(candidate):\\n    assert candidate(1) == %d\\n\", \"entry_point\": \"f\"}\n",
+                i, i, i, i + 1);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+int test_same_file(const char *a, const char *b) {
+    size_t na, nb;
+    CrError e;
+    char *x = cr_read_file(a, &na, &e), *y = cr_read_file(b, &nb, &e);
+    int same = x && y && na == nb && memcmp(x, y, na) == 0;
+    free(x);
+    free(y);
+    return same;
 }

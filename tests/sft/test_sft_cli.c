@@ -13,16 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int same_file(const char *a, const char *b) {
-    size_t na, nb;
-    CrError e;
-    char *x = cr_read_file(a, &na, &e), *y = cr_read_file(b, &nb, &e);
-    int same = x && y && na == nb && memcmp(x, y, na) == 0;
-    free(x);
-    free(y);
-    return same;
-}
-
 #define SFT_ARGS "--data configs/tiny/sft.jsonl --batch-tokens 512 --lr 3e-3 --max-steps 8 --save-every 2 --seed 3"
 
 TEST(sft_cli_trains_and_resumes_bit_exactly) {
@@ -54,7 +44,7 @@ TEST(sft_cli_trains_and_resumes_bit_exactly) {
     char wa[1024], wb[1024];
     snprintf(wa, sizeof wa, "%s/a/final/model.safetensors", d);
     snprintf(wb, sizeof wb, "%s/b/final/model.safetensors", d);
-    CHECKF(same_file(wa, wb), "resumed weights differ from the uninterrupted run's");
+    CHECKF(test_same_file(wa, wb), "resumed weights differ from the uninterrupted run's");
     /* the store holds each step exactly once and the loss went down */
     char db[1024];
     snprintf(db, sizeof db, "%s/b/run.db", d);
