@@ -151,7 +151,7 @@ cuda-check:
 # The parsers live in core/, model/ and data/: those are compiled once with ASan/UBSan and
 # libFuzzer coverage into a library; each tests/fuzz/fuzz_NAME.c links against it.
 FUZZ_CC    := clang
-FUZZ_CFLAGS:= -std=c17 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fopenmp -D_GNU_SOURCE -I. -I$(GEN) -DCRUCIBLE_FUZZ
+FUZZ_CFLAGS:= -std=c17 -O1 -g -Wno-pass-failed -fsanitize=fuzzer-no-link,address,undefined -fopenmp -D_GNU_SOURCE -I. -I$(GEN) -DCRUCIBLE_FUZZ
 FUZZ_LIB_SRC := $(foreach m,core model model/cpu data,$(wildcard $(m)/*.c))
 FUZZ_OBJ   := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(FUZZ_LIB_SRC)) $(BUILD)/fuzzobj/gen/version.o
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
@@ -179,4 +179,4 @@ fuzz-run: fuzz
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(OBJ) -name '*.d' 2>/dev/null)
+-include $(shell find $(OBJ) $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)
