@@ -55,7 +55,7 @@ CLI_OBJ   := $(patsubst %.c,$(OBJ)/%.o,$(CLI_SRC))
 TEST_OBJ  := $(patsubst %.c,$(OBJ)/%.o,$(TEST_SRC)) $(OBJ)/tests/main.o
 LIB       := $(BUILD)/libcrucible.a
 
-.PHONY: all deps test check-all demo bench fuzz clean features cuda-check
+.PHONY: all deps test check-all demo bench fuzz fuzz-run clean features cuda-check
 .DEFAULT_GOAL := all
 
 all: features $(BUILD)/crucible
@@ -142,19 +142,26 @@ $(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# ---- CUDA check: op tests against the CPU path, GPU benchmarks, summary table last ----
+cuda-check:
+	@$(MAKE) --no-print-directory all $(BUILD)/crucible_tests $(BUILD)/bench/cuda_ops_bench $(BUILD)/bench/cuda_train_step
+	@sh tests/cuda/cuda_check.sh
+
 # ---- fuzzing (libFuzzer, clang) --------------------------------------------------
 FUZZ_CC    := clang
 FUZZ_FLAGS := -std=c17 -O1 -g -fsanitize=fuzzer,address,undefined -fopenmp -D_GNU_SOURCE -I. -I$(GEN) -DCRUCIBLE_FUZZ
 FUZZ_LIB_SRC := $(filter-out sandbox/%,$(LIB_SRC))
 FUZZ_BIN   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 fuzz: $(FUZZ_BIN)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(GEN)/version.c
+FUZZ_HDR   := $(foreach m,$(MODULES),$(wildcard $(m)/*.h))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(FUZZ_HDR) $(GEN)/version.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB_SRC) $(GEN)/version.c $(filter-out -lseccomp,$(LDLIBS)) -lseccomp
 fuzz-run: fuzz
 	@for f in $(FUZZ_BIN); do echo "fuzz: $$f (30 s)"; \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$(basename $$f); \
-	  $$f -max_total_time=30 -timeout=5 -rss_limit_mb=2048 $(BUILD)/fuzz/corpus-$$(basename $$f) \
+	  $$f -max_total_time=30 -timeout=5 -rss_limit_mb=2048 -artifact_prefix=$(BUILD)/fuzz/ \
+	    $(BUILD)/fuzz/corpus-$$(basename $$f) \
 	    $$( [ -d tests/fuzz/seeds/$$(basename $$f) ] && echo tests/fuzz/seeds/$$(basename $$f) ) || exit 1; done
 
 clean:

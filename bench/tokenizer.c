@@ -28,23 +28,13 @@ static double json_num(const char *s, const char *key) {
     return p ? strtod(p + strlen(key) + 2, NULL) : -1;
 }
 
-int main(int argc, char **argv) {
-    const char *dir = argc > 1 ? argv[1] : "build/bench-tokenizer";
+static int bench_one(const char *dir, const char *name, const char *corpus, size_t len) {
     char tpath[512], cpath[512], cmd[2048];
-    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
+    snprintf(tpath, sizeof tpath, "%s/%s.json", dir, name);
     snprintf(cpath, sizeof cpath, "%s/corpus.bin", dir);
-    if (!cr_file_exists(tpath) || !cr_file_exists(cpath)) {
-        snprintf(cmd, sizeof cmd, "python3 bench/tokenizer_hf.py prepare '%s'", dir);
-        fprintf(stderr, "preparing %s ...\n", dir);
-        if (system(cmd) != 0) { fprintf(stderr, "bench/tokenizer: prepare failed\n"); return 1; }
-    }
     CrError e;
     Tokenizer *tok = tokenizer_load(tpath, &e);
     if (!tok) { fprintf(stderr, "bench/tokenizer: %s\n", e.msg); return 1; }
-    size_t len;
-    char *corpus = cr_read_file(cpath, &len, &e);
-    if (!corpus) { fprintf(stderr, "bench/tokenizer: %s\n", e.msg); return 1; }
-
     double best = 1e9;
     long long n_ids = 0;
     unsigned long long cs = 0;
@@ -66,26 +56,46 @@ int main(int argc, char **argv) {
         double dt = now() - t0;
         if (dt < best) best = dt;
     }
-    size_t doc_bytes = len;  /* separators are not text; count them out */
+    size_t doc_bytes = len;  /* separators are not text */
     for (size_t i = 0; i < len; i++) doc_bytes -= corpus[i] == 0;
     double c_mbs = (double)doc_bytes / best / 1e6;
 
     snprintf(cmd, sizeof cmd, "python3 bench/tokenizer_hf.py encode '%s' '%s'", tpath, cpath);
     FILE *p = popen(cmd, "r");
     char out[1024] = {0};
-    if (!p || !fgets(out, sizeof out, p) || pclose(p) != 0) {
+    if (!p || !fgets(out, sizeof out, p) || pclose(p) != 0 || !strstr(out, "\"checksum\"")) {
         fprintf(stderr, "bench/tokenizer: HF peer failed\n");
+        tokenizer_free(tok);
         return 1;
     }
     double hf_mbs = json_num(out, "\"mb_s\"");
     long long hf_n = (long long)json_num(out, "\"n_ids\"");
     unsigned long long hf_cs = strtoull(strstr(out, "\"checksum\"") + 12, NULL, 10);
     int same = hf_n == n_ids && hf_cs == cs;
-    printf("corpus: %zu bytes, %lld tokens, vocab %d\n", doc_bytes, n_ids, tokenizer_vocab_size(tok));
-    printf("crucible encode (1 thread): %8.2f MB/s\n", c_mbs);
-    printf("HF tokenizers   (1 thread): %8.2f MB/s\n", hf_mbs);
-    printf("ratio crucible/HF: %.2fx   ids identical: %s\n", c_mbs / hf_mbs, same ? "yes" : "NO");
-    free(corpus);
+    printf("[%s pre-tokenizer] corpus %zu bytes, %lld tokens, vocab %d\n", name, doc_bytes, n_ids,
+           tokenizer_vocab_size(tok));
+    printf("  crucible encode (1 thread): %8.2f MB/s\n", c_mbs);
+    printf("  HF tokenizers   (1 thread): %8.2f MB/s\n", hf_mbs);
+    printf("  ratio crucible/HF: %.2fx   ids identical: %s\n", c_mbs / hf_mbs, same ? "yes" : "NO");
     tokenizer_free(tok);
     return same ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : "build/bench-tokenizer";
+    char tpath[512], cpath[512], cmd[2048];
+    snprintf(tpath, sizeof tpath, "%s/gpt2.json", dir);
+    snprintf(cpath, sizeof cpath, "%s/corpus.bin", dir);
+    if (!cr_file_exists(tpath) || !cr_file_exists(cpath)) {
+        snprintf(cmd, sizeof cmd, "python3 bench/tokenizer_hf.py prepare '%s'", dir);
+        fprintf(stderr, "preparing %s ...\n", dir);
+        if (system(cmd) != 0) { fprintf(stderr, "bench/tokenizer: prepare failed\n"); return 1; }
+    }
+    CrError e;
+    size_t len;
+    char *corpus = cr_read_file(cpath, &len, &e);
+    if (!corpus) { fprintf(stderr, "bench/tokenizer: %s\n", e.msg); return 1; }
+    int rc = bench_one(dir, "deepseek", corpus, len) | bench_one(dir, "gpt2", corpus, len);
+    free(corpus);
+    return rc;
 }

@@ -2,8 +2,9 @@
 """Peer side of bench/tokenizer.c (HF `tokenizers`, one thread).
 
   tokenizer_hf.py prepare DIR   write DIR/corpus.bin (documents: Python stdlib + C headers + the
-                                multilingual test corpus, ~4 MB, NUL-separated) and DIR/tokenizer.json
-                                (byte-level BPE, DeepSeek-V2 pre-tokenizer, 32,000 tokens, trained by HF)
+                                multilingual test corpus, ~4 MB, NUL-separated) and DIR/deepseek.json and
+                                DIR/gpt2.json (byte-level BPE trained by HF, up to 32,000 tokens,
+                                DeepSeek-V2's pre-tokenizer / the GPT-2 ByteLevel regex)
   tokenizer_hf.py encode T.json CORPUS   encode every document with Tokenizer.encode (no batching,
                                 add_special_tokens=False), best of 3; print JSON {mb_s, n_ids, checksum}
 """
@@ -41,16 +42,18 @@ def prepare(d):
             total += len(multi.encode())
     with open(os.path.join(d, "corpus.bin"), "wb") as f:
         f.write(b"\0".join(x.encode() for x in docs))
-    tok = Tokenizer(models.BPE())
-    tok.normalizer = normalizers.Sequence([])
-    tok.pre_tokenizer = fx.deepseek_pretok()
-    tok.decoder = decoders.ByteLevel()
-    tr = trainers.BpeTrainer(vocab_size=32000, min_frequency=2, show_progress=False,
-                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                             special_tokens=fx.DEEPSEEK_SPECIAL)
-    tok.train_from_iterator(docs, tr)
-    tok.save(os.path.join(d, "tokenizer.json"))
-    print(json.dumps({"docs": len(docs), "bytes": total, "vocab": tok.get_vocab_size()}))
+    for name, pre in (("deepseek", fx.deepseek_pretok()),
+                      ("gpt2", pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))):
+        tok = Tokenizer(models.BPE())
+        tok.normalizer = normalizers.Sequence([])
+        tok.pre_tokenizer = pre
+        tok.decoder = decoders.ByteLevel()
+        tr = trainers.BpeTrainer(vocab_size=32000, min_frequency=2, show_progress=False,
+                                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                 special_tokens=fx.DEEPSEEK_SPECIAL)
+        tok.train_from_iterator(docs, tr)
+        tok.save(os.path.join(d, name + ".json"))
+        print(json.dumps({"tokenizer": name, "docs": len(docs), "bytes": total, "vocab": tok.get_vocab_size()}))
 
 
 def encode(tpath, cpath):

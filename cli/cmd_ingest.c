@@ -36,6 +36,7 @@ int cmd_ingest(int argc, char **argv) {
     double fim_rate = 0.5, near = 0.85;
     long seed = 0, max_bytes = 1 << 20;
     CrStrList langs = {0};
+    int verbose = 0;
     ArgSpec specs[] = {
         {"out", ARG_STR, &out_path, "output JSONL path (written atomically)", 1},
         {"fim-rate", ARG_FLOAT, &fim_rate, "fraction of files turned into FIM examples (PSM)", 0},
@@ -43,6 +44,7 @@ int cmd_ingest(int argc, char **argv) {
         {"seed", ARG_INT, &seed, "seed of the FIM choices and split points", 0},
         {"near-dup-threshold", ARG_FLOAT, &near, "MinHash Jaccard at or above which a file is a near duplicate (>1: off)", 0},
         {"max-file-bytes", ARG_INT, &max_bytes, "skip files larger than this", 0},
+        {"verbose", ARG_BOOL, &verbose, "log every skipped file and why (stderr)", 0},
         {NULL, 0, NULL, NULL, 0}};
     const char *usage = "crucible ingest REPO_PATH[@REV] --out corpus.jsonl [--fim-rate 0.5] [--languages c,python,...]";
     const char **pos = NULL;
@@ -63,6 +65,7 @@ int cmd_ingest(int argc, char **argv) {
     o.near_dup_threshold = near;
     o.seed = (uint64_t)seed;
     o.max_file_bytes = (size_t)max_bytes;
+    o.log = verbose ? stderr : NULL;
     const char **lang_list = NULL;
     o.n_languages = split_languages(&langs, &lang_list);
     o.languages = lang_list;

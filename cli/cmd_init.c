@@ -8,6 +8,7 @@
  * HF names), tokenizer.json (copied) and DONE. An existing DIR is replaced only if it is
  * a complete checkpoint. Prints one JSON line: {"out", "params", "tensors", "seed"}. */
 #include "cli/command.h"
+#include "data/tokenizer.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -101,6 +102,15 @@ int cmd_init(int argc, char **argv) {
                     cfg.vocab_size, config);
             return 1;
         }
+        /* The config's bos/eos ids follow the tokenizer the model is made for. */
+        Tokenizer *tk = tokenizer_load(tokenizer, &e);
+        if (!tk) {
+            fprintf(stderr, "crucible init: --tokenizer %s\n", e.msg);
+            return 1;
+        }
+        if (tokenizer_bos_id(tk) >= 0) cfg.bos_token_id = tokenizer_bos_id(tk);
+        if (tokenizer_eos_id(tk) >= 0) cfg.eos_token_id = tokenizer_eos_id(tk);
+        tokenizer_free(tk);
     }
     Model *m = model_create(&cfg, &e);
     if (!m) {

@@ -2,8 +2,11 @@
  * learn a byte-level BPE with DeepSeek's pre-tokenizer and write tokenizer.json. */
 #include "cli/command.h"
 #include "core/args.h"
+#include "core/alloc.h"
 #include "data/bpe_train.h"
 
+#include <cjson/cJSON.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -28,18 +31,22 @@ static int train(int argc, char **argv) {
     if (r == CR_ARGS_HELP) return 0;
     if (r) { fprintf(stderr, "crucible tokenizer train: %s\n", e.msg); return 2; }
     /* extra positionals after --corpus FILE are more corpus files (--corpus a b c) */
-    const char *files[4096];
     int nf = 0;
-    for (int i = 0; i < corpus.n && nf < 4096; i++) files[nf++] = corpus.items[i];
-    for (int i = 0; i < npos && nf < 4096; i++) files[nf++] = pos[i];
+    const char **files = cr_malloc(sizeof(char *) * (size_t)(corpus.n + npos + 1));
+    for (int i = 0; i < corpus.n; i++) files[nf++] = corpus.items[i];
+    for (int i = 0; i < npos; i++) files[nf++] = pos[i];
+    free(pos);
     if (vocab < 1 || vocab > 1 << 24) {
         fprintf(stderr, "crucible tokenizer train: --vocab-size %ld: out of range\n", vocab);
+        free(files);
         return 2;
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     BpeTrainStats st;
-    if (bpe_train_files(files, nf, (int)vocab, out, &st, &e)) {
+    int rc = bpe_train_files(files, nf, (int)vocab, out, &st, &e);
+    free(files);
+    if (rc) {
         fprintf(stderr, "crucible tokenizer train: %s\n", e.msg);
         return 1;
     }
@@ -50,8 +57,17 @@ static int train(int argc, char **argv) {
                         "vocabulary is %d, not %ld\n", st.vocab_size, vocab);
     fprintf(stderr, "crucible tokenizer train: %zu bytes, %zu distinct words, %d merges in %.2f s\n", st.n_bytes,
             st.n_words, st.n_merges, s);
-    printf("{\"out\": \"%s\", \"vocab_size\": %d, \"merges\": %d}\n", out, st.vocab_size, st.n_merges);
-    return 0;
+    cJSON *res = cJSON_CreateObject();
+    if (!res) CR_DIE("cJSON: out of memory");
+    cJSON_AddStringToObject(res, "out", out);
+    cJSON_AddNumberToObject(res, "vocab_size", st.vocab_size);
+    cJSON_AddNumberToObject(res, "merges", st.n_merges);
+    char *line = cJSON_PrintUnformatted(res);
+    if (!line) CR_DIE("cJSON: out of memory");
+    printf("%s\n", line);
+    cJSON_free(line);
+    cJSON_Delete(res);
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int cmd_tokenizer(int argc, char **argv) {

@@ -1,5 +1,6 @@
 /* data/chat.c — see chat.h */
 #include "data/chat.h"
+#include "data/tokenizer.h"
 #include "core/alloc.h"
 
 #include <stdlib.h>
@@ -39,8 +40,6 @@ char *chat_render(const SftRole *roles, char *const *contents, int n, int add_ge
     return b.p;
 }
 
-#if __has_include("data/tokenizer.h")
-#include "data/tokenizer.h"
 
 static void seq_push(TokenSeq *s, int *cap, int32_t id, uint8_t loss) {
     if (s->n == *cap) {
@@ -150,4 +149,3 @@ int sft_example_encode(const Tokenizer *t, const SftExample *x, TokenSeq *out, C
     memset(out, 0, sizeof *out);
     return cr_error_set(e, "line %d: empty SFT example", x->line);
 }
-#endif /* data/tokenizer.h present */

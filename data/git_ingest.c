@@ -60,6 +60,8 @@ typedef struct Walk {
     MinHashIndex *near;
     CrError *e;
     int failed;
+    char **kept_paths;   /* for the log: near-duplicate id -> path kept */
+    int n_kept_paths;
 } Walk;
 
 static uint64_t path_hash(const char *s) {
@@ -124,6 +126,10 @@ static int emit(Walk *w, const char *path, const char *lang, const char *text, s
     return 0;
 }
 
+static void skip_log(const Walk *w, const char *path, const char *why, const char *detail) {
+    if (w->o->log) fprintf(w->o->log, "skip %s: %s%s%s\n", path, why, detail ? ": " : "", detail ? detail : "");
+}
+
 static int walk_cb(const char *root, const git_tree_entry *ent, void *payload) {
     Walk *w = payload;
     git_object_t type = git_tree_entry_type(ent);
@@ -132,8 +138,8 @@ static int walk_cb(const char *root, const git_tree_entry *ent, void *payload) {
     snprintf(path, sizeof path, "%s%s", root, git_tree_entry_name(ent));
     w->st->entries++;
     git_filemode_t mode = git_tree_entry_filemode(ent);
-    if (type == GIT_OBJECT_COMMIT || mode == GIT_FILEMODE_COMMIT) { w->st->submodules++; return 0; }
-    if (mode == GIT_FILEMODE_LINK) { w->st->symlinks++; return 0; }
+    if (type == GIT_OBJECT_COMMIT || mode == GIT_FILEMODE_COMMIT) { w->st->submodules++; skip_log(w, path, "submodule", NULL); return 0; }
+    if (mode == GIT_FILEMODE_LINK) { w->st->symlinks++; skip_log(w, path, "symlink", NULL); return 0; }
     if (type != GIT_OBJECT_BLOB) return 0;
     const char *lang = code_language(path);
     if (!lang) { w->st->not_source++; return 0; }
@@ -147,15 +153,29 @@ static int walk_cb(const char *root, const git_tree_entry *ent, void *payload) {
     size_t len = (size_t)git_blob_rawsize(blob);
     const char *text = git_blob_rawcontent(blob);
     int rc = 0;
-    if (len > w->o->max_file_bytes) { w->st->too_large++; goto done; }
-    if (code_filter(lang, text ? text : "", text ? len : 0)) { w->st->filtered++; goto done; }
-    if (oid_seen(&w->seen, git_tree_entry_id(ent))) { w->st->dup_exact++; goto done; }
+    if (len > w->o->max_file_bytes) { w->st->too_large++; skip_log(w, path, "too large", NULL); goto done; }
+    const char *why = code_filter(lang, text ? text : "", text ? len : 0);
+    if (why) { w->st->filtered++; skip_log(w, path, "filtered", why); goto done; }
+    if (oid_seen(&w->seen, git_tree_entry_id(ent))) { w->st->dup_exact++; skip_log(w, path, "exact duplicate", NULL); goto done; }
     if (w->o->near_dup_threshold <= 1.0) {
         MinHash m;
         minhash_compute(text, len, &m);
-        if (minhash_index_find_or_add(w->near, &m, w->o->near_dup_threshold) >= 0) { w->st->dup_near++; goto done; }
+        int dup = minhash_index_find_or_add(w->near, &m, w->o->near_dup_threshold);
+        if (dup >= 0) {
+            w->st->dup_near++;
+            if (w->o->log) {
+                char d[PATH_MAX + 16];
+                snprintf(d, sizeof d, "of %s", dup < w->n_kept_paths ? w->kept_paths[dup] : "?");
+                skip_log(w, path, "near duplicate", d);
+            }
+            goto done;
+        }
     }
     if (emit(w, path, lang, text, len) < 0) { w->failed = 1; rc = -1; }
+    if (w->o->log) {  /* minhash ids follow the order of kept files */
+        w->kept_paths = cr_realloc(w->kept_paths, sizeof(char *) * (size_t)(w->n_kept_paths + 1));
+        w->kept_paths[w->n_kept_paths++] = cr_strdup(path);
+    }
 done:
     git_blob_free(blob);
     return rc;
@@ -219,6 +239,8 @@ int git_ingest(const char *spec, const IngestOptions *o, FILE *out, IngestStats 
     rc = 0;
 out:
     minhash_index_free(w.near);
+    for (int i = 0; i < w.n_kept_paths; i++) free(w.kept_paths[i]);
+    free(w.kept_paths);
     free(w.seen.v);
     git_tree_free(tree);
     git_commit_free(commit);

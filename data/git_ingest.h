@@ -32,6 +32,7 @@ typedef struct IngestOptions {
     uint64_t seed;                   /* default 0 */
     double near_dup_threshold;       /* default 0.85; > 1 turns near-dedup off */
     size_t max_file_bytes;           /* default 1 MiB */
+    FILE *log;                       /* when set: one line per skipped file and why */
 } IngestOptions;
 
 typedef struct IngestStats {

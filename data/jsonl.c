@@ -165,7 +165,7 @@ int jsonl_str_or_num(const JsonlIter *it, const cJSON *obj, const char *where,
     if (f && cJSON_IsNumber(f)) {
         char tmp[64];
         double v = f->valuedouble;
-        if (v == (double)(long long)v) snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+        if (v > -9.0e18 && v < 9.0e18 && v == (double)(long long)v) snprintf(tmp, sizeof tmp, "%lld", (long long)v);
         else snprintf(tmp, sizeof tmp, "%.17g", v);
         *out = cr_strdup(tmp);
         return 0;

@@ -30,7 +30,7 @@ struct PreTokenizer {
 
 /* ---- regex translation --------------------------------------------------------- */
 
-#define W_CLASS "\\p{L}\\p{M}\\p{N}\\p{Pc}"
+#define W_CLASS "\\p{Alphabetic}\\p{M}\\p{N}\\p{Pc}"
 #define H_CLASS "0-9a-fA-F"
 
 char *pretok_translate_regex(const char *src) {
@@ -250,6 +250,8 @@ static int utf8_len_at(const unsigned char *s) {
     return 4;
 }
 
+static int grow_jit_stack(PreTokScratch *s);
+
 /* Oniguruma find_iter as the `onig` crate runs it (an empty match right after the
  * previous match is skipped by advancing one char), turned into HF's
  * (offsets, is_match) list that covers the whole subject. */
@@ -263,6 +265,7 @@ static int find_matches(const Step *st, const char *subj, size_t n, PreTokScratc
     while (last_end <= n) {
         int rc = st->jit ? pcre2_jit_match(st->re, (PCRE2_SPTR)subj, n, last_end, 0, md, sc->match_ctx)
                          : pcre2_match(st->re, (PCRE2_SPTR)subj, n, last_end, PCRE2_NO_UTF_CHECK, md, sc->match_ctx);
+        if (rc == PCRE2_ERROR_JIT_STACKLIMIT && grow_jit_stack(sc) == 0) continue;  /* retry, same position */
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[256];
@@ -319,12 +322,20 @@ static void apply_behavior(int behavior, SegVec *sv, uint32_t base, PreTokPieces
     for (size_t i = 0; i < k; i++) push(dst, base + v[i].s, v[i].e - v[i].s, 0);
 }
 
+/* The JIT runs on a 32 KiB machine-stack area by default; a big JIT stack (mmap'd)
+ * is only set up the first time a match needs it, so short encodes stay cheap. */
 static int ensure_scratch(PreTokScratch *s) {
     if (s->match_data) return 0;
     s->match_data = pcre2_match_data_create(1, NULL);
     s->match_ctx = pcre2_match_context_create(NULL);
-    s->jit_stack = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, NULL);
-    if (!s->match_data || !s->match_ctx || !s->jit_stack) CR_DIE("pcre2: out of memory");
+    if (!s->match_data || !s->match_ctx) CR_DIE("pcre2: out of memory");
+    return 0;
+}
+
+static int grow_jit_stack(PreTokScratch *s) {
+    if (s->jit_stack) return -1;
+    s->jit_stack = pcre2_jit_stack_create(256 * 1024, 256 * 1024 * 1024, NULL);
+    if (!s->jit_stack) CR_DIE("pcre2: out of memory");
     pcre2_jit_stack_assign(s->match_ctx, NULL, s->jit_stack);
     return 0;
 }

@@ -63,7 +63,7 @@ int pretok_run(const PreTokenizer *p, const char *text, size_t len, uint32_t bas
 
 /* Translate an Oniguruma (Ruby syntax) pattern to PCRE2: \s \S -> the White_Space
  * class, \h \H -> hex digits (Oniguruma's meaning, not PCRE2's horizontal space),
- * \w \W -> letters, marks, numbers and connector punctuation. Malloc'd. */
+ * \w \W -> Alphabetic, marks, numbers and connector punctuation (as Oniguruma). Malloc'd. */
 char *pretok_translate_regex(const char *onig);
 
 #endif

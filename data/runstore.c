@@ -2,6 +2,7 @@
 #include "data/runstore.h"
 #include "data/runstore_schema.h"
 #include "core/alloc.h"
+#include "core/version.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -155,6 +156,7 @@ int64_t runstore_begin_run(RunStore *rs, const char *kind, const char *config_js
                            const char *code_commit, const char *provenance_json, CrError *e) {
     if (rs->in_step) return cr_error_set(e, "%s: begin_run inside an open step", rs->path);
     if (!provenance_json) provenance_json = "{}";
+    if (!code_commit) code_commit = crucible_git_commit;
     if (json_ok(rs, "config", config_json, e) < 0 || json_ok(rs, "provenance", provenance_json, e) < 0) return -1;
     sqlite3_stmt *st = prep(rs, "INSERT INTO runs(kind, config_json, code_commit, provenance_json) VALUES (?1,?2,?3,?4)", e);
     if (!st) return -1;

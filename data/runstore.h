@@ -35,7 +35,7 @@ void runstore_close(RunStore *rs);
 
 /* New run row. kind: "sft", "grpo", "rm", "eval"...; config_json and provenance_json
  * must be JSON text (provenance may be NULL = "{}"); code_commit: the git commit the
- * Crucible binary was built from (crucible_git_commit). Returns the run id or -1. */
+ * Crucible binary was built from; NULL = crucible_git_commit (core/version.h). Returns the run id or -1. */
 int64_t runstore_begin_run(RunStore *rs, const char *kind, const char *config_json,
                            const char *code_commit, const char *provenance_json, CrError *e);
 /* One data source of a run (e.g. kind "git": source = repo path, revision = commit

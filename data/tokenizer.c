@@ -203,7 +203,7 @@ static int load_added(Tokenizer *t, const cJSON *arr, CrError *e) {
         if (!t->added[k].single_word) continue;
         int err;
         PCRE2_SIZE off;
-        t->word_re = pcre2_compile((PCRE2_SPTR) "[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]", PCRE2_ZERO_TERMINATED,
+        t->word_re = pcre2_compile((PCRE2_SPTR) "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]", PCRE2_ZERO_TERMINATED,
                                    PCRE2_UTF | PCRE2_UCP | PCRE2_ANCHORED, &err, &off, NULL);
         if (!t->word_re) CR_DIE("pcre2_compile of the word class failed");
         break;
@@ -515,6 +515,8 @@ static int is_ws(long cp) {
            cp == 0x3000;
 }
 
+/* HF checks single_word with Rust regex \w: Alphabetic (so Nl and e.g. circled
+ * letters too), marks, decimal digits, connector punctuation, joiners. */
 static int is_word(const Tokenizer *t, long cp) {
     if (cp < 0) return 0;
     if (cp < 0x80) return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') || cp == '_';

@@ -18,6 +18,11 @@
  * separate texts. So decode(encode(b)) == b for ANY byte string b (given that the
  * vocabulary has all 256 byte tokens, as byte-level BPE vocabularies do).
  *
+ * Unicode: character properties (\p{L}, \p{N}, ...) come from the system PCRE2 (10.42:
+ * Unicode 14); HF's engines are newer, so code points assigned after Unicode 14 can
+ * split differently under patterns that use properties. DeepSeek's own classes are
+ * explicit code points, unaffected except for its Digits step (\p{N}).
+ *
  * A loaded Tokenizer is read-only: concurrent encode/decode calls are safe. */
 #ifndef CRUCIBLE_DATA_TOKENIZER_H
 #define CRUCIBLE_DATA_TOKENIZER_H
@@ -29,8 +34,8 @@
 typedef struct Tokenizer Tokenizer;
 
 /* Load tokenizer.json. BOS/EOS are taken from a tokenizer_config.json in the same
- * folder when present (bos_token / eos_token), else from well-known names
- * (<｜begin▁of▁sentence｜>, <|endoftext|>, <s>, ...). NULL + e on error (the
+ * folder when present and parseable (bos_token / eos_token), else from well-known
+ * names (<｜begin▁of▁sentence｜>, <|endoftext|>, <s>, ...). NULL + e on error (the
  * message names the file and the JSON field). */
 Tokenizer *tokenizer_load(const char *path, CrError *e);
 /* Same from an in-memory JSON text; name is used in error messages. */
@@ -39,7 +44,10 @@ void tokenizer_free(Tokenizer *t);
 
 /* ids malloc'd (never NULL; *n_out may be 0). parse_special != 0 matches special
  * added tokens inside text (HF default); 0 treats them as plain text (HF
- * encode_special_tokens=True; non-special added tokens are still matched). */
+ * encode_special_tokens=True; non-special added tokens are still matched).
+ * len must be < 4 GiB. If PCRE2 itself fails on a piece (its JIT stack limit — not
+ * seen on any input, including 5 MB single runs), that piece is encoded byte by
+ * byte and the failure is printed on stderr: ids still decode to the text. */
 int32_t *tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int parse_special, int *n_out);
 /* Concatenated raw bytes of the tokens (added tokens as their content; unknown ids
  * -> ""), malloc'd + NUL; the bytes may be invalid UTF-8 (see utf8_sanitize). */

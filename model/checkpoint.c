@@ -89,14 +89,17 @@ static int copy_file(const char *src, const char *dst, CrError *e) {
     return rc;
 }
 
-int checkpoint_save_with_tokenizer(const char *dir, const Model *m, const AdamW *opt, const char *state_json,
+int checkpoint_save_with_tokenizer(const char *dir_arg, const Model *m, const AdamW *opt, const char *state_json,
                                    const char *tokenizer_json, CrError *e) {
     if (state_json) {
         cJSON *st = cJSON_Parse(state_json);
         cJSON_Delete(st);
-        if (!st) return cr_error_set(e, "%s: state.json text is not valid JSON", dir);
+        if (!st) return cr_error_set(e, "%s: state.json text is not valid JSON", dir_arg);
     }
+    /* "a/b/" and "a/b" are the same checkpoint (DIR.partial must sit beside DIR). */
+    char *dir = cr_strdup(dir_arg);
     size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dir[--dl] = 0;
     char *tmp = cr_malloc(dl + 32), *old = cr_malloc(dl + 32);
     snprintf(tmp, dl + 32, "%s.partial", dir);
     snprintf(old, dl + 32, "%s.old.%ld", dir, (long)getpid());
@@ -151,6 +154,7 @@ int checkpoint_save_with_tokenizer(const char *dir, const Model *m, const AdamW 
     rc = had_old ? remove_flat_dir(old, e) : 0;
 out:
     if (rc && is_dir(tmp)) remove_flat_dir(tmp, NULL);   /* keep the first error */
+    free(dir);
     free(tmp);
     free(old);
     free(parent);

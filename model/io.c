@@ -49,9 +49,14 @@ static int load_tensors(Model *m, const SafeTensors *s, const char *what, CrErro
             return cr_error_set(e, "%s: tensor %s has dtype %s, expected F32, BF16, F16 or F64", t->file, p->name,
                                 st_dtype_name(t->dtype));
     }
-    for (int i = 0; i < st_count(s); i++) {
+    /* Every table tensor is present and names are unique, so the file holds extras iff
+     * it has more tensors than the table (besides tolerated inv_freq buffers); only then
+     * look for them (model_find_tensor is a linear scan). */
+    int n_file = 0;
+    for (int i = 0; i < st_count(s); i++) n_file += !ends_with(st_at(s, i)->name, ".rotary_emb.inv_freq");
+    for (int i = 0; n_file > m->n_tensors && i < st_count(s); i++) {
         const StTensor *t = st_at(s, i);
-        if (!model_find_tensor(m, t->name) && !ends_with(t->name, ".rotary_emb.inv_freq"))
+        if (!ends_with(t->name, ".rotary_emb.inv_freq") && !model_find_tensor(m, t->name))
             return cr_error_set(e, "%s: unexpected tensor %s (not in the model for this config.json)", t->file,
                                 t->name);
     }

@@ -5,6 +5,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "data/chat.h"
+#include "data/provenance.h"
 #include "data/run_log.h"
 #include "data/sft_data.h"
 #include "data/tokenizer.h"
@@ -231,7 +232,7 @@ int sft_train(const SftConfig *c, CrError *e) {
     /* Steps per epoch from this epoch's packing (the same count every epoch up to
      * packing differences; the schedule's total is fixed at the start and saved). */
     order = cr_malloc(sizeof(int) * (size_t)(train.n ? train.n : 1));
-    long bt = c->batch_tokens < max_len ? c->batch_tokens : max_len;
+    long bt = c->batch_tokens;  /* examples are already cut to max_len */
     if (!resume_from) {
         epoch_order(order, train.n, c->seed, 0);
         nb = pack_batches(train.ex, order, train.n, (int)bt, &pb);
@@ -251,6 +252,19 @@ int sft_train(const SftConfig *c, CrError *e) {
     log = run_log_open(c->out_dir, "sft", c->config_json ? c->config_json : "{}", prov,
                        resume_from ? st.step : -1, e);
     if (!log) goto out;
+    if (!resume_from) {
+        /* provenance: the data files by content id, ingested repos per (repo, commit) */
+        SftExample *px;
+        int pn;
+        if (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
+            provenance_record_file(log->rs, log->run_id, "sft_data", c->data_path, e) ||
+            (c->eval_data && provenance_record_file(log->rs, log->run_id, "eval_data", c->eval_data, e)))
+            goto out;
+        if (sft_load(c->data_path, &px, &pn, e)) goto out;
+        int pr_rc = provenance_record_sft(log->rs, log->run_id, c->data_path, px, pn, e);
+        sft_free(px, pn);
+        if (pr_rc) goto out;
+    }
 
     Progress pr;
     progress_init(&pr);
@@ -269,8 +283,8 @@ int sft_train(const SftConfig *c, CrError *e) {
         if (st.cursor >= nb) { st.epoch++; st.cursor = 0; if (st.epoch >= c->epochs) break; continue; }
         long first = st.cursor, last = st.cursor + c->grad_accum;
         if (last > nb) last = nb;
-        long T = 0, ntok = 0;
-        for (long i = first; i < last; i++) { T += pb[i].n_targets; ntok += pb[i].batch.n_tokens; }
+        long T = 0, ntok = 0, nseq = 0;
+        for (long i = first; i < last; i++) { T += pb[i].n_targets; ntok += pb[i].batch.n_tokens; nseq += pb[i].batch.n_seqs; }
         double t0 = progress_now();
         model_zero_grads(m);
         double loss = 0, aux_sum = 0;
@@ -285,8 +299,13 @@ int sft_train(const SftConfig *c, CrError *e) {
                     dlogp[t] = tgt ? (float)(-1.0 / (double)T) : 0.0f;
                     if (tgt) loss -= logp[t];
                 }
-                aux_sum += aux;
-                r = model_backward(m, &pb[i].batch, dlogp, (float)(1.0 / (double)(last - first)), e);
+                /* the aux loss is a mean over sequences (seq_aux): weighting each
+                 * micro-batch's by its share of the step's sequences gives the aux
+                 * gradient of one batch of them all */
+                float aux_w = m->cfg.seq_aux ? (float)((double)pb[i].batch.n_seqs / (double)nseq)
+                                             : (float)(1.0 / (double)(last - first));
+                aux_sum += aux * aux_w;
+                r = model_backward(m, &pb[i].batch, dlogp, aux_w, e);
             }
             free(logp);
             free(dlogp);
@@ -307,7 +326,7 @@ int sft_train(const SftConfig *c, CrError *e) {
         tokens_total += (double)ntok;
         steps_this_run++;
         if (run_log_step_begin(log, st.step, e) || run_log_metric(log, "loss", loss, e) ||
-            run_log_metric(log, "aux_loss", aux_sum / (double)(last - first), e) ||
+            run_log_metric(log, "aux_loss", aux_sum, e) ||
             run_log_metric(log, "lr", lr, e) || run_log_metric(log, "grad_norm", gnorm, e) ||
             run_log_metric(log, "tokens_per_s", (double)ntok / dt, e) ||
             run_log_metric(log, "epoch", (double)st.epoch, e))
@@ -320,8 +339,10 @@ int sft_train(const SftConfig *c, CrError *e) {
         if (run_log_step_commit(log, e)) goto out;
         char eta[16];
         double per = progress_elapsed(&pr) / (double)steps_this_run;
-        progress_update(&pr, "sft step %ld/%ld  loss %.4f%s%.4f  lr %.2e  gnorm %.3f  %.0f tok/s  ETA %s", st.step,
-                        st.total_steps, loss, isfinite(ev) ? "  eval " : "", isfinite(ev) ? ev : 0.0, lr, gnorm,
+        char evs[32] = "";
+        if (isfinite(ev)) snprintf(evs, sizeof evs, "  eval %.4f", ev);
+        progress_update(&pr, "sft step %ld/%ld  loss %.4f%s  lr %.2e  gnorm %.3f  %.0f tok/s  ETA %s", st.step,
+                        st.total_steps, loss, evs, lr, gnorm,
                         tokens_total / progress_elapsed(&pr), progress_eta(per * (double)(st.total_steps - st.step), eta));
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < st.total_steps) {
             char *dir = checkpoint_step_dir(c->out_dir, st.step);

@@ -5,7 +5,7 @@ Small stdin/stdout tasks in C and Python from a few families with integer/word p
 each with a reference solution and three tests. Split at random (fixed seed) into train
 (used for SFT and GRPO) and held-out (only evaluated). Deterministic: same files every run.
 
-    python3 configs/tiny/make_tasks.py   # writes tasks_train.jsonl, tasks_heldout.jsonl, sft.jsonl
+    python3 configs/tiny/make_tasks.py   # writes tasks_train.jsonl, tasks_heldout.jsonl, sft.jsonl, corpus.txt
 """
 import json
 import os
@@ -98,6 +98,10 @@ def main():
         for t in train:
             f.write(json.dumps({"messages": [{"role": "user", "content": t["prompt"]},
                                              {"role": "assistant", "content": t["solution"]}]}) + "\n")
+    # Tokenizer corpus: the rendered chat turns of the training tasks.
+    with open(os.path.join(HERE, "corpus.txt"), "w") as f:
+        for t in train:
+            f.write("User: %s\n\nAssistant: %s\n" % (t["prompt"], t["solution"]))
     print("train %d, held-out %d" % (len(train), len(held)))
 
 

@@ -126,6 +126,12 @@ TEST(data_runstore_round_trip) {
     CHECK(strcmp((const char *)sqlite3_column_text(st, 2), "abc123") == 0);
     CHECK(strcmp((const char *)sqlite3_column_text(st, 3), "deadbeef") == 0);
     sqlite3_finalize(st);
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(st, 0) == RUNSTORE_SCHEMA_VERSION);
+    sqlite3_finalize(st);
+    CHECK(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW);
+    CHECK(strcmp((const char *)sqlite3_column_text(st, 0), "wal") == 0);
+    sqlite3_finalize(st);
     /* a database from a newer crucible is refused, not damaged */
     CHECK(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);

@@ -119,6 +119,65 @@ TEST(tokenizer_matches_hf_gpt2_regex) { check_against_hf(t_, "gpt2"); }
 TEST(tokenizer_matches_hf_split_behaviors) { check_against_hf(t_, "mixed"); }
 TEST(tokenizer_trained_file_loads_in_hf_and_encodes_identically) { check_against_hf(t_, "crucible_trained"); }
 
+/* vocabularies without every byte token: unk_token, fuse_unk, dropped bytes; ignore_merges */
+TEST(tokenizer_matches_hf_unk_and_ignore_merges) {
+    cJSON *all = load_json(FIX "tiny_bpe.json");
+    CHECK(all);
+    if (!all) return;
+    int v = 0, n_texts = 0;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, all) {
+        char *json = cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "tokenizer"));
+        CrError e;
+        Tokenizer *tok = tokenizer_load_json(json, strlen(json), "tiny", &e);
+        CHECKF(tok, "%s", e.msg);
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItem(c, "texts")) {
+            if (!tok) break;
+            size_t len;
+            char *text = unhex(cJSON_GetObjectItem(x, "hex")->valuestring, &len);
+            int n;
+            int32_t *ids = tokenizer_encode(tok, text, len, 1, &n);
+            CHECKF(same_ids(ids, n, cJSON_GetObjectItem(x, "ids"), "tiny", v), "variant %d: \"%s\"", v, text);
+            free(ids);
+            free(text);
+            n_texts++;
+        }
+        tokenizer_free(tok);
+        free(json);
+        v++;
+    }
+    CHECK(v == 5 && n_texts == 25);
+    cJSON_Delete(all);
+}
+
+/* BOS/EOS come from tokenizer_config.json beside tokenizer.json when it names them */
+TEST(tokenizer_bos_eos_from_tokenizer_config) {
+    char *dir = test_tmpdir();
+    CrError e;
+    CHECK(cr_mkdir_p(dir, &e) == 0);
+    size_t n;
+    char *s = cr_read_file(FIX "gpt2.json", &n, &e);
+    char *tp = cr_path_join(dir, "tokenizer.json"), *cp = cr_path_join(dir, "tokenizer_config.json");
+    CHECK(s && cr_write_file_atomic(tp, s, n, &e) == 0);
+    Tokenizer *tok = tokenizer_load(tp, &e);
+    int eot = tok ? tokenizer_token_to_id(tok, "<|endoftext|>") : -2;
+    CHECK(tok && eot >= 0 && tokenizer_bos_id(tok) == eot && tokenizer_eos_id(tok) == eot);  /* well-known name */
+    tokenizer_free(tok);
+    const char *cfg = "{\"bos_token\": {\"content\": \"!\"}, \"eos_token\": \"#\"}";
+    CHECK(cr_write_file_atomic(cp, cfg, strlen(cfg), &e) == 0);
+    tok = tokenizer_load(tp, &e);
+    CHECK(tok && tokenizer_bos_id(tok) == tokenizer_token_to_id(tok, "!") &&
+          tokenizer_eos_id(tok) == tokenizer_token_to_id(tok, "#"));
+    int p, sf, m;
+    CHECK(tok && tokenizer_fim_ids(tok, &p, &sf, &m) == -1 && p == -1);
+    tokenizer_free(tok);
+    free(s);
+    free(tp);
+    free(cp);
+    free(dir);
+}
+
 TEST(tokenizer_invalid_utf8_bytes_are_single_pieces) {
     cJSON *exp = load_json(FIX "invalid_utf8.json");
     CHECK(exp);
@@ -445,7 +504,7 @@ TEST(tokenizer_cli_tokenize_and_decode) {
     snprintf(cmd, sizeof cmd, "%s tokenizer train --corpus " FIX "corpus.txt --vocab-size 300 --out %s/t.json 2>/dev/null",
              test_crucible_bin(), dir);
     char *tr = run_cmd(cmd, &n);
-    CHECK(tr && strstr(tr, "\"vocab_size\": 300"));
+    CHECK(tr && strstr(tr, "\"vocab_size\":300"));
     free(tr);
     free(back);
     free(out);
@@ -455,4 +514,41 @@ TEST(tokenizer_cli_tokenize_and_decode) {
     free(text);
     cJSON_Delete(exp);
     free(dir);
+}
+
+/* A backtracking-heavy Split regex on a 400 KB piece overflows PCRE2's default JIT
+ * stack; the encoder must grow it and still run BPE (the byte-by-byte fallback would
+ * give one id per byte). HF gives 201000 ids for this input (checked by hand with
+ * tokenizers 0.23). */
+TEST(tokenizer_deep_regex_grows_jit_stack) {
+    cJSON *j = load_json(FIX "gpt2.json");
+    CHECK(j);
+    if (!j) return;
+    cJSON *pre = cJSON_Parse("{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Split\",\"pattern\":{\"Regex\":\"(a|b)*c\"},"
+                             "\"behavior\":\"Isolated\",\"invert\":false},{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                             "\"use_regex\":false}]}");
+    cJSON_ReplaceItemInObject(j, "pre_tokenizer", pre);
+    char *json = cJSON_PrintUnformatted(j);
+    CrError e;
+    Tokenizer *tok = tokenizer_load_json(json, strlen(json), "deep", &e);
+    CHECKF(tok, "%s", e.msg);
+    size_t len = 402001;
+    char *text = cr_malloc(len + 1);
+    for (size_t i = 0; i < 400000; i++) text[i] = i % 2 ? 'b' : 'a';
+    text[400000] = 'c';
+    for (size_t i = 400001; i < len; i++) text[i] = (i - 400001) % 2 ? 'b' : 'a';
+    if (tok) {
+        int n;
+        int32_t *ids = tokenizer_encode(tok, text, len, 1, &n);
+        size_t dl;
+        char *d = tokenizer_decode(tok, ids, n, &dl);
+        CHECK(dl == len && !memcmp(d, text, len));
+        CHECKF(n == 201000, "%d ids, HF gives 201000", n);
+        free(d);
+        free(ids);
+    }
+    tokenizer_free(tok);
+    free(text);
+    free(json);
+    cJSON_Delete(j);
 }

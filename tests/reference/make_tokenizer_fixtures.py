@@ -12,11 +12,13 @@ Writes:
                         extra added tokens exercising lstrip/rstrip/single_word/normalized
   gpt2.json             ByteLevel(use_regex=True) i.e. the GPT-2 regex, + <|endoftext|>
   mixed.json            Split with String patterns, every behavior, invert, Ruby-syntax regex
-                        features (?i: possessive, \\h, $), Digits contiguous, ByteLevel prefix space
+                        features (?i: possessive, \\h, \\w, $), Digits contiguous, ByteLevel prefix space
   crucible_trained.json what `crucible tokenizer train` writes for corpus.txt (vocab 600)
   expected_<name>.json  {"cases": [{"hex", "ids", "ids_no_special", "roundtrip"}], "decode": [{"ids", "hex"}]}
                         HF encode(add_special_tokens=False) of every case, with and without
                         special-token parsing, and HF decode of random id sequences
+  tiny_bpe.json         hand-built BPEs missing byte tokens (unk_token, fuse_unk, dropped bytes)
+                        and with ignore_merges, with HF's encodings
   invalid_utf8.json     byte strings with ill-formed UTF-8 and their expected ids under the
                         documented rule (each stray byte is its own piece; valid runs are
                         encoded by HF as separate texts)
@@ -97,6 +99,8 @@ CORPUS_LINES = [
     "<｜fim▁begin｜>def f(x):\n    <｜fim▁hole｜>\n    return y<｜fim▁end｜>",
     "Near-misses: <｜begin▁of▁sentence> <｜fim▁hole｜ <|endoftext|> <s></s> <｜fim▁begin｜><｜fim▁begin｜>",
     "Flags: a  <mask>  b|c <eot>   d| x<think>y ok <think> go foo_bar food_bar xfoo_bar <user> <USER>",
+    "single_word neighbours: \u2169foo_bar foo_bar\u00b2 \u200dfoo_bar foo_bar\ua6e7 \u02e6foo_bar \u24b6foo_bar 1foo_bar",
+    "Word class: ab\u2169\u00b2 x_y\u00b3 \u24b6\u00b2 \u02e6\u00b2 \u200d\u00b3 \u0301\u00b2 \u203f\u00b3",
     "Mixed scripts: naïve café résumé Ångström façade coöperate Øresund ß ẞ ǅ ǈ ǋ ǲ ﬁ ﬂ",
     "Math: ∀x∈ℝ, ∃y: x²+y²=1; ∮E·dA = Q/ε₀ ℏω ℵ₀ ⅈ ℂℍℕℙℚℤ",
     "URL https://example.com/path?q=1&r=two#frag, email a.b+c@d-e.org, path C:\\Users\\x\\file.txt",
@@ -223,6 +227,25 @@ def invalid_cases(tok):
     return out
 
 
+def tiny_variants():
+    """Hand-built byte-level BPEs that lack byte tokens: unk_token / fuse_unk / dropped
+    bytes, and ignore_merges."""
+    vocab = {"a": 0, "b": 1, "ab": 2, "<unk>": 3, "Ġ": 4, "Ġab": 5, "Ġa": 6, "abab": 7}
+    merges = [("a", "b"), ("Ġ", "a"), ("Ġa", "b")]
+    texts = ["abcc ab xyz", "abab ab", "", "zz", " a b ab abab"]
+    out = []
+    for unk, fuse, ign in [(None, False, False), ("<unk>", False, False), ("<unk>", True, False),
+                           (None, False, True), ("<unk>", True, True)]:
+        t = Tokenizer(models.BPE(vocab=dict(vocab), merges=list(merges), unk_token=unk, fuse_unk=fuse,
+                                 ignore_merges=ign))
+        t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        t.decoder = decoders.ByteLevel()
+        out.append({"tokenizer": json.loads(t.to_str()),
+                    "texts": [{"hex": x.encode().hex(), "ids": t.encode(x, add_special_tokens=False).ids}
+                              for x in texts]})
+    return out
+
+
 def dump(name, obj):
     with open(os.path.join(OUT, name), "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, separators=(",", ":"))
@@ -251,6 +274,7 @@ def main():
             pre_tokenizers.Split(Regex(r"_"), "merged_with_next"),
             pre_tokenizers.Split(Regex(r"[aeiou]"), "contiguous", invert=True),
             pre_tokenizers.Split(Regex(r"x$|^y"), "isolated"),
+            pre_tokenizers.Split(Regex(r"\w+[²³]"), "isolated"),
             pre_tokenizers.Digits(individual_digits=False),
             pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=False)]), 800,
             [at("<|endoftext|>", True)]),
@@ -258,6 +282,7 @@ def main():
     for name, tok in toks.items():
         tok.save(os.path.join(OUT, name + ".json"))
         dump("expected_%s.json" % name, expected(tok, texts, rng))
+    dump("tiny_bpe.json", tiny_variants())
     dump("invalid_utf8.json", {"deepseek": invalid_cases(toks["deepseek"]), "gpt2": invalid_cases(toks["gpt2"])})
 
     # the C trainer's output must load in HF and encode like the C encoder

@@ -1,0 +1,594 @@
+/* grpo/trainer.c — see trainer.h */
+#include "grpo/trainer.h"
+#include "core/alloc.h"
+#include "core/file.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "data/chat.h"
+#include "data/provenance.h"
+#include "data/run_log.h"
+#include "data/tasks.h"
+#include "data/tokenizer.h"
+#include "grpo/advantage.h"
+#include "grpo/judge.h"
+#include "grpo/loss.h"
+#include "grpo/micro_batch.h"
+#include "grpo/task_prompt.h"
+#include "model/adamw.h"
+#include "model/checkpoint.h"
+#include "model/model.h"
+#include "model/schedule.h"
+#include "reward/combine.h"
+#include "reward/reward_model.h"
+#include "rollout/rollout.h"
+#include "sandbox/sandbox.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void grpo_config_default(GrpoConfig *c) {
+    memset(c, 0, sizeof *c);
+    c->steps = 20;
+    c->group = 8;
+    c->prompts_per_step = 8;
+    c->mu = 1;
+    c->lr = 1e-6;
+    c->beta = 0.04;
+    c->eps_low = 0.2;
+    c->eps_high = 0.2;
+    c->weight_decay = 0.0;
+    c->max_grad_norm = 1.0;
+    c->warmup = 0;
+    c->min_lr_ratio = 1.0;
+    c->loss_type = "grpo";
+    c->scale_rewards = "group";
+    c->reward = "tests";
+    c->prompt_format = "chat";
+    c->max_new_tokens = 256;
+    c->sandbox_workers = 2;
+    c->temperature = 1.0;
+    c->top_p = 1.0;
+    c->time_limit = 10.0;
+    c->batch_tokens = 8192;
+}
+
+/* One sampled group. */
+typedef struct {
+    int task;
+    TokenSeq prompt;
+    Sample *s;          /* [G] */
+    JudgeItem *j;       /* [G] */
+    float *rewards;     /* [G * K] */
+    float *combined;    /* [G] */
+    int kept;
+} Group;
+
+static void group_free(Group *g, int G) {
+    token_seq_free(&g->prompt);
+    for (int i = 0; i < G && g->s; i++) sample_free(&g->s[i]);
+    for (int i = 0; i < G && g->j; i++) sandbox_result_free(&g->j[i].result);
+    free(g->s);
+    free(g->j);
+    free(g->rewards);
+    free(g->combined);
+    memset(g, 0, sizeof *g);
+}
+
+static void task_order(int *order, int n, long seed, long epoch) {
+    CrRng r;
+    cr_rng_init(&r, (uint64_t)seed, 0x4752504fULL, (uint64_t)epoch);
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(cr_rng_u64(&r) % (uint64_t)(i + 1));
+        int t = order[i]; order[i] = order[j]; order[j] = t;
+    }
+}
+
+typedef struct {
+    long step, epoch, cursor;
+} GrpoState;
+
+static char *state_json(const GrpoState *s, long seed) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "{\"trainer\":\"grpo\",\"step\":%ld,\"epoch\":%ld,\"cursor\":%ld,\"seed\":%ld}", s->step,
+             s->epoch, s->cursor, seed);
+    return cr_strdup(buf);
+}
+
+static int state_parse(const char *js, GrpoState *s, long seed, CrError *e) {
+    cJSON *o = cJSON_Parse(js);
+    if (!o) return cr_error_set(e, "state.json: not valid JSON");
+    const char *k[3] = {"step", "epoch", "cursor"};
+    long *d[3] = {&s->step, &s->epoch, &s->cursor};
+    for (int i = 0; i < 3; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k[i]);
+        if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", k[i]); }
+        *d[i] = (long)it->valuedouble;
+    }
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        cJSON_Delete(o);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", (long)sd->valuedouble, seed);
+    }
+    cJSON_Delete(o);
+    return 0;
+}
+
+/* With --ref-reset-every K the reference is the policy after the last reset step
+ * R = floor(step / K) * K. A checkpoint at `step` needs it saved when 0 < R < step (at
+ * R == step the loop resets it again before training). */
+static long ref_reset_step(long step, long every) {
+    return every > 0 ? step / every * every : 0;
+}
+
+static char *ref_dir(const char *out_dir, long step) {
+    char *base = cr_path_join(out_dir, "reference");
+    char name[32];
+    snprintf(name, sizeof name, "step-%06ld", step);
+    char *d = cr_path_join(base, name);
+    free(base);
+    return d;
+}
+
+/* Save the reset reference (once) so that a run resumed from a checkpoint at `step`
+ * continues with the same reference as the uninterrupted run. */
+static int ref_save_if_needed(const Model *ref, const GrpoConfig *c, long step, CrError *e) {
+    long R = ref_reset_step(step, c->ref_reset_every);
+    if (!ref || R <= 0 || R == step) return 0;
+    char *d = ref_dir(c->out_dir, R);
+    char *done = cr_path_join(d, "DONE");
+    int rc = cr_file_exists(done) ? 0 : checkpoint_save(d, ref, NULL, NULL, e);
+    free(done);
+    free(d);
+    return rc;
+}
+
+/* Compact per-test summary for the store. */
+static char *tests_json(const SandboxResult *r) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < r->n_tests; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "verdict", verdict_name(r->tests[i].verdict));
+        cJSON_AddNumberToObject(o, "exit_code", r->tests[i].exit_code);
+        cJSON_AddNumberToObject(o, "signal", r->tests[i].signal);
+        cJSON_AddNumberToObject(o, "time_ms", (double)r->tests[i].time_ms);
+        cJSON_AddNumberToObject(o, "memory_kb", (double)r->tests[i].memory_kb);
+        if (r->tests[i].blocked_syscall) cJSON_AddStringToObject(o, "blocked_syscall", r->tests[i].blocked_syscall);
+        cJSON_AddItemToArray(a, o);
+    }
+    char *s = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    char *r2 = cr_strdup(s ? s : "[]");
+    cJSON_free(s);
+    return r2;
+}
+
+int grpo_train(const GrpoConfig *c, CrError *e) {
+    if (!c->model_dir || !c->tasks_path || !c->out_dir) return cr_error_set(e, "grpo: --model, --tasks and --out are required");
+    if (c->steps <= 0 || c->group < 1 || c->prompts_per_step < 1 || c->mu < 1 || !(c->lr > 0) || c->beta < 0 ||
+        c->eps_low < 0 || c->eps_high < 0 || c->max_new_tokens < 1 || c->sandbox_workers < 1 || c->batch_tokens < 2 ||
+        !(c->temperature >= 0) || !(c->top_p > 0) || c->overlong_buffer < 0 || c->overlong_buffer > c->max_new_tokens)
+        return cr_error_set(e, "grpo: invalid hyper-parameters (steps, group, prompts-per-step, mu >= 1; lr > 0; beta, eps >= 0; "
+                               "0 <= overlong-buffer <= max-new-tokens)");
+    GrpoLossConfig lcfg = grpo_loss_config_default();
+    if (grpo_loss_type_parse(c->loss_type, &lcfg.type, e)) return -1;
+    lcfg.eps_low = c->eps_low;
+    lcfg.eps_high = c->eps_high;
+    lcfg.beta = c->beta;
+    lcfg.dual_clip = c->dual_clip;
+    GrpoScale scale;
+    if (grpo_scale_parse(c->scale_rewards, &scale, e)) return -1;
+    PromptFormat pf;
+    if (prompt_format_parse(c->prompt_format, &pf, e)) return -1;
+    RewardSpec spec;
+    if (reward_spec_parse(c->reward, c->reward_weights, &spec, e)) return -1;
+    RewardConfig rcfg = reward_config_default();
+    rcfg.overlong_max = c->max_new_tokens;
+    rcfg.overlong_cache = c->overlong_buffer;
+    if (c->verdict_values && verdict_reward_set_values(&rcfg.verdict, c->verdict_values, e)) return -1;
+    int has_overlong = 0, has_rm = 0;
+    for (int k = 0; k < spec.n; k++) {
+        has_overlong |= spec.kind[k] == REWARD_OVERLONG;
+        has_rm |= spec.kind[k] == REWARD_RM;
+    }
+    if (c->overlong_buffer > 0 && !has_overlong && spec.n < REWARD_KIND_COUNT) {
+        spec.kind[spec.n] = REWARD_OVERLONG;   /* DAPO overlong shaping, weight 1 */
+        spec.weight[spec.n] = 1.0f;
+        spec.n++;
+    }
+    if (has_rm && !c->rm_dir) return cr_error_set(e, "grpo: --reward rm needs --rm RM_DIR (a reward model from crucible rm train)");
+    const int K = spec.n, G = (int)c->group, B = (int)c->prompts_per_step;
+
+    /* The sandbox workers first: before any large allocation or accelerator context. */
+    SandboxPool *pool = sandbox_pool_create((int)c->sandbox_workers, e);
+    if (!pool) return -1;
+    int rc = -1;
+    Task *tasks = NULL;
+    int n_tasks = 0;
+    Tokenizer *tok = NULL;
+    Model *m = NULL, *ref = NULL;
+    RewardModel *rm = NULL;
+    AdamW opt = {0};
+    RolloutEngine *eng = NULL;
+    RunLog *log = NULL;
+    int *order = NULL;
+    char *resume_from = NULL, *state_js = NULL, *tok_path = NULL;
+    GrpoState st = {0, 0, 0};
+    Group *groups = NULL;
+    int n_groups = 0;
+
+    if (tasks_load(c->tasks_path, &tasks, &n_tasks, e)) goto out;
+    if (c->resume) {
+        CrError e2;
+        resume_from = checkpoint_latest(c->out_dir, &e2);
+    }
+    tok_path = cr_path_join(resume_from ? resume_from : c->model_dir, "tokenizer.json");
+    tok = tokenizer_load(tok_path, e);
+    if (!tok) { cr_error_prefix(e, "grpo: the model directory needs a tokenizer.json"); goto out; }
+    AdamWConfig acfg = {(float)c->lr, 0.9f, 0.99f, 1e-8f, (float)c->weight_decay};
+    if (resume_from) {
+        m = checkpoint_load(resume_from, &opt, &state_js, e);
+        if (!m) goto out;
+        opt.cfg = acfg;
+        if (!state_js) { cr_error_set(e, "%s: no state.json", resume_from); goto out; }
+        if (state_parse(state_js, &st, c->seed, e)) goto out;
+        fprintf(stderr, "grpo: resuming from %s (step %ld)\n", resume_from, st.step);
+    } else {
+        m = model_load(c->model_dir, e);
+        if (!m || adamw_init(&opt, m, acfg, e)) goto out;
+    }
+    if (c->beta > 0) {
+        /* frozen reference: the initial policy or, with --ref-reset-every, the policy at
+         * the last reset (saved next to the checkpoints: ref_save_if_needed) */
+        long R = resume_from ? ref_reset_step(st.step, c->ref_reset_every) : 0;
+        if (R > 0 && R != st.step) {
+            char *d = ref_dir(c->out_dir, R);
+            ref = checkpoint_load(d, NULL, NULL, e);
+            if (!ref) cr_error_prefix(e, "grpo: resuming at step %ld needs the reference reset at step %ld", st.step, R);
+            free(d);
+        } else {
+            ref = model_load(c->model_dir, e);
+        }
+        if (!ref) goto out;
+    }
+    if (has_rm && !(rm = reward_model_load(c->rm_dir, e))) goto out;
+    long cache = c->cache_tokens > 0 ? c->cache_tokens
+                                     : (long)B * G * (c->max_new_tokens + 64) + (long)B * 1024 + 4096;
+    eng = rollout_create(m, tok, cache, e);
+    if (!eng) goto out;
+    order = cr_malloc(sizeof(int) * (size_t)n_tasks);
+    char prov[2048];
+    snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"tasks\":\"%s\",\"n_tasks\":%d}", c->model_dir, c->tasks_path, n_tasks);
+    log = run_log_open(c->out_dir, "grpo", c->config_json ? c->config_json : "{}", prov, resume_from ? st.step : -1, e);
+    if (!log) goto out;
+    if (!resume_from && (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
+                         provenance_record_file(log->rs, log->run_id, "tasks", c->tasks_path, e)))
+        goto out;
+
+    Progress pr;
+    progress_init(&pr);
+    long steps_done = 0;
+    long cur_epoch = -1;
+    groups = cr_calloc((size_t)B * 4 + 4, sizeof *groups);
+    while (st.step < c->steps) {
+        double t_step = progress_now();
+        if (c->ref_reset_every > 0 && ref && st.step > 0 && st.step % c->ref_reset_every == 0)
+            memcpy(ref->params, m->params, sizeof(float) * m->n_params);
+        /* ---- 1. sample and judge groups (dynamic sampling draws more) ---------- */
+        n_groups = 0;
+        int kept = 0, rounds = c->dynamic_sampling ? 4 : 1;
+        double gen_s = 0, judge_s = 0;
+        long gen_tokens = 0;
+        for (int round = 0; round < rounds && kept < B; round++) {
+            int need = B - kept;
+            int first = n_groups;
+            for (int i = 0; i < need; i++) {
+                if (cur_epoch != st.epoch) { task_order(order, n_tasks, c->seed, st.epoch); cur_epoch = st.epoch; }
+                Group *g = &groups[n_groups++];
+                memset(g, 0, sizeof *g);
+                g->task = order[st.cursor];
+                if (++st.cursor >= n_tasks) { st.cursor = 0; st.epoch++; }
+                if (task_prompt_encode(tok, &tasks[g->task], pf, &g->prompt, e)) {
+                    cr_error_prefix(e, "%s: task %s", c->tasks_path, tasks[g->task].id ? tasks[g->task].id : "?");
+                    goto out;
+                }
+            }
+            const int32_t **pids = cr_malloc(sizeof(int32_t *) * (size_t)need);
+            int *plen = cr_malloc(sizeof(int) * (size_t)need);
+            for (int i = 0; i < need; i++) { pids[i] = groups[first + i].prompt.ids; plen[i] = groups[first + i].prompt.n; }
+            Sample *samples = cr_calloc((size_t)need * G, sizeof(Sample));
+            SampleParams sp;
+            memset(&sp, 0, sizeof sp);
+            sp.temperature = (float)c->temperature;
+            sp.top_p = (float)c->top_p;
+            sp.max_new_tokens = (int)c->max_new_tokens;
+            sp.seed = (uint64_t)c->seed * 1000003ULL + (uint64_t)st.step * 16 + (uint64_t)round;
+            double t0 = progress_now();
+            int r = rollout_generate(eng, pids, plen, need, G, &sp, (long)first, samples, e);
+            gen_s += progress_now() - t0;
+            free(pids);
+            free(plen);
+            if (r) { free(samples); goto out; }
+            JudgeItem *items = cr_calloc((size_t)need * G, sizeof(JudgeItem));
+            for (int i = 0; i < need; i++) {
+                Group *g = &groups[first + i];
+                g->s = cr_malloc(sizeof(Sample) * (size_t)G);
+                memcpy(g->s, samples + (size_t)i * G, sizeof(Sample) * (size_t)G);
+                for (int k = 0; k < G; k++) {
+                    items[(size_t)i * G + k].task = &tasks[g->task];
+                    items[(size_t)i * G + k].completion = g->s[k].text ? g->s[k].text : "";
+                    gen_tokens += g->s[k].n_tokens;
+                }
+            }
+            free(samples);
+            SandboxLimits lim;
+            sandbox_limits_default(&lim);
+            lim.time_limit_s = c->time_limit;
+            t0 = progress_now();
+            int jr = judge_batch(pool, items, need * G, &lim, e);
+            judge_s += progress_now() - t0;
+            for (int i = 0; i < need; i++) {
+                Group *g = &groups[first + i];
+                g->j = cr_malloc(sizeof(JudgeItem) * (size_t)G);
+                memcpy(g->j, items + (size_t)i * G, sizeof(JudgeItem) * (size_t)G);
+            }
+            free(items);
+            if (jr) goto out;
+            /* rewards */
+            for (int i = 0; i < need; i++) {
+                Group *g = &groups[first + i];
+                g->rewards = cr_malloc(sizeof(float) * (size_t)G * K);
+                g->combined = cr_malloc(sizeof(float) * (size_t)G);
+                double *rm_scores = NULL;
+                if (rm) {
+                    rm_scores = cr_malloc(sizeof(double) * (size_t)G);
+                    const char **comps = cr_malloc(sizeof(char *) * (size_t)G);
+                    for (int k = 0; k < G; k++) comps[k] = g->s[k].text ? g->s[k].text : "";
+                    int rr = reward_model_score(rm, tok, tasks[g->task].prompt, comps, G, rm_scores, e);
+                    free(comps);
+                    if (rr) { free(rm_scores); goto out; }
+                }
+                for (int k = 0; k < G; k++) {
+                    const SandboxResult *res = &g->j[k].result;
+                    RewardInput in = {(int)res->verdict, res->passed, res->total, g->s[k].text ? g->s[k].text : "",
+                                      tasks[g->task].language, rm_scores ? rm_scores[k] : NAN, g->s[k].n_tokens};
+                    if (reward_compute(&spec, &rcfg, &in, g->rewards + (size_t)k * K, e)) { free(rm_scores); goto out; }
+                }
+                free(rm_scores);
+                float adv_tmp[1024];
+                float *advp = G <= 1024 ? adv_tmp : cr_malloc(sizeof(float) * (size_t)G);
+                if (grpo_advantages(g->rewards, 1, G, K, spec.weight, scale == GRPO_SCALE_BATCH ? GRPO_SCALE_GROUP : scale,
+                                    GRPO_COMBINE_SUM, advp, g->combined, e)) goto out;
+                if (advp != adv_tmp) free(advp);
+                unsigned char zero = 0;
+                grpo_zero_variance_groups(g->combined, 1, G, &zero);
+                g->kept = !(c->dynamic_sampling && zero);
+                kept += g->kept;
+            }
+        }
+        /* ---- 2. advantages over the kept groups ------------------------------- */
+        int nk = 0;
+        for (int i = 0; i < n_groups; i++) nk += groups[i].kept;
+        float *rew = cr_malloc(sizeof(float) * (size_t)(nk ? nk : 1) * G * K);
+        float *adv = cr_calloc((size_t)(nk ? nk : 1) * G, sizeof(float));
+        float *comb = cr_malloc(sizeof(float) * (size_t)(nk ? nk : 1) * G);
+        for (int i = 0, q = 0; i < n_groups; i++)
+            if (groups[i].kept) memcpy(rew + (size_t)q++ * G * K, groups[i].rewards, sizeof(float) * (size_t)G * K);
+        if (nk > 0 && grpo_advantages(rew, nk, G, K, spec.weight, scale, GRPO_COMBINE_SUM, adv, comb, e)) {
+            free(rew); free(adv); free(comb);
+            goto out;
+        }
+        /* ---- 3. training sequences and micro-batches -------------------------- */
+        GrpoSeq *ts = cr_calloc((size_t)(nk ? nk : 1) * G, sizeof(GrpoSeq));
+        int nts = 0;
+        long masked_trunc = 0;
+        for (int i = 0, q = 0; i < n_groups; i++) {
+            if (!groups[i].kept) continue;
+            for (int k = 0; k < G; k++) {
+                const Sample *s = &groups[i].s[k];
+                GrpoSeq *t = &ts[nts++];
+                t->prompt = groups[i].prompt.ids;
+                t->P = groups[i].prompt.n;
+                t->comp = s->token_ids;
+                t->L = s->n_tokens;
+                t->adv = adv[(size_t)q * G + k];
+                t->masked = c->overlong_mask && s->finish_reason == 1;
+                masked_trunc += t->masked;
+            }
+            q++;
+        }
+        free(rew);
+        GrpoMicro *mb = NULL;
+        int n_mb = grpo_build_micros(ts, nts, c->batch_tokens, &mb);
+        free(ts);
+        GrpoNorm norm = grpo_micro_norm(mb, n_mb, c->max_new_tokens);
+        /* ---- 4. old / reference log-probs, then mu optimizer steps ------------- */
+        GrpoLossStats lst;
+        memset(&lst, 0, sizeof lst);
+        lst.ratio_min = INFINITY;
+        lst.ratio_max = -INFINITY;
+        double loss_sum = 0, aux_sum = 0;
+        float gnorm = 0;
+        double lr = lr_schedule(st.step, (long)(c->warmup < 1 ? c->warmup * c->steps : c->warmup), c->steps, c->lr,
+                                c->min_lr_ratio);
+        double t_train = progress_now();
+        int train_ok = 1;
+        if (norm.n_tokens > 0) {
+            for (int b = 0; b < n_mb; b++) {
+                float aux;
+                if (c->mu > 1) {
+                    mb[b].logp_old = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
+                    if (model_forward(m, &mb[b].b, mb[b].logp_old, &aux, e)) { train_ok = 0; break; }
+                }
+                if (ref) {
+                    mb[b].logp_ref = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
+                    if (model_forward(ref, &mb[b].b, mb[b].logp_ref, &aux, e)) { train_ok = 0; break; }
+                }
+            }
+            for (long pass = 0; train_ok && pass < c->mu; pass++) {
+                model_zero_grads(m);
+                loss_sum = 0;
+                aux_sum = 0;
+                for (int b = 0; b < n_mb && train_ok; b++) {
+                    int N = mb[b].b.n_tokens;
+                    float *logp = cr_malloc(sizeof(float) * (size_t)N), *dlogp = cr_malloc(sizeof(float) * (size_t)N);
+                    float aux = 0, aux_w = grpo_micro_aux_weight(mb, n_mb, b, m->cfg.seq_aux);
+                    GrpoLossStats s1;
+                    GrpoMicroBatch g = {N, mb[b].n_comp, mb[b].comp, mb[b].adv, logp, mb[b].logp_old, mb[b].logp_ref,
+                                        NULL, mb[b].mask};
+                    if (model_forward(m, &mb[b].b, logp, &aux, e) || grpo_loss(&lcfg, &norm, &g, dlogp, &s1, e) ||
+                        model_backward(m, &mb[b].b, dlogp, aux_w, e))
+                        train_ok = 0;
+                    else {
+                        loss_sum += s1.loss;
+                        aux_sum += aux * aux_w;
+                        if (pass == c->mu - 1) grpo_loss_stats_merge(&lst, &s1);
+                    }
+                    free(logp);
+                    free(dlogp);
+                }
+                if (!train_ok) break;
+                gnorm = grad_clip_global_norm(m, (float)c->max_grad_norm);
+                adamw_step(&opt, m, (float)lr);
+            }
+        }
+        grpo_micro_free(mb, n_mb);
+        if (!train_ok) { free(adv); free(comb); goto out; }
+        double train_s = progress_now() - t_train;
+        st.step++;
+        steps_done++;
+        /* ---- 5. metrics and the store ------------------------------------------ */
+        long n_all = (long)n_groups * G, n_pass = 0, len_sum = 0, len_max = 0, trunc = 0;
+        long vcount[VERDICT_COUNT] = {0};
+        double rsum = 0, rsq = 0, rk_sum[REWARD_KIND_COUNT] = {0}, ent_sum = 0;
+        long ent_n = 0, rn = 0, zero_groups = 0;
+        for (int i = 0; i < n_groups; i++) {
+            unsigned char z = 0;
+            grpo_zero_variance_groups(groups[i].combined, 1, G, &z);
+            zero_groups += z;
+            for (int k = 0; k < G; k++) {
+                const SandboxResult *res = &groups[i].j[k].result;
+                const Sample *s = &groups[i].s[k];
+                n_pass += res->verdict == VERDICT_OK;
+                if ((int)res->verdict >= 0 && res->verdict < VERDICT_COUNT) vcount[res->verdict]++;
+                len_sum += s->n_tokens;
+                if (s->n_tokens > len_max) len_max = s->n_tokens;
+                trunc += s->finish_reason == 1;
+                for (int t = 0; t < s->n_tokens; t++) { ent_sum -= s->logprobs_model[t]; ent_n++; }
+                float cr = groups[i].combined[k];
+                if (isfinite(cr)) { rsum += cr; rsq += (double)cr * cr; rn++; }
+                for (int q = 0; q < K; q++) {
+                    float v = groups[i].rewards[(size_t)k * K + q];
+                    if (isfinite(v)) rk_sum[q] += v;
+                }
+            }
+        }
+        double rmean = rn ? rsum / rn : NAN, rstd = rn > 1 ? sqrt(fmax(0, (rsq - rn * rmean * rmean) / (rn - 1))) : 0;
+        double step_s = progress_now() - t_step;
+        if (run_log_step_begin(log, st.step, e)) { free(adv); free(comb); goto out; }
+        struct { const char *name; double v; } mets[] = {
+            {"reward_mean", rmean}, {"reward_std", rstd}, {"pass_rate", (double)n_pass / n_all},
+            {"zero_std_frac", (double)zero_groups / n_groups}, {"groups_kept", nk},
+            {"completion_len_mean", (double)len_sum / n_all}, {"completion_len_max", (double)len_max},
+            {"truncated_frac", (double)trunc / n_all}, {"overlong_masked", (double)masked_trunc},
+            {"kl_mean", lst.tokens > 0 && ref ? lst.kl_sum / lst.tokens : NAN},
+            {"clip_frac", lst.tokens > 0 ? (lst.clip_low + lst.clip_high) / lst.tokens : NAN},
+            {"clip_low_frac", lst.tokens > 0 ? lst.clip_low / lst.tokens : NAN},
+            {"clip_high_frac", lst.tokens > 0 ? lst.clip_high / lst.tokens : NAN},
+            {"ratio_mean", lst.tokens > 0 ? lst.ratio_sum / lst.tokens : NAN},
+            {"entropy_est", ent_n ? ent_sum / ent_n : NAN}, {"loss", loss_sum}, {"aux_loss", aux_sum},
+            {"grad_norm", gnorm}, {"lr", lr}, {"gen_tokens_per_s", gen_s > 0 ? gen_tokens / gen_s : NAN},
+            {"gen_s", gen_s}, {"sandbox_s", judge_s}, {"train_s", train_s}, {"step_s", step_s}};
+        for (size_t q = 0; q < sizeof mets / sizeof mets[0]; q++)
+            if (run_log_metric(log, mets[q].name, mets[q].v, e)) { free(adv); free(comb); goto out; }
+        for (int q = 0; q < K; q++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "reward_%s_mean", reward_kind_name(spec.kind[q]));
+            if (run_log_metric(log, nm, rk_sum[q] / n_all, e)) { free(adv); free(comb); goto out; }
+        }
+        for (int v = 0; v < VERDICT_COUNT; v++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "verdict_%s", verdict_name((Verdict)v));
+            if (run_log_metric(log, nm, (double)vcount[v], e)) { free(adv); free(comb); goto out; }
+        }
+        for (int i = 0, q = 0; i < n_groups; i++) {
+            Group *g = &groups[i];
+            const Task *t = &tasks[g->task];
+            int64_t pid = runstore_add_prompt(log->rs, t->id ? t->id : "?", t->prompt, e);
+            if (pid < 0) { free(adv); free(comb); goto out; }
+            for (int k = 0; k < G; k++) {
+                const SandboxResult *res = &g->j[k].result;
+                RsRollout ro = {pid, st.step * 100000 + i, k, g->s[k].text ? g->s[k].text : "", g->s[k].n_tokens,
+                                g->combined[k], g->kept ? adv[(size_t)q * G + k] : 0.0};
+                int64_t rid = runstore_add_rollout(log->rs, &ro, e);
+                if (rid < 0) { free(adv); free(comb); goto out; }
+                char *tj = tests_json(res);
+                long wall = 0;
+                for (int x = 0; x < res->n_tests; x++) wall += res->tests[x].wall_ms;
+                int ec = 0;
+                for (int x = 0; x < res->n_tests; x++)
+                    if (res->tests[x].verdict != VERDICT_OK) { ec = res->tests[x].signal ? -res->tests[x].signal : res->tests[x].exit_code; break; }
+                RsExecution ex = {rid, verdict_name(res->verdict), res->verdict == VERDICT_OK, res->total, res->passed,
+                                  res->compiled ? res->compile_output : NULL, tj, (double)wall, res->memory_kb, ec};
+                int64_t xid = runstore_add_execution(log->rs, &ex, e);
+                free(tj);
+                if (xid < 0) { free(adv); free(comb); goto out; }
+            }
+            if (g->kept) q++;
+        }
+        free(adv);
+        free(comb);
+        if (run_log_step_commit(log, e)) goto out;
+        char eta[16];
+        double per = progress_elapsed(&pr) / (double)steps_done;
+        progress_update(&pr, "grpo step %ld/%ld  reward %.3f  pass %.3f  kl %.4f  clip %.3f  len %.1f  %.0f tok/s  "
+                        "sandbox %.1fs  ETA %s", st.step, c->steps, rmean, (double)n_pass / n_all,
+                        ref && lst.tokens > 0 ? lst.kl_sum / lst.tokens : 0.0,
+                        lst.tokens > 0 ? (lst.clip_low + lst.clip_high) / lst.tokens : 0.0, (double)len_sum / n_all,
+                        gen_s > 0 ? gen_tokens / gen_s : 0.0, judge_s, progress_eta(per * (double)(c->steps - st.step), eta));
+        for (int i = 0; i < n_groups; i++) group_free(&groups[i], G);
+        n_groups = 0;
+        if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < c->steps) {
+            char *dir = checkpoint_step_dir(c->out_dir, st.step);
+            char *js = state_json(&st, c->seed);
+            int r = ref_save_if_needed(ref, c, st.step, e);
+            if (r == 0) r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
+            if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+            free(dir);
+            free(js);
+            if (r) goto out;
+        }
+    }
+    progress_done(&pr);
+    {
+        char *dir = cr_path_join(c->out_dir, "final");
+        char *js = state_json(&st, c->seed);
+        int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
+        if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+        if (r == 0) fprintf(stderr, "grpo: %ld steps; final model in %s\n", st.step, dir);
+        free(dir);
+        free(js);
+        if (r) goto out;
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < n_groups; i++) group_free(&groups[i], G);
+    free(groups);
+    run_log_close(log);
+    rollout_free(eng);
+    reward_model_free(rm);
+    adamw_free(&opt);
+    model_free(ref);
+    model_free(m);
+    tokenizer_free(tok);
+    if (tasks) tasks_free(tasks, n_tasks);
+    free(order);
+    free(resume_from);
+    free(state_js);
+    free(tok_path);
+    sandbox_pool_free(pool);
+    return rc;
+}

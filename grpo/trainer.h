@@ -1,0 +1,44 @@
+/* grpo/trainer.h — GRPO with compiler-feedback rewards (spec/grpo.md).
+ * Defines: GrpoConfig, grpo_config_default, grpo_train.
+ *
+ * One step: take B prompts (a fixed permutation of the tasks per epoch); roll out G
+ * completions each with the rollout engine (which reads the policy's weights in place);
+ * extract the code and judge every completion in the sandbox pool; rewards from the
+ * verdicts (reward/combine.h) and optionally the reward model; group-relative
+ * advantages (grpo/advantage.h); with --dynamic-sampling groups whose rewards are all
+ * equal are dropped and more prompts are drawn (up to 4 rounds) to fill the batch;
+ * old-policy log-probabilities are recomputed with the training path when mu > 1 (mu = 1:
+ * rho = 1 exactly, nothing recomputed) and reference log-probabilities when beta > 0
+ * (beta = 0: no reference model is loaded); mu optimizer steps of the clipped objective
+ * (grpo/loss.h) with the MoE auxiliary loss kept; AdamW; everything logged to RUN/run.db
+ * and RUN/tb/; checkpoints.
+ *
+ * Sampling is seeded from (seed, step), prompts from (seed, epoch): a resumed run
+ * repeats the uninterrupted one bit for bit (tests/grpo/test_grpo_resume.c). The
+ * reference is the initial model or, with --ref-reset-every K, the policy at the last
+ * reset R = floor(step / K) K; a checkpoint taken at step s with 0 < R < s first saves
+ * that reference once as RUN/reference/step-R (a complete checkpoint directory), which
+ * --resume loads. state.json records the seed; resuming with another seed is an error.
+ * The sandbox pool is spawned before anything else. */
+#ifndef CRUCIBLE_GRPO_TRAINER_H
+#define CRUCIBLE_GRPO_TRAINER_H
+
+#include "core/error.h"
+
+typedef struct GrpoConfig {
+    const char *model_dir, *tasks_path, *out_dir, *rm_dir;
+    long steps, group, prompts_per_step, mu;
+    double lr, beta, eps_low, eps_high, weight_decay, max_grad_norm, warmup, min_lr_ratio;
+    const char *loss_type, *scale_rewards, *reward, *reward_weights, *verdict_values, *prompt_format;
+    int dynamic_sampling, dual_clip, overlong_mask;
+    long overlong_buffer, max_new_tokens, ref_reset_every, sandbox_workers, save_every, seed;
+    long batch_tokens, cache_tokens;
+    double temperature, top_p, time_limit;
+    int resume;
+    const char *config_json;
+} GrpoConfig;
+
+void grpo_config_default(GrpoConfig *c);
+int grpo_train(const GrpoConfig *c, CrError *e);
+
+#endif

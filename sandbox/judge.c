@@ -1,0 +1,329 @@
+/* sandbox/judge.c — sandbox_run: compile once, run each test in its own box, decide verdicts. */
+#include "sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "core/alloc.h"
+#include "sandbox/box.h"
+#include "sandbox/harness.h"
+#include "sandbox/lang.h"
+
+#define COMPILE_OUTPUT_KEEP (256L * 1024)
+#define MAX_LANGS 16
+
+/* Filters are built once per process and never change (module-owned cache). */
+typedef struct FilterCache {
+    int built[MAX_LANGS][2];
+    SeccompProgram prog[MAX_LANGS][2];
+} FilterCache;
+static FilterCache g_filters;
+
+static const SeccompProgram *filter_for(int li, const SandboxLang *l, SeccompStep step, CrError *e) {
+    int k = step == SECCOMP_STEP_COMPILE ? 0 : 1;
+    if (!g_filters.built[li][k]) {
+        if (seccomp_policy_build(step, step == SECCOMP_STEP_COMPILE || l->run_allow_fork,
+                                 l->run_extra, &g_filters.prog[li][k], e) < 0)
+            return NULL;
+        g_filters.built[li][k] = 1;
+    }
+    return &g_filters.prog[li][k];
+}
+
+const char *sandbox_languages(void) {
+    static char buf[128];
+    if (!buf[0])
+        for (int i = 0; i < sandbox_lang_count(); i++)
+            if (sandbox_lang_available(sandbox_lang_at(i))) {
+                if (buf[0]) strncat(buf, " ", sizeof buf - strlen(buf) - 1);
+                strncat(buf, sandbox_lang_at(i)->name, sizeof buf - strlen(buf) - 1);
+            }
+    return buf;
+}
+
+const char *sandbox_isolation_report(void) { return box_isolation_report(); }
+void sandbox_shutdown(void) { box_shutdown(); }
+
+/* Copy at most `keep` bytes as valid UTF-8 (invalid bytes become '?', NUL becomes "\\0"-free '?'),
+ * so the JSON is always valid and never cut inside a character. */
+static char *keep_text(const char *s, size_t n, size_t keep) {
+    if (n > keep) n = keep;
+    char *o = cr_malloc(n + 1);
+    size_t i = 0, j = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && c != 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + k] >> 6) == 2;
+        if (ok && len == 2 && c < 0xC2) ok = 0;  /* overlong */
+        if (!ok) { o[j++] = '?'; i++; continue; }
+        memcpy(o + j, s + i, len);
+        i += len;
+        j += len;
+    }
+    o[j] = 0;
+    return o;
+}
+
+/* Output comparison: trailing whitespace on each line and trailing blank lines ignored. */
+static const char *line_end(const char *p, const char *end) {
+    while (p < end && *p != '\n') p++;
+    return p;
+}
+static size_t trimmed_len(const char *p, const char *e) {
+    while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\f' || e[-1] == '\v')) e--;
+    return (size_t)(e - p);
+}
+static const char *skip_trailing_blank(const char *p, const char *end) {
+    /* returns end if everything from p on is whitespace, else p */
+    for (const char *q = p; q < end; q++)
+        if (!(*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n' || *q == '\f' || *q == '\v')) return p;
+    return end;
+}
+int sandbox_output_matches(const char *got, size_t got_len, const char *want) {
+    const char *a = got, *ae = got + got_len, *b = want, *be = want + strlen(want);
+    for (;;) {
+        if (skip_trailing_blank(a, ae) == ae && skip_trailing_blank(b, be) == be) return 1;
+        if (a >= ae || b >= be) return 0;
+        const char *la = line_end(a, ae), *lb = line_end(b, be);
+        size_t na = trimmed_len(a, la), nb = trimmed_len(b, lb);
+        if (na != nb || memcmp(a, b, na) != 0) return 0;
+        a = la < ae ? la + 1 : ae;
+        b = lb < be ? lb + 1 : be;
+    }
+}
+
+/* Verdict of one finished run, before output comparison. OK means "ended normally". */
+static Verdict run_verdict(const BoxOutcome *o, const BoxSpec *s) {
+    if (o->internal_error[0]) return VERDICT_IE;
+    if (o->blocked_syscall[0] || o->badarch_killed) return VERDICT_SV;
+    if (o->output_exceeded) return VERDICT_OLE;
+    if (o->oom_killed) return VERDICT_MLE;
+    if (o->wall_killed || o->cpu_exceeded) return VERDICT_TLE;
+    if (!o->exited || o->exit_code != 0) {
+        /* Without a cgroup, a failure at the memory ceiling is the memory limit. */
+        if (o->peak_kb * 1024L >= s->memory_limit_bytes * 9 / 10) return VERDICT_MLE;
+        return VERDICT_RE;
+    }
+    return VERDICT_OK;
+}
+
+static void fill_test(SandboxTestResult *t, Verdict v, const BoxOutcome *o, const char *out, size_t out_len) {
+    t->verdict = v;
+    t->exit_code = o->exited ? o->exit_code : 0;
+    t->signal = o->signal;
+    t->time_ms = o->cpu_ms;
+    t->wall_ms = o->wall_ms;
+    t->memory_kb = o->peak_kb;
+    t->stdout_data = keep_text(out, out_len, SANDBOX_KEEP_BYTES);
+    t->stderr_data = keep_text(o->err, o->err_len, SANDBOX_KEEP_BYTES);
+    if (o->blocked_syscall[0]) t->blocked_syscall = cr_strdup(o->blocked_syscall);
+    else if (o->badarch_killed) t->blocked_syscall = cr_strdup("(non-native ABI: i386 or x32)");
+    if (o->internal_error[0]) {
+        free(t->stderr_data);
+        t->stderr_data = keep_text(o->internal_error, strlen(o->internal_error), SANDBOX_KEEP_BYTES);
+    }
+}
+
+static int write_source(const char *dir, const char *name, const char *src, CrError *e) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return cr_error_set(e, "sandbox: %s: %s", path, strerror(errno));
+    size_t n = strlen(src), off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, src + off, n - off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            close(fd);
+            return cr_error_set(e, "sandbox: writing %s: %s", path, strerror(errno));
+        }
+        off += (size_t)w;
+    }
+    return close(fd) == 0 ? 0 : cr_error_set(e, "sandbox: closing %s: %s", path, strerror(errno));
+}
+
+static int validate(const SandboxJob *job, const SandboxLang **lang, int *li, SandboxLimits *lim, CrError *e) {
+    if (!job->lang) return cr_error_set(e, "job: field \"lang\" missing");
+    *lang = sandbox_lang_find(job->lang);
+    if (!*lang) return cr_error_set(e, "job: lang \"%s\" unknown (available here: %s)", job->lang, sandbox_languages());
+    if (!sandbox_lang_available(*lang))
+        return cr_error_set(e, "job: lang \"%s\": toolchain not installed on this machine", job->lang);
+    *li = (int)(*lang - sandbox_lang_at(0));
+    if (!job->source) return cr_error_set(e, "job: field \"source\" missing");
+    if (job->n_tests < 0 || (job->n_tests > 0 && !job->tests)) return cr_error_set(e, "job: bad tests array");
+    for (int i = 0; i < job->n_tests; i++)
+        if (!job->tests[i].expected_stdout) return cr_error_set(e, "job: tests[%d].stdout missing", i);
+    if (job->test_code) {
+        if (!job->entry_point || !job->entry_point[0])
+            return cr_error_set(e, "job: assertion tests need \"entry_point\"");
+        if (!(*lang)->harness)
+            return cr_error_set(e, "job: assertion tests (test_code) are supported for python only, not \"%s\"", job->lang);
+        if (job->n_tests > 0) return cr_error_set(e, "job: give either tests or test_code, not both");
+    }
+    sandbox_limits_default(lim);
+    if (job->limits.time_limit_s > 0) lim->time_limit_s = job->limits.time_limit_s;
+    if (job->limits.memory_limit_mb > 0) lim->memory_limit_mb = job->limits.memory_limit_mb;
+    if (job->limits.output_limit_bytes > 0) lim->output_limit_bytes = job->limits.output_limit_bytes;
+    if (job->limits.time_limit_s < 0 || job->limits.memory_limit_mb < 0 || job->limits.output_limit_bytes < 0)
+        return cr_error_set(e, "job: limits must not be negative");
+    if (lim->time_limit_s > 3600) return cr_error_set(e, "job: time limit %.0f s exceeds 3600 s", lim->time_limit_s);
+    if (lim->memory_limit_mb > 65536 || lim->memory_limit_mb < 16)
+        return cr_error_set(e, "job: memory limit %ld MB outside [16, 65536]", lim->memory_limit_mb);
+    return 0;
+}
+
+static void run_spec(BoxSpec *s, const SandboxLang *l, const SandboxLimits *lim, const char *dir,
+                     const SeccompProgram *f) {
+    memset(s, 0, sizeof *s);
+    s->argv = l->run_argv;
+    s->box_dir = dir;
+    s->cpu_limit_s = lim->time_limit_s;
+    s->wall_limit_s = 2 * lim->time_limit_s + 1;
+    s->memory_limit_bytes = lim->memory_limit_mb << 20;
+    s->as_limit_bytes = l->as_headroom_mb < 0 ? 0 : (lim->memory_limit_mb + l->as_headroom_mb) << 20;
+    s->output_limit_bytes = lim->output_limit_bytes;
+    s->nproc = l->nproc;
+    s->filter = f;
+}
+
+int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e) {
+    memset(out, 0, sizeof *out);
+    const SandboxLang *l = NULL;
+    int li = 0;
+    SandboxLimits lim;
+    if (validate(job, &l, &li, &lim, e) < 0) return -1;
+    const SeccompProgram *frun = filter_for(li, l, SECCOMP_STEP_RUN, e);
+    const SeccompProgram *fcomp = l->compile_argv[0] ? filter_for(li, l, SECCOMP_STEP_COMPILE, e) : NULL;
+    if (!frun || (l->compile_argv[0] && !fcomp)) return -1;
+    char *dir = box_make_submission_dir(e);
+    if (!dir) return -1;
+    int rc = -1;
+    if (write_source(dir, l->src_name, job->source, e) < 0) goto done;
+    int n_planned = job->test_code ? 1 : job->n_tests > 0 ? job->n_tests : 1;
+    out->total = n_planned;
+    out->verdict = VERDICT_OK;
+
+    if (l->compile_argv[0]) {
+        BoxSpec cs;
+        memset(&cs, 0, sizeof cs);
+        cs.argv = l->compile_argv;
+        cs.box_dir = dir;
+        cs.box_writable = 1;
+        cs.cpu_limit_s = SANDBOX_COMPILE_TIME_S;
+        cs.wall_limit_s = 2 * SANDBOX_COMPILE_TIME_S;
+        cs.memory_limit_bytes = SANDBOX_COMPILE_MEMORY_MB << 20;
+        cs.as_limit_bytes = l->as_headroom_mb < 0 ? 0 : (2 * SANDBOX_COMPILE_MEMORY_MB) << 20;
+        cs.output_limit_bytes = 4L << 20;
+        cs.nproc = 64;
+        cs.filter = fcomp;
+        BoxOutcome co;
+        if (box_run(&cs, &co, e) < 0) goto done;
+        out->compiled = 1;
+        out->compile_exit_code = co.exited ? co.exit_code : 128 + co.signal;
+        out->compile_time_ms = co.cpu_ms;
+        /* the compiler's full output (stdout then stderr), capped */
+        size_t n = co.out_len + co.err_len;
+        char *all = cr_malloc(n + 256);
+        memcpy(all, co.out, co.out_len);
+        memcpy(all + co.out_len, co.err, co.err_len);
+        all[n] = 0;
+        Verdict cv = run_verdict(&co, &cs);
+        if (cv != VERDICT_OK && cv != VERDICT_IE && !co.err_len) {
+            n += (size_t)snprintf(all + n, 256, "crucible: compile step ended: %s%s%s\n", verdict_name(cv),
+                                  co.blocked_syscall[0] ? " blocked syscall " : "", co.blocked_syscall);
+        }
+        if (cv == VERDICT_IE) n += (size_t)snprintf(all + n, 256, "crucible: %s\n", co.internal_error);
+        out->compile_output = keep_text(all, n, COMPILE_OUTPUT_KEEP);
+        free(all);
+        box_outcome_free(&co);
+        if (cv == VERDICT_IE) { out->verdict = VERDICT_IE; rc = 0; goto done; }
+        if (cv != VERDICT_OK) { out->verdict = VERDICT_CE; rc = 0; goto done; }
+    }
+
+    out->tests = cr_calloc((size_t)n_planned, sizeof *out->tests);
+    for (int i = 0; i < n_planned; i++) {
+        BoxSpec rs;
+        run_spec(&rs, l, &lim, dir, frun);
+        char nonce[33] = "";
+        char *stdin_buf = NULL;
+        const char *argv_h[8];
+        if (job->test_code) {
+            unsigned char rnd[16];
+            if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+                cr_error_set(e, "sandbox: getrandom: %s", strerror(errno));
+                goto done;
+            }
+            for (int k = 0; k < 16; k++) snprintf(nonce + 2 * k, 3, "%02x", rnd[k]);
+            size_t tl = strlen(job->test_code);
+            stdin_buf = cr_malloc(tl + 40);
+            memcpy(stdin_buf, nonce, 32);
+            stdin_buf[32] = '\n';
+            memcpy(stdin_buf + 33, job->test_code, tl + 1);
+            rs.stdin_data = stdin_buf;
+            rs.stdin_len = tl + 33;
+            int a = 0;
+            for (; l->run_argv[a] && strcmp(l->run_argv[a], "/box/main.py") != 0; a++) argv_h[a] = l->run_argv[a];
+            argv_h[a++] = "-c";
+            argv_h[a++] = k_py_harness;
+            argv_h[a++] = "/box/main.py";
+            argv_h[a++] = job->entry_point;
+            argv_h[a] = NULL;
+            rs.argv = argv_h;
+        } else {
+            const char *in = job->n_tests > 0 ? job->tests[i].stdin_data : job->stdin_data;
+            rs.stdin_data = in;
+            rs.stdin_len = in ? strlen(in) : 0;
+        }
+        BoxOutcome o;
+        int brc = box_run(&rs, &o, e);
+        free(stdin_buf);
+        if (brc < 0) goto done;
+        Verdict v = run_verdict(&o, &rs);
+        const char *shown = o.out;
+        size_t shown_len = o.out_len;
+        char *stripped = NULL;
+        if (job->test_code) {
+            /* The proof: the nonce on its own line, written by the harness after check() returned. */
+            char needle[40];
+            snprintf(needle, sizeof needle, "\n%s\n", nonce);
+            char *hit = strstr(o.out, needle);
+            if (v == VERDICT_OK && !hit) v = VERDICT_WA;
+            if (v == VERDICT_RE && o.exited && o.exit_code == 3) v = VERDICT_WA;
+            if (hit) {
+                stripped = cr_malloc(o.out_len + 1);
+                size_t pre = (size_t)(hit - o.out), nl = strlen(needle);
+                memcpy(stripped, o.out, pre);
+                memcpy(stripped + pre, hit + nl, o.out_len - pre - nl);
+                shown_len = o.out_len - nl;
+                stripped[shown_len] = 0;
+                shown = stripped;
+            }
+        } else if (v == VERDICT_OK && job->n_tests > 0 &&
+                   !sandbox_output_matches(o.out, o.out_len, job->tests[i].expected_stdout)) {
+            v = VERDICT_WA;
+        }
+        fill_test(&out->tests[i], v, &o, shown, shown_len);
+        out->n_tests = i + 1;
+        free(stripped);
+        box_outcome_free(&o);
+        if (o.cpu_ms > out->time_ms) out->time_ms = o.cpu_ms;
+        if (o.peak_kb > out->memory_kb) out->memory_kb = o.peak_kb;
+        if (v == VERDICT_OK) out->passed++;
+        else if (out->verdict == VERDICT_OK) out->verdict = v;
+        /* Abuse and resource verdicts end the submission: no need to burn more time on it. */
+        if (v == VERDICT_TLE || v == VERDICT_MLE || v == VERDICT_OLE || v == VERDICT_SV || v == VERDICT_IE) break;
+    }
+    rc = 0;
+done:
+    box_remove_dir(dir);
+    free(dir);
+    if (rc < 0) sandbox_result_free(out);
+    return rc;
+}

@@ -1,0 +1,3 @@
+/* compile-time infinite input */
+#include "/dev/zero"
+int main(void) { return 0; }

@@ -1,0 +1,2 @@
+/* CPU spin */
+int main(void) { volatile unsigned long x = 0; for (;;) x++; }

@@ -1,0 +1,3 @@
+/* infinite output on stdout */
+#include <stdio.h>
+int main(void) { for (;;) fputs("spam spam spam spam spam spam spam spam\n", stdout); }

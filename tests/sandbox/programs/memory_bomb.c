@@ -1,0 +1,10 @@
+/* memory bomb: touch memory until something stops us */
+#include <stdlib.h>
+#include <string.h>
+int main(void) {
+    for (;;) {
+        char *p = malloc(1 << 20);
+        if (!p) return 42;
+        memset(p, 1, 1 << 20);
+    }
+}

