@@ -16,6 +16,7 @@
 #include "core/safetensors.h"
 #include "model/adamw.h"
 #include "model/model.h"
+#include "model/ops.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -23,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Same as BENCH_CONFIG in bench/train_step_torch.py. */
 static const char k_config[] =
@@ -38,28 +38,6 @@ static const char k_config[] =
     "\"beta_fast\":32,\"beta_slow\":1,\"mscale\":0.707,\"mscale_all_dim\":0.707},"
     "\"max_position_embeddings\":163840,\"bos_token_id\":0,\"eos_token_id\":1,\"tie_word_embeddings\":false,"
     "\"initializer_range\":0.02}";
-
-/* Two runtime settings that decide CPU speed here and can only be given through the
- * environment (both libraries read it when they load), so the bench re-executes itself once:
- *  - OMP_WAIT_POLICY=passive: with the default policy idle OpenMP threads spin after each
- *    parallel region; on a machine whose cores are shared with other processes the spinning
- *    threads steal the time slices the working ones need (measured 4-5x slower on 2 busy cores).
- *  - OPENBLAS_CORETYPE: OpenBLAS 0.3.21 does not recognise newer Xeons and falls back to its
- *    SSE3 "Prescott" kernels; on a CPU with AVX-512 we name SkylakeX.
- * Values already in the environment are kept; the torch peer runs with its own defaults. */
-static void tune_runtime(char **argv) {
-    if (getenv("CRUCIBLE_BENCH_TUNED")) return;
-    int changed = 0;
-    if (!getenv("OMP_WAIT_POLICY")) changed |= !setenv("OMP_WAIT_POLICY", "passive", 1);
-    const char *core = openblas_get_corename();
-    if (!getenv("OPENBLAS_CORETYPE") && core && !strcmp(core, "Prescott")) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) changed |= !setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-        else if (__builtin_cpu_supports("avx2")) changed |= !setenv("OPENBLAS_CORETYPE", "Haswell", 1);
-    }
-    if (!changed || setenv("CRUCIBLE_BENCH_TUNED", "1", 1)) return;
-    execv("/proc/self/exe", argv);   /* on failure: run untuned */
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -100,7 +78,7 @@ out:
 }
 
 int main(int argc, char **argv) {
-    tune_runtime(argv);
+    ops_cpu_env_init(argc, argv);   /* OpenBLAS core type, OpenMP wait policy (re-execs once) */
     const char *model_dir = NULL;
     long steps = 10, warmup = 2, threads = 2, seqs = 1, seq_len = 512;
     ArgSpec specs[] = {
