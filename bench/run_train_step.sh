@@ -34,6 +34,9 @@ while [ "$r" -le "$ROUNDS" ]; do
   LC=$(echo "$C_OUT" | sed -n 's/.*first-step loss \([0-9.]*\).*/\1/p')
   echo "first-step loss: torch $LT, crucible $LC (same weights and tokens: must agree)"
   VARIANTS=$(echo "$TORCH_OUT" | sed -n 's/^torch_best=\([^ ]*\) .*/\1/p')
+  TC=$(echo "$TORCH_OUT" | grep "^torch $VARIANTS:" | sed -n 's/.*CPU time \([0-9.]*\) ms.*/\1/p')
+  CC=$(echo "$C_OUT" | sed -n 's/^c_cpu_ms_per_step=\([0-9.]*\)$/\1/p')
+  echo "round $r: CPU time per step torch/C = $(awk -v a="$TC" -v b="$CC" 'BEGIN { printf "%.2f", a / b }') ($TC vs $CC ms)"
   RATIO=$(awk -v c="$C" -v t="$T" 'BEGIN { printf "%.2f", c / t }')
   echo "round $r: C/torch = $RATIO ($C vs $T tokens/s)"
   RATIOS="$RATIOS $RATIO"
