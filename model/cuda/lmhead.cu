@@ -1,9 +1,17 @@
 // model/cuda/lmhead.cu — LM head fused with log-softmax, chunked over rows and vocabulary
-// exactly as the CPU path (OPS_LMHEAD_ROWS x OPS_LMHEAD_COLS logits at once, in the
-// caller's scratch): GEMM per chunk, then one block per row updates an online
-// logsumexp. The backward recomputes each chunk's logits and forms
-// dlogits = dlogp (onehot - p) in place before the two gradient GEMMs.
+// as the CPU path, but with larger chunks (LM_ROWS x LM_COLS logits, 128 MiB, in the
+// context's scratch instead of the caller's OPS_LMHEAD_ROWS x OPS_LMHEAD_COLS one, which
+// is left unused): bigger GEMMs keep the tensor cores busy. GEMM per chunk, then one
+// block per row updates an online logsumexp. The backward recomputes each chunk's
+// logits and forms dlogits = dlogp (onehot - p) in place before the two gradient GEMMs.
+// Chunk sizes are constants, so the summation order depends only on the shapes.
 #include "model/cuda/cuda_ops.cuh"
+
+enum { LM_ROWS = 4096, LM_COLS = 8192 };
+
+static float *lm_scratch(void) {
+    return (float *)cuda_big_scratch(sizeof(float) * ((size_t)LM_ROWS * LM_COLS + 3 * (size_t)LM_ROWS));
+}
 
 __global__ void lmhead_init_kernel(float *mx, float *sm, float *tl, int nr) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -43,15 +51,15 @@ __global__ void lmhead_finish_kernel(float *logp, float *lse, const int32_t *tar
 
 void cuda_lmhead_logprob_forward_g(GemmFn gemm, float *logp, float *lse, const float *y, const float *W,
                                    const int32_t *targets, int N, int V, int D, float *scratch) {
-    float *lg = scratch;
-    float *mx = scratch + (size_t)OPS_LMHEAD_ROWS * OPS_LMHEAD_COLS, *sm = mx + OPS_LMHEAD_ROWS,
-          *tl = sm + OPS_LMHEAD_ROWS;
-    for (int r0 = 0; r0 < N; r0 += OPS_LMHEAD_ROWS) {
-        int nr = N - r0 < OPS_LMHEAD_ROWS ? N - r0 : OPS_LMHEAD_ROWS;
+    (void)scratch;
+    float *lg = lm_scratch();
+    float *mx = lg + (size_t)LM_ROWS * LM_COLS, *sm = mx + LM_ROWS, *tl = sm + LM_ROWS;
+    for (int r0 = 0; r0 < N; r0 += LM_ROWS) {
+        int nr = N - r0 < LM_ROWS ? N - r0 : LM_ROWS;
         lmhead_init_kernel<<<(nr + 255) / 256, 256>>>(mx, sm, tl, nr);
         launchCheck();
-        for (int c0 = 0; c0 < V; c0 += OPS_LMHEAD_COLS) {
-            int nc = V - c0 < OPS_LMHEAD_COLS ? V - c0 : OPS_LMHEAD_COLS;
+        for (int c0 = 0; c0 < V; c0 += LM_COLS) {
+            int nc = V - c0 < LM_COLS ? V - c0 : LM_COLS;
             gemm(0, 1, nr, nc, D, 1.0f, y + (size_t)r0 * D, D, W + (size_t)c0 * D, D, 0.0f, lg, nc);
             lmhead_chunk_kernel<<<nr, 256>>>(lg, nc, c0, targets + r0, mx, sm, tl);
             launchCheck();
@@ -77,11 +85,12 @@ __global__ void lmhead_dlogits_kernel(float *lg, int nc, int c0, const int32_t *
 void cuda_lmhead_logprob_backward_g(GemmFn gemm, float *dy, float beta_dy, float *dW, const float *dlogp,
                                     const float *lse, const float *y, const float *W, const int32_t *targets,
                                     int N, int V, int D, float *scratch) {
-    float *lg = scratch;
-    for (int r0 = 0; r0 < N; r0 += OPS_LMHEAD_ROWS) {
-        int nr = N - r0 < OPS_LMHEAD_ROWS ? N - r0 : OPS_LMHEAD_ROWS;
-        for (int c0 = 0; c0 < V; c0 += OPS_LMHEAD_COLS) {
-            int nc = V - c0 < OPS_LMHEAD_COLS ? V - c0 : OPS_LMHEAD_COLS;
+    (void)scratch;
+    float *lg = lm_scratch();
+    for (int r0 = 0; r0 < N; r0 += LM_ROWS) {
+        int nr = N - r0 < LM_ROWS ? N - r0 : LM_ROWS;
+        for (int c0 = 0; c0 < V; c0 += LM_COLS) {
+            int nc = V - c0 < LM_COLS ? V - c0 : LM_COLS;
             gemm(0, 1, nr, nc, D, 1.0f, y + (size_t)r0 * D, D, W + (size_t)c0 * D, D, 0.0f, lg, nc);
             lmhead_dlogits_kernel<<<nr, 256>>>(lg, nc, c0, targets + r0, dlogp + r0, lse + r0);
             launchCheck();

@@ -17,7 +17,13 @@
  *    C <= 1024 query rows). ops_cuda_flash() is ops_cuda() with the fused fp32 flash
  *    kernels instead (model/cuda/attention.cu: no scratch, much slower).
  *  - All work runs in order on the legacy default stream; upload/download/
- *    count_nonfinite synchronise with the host.
+ *    count_nonfinite synchronise with the host, and so do attention (it reads
+ *    cu_seqlens on the host) and a growth of the context scratch.
+ *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
+ *    kept until exit: the backend is not thread-safe; call it from one host thread.
+ *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
+ *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
+ *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused.
  *  - Determinism: no floating-point atomics; every reduction has a fixed order for given
  *    shapes, so a run repeats bit for bit on the same GPU and cuBLAS version.
  *  - ops_cuda() / ops_cuda_bf16() return NULL when no CUDA device is usable (no driver,

@@ -187,3 +187,33 @@ TEST(model_checkpoint_latest_and_replace) {
     model_free(m);
     model_free(m2);
 }
+
+TEST(model_checkpoint_prune_keeps_newest) {
+    CrError e;
+    char *run = test_tmpdir();
+    Model *m = tiny_model(5);
+    long steps[] = {10, 20, 30, 40};
+    for (int i = 0; i < 4; i++) {
+        char *d = checkpoint_step_dir(run, steps[i]);
+        CHECKF(checkpoint_save(d, m, NULL, NULL, &e) == 0, "%s", e.msg);
+        free(d);
+    }
+    /* Step 40 loses DONE (interrupted in an older scheme): it is newer than every complete
+     * one, so it is kept; leftovers of interrupted saves go. */
+    char *d40 = checkpoint_step_dir(run, 40), *done40 = cr_path_join(d40, "DONE");
+    unlink(done40);
+    char *partial = cr_path_join(run, "checkpoints/step-000050.partial");
+    CHECK(mkdir(partial, 0755) == 0);
+    CHECK(checkpoint_prune(run, 0, &e) == -1 && strstr(e.msg, "keep_last"));
+    int n = checkpoint_prune(run, 2, &e);
+    CHECKF(n == 2, "removed %d (%s)", n, n < 0 ? e.msg : "");
+    char *d10 = checkpoint_step_dir(run, 10), *d20 = checkpoint_step_dir(run, 20), *d30 = checkpoint_step_dir(run, 30);
+    CHECK(!cr_file_exists(d10) && cr_file_exists(d20) && cr_file_exists(d30) && cr_file_exists(d40));
+    CHECK(!cr_file_exists(partial));
+    char *latest = checkpoint_latest(run, &e);
+    CHECK(latest && !strcmp(latest, d30));
+    /* keep 1: 20 goes; 40 (incomplete, newest) stays. */
+    CHECK(checkpoint_prune(run, 1, &e) == 1 && !cr_file_exists(d20) && cr_file_exists(d30));
+    free(latest), free(d10), free(d20), free(d30), free(partial), free(done40), free(d40);
+    model_free(m);
+}
