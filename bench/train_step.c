@@ -9,13 +9,15 @@
  * token batch are those the PyTorch peer times; otherwise the same config is built here with
  * model_init_random and random tokens. The objective matches the peer: dlogp = -1/N (mean
  * next-token NLL, targets rolled within each sequence) plus the aux loss (aux_weight 1).
- * Prints the median step time and a last line `c_tokens_per_s=<x>`; bench/run_train_step.sh
+ * Prints the median step time (wall clock, and the process CPU time, which a machine shared
+ * with other jobs disturbs less) and a last line `c_tokens_per_s=<x>`; bench/run_train_step.sh
  * runs both and prints the ratio. */
 #include "core/args.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "model/adamw.h"
 #include "model/model.h"
+#include "model/ops.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -23,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 /* Same as BENCH_CONFIG in bench/train_step_torch.py. */
 static const char k_config[] =
@@ -39,31 +40,9 @@ static const char k_config[] =
     "\"max_position_embeddings\":163840,\"bos_token_id\":0,\"eos_token_id\":1,\"tie_word_embeddings\":false,"
     "\"initializer_range\":0.02}";
 
-/* Two runtime settings that decide CPU speed here and can only be given through the
- * environment (both libraries read it when they load), so the bench re-executes itself once:
- *  - OMP_WAIT_POLICY=passive: with the default policy idle OpenMP threads spin after each
- *    parallel region; on a machine whose cores are shared with other processes the spinning
- *    threads steal the time slices the working ones need (measured 4-5x slower on 2 busy cores).
- *  - OPENBLAS_CORETYPE: OpenBLAS 0.3.21 does not recognise newer Xeons and falls back to its
- *    SSE3 "Prescott" kernels; on a CPU with AVX-512 we name SkylakeX.
- * Values already in the environment are kept; the torch peer runs with its own defaults. */
-static void tune_runtime(char **argv) {
-    if (getenv("CRUCIBLE_BENCH_TUNED")) return;
-    int changed = 0;
-    if (!getenv("OMP_WAIT_POLICY")) changed |= !setenv("OMP_WAIT_POLICY", "passive", 1);
-    const char *core = openblas_get_corename();
-    if (!getenv("OPENBLAS_CORETYPE") && core && !strcmp(core, "Prescott")) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) changed |= !setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-        else if (__builtin_cpu_supports("avx2")) changed |= !setenv("OPENBLAS_CORETYPE", "Haswell", 1);
-    }
-    if (!changed || setenv("CRUCIBLE_BENCH_TUNED", "1", 1)) return;
-    execv("/proc/self/exe", argv);   /* on failure: run untuned */
-}
-
-static double now_s(void) {
+static double clock_s(clockid_t id) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -100,7 +79,7 @@ out:
 }
 
 int main(int argc, char **argv) {
-    tune_runtime(argv);
+    ops_cpu_env_init(argc, argv);   /* OpenBLAS core type, OpenMP wait policy (re-execs once) */
     const char *model_dir = NULL;
     long steps = 10, warmup = 2, threads = 2, seqs = 1, seq_len = 512;
     ArgSpec specs[] = {
@@ -126,8 +105,8 @@ int main(int argc, char **argv) {
     int32_t *tokens = malloc((size_t)n * sizeof *tokens), *targets = malloc((size_t)n * sizeof *targets);
     int32_t *cu = malloc((size_t)(seqs + 1) * sizeof *cu);
     float *logp = malloc((size_t)n * sizeof *logp), *dlogp = malloc((size_t)n * sizeof *dlogp);
-    double *times = malloc((size_t)steps * sizeof *times);
-    if (!tokens || !targets || !cu || !logp || !dlogp || !times) { fprintf(stderr, "train_step: out of memory\n"); return 1; }
+    double *times = malloc((size_t)steps * sizeof *times), *cpu = malloc((size_t)steps * sizeof *cpu);
+    if (!tokens || !targets || !cu || !logp || !dlogp || !times || !cpu) { fprintf(stderr, "train_step: out of memory\n"); return 1; }
     if (model_dir) {
         m = model_load(model_dir, &e);
         if (!m || load_batch(model_dir, tokens, seqs, seq_len, &e)) { fprintf(stderr, "train_step: %s\n", e.msg); return 1; }
@@ -155,7 +134,7 @@ int main(int argc, char **argv) {
 
     double loss0 = 0;
     for (long i = 0; i < warmup + steps; i++) {
-        double t0 = now_s();
+        double t0 = clock_s(CLOCK_MONOTONIC), c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
         float aux = 0;
         model_zero_grads(m);
         if (model_forward(m, &b, logp, &aux, &e) || model_backward(m, &b, dlogp, 1.0f, &e)) {
@@ -163,24 +142,30 @@ int main(int argc, char **argv) {
             return 1;
         }
         adamw_step(&opt, m, acfg.lr);
-        double dt = now_s() - t0;
-        if (i >= warmup) times[i - warmup] = dt;
+        double dt = clock_s(CLOCK_MONOTONIC) - t0;
+        if (i >= warmup) {
+            times[i - warmup] = dt;
+            cpu[i - warmup] = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        }
         if (i == 0) {
             for (int t = 0; t < n; t++) loss0 -= logp[t] / n;
             loss0 += aux;
         }
     }
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    qsort(cpu, (size_t)steps, sizeof *cpu, cmp_double);
     double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    double cmed = steps % 2 ? cpu[steps / 2] : 0.5 * (cpu[steps / 2 - 1] + cpu[steps / 2]);
     const char *wp = getenv("OMP_WAIT_POLICY");
     printf("crucible cpu: %zu params, batch %ldx%ld, threads %ld, OpenBLAS %s, OMP_WAIT_POLICY=%s, "
            "first-step loss %.4f\n", m->n_params, seqs, seq_len, threads, openblas_get_corename(),
            wp ? wp : "(default)", loss0);
-    printf("crucible cpu: median %.1f ms/step over %ld (min %.1f), %.0f tokens/s\n", med * 1e3, steps,
-           times[0] * 1e3, n / med);
+    printf("crucible cpu: median %.1f ms/step over %ld (min %.1f), %.0f tokens/s; CPU time %.1f ms/step\n",
+           med * 1e3, steps, times[0] * 1e3, n / med, cmed * 1e3);
+    printf("c_cpu_ms_per_step=%.1f\n", cmed * 1e3);
     printf("c_tokens_per_s=%.1f\n", n / med);
     adamw_free(&opt);
     model_free(m);
-    free(tokens); free(targets); free(cu); free(logp); free(dlogp); free(times);
+    free(tokens); free(targets); free(cu); free(logp); free(dlogp); free(times); free(cpu);
     return 0;
 }

@@ -120,14 +120,16 @@ def time_variant(attn, experts, ids, steps, warmup, seed):
             step()
     except Exception as ex:
         return None, f"{attn}/{experts}: failed ({type(ex).__name__}: {ex})"
-    ts = []
+    ts, cs = [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
     med = statistics.median(ts)
     return med, f"torch {attn}/{experts}: median {med * 1e3:.1f} ms/step over {steps} " \
-                f"(min {min(ts) * 1e3:.1f}), {ids.numel() / med:.0f} tokens/s, first-step loss {loss0:.4f}"
+                f"(min {min(ts) * 1e3:.1f}), {ids.numel() / med:.0f} tokens/s; CPU time " \
+                f"{statistics.median(cs) * 1e3:.1f} ms/step; first-step loss {loss0:.4f}"
 
 
 def main():
