@@ -56,7 +56,7 @@ def family_tasks():
     for w in WORDS:
         for k in range(1, 5):
             out.append(dict(fam="word", k=k, w=w,
-                            text="prints the word %s %d time%s, one per line" % (w, k, "s" if k > 1 else ""),
+                            text="prints the word \"%s\" %d time%s, one per line" % (w, k, "s" if k > 1 else ""),
                             py="for _ in range(%d):\n    print(\"%s\")\n" % (k, w),
                             c=c_prog('for (int i = 0; i < %d; i++) printf("%s\\n");' % (k, w), "", ""),
                             f=None, arity=0))
