@@ -211,6 +211,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     Tokenizer *tok = NULL;
     Model *m = NULL, *ref = NULL;
     RewardModel *rm = NULL;
+    Tokenizer *rm_tok = NULL;
     AdamW opt = {0};
     RolloutEngine *eng = NULL;
     RunLog *log = NULL;
@@ -254,7 +255,13 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         }
         if (!ref) goto out;
     }
-    if (has_rm && !(rm = reward_model_load(c->rm_dir, e))) goto out;
+    if (has_rm) {
+        if (!(rm = reward_model_load(c->rm_dir, e))) goto out;
+        /* the reward model reads text with its own tokenizer (crucible rm train copies it) */
+        char *rp = cr_path_join(c->rm_dir, "tokenizer.json");
+        if (cr_file_exists(rp) && !(rm_tok = tokenizer_load(rp, e))) { free(rp); goto out; }
+        free(rp);
+    }
     long cache = c->cache_tokens > 0 ? c->cache_tokens
                                      : (long)B * G * (c->max_new_tokens + 64) + (long)B * 1024 + 4096;
     eng = rollout_create(m, tok, cache, e);
@@ -347,7 +354,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                     rm_scores = cr_malloc(sizeof(double) * (size_t)G);
                     const char **comps = cr_malloc(sizeof(char *) * (size_t)G);
                     for (int k = 0; k < G; k++) comps[k] = g->s[k].text ? g->s[k].text : "";
-                    int rr = reward_model_score(rm, tok, tasks[g->task].prompt, comps, G, rm_scores, e);
+                    int rr = reward_model_score(rm, rm_tok ? rm_tok : tok, tasks[g->task].prompt, comps, G, rm_scores, e);
                     free(comps);
                     if (rr) { free(rm_scores); goto out; }
                 }
@@ -580,6 +587,7 @@ out:
     run_log_close(log);
     rollout_free(eng);
     reward_model_free(rm);
+    tokenizer_free(rm_tok);
     adamw_free(&opt);
     model_free(ref);
     model_free(m);
