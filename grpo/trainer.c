@@ -236,6 +236,11 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         opt.cfg = acfg;
         if (!state_js) { cr_error_set(e, "%s: no state.json", resume_from); goto out; }
         if (state_parse(state_js, &st, c->seed, e)) goto out;
+        if (st.cursor < 0 || st.cursor >= n_tasks || st.epoch < 0 || st.step < 0) {
+            cr_error_set(e, "%s: state.json (step %ld, task cursor %ld) does not fit %s (%d tasks): resume with the same --tasks",
+                         resume_from, st.step, st.cursor, c->tasks_path, n_tasks);
+            goto out;
+        }
         fprintf(stderr, "grpo: resuming from %s (step %ld)\n", resume_from, st.step);
     } else {
         m = model_load(c->model_dir, e);
@@ -313,6 +318,14 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
             sp.top_p = (float)c->top_p;
             sp.max_new_tokens = (int)c->max_new_tokens;
             sp.seed = (uint64_t)c->seed * 1000003ULL + (uint64_t)st.step * 16 + (uint64_t)round;
+            int n_stop = 0;   /* raw HumanEval-style continuations: see task_prompt_stops */
+            const char *const *stops = task_prompt_stops(&tasks[groups[first].task], pf, &n_stop);
+            for (int i = 1; i < need && stops; i++) {
+                int k;
+                if (task_prompt_stops(&tasks[groups[first + i].task], pf, &k) != stops) stops = NULL;
+            }
+            sp.stop_strings = stops;
+            sp.n_stop_strings = stops ? n_stop : 0;
             double t0 = progress_now();
             int r = rollout_generate(eng, pids, plen, need, G, &sp, (long)first, samples, e);
             gen_s += progress_now() - t0;
@@ -367,9 +380,10 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                 free(rm_scores);
                 float adv_tmp[1024];
                 float *advp = G <= 1024 ? adv_tmp : cr_malloc(sizeof(float) * (size_t)G);
-                if (grpo_advantages(g->rewards, 1, G, K, spec.weight, scale == GRPO_SCALE_BATCH ? GRPO_SCALE_GROUP : scale,
-                                    GRPO_COMBINE_SUM, advp, g->combined, e)) goto out;
+                int ar = grpo_advantages(g->rewards, 1, G, K, spec.weight, scale == GRPO_SCALE_BATCH ? GRPO_SCALE_GROUP : scale,
+                                         GRPO_COMBINE_SUM, advp, g->combined, e);
                 if (advp != adv_tmp) free(advp);
+                if (ar) goto out;
                 unsigned char zero = 0;
                 grpo_zero_variance_groups(g->combined, 1, G, &zero);
                 g->kept = !(c->dynamic_sampling && zero);
