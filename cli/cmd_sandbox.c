@@ -1,6 +1,7 @@
 /* cli/cmd_sandbox.c — `crucible sandbox run|info|worker`.
  *   run    judge one program; prints exactly one JSON object (the contract in sandbox.h) and
  *          exits 0 whenever a verdict was reached, 2 on usage errors, 1 when the sandbox cannot work
+ *          (including verdict IE, whose JSON is still printed)
  *   info   the languages available here and the isolation in force
  *   worker the pool's worker loop (JSON lines on stdin/stdout; started by sandbox_pool_create) */
 #include "cli/command.h"
@@ -122,8 +123,9 @@ static int cmd_run(int argc, char **argv) {
     char *json = sandbox_result_to_json(&res);
     printf("%s\n", json);
     free(json);
+    /* IE: the sandbox itself failed (the JSON says where); every other verdict is a success. */
+    rc = fflush(stdout) == 0 && res.verdict != VERDICT_IE ? 0 : 1;
     sandbox_result_free(&res);
-    rc = fflush(stdout) == 0 ? 0 : 1;
 done:
     free(source);
     free(stdin_text);

@@ -1,5 +1,6 @@
 /* cli/main.c — the `crucible` dispatcher. */
 #include "cli/command.h"
+#include "model/ops.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,8 @@ static void usage(void) {
 }
 
 int main(int argc, char **argv) {
+    /* BLAS kernel choice and OpenMP wait policy are read at load time: may re-exec once. */
+    ops_cpu_env_init(argc, argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage();
         return argc < 2 ? 2 : 0;

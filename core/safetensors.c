@@ -482,23 +482,42 @@ static int check_count(const StTensor *t, size_t n_expected, CrError *e) {
     return 0;
 }
 
+/* Fault the tensor's pages in with one call instead of one fault per 4 KiB page (a
+ * hint: failure, e.g. on an older kernel or a non-mapped buffer, changes nothing). */
+static void prefault(const StTensor *t) {
+#ifdef MADV_POPULATE_READ
+    if (t->nbytes < (1u << 20)) return;
+    uintptr_t a = (uintptr_t)t->data & ~(uintptr_t)4095, b = (uintptr_t)t->data + t->nbytes;
+    (void)madvise((void *)a, b - a, MADV_POPULATE_READ);
+#else
+    (void)t;
+#endif
+}
+
 int st_read_f32(const StTensor *t, float *out, size_t n, CrError *e) {
     if (check_count(t, n, e)) return -1;
     const unsigned char *p = t->data;
+    prefault(t);
     switch (t->dtype) {
     case ST_F32:
         if (n) memcpy(out, p, n * 4);
         return 0;
     case ST_F64:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
         for (size_t i = 0; i < n; i++) { double d; memcpy(&d, p + 8 * i, 8); out[i] = (float)d; }
         return 0;
     case ST_BF16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+        if (((uintptr_t)p & 1) == 0) {   /* the usual case (8-byte aligned data): vectorizes */
+            const uint16_t *h = (const uint16_t *)(const void *)p;
+#pragma omp parallel for simd schedule(static) if (n > (1 << 18))
+            for (size_t i = 0; i < n; i++) { uint32_t u = (uint32_t)h[i] << 16; memcpy(&out[i], &u, 4); }
+            return 0;
+        }
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
         for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = st_bf16_to_f32(h); }
         return 0;
     case ST_F16:
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
+#pragma omp parallel for schedule(static) if (n > (1 << 18))
         for (size_t i = 0; i < n; i++) { uint16_t h; memcpy(&h, p + 2 * i, 2); out[i] = st_f16_to_f32(h); }
         return 0;
     default:

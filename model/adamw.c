@@ -1,6 +1,7 @@
 /* model/adamw.c — see adamw.h */
 #include "model/adamw.h"
 #include "core/alloc.h"
+#include "model/ops.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -49,6 +50,8 @@ void adamw_update(const AdamWConfig *cfg, long t, float lr, int decay, float *p,
 
 void adamw_step(AdamW *opt, Model *m, float lr) {
     CR_CHECK(opt->n == m->n_params && opt->n_tensors == m->n_tensors);
+    if (m->ops && strcmp(m->ops->name, "cpu") != 0)
+        CR_DIE("adamw_step: parameters live on the %s backend; this optimizer needs host memory", m->ops->name);
     opt->step++;
     for (int i = 0; i < m->n_tensors; i++) {
         const ParamTensor *t = &m->tensors[i];

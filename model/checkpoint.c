@@ -89,14 +89,17 @@ static int copy_file(const char *src, const char *dst, CrError *e) {
     return rc;
 }
 
-int checkpoint_save_with_tokenizer(const char *dir, const Model *m, const AdamW *opt, const char *state_json,
+int checkpoint_save_with_tokenizer(const char *dir_arg, const Model *m, const AdamW *opt, const char *state_json,
                                    const char *tokenizer_json, CrError *e) {
     if (state_json) {
         cJSON *st = cJSON_Parse(state_json);
         cJSON_Delete(st);
-        if (!st) return cr_error_set(e, "%s: state.json text is not valid JSON", dir);
+        if (!st) return cr_error_set(e, "%s: state.json text is not valid JSON", dir_arg);
     }
+    /* "a/b/" and "a/b" are the same checkpoint (DIR.partial must sit beside DIR). */
+    char *dir = cr_strdup(dir_arg);
     size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dir[--dl] = 0;
     char *tmp = cr_malloc(dl + 32), *old = cr_malloc(dl + 32);
     snprintf(tmp, dl + 32, "%s.partial", dir);
     snprintf(old, dl + 32, "%s.old.%ld", dir, (long)getpid());
@@ -151,6 +154,7 @@ int checkpoint_save_with_tokenizer(const char *dir, const Model *m, const AdamW 
     rc = had_old ? remove_flat_dir(old, e) : 0;
 out:
     if (rc && is_dir(tmp)) remove_flat_dir(tmp, NULL);   /* keep the first error */
+    free(dir);
     free(tmp);
     free(old);
     free(parent);
@@ -311,4 +315,69 @@ char *checkpoint_step_dir(const char *run_dir, long step) {
     char *p = cr_malloc(n);
     snprintf(p, n, "%s/checkpoints/step-%06ld", run_dir, step);
     return p;
+}
+
+typedef struct StepDir { long step; int complete; char *path; } StepDir;
+
+static int cmp_step_desc(const void *a, const void *b) {
+    const StepDir *x = a, *y = b;
+    return x->step < y->step ? 1 : x->step > y->step ? -1 : 0;
+}
+
+int checkpoint_prune(const char *run_dir, int keep_last, CrError *e) {
+    if (keep_last < 1) return cr_error_set(e, "checkpoint_prune: keep_last must be >= 1, got %d", keep_last);
+    char *sub = cr_path_join(run_dir, "checkpoints");
+    char *base = is_dir(sub) ? sub : cr_strdup(run_dir);
+    if (base != sub) free(sub);
+    DIR *d = opendir(base);
+    if (!d) {
+        cr_error_set(e, "%s: cannot open directory: %s", base, strerror(errno));
+        free(base);
+        return -1;
+    }
+    StepDir *v = NULL;
+    int n = 0, removed = 0, rc = 0;
+    char **leftovers = NULL;
+    int nl = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, "step-", 5) != 0) continue;
+        char *p = cr_path_join(base, de->d_name);
+        if (!is_dir(p)) { free(p); continue; }
+        long step = parse_step_name(de->d_name);
+        if (step >= 0) {
+            char *done = cr_path_join(p, "DONE");
+            v = cr_realloc(v, sizeof *v * (size_t)(n + 1));
+            v[n++] = (StepDir){step, cr_file_exists(done), p};
+            free(done);
+        } else if (strstr(de->d_name, ".partial") || strstr(de->d_name, ".old.")) {
+            leftovers = cr_realloc(leftovers, sizeof *leftovers * (size_t)(nl + 1));
+            leftovers[nl++] = p;
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    qsort(v, (size_t)n, sizeof *v, cmp_step_desc);
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        int drop = v[i].complete ? kept >= keep_last : kept > 0;   /* incomplete: only below a complete one */
+        if (v[i].complete && !drop) kept++;
+        if (drop && rc == 0) {
+            if (remove_flat_dir(v[i].path, e)) rc = -1;
+            else removed++;
+        }
+        free(v[i].path);
+    }
+    for (int i = 0; i < nl; i++) {
+        if (rc == 0) {
+            if (remove_flat_dir(leftovers[i], e)) rc = -1;
+            else removed++;
+        }
+        free(leftovers[i]);
+    }
+    free(v);
+    free(leftovers);
+    free(base);
+    return rc ? -1 : removed;
 }

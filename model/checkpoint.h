@@ -1,6 +1,6 @@
 /* model/checkpoint.h — training checkpoints: what a run needs to resume bit for bit.
  * Defines: checkpoint_save, checkpoint_save_with_tokenizer, checkpoint_load,
- * checkpoint_latest, checkpoint_step_dir.
+ * checkpoint_latest, checkpoint_step_dir, checkpoint_prune.
  *
  * A checkpoint is a directory that is also a Hugging Face model directory:
  *   config.json, model.safetensors        (model_save: HF names, F32)
@@ -40,5 +40,10 @@ Model *checkpoint_load(const char *dir, AdamW *opt, char **state_json, CrError *
 char *checkpoint_latest(const char *run_dir, CrError *e);
 /* malloc'd "RUN/checkpoints/step-%06ld" — the name checkpoint_latest looks for. */
 char *checkpoint_step_dir(const char *run_dir, long step);
+/* Keep the keep_last (>= 1) newest complete step-N checkpoints under RUN/checkpoints (or
+ * RUN, as checkpoint_latest) and delete older complete ones; incomplete step-N directories
+ * older than the newest complete one and leftover "*.partial" / "*.old.*" directories of
+ * interrupted saves are deleted too. Returns the number of directories removed, or -1. */
+int checkpoint_prune(const char *run_dir, int keep_last, CrError *e);
 
 #endif

@@ -170,6 +170,27 @@ int model_config_validate(const ModelConfig *c, const char *src, CrError *e) {
     if (c->qk_rope_head_dim % 2) return cr_error_set(e, "%s: field \"qk_rope_head_dim\": must be even (RoPE rotates pairs)", src);
     if (c->q_lora_rank < 0) return cr_error_set(e, "%s: field \"q_lora_rank\": must be null or > 0", src);
     if (c->first_k_dense_replace < 0) return cr_error_set(e, "%s: field \"first_k_dense_replace\": must be >= 0", src);
+    /* Optional counts: null/absent reads as 0; a negative value is never meaningful (and
+     * would not survive model_config_to_json, which writes 0 as null). */
+#define NONNEG(f) if (c->f < 0) return cr_error_set(e, "%s: field \"" #f "\": must be null or >= 0 (got %d)", src, c->f)
+    NONNEG(num_key_value_heads); NONNEG(n_group); NONNEG(topk_group); NONNEG(n_shared_experts);
+    NONNEG(num_experts_per_tok); NONNEG(intermediate_size); NONNEG(moe_intermediate_size);
+#undef NONNEG
+    /* fp32 fields: a JSON number beyond fp32 range becomes inf here. */
+#define FINITE(f) if (!isfinite(c->f)) return cr_error_set(e, "%s: field \"" #f "\": not a finite fp32 number", src)
+    FINITE(routed_scaling_factor); FINITE(aux_loss_alpha); FINITE(rms_norm_eps); FINITE(rope_theta);
+    FINITE(yarn_factor); FINITE(yarn_beta_fast); FINITE(yarn_beta_slow); FINITE(yarn_mscale);
+    FINITE(yarn_mscale_all_dim); FINITE(initializer_range);
+#undef FINITE
+    /* Sanity caps (far above any DeepSeek-V2 model) so that hostile configs cannot make
+     * the validation loop or the parameter table explode. */
+#define CAP(f, lim) if (c->f > (lim)) return cr_error_set(e, "%s: field \"" #f "\": %d is beyond the supported %d", src, c->f, (lim))
+    CAP(num_hidden_layers, 4096); CAP(vocab_size, 1 << 24); CAP(hidden_size, 1 << 20);
+    CAP(num_attention_heads, 1 << 16); CAP(n_routed_experts, 1 << 16); CAP(n_shared_experts, 1 << 10);
+    CAP(intermediate_size, 1 << 22); CAP(moe_intermediate_size, 1 << 22); CAP(kv_lora_rank, 1 << 20);
+    CAP(q_lora_rank, 1 << 20); CAP(qk_nope_head_dim, 1 << 16); CAP(qk_rope_head_dim, 1 << 16);
+    CAP(v_head_dim, 1 << 16);
+#undef CAP
     if (!(c->rms_norm_eps > 0)) return cr_error_set(e, "%s: field \"rms_norm_eps\": must be > 0", src);
     if (!(c->rope_theta > 0)) return cr_error_set(e, "%s: field \"rope_theta\": must be > 0", src);
     if (!(c->initializer_range >= 0)) return cr_error_set(e, "%s: field \"initializer_range\": must be >= 0", src);
@@ -330,8 +351,8 @@ char *model_config_to_json(const ModelConfig *c) {
     cJSON_AddNumberToObject(o, "hidden_size", c->hidden_size);
     cJSON_AddNumberToObject(o, "num_hidden_layers", c->num_hidden_layers);
     cJSON_AddNumberToObject(o, "num_attention_heads", c->num_attention_heads);
-    cJSON_AddNumberToObject(o, "num_key_value_heads",
-                            c->num_key_value_heads > 0 ? c->num_key_value_heads : c->num_attention_heads);
+    if (c->num_key_value_heads > 0) cJSON_AddNumberToObject(o, "num_key_value_heads", c->num_key_value_heads);
+    else cJSON_AddNullToObject(o, "num_key_value_heads");   /* absent/null reads back as 0 */
     if (c->q_lora_rank > 0) cJSON_AddNumberToObject(o, "q_lora_rank", c->q_lora_rank);
     else cJSON_AddNullToObject(o, "q_lora_rank");
     cJSON_AddNumberToObject(o, "kv_lora_rank", c->kv_lora_rank);

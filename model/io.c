@@ -49,19 +49,27 @@ static int load_tensors(Model *m, const SafeTensors *s, const char *what, CrErro
             return cr_error_set(e, "%s: tensor %s has dtype %s, expected F32, BF16, F16 or F64", t->file, p->name,
                                 st_dtype_name(t->dtype));
     }
-    for (int i = 0; i < st_count(s); i++) {
+    /* Every table tensor is present and names are unique, so the file holds extras iff
+     * it has more tensors than the table (besides tolerated inv_freq buffers); only then
+     * look for them (model_find_tensor is a linear scan). */
+    int n_file = 0;
+    for (int i = 0; i < st_count(s); i++) n_file += !ends_with(st_at(s, i)->name, ".rotary_emb.inv_freq");
+    for (int i = 0; n_file > m->n_tensors && i < st_count(s); i++) {
         const StTensor *t = st_at(s, i);
-        if (!model_find_tensor(m, t->name) && !ends_with(t->name, ".rotary_emb.inv_freq"))
+        if (!ends_with(t->name, ".rotary_emb.inv_freq") && !model_find_tensor(m, t->name))
             return cr_error_set(e, "%s: unexpected tensor %s (not in the model for this config.json)", t->file,
                                 t->name);
     }
+    /* The CPU backend's parameters are host memory: convert straight into them. */
+    int direct = strcmp(m->ops->name, "cpu") == 0;
     size_t maxn = 1;
     for (int i = 0; i < m->n_tensors; i++) if (m->tensors[i].numel > maxn) maxn = m->tensors[i].numel;
-    float *host = cr_alloc_aligned(sizeof(float) * maxn);
+    float *scratch = direct ? NULL : cr_alloc_aligned(sizeof(float) * maxn);
     int rc = 0;
     for (int i = 0; i < m->n_tensors && !rc; i++) {
         const ParamTensor *p = &m->tensors[i];
         const StTensor *t = st_find(s, p->name);
+        float *host = direct ? m->params + p->offset : scratch;
         if (st_read_f32(t, host, p->numel, e)) { rc = -1; break; }
         size_t bad = 0, first = 0;
         for (size_t j = p->numel; j-- > 0;)
@@ -71,9 +79,9 @@ static int load_tensors(Model *m, const SafeTensors *s, const char *what, CrErro
                               p->name, bad, first);
             break;
         }
-        m->ops->upload(m->params + p->offset, host, sizeof(float) * p->numel);
+        if (!direct) m->ops->upload(m->params + p->offset, host, sizeof(float) * p->numel);
     }
-    cr_free_aligned(host);
+    cr_free_aligned(scratch);
     return rc;
 }
 

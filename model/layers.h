@@ -47,8 +47,11 @@ const ModelWeights *model_weights(const Model *m);
 const ModelWeights *model_grad_weights(const Model *m);
 
 /* FFN of `layer` (dense MLP or MoE: router, routed experts, shared experts) on N rows
- * x_normed [N, D] (already post_attention_layernorm'ed) into out [N, D] (overwritten).
- * No activations are kept and training state is untouched (own scratch). Backend memory. */
+ * x_normed [N, D] (already post_attention_layernorm'ed) into out [N, D] (overwritten;
+ * must not alias x_normed). No activations are kept and the training activations are
+ * untouched (own scratch, grown to the largest N seen). Backend memory. Same ops and
+ * routing as model_forward, so rows give the same values as in training (up to GEMM
+ * blocking for a different N). */
 void model_ffn_forward_infer(Model *m, int layer, const float *x_normed, int N, float *out);
 
 /* Rotate (in place, spec §5.3) the qk_rope_head_dim floats at x + n*ld + h*head_stride for

@@ -40,7 +40,7 @@ typedef struct LayerAct {
 typedef struct InferScratch {
     int cap;
     void *arena;
-    float *logits, *probs, *w, *Xp, *Yp, *G, *U, *Hm, *g, *u, *hm, *tmp;
+    float *logits, *probs, *w, *Xp, *Yp, *G, *U, *Hm, *g, *u, *hm;
     int32_t *idx, *ros, *sor, *offsets, *offsets_host;
 } InferScratch;
 
@@ -96,8 +96,7 @@ static void carve_state(Model *m, Carver *cv, int N, int S) {
         LayerAct *a = &st->la[l];
         int32_t *oh = a->offsets_host;
         memset(a, 0, sizeof *a);
-        a->offsets_host = oh;
-        a->x_in = cv->base ? st->xs + l * n * D : NULL;
+        a->offsets_host = oh;  /* x_in is pointed into xs per batch (forward_trunk) */
         a->xn1 = take(cv, n * D);
         a->rstd1 = take(cv, n);
         if (ql) {
@@ -200,11 +199,13 @@ static void ensure_capacity(Model *m, int N, int S) {
 
 /* ---- create / free / init ----------------------------------------------------------- */
 
-Model *model_create(const ModelConfig *cfg, CrError *e) {
+Model *model_create(const ModelConfig *cfg, CrError *e) { return model_create_ops(cfg, ops_cpu(), e); }
+
+Model *model_create_ops(const ModelConfig *cfg, const Ops *ops, CrError *e) {
     if (model_config_validate(cfg, "model config", e)) return NULL;
     Model *m = cr_calloc(1, sizeof *m);
     m->cfg = *cfg;
-    m->ops = ops_cpu();
+    m->ops = ops;
     m->tensors = model_params_layout(cfg, &m->n_tensors, &m->n_params);
     m->params = m->ops->alloc(sizeof(float) * m->n_params);
     m->grads = m->ops->alloc(sizeof(float) * m->n_params);
@@ -399,7 +400,7 @@ static void mlp_forward(const Ops *o, const float *x, int N, int D, int I, const
     o->gemm(0, 1, N, D, I, 1.0f, hm, I, Wd, I, beta, out, D);
 }
 
-static void ffn_forward(Model *m, int l, int N, int S, const int32_t *cu_host, float *out) {
+static void ffn_forward(Model *m, int l, int N, int S, float *out) {
     const Ops *o = m->ops;
     const ModelConfig *c = &m->cfg;
     ModelState *st = m->state;
@@ -422,7 +423,6 @@ static void ffn_forward(Model *m, int l, int N, int S, const int32_t *cu_host, f
         o->moe_aux_forward(a->aux_loss, a->aux_coef, a->seg, a->probs, a->idx, st->cu, nseg, N, E, K,
                            c->aux_loss_alpha);
     }
-    (void)cu_host;
     o->moe_permute(a->Xp, a->ros, a->sor, a->offsets, a->xn2, a->idx, N, D, E, K);
     o->download(a->offsets_host, a->offsets, sizeof(int32_t) * (size_t)(E + 1));
     o->moe_experts_forward(a->Yp, a->G, a->U, a->Hm, a->Xp, w->exp_gate, w->exp_up, w->exp_down, a->offsets_host,
@@ -460,7 +460,7 @@ static int forward_trunk(Model *m, const Batch *b, int need_targets, float *aux,
     double aux_sum = 0;
     for (int l = 0; l < L; l++) {
         attention_forward(m, l, N, S);
-        ffn_forward(m, l, N, S, b->cu_seqlens, st->xs + (size_t)(l + 1) * N * D);
+        ffn_forward(m, l, N, S, st->xs + (size_t)(l + 1) * N * D);
         if (model_layer_is_moe(c, l) && c->aux_loss_alpha > 0) {
             float v = 0;
             o->download(&v, st->la[l].aux_loss, sizeof v);
@@ -655,7 +655,6 @@ static void infer_carve(Model *m, Carver *cv, int N) {
     s->g = take(cv, n * Imax);
     s->u = take(cv, n * Imax);
     s->hm = take(cv, n * Imax);
-    s->tmp = take(cv, n * D);
 }
 
 void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *out) {
@@ -664,6 +663,7 @@ void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *
     InferScratch *s = &m->state->inf;
     const LayerWeights *w = &m->state->w.layers[layer];
     int D = c->hidden_size;
+    CR_CHECK(layer >= 0 && layer < c->num_hidden_layers);
     if (N <= 0) return;
     if (N > s->cap) {
         Carver cv = {NULL, 0};

@@ -17,7 +17,12 @@
  *    objective CE + sum_l L_aux(l); 0 = ignore it). It must follow a model_forward
  *    of the same batch (activations are kept inside the model).
  *  - Bad input (token id out of range, empty batch, position >= max positions,
- *    inconsistent cu_seqlens) returns -1 with a message; never crashes. */
+ *    inconsistent cu_seqlens) returns -1 with a message; never crashes. Non-finite
+ *    outputs return -1 naming the first parameter tensor holding NaN/Inf, if any.
+ *  - model_forward_hidden ignores targets (may be NULL).
+ *  - A Model is not thread-safe: one forward/backward at a time (ops parallelise inside).
+ *  - For a given build and CPU kernel (OPENBLAS_CORETYPE), results are bit-identical
+ *    whatever the OpenMP thread count. */
 #ifndef CRUCIBLE_MODEL_MODEL_H
 #define CRUCIBLE_MODEL_MODEL_H
 
@@ -61,6 +66,9 @@ typedef struct Model {
 
 /* A model with this config and all-zero parameters. NULL + error if the config is invalid. */
 Model *model_create(const ModelConfig *cfg, CrError *e);
+/* The same on a given backend (ops_cpu(), or ops_cuda() from model/cuda/ops_cuda.h):
+ * params, grads and activations live in that backend's memory. */
+Model *model_create_ops(const ModelConfig *cfg, const struct Ops *ops, CrError *e);
 void model_free(Model *m);
 /* Deterministic for a seed: Linear weights ~ N(0, initializer_range), norms = 1. */
 void model_init_random(Model *m, uint64_t seed);

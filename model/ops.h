@@ -11,8 +11,10 @@
  *  - Backward ops ACCUMULATE (+=) into parameter gradients (dw) and into the input
  *    gradient when the comment says "dx +="; otherwise they overwrite.
  *  - Determinism: for a given backend, results do not depend on the number of threads
- *    (fixed partitioning, every reduction summed in a fixed order, no atomics). GEMMs
- *    are the backend BLAS (OpenBLAS on CPU); its blocking may vary with thread count.
+ *    (partitions fixed by the shapes, every reduction summed in a fixed order, no
+ *    atomics). On CPU, GEMMs are cut into shape-determined blocks, each one single-
+ *    threaded OpenBLAS call, so they are bit-identical across OMP_NUM_THREADS too;
+ *    results DO depend on the OpenBLAS kernel chosen for the CPU (OPENBLAS_CORETYPE).
  *  - Ops never fail on valid shapes; input validation happens in model.c. */
 #ifndef CRUCIBLE_MODEL_OPS_H
 #define CRUCIBLE_MODEL_OPS_H
@@ -167,7 +169,16 @@ static inline size_t ops_lmhead_scratch_floats(void) {
     return (size_t)OPS_LMHEAD_ROWS * OPS_LMHEAD_COLS + 4 * (size_t)OPS_LMHEAD_ROWS;
 }
 
-/* The CPU backend (fp32, OpenBLAS, OpenMP). Static table; never freed. */
+/* The CPU backend (fp32, OpenBLAS, OpenMP). Static table; never freed. The first call
+ * sets OpenBLAS to one thread per call: GEMMs are split over OpenMP threads instead
+ * (two thread pools spinning on the same cores are many times slower). */
 const Ops *ops_cpu(void);
+
+/* Optional, first thing in main(): when OpenBLAS chose a generic kernel on a CPU with
+ * AVX2/AVX-512 (OpenBLAS 0.3.21 misdetects recent Xeons) or OMP_WAIT_POLICY is unset,
+ * set OPENBLAS_CORETYPE / OMP_WAIT_POLICY=passive and re-execute the program once with
+ * the same argv (both are read when the libraries load). Variables the user set are
+ * kept; CRUCIBLE_ENV_INIT=1 disables it. Returns when nothing needed changing. */
+void ops_cpu_env_init(int argc, char **argv);
 
 #endif

@@ -2,9 +2,11 @@
 #include "model/schedule.h"
 
 #include "core/alloc.h"
+#include "model/ops.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 double lr_schedule(long step, long warmup_steps, long total_steps, double lr_max, double min_lr_ratio) {
     if (step < 0) step = 0;
@@ -43,6 +45,8 @@ static double sumsq(const float *g, size_t n) {
 }
 
 double grad_global_norm(const Model *m) {
+    if (m->ops && strcmp(m->ops->name, "cpu") != 0)
+        CR_DIE("grad_global_norm: gradients live on the %s backend; this needs host memory", m->ops->name);
     double total = 0;
     for (int i = 0; i < m->n_tensors; i++) total += sumsq(m->grads + m->tensors[i].offset, m->tensors[i].numel);
     return sqrt(total);

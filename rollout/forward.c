@@ -2,6 +2,7 @@
 #include "rollout/forward.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,11 @@ int rollout_weights_bind(RolloutWeights *w, const Model *m, CrError *e) {
     char nm[128];
     int D = c->hidden_size, H = c->num_attention_heads, qk = c->qk_nope_head_dim + c->qk_rope_head_dim;
     int r = c->kv_lora_rank, dr = c->qk_rope_head_dim, dn = c->qk_nope_head_dim, dv = c->v_head_dim;
+    if (H > 512 || c->n_routed_experts > 1024 || c->n_group > 256) {
+        cr_error_set(e, "rollout: at most 512 heads, 1024 experts, 256 groups (got %d, %d, %d)", H,
+                     c->n_routed_experts, c->n_group);
+        return -1;
+    }
     if (dr / 2 > 128 || dr % 2) {
         cr_error_set(e, "rollout: qk_rope_head_dim %d unsupported (even, <= 256)", dr);
         return -1;
@@ -122,6 +128,8 @@ struct Forward {
     float *X, *CS, *Hn, *CQ, *Q, *CKV, *QA, *OL, *O, *G, *U, *Xe, *Ye, *RL, *wt;
     int32_t *idx, *rows;
     int *count;
+    float *scores;                           /* attention scores, per thread [H][ctx] */
+    size_t scores_cap;
 };
 
 Forward *forward_new(const RolloutWeights *w) {
@@ -137,6 +145,7 @@ void forward_free(Forward *f) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(f->idx);
     free(f->rows);
+    free(f->scores);
     free(f->count);
     free(f);
 }
@@ -191,7 +200,7 @@ static void rmsnorm_row(float *out, const float *x, const float *w, int D, float
 
 static void rmsnorm_rows(float *out, int ldo, const float *x, int ldx, const float *w, int n, int D,
                          float eps) {
-#pragma omp parallel for schedule(static) if (n > 4)
+#pragma omp parallel for schedule(static) if ((long)n * D > (1L << 16))
     for (int i = 0; i < n; i++) rmsnorm_row(out + (size_t)i * ldo, x + (size_t)i * ldx, w, D, eps);
 }
 
@@ -271,6 +280,32 @@ static void route_row(const ModelConfig *c, float *s, int32_t *idx, float *wt) {
         wt[k] = (K > 1 && c->norm_topk_prob) ? wt[k] / (wsum + 1e-20f) : wt[k] * c->routed_scaling_factor;
 }
 
+/* Attention of one row's H query heads over positions 0..last of its sequence (MQA over
+ * the latent rows). Per cache block (its rows are contiguous for a layer), scores are a
+ * small GEMM Q [H, rw] x rows^T and the output accumulates P x rows[:, :r], both on the
+ * batch-invariant kernels of linear.h; softmax per head in between. S: [H][last+1]. */
+static void attend_row(float *out, const float *qa, float *S, const LatentCache *cache, const CacheSeq *seq,
+                       int l, int last, int H, int rw, int r, float scale) {
+    int n = last + 1, bt = cache->block_tokens;
+    for (int j0 = 0; j0 < n; j0 += bt) {
+        int nb = n - j0 < bt ? n - j0 : bt;
+        rollout_linear(S + j0, n, qa, rw, cache_row(cache, seq, l, j0), H, nb, rw, 0);
+    }
+    float inv[512];
+    for (int h = 0; h < H; h++) {
+        float *sh = S + (size_t)h * n, mx = -INFINITY, sum = 0;
+        for (int j = 0; j < n; j++) mx = sh[j] * scale > mx ? sh[j] * scale : mx;
+        for (int j = 0; j < n; j++) sum += (sh[j] = expf(sh[j] * scale - mx));
+        inv[h] = 1.0f / sum;
+    }
+    for (int j0 = 0; j0 < n; j0 += bt) {
+        int nb = n - j0 < bt ? n - j0 : bt;
+        rollout_linear_nn(out, r, S + j0, n, cache_row(cache, seq, l, j0), rw, H, r, nb, j0 > 0);
+    }
+    for (int h = 0; h < H; h++)
+        for (int k = 0; k < r; k++) out[(size_t)h * r + k] *= inv[h];
+}
+
 /* ---- the pass ---------------------------------------------------------------------- */
 
 void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, const int32_t *pos,
@@ -311,41 +346,31 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
         /* absorbed queries: QA[i,h] = [W_UK[h]^T q_nope[i,h] | rope(q_pe[i,h])] */
         for (int h = 0; h < H; h++)
             rollout_linear_nn(f->QA + (size_t)h * rw, H * rw, f->Q + (size_t)h * qk, H * qk,
-                              L->wkv_b + (size_t)h * (dn + dv) * r, r, n, r, dn);
+                              L->wkv_b + (size_t)h * (dn + dv) * r, r, n, r, dn, 0);
         for (int i = 0; i < n; i++)
             for (int h = 0; h < H; h++) {
                 float *qa = f->QA + ((size_t)i * H + h) * rw + r;
                 memcpy(qa, f->Q + (size_t)i * H * qk + (size_t)h * qk + dn, (size_t)dr * sizeof(float));
                 rope_vec(qa, dr, f->CS + (size_t)i * dr);
             }
-        /* MQA over the latent rows, online softmax (one pass, no score buffer) */
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int ih = 0; ih < n * H; ih++) {
-            int i = ih / H;
-            const float *q = f->QA + (size_t)ih * rw;
-            float *acc = f->OL + (size_t)ih * r;
-            memset(acc, 0, (size_t)r * sizeof(float));
-            float mx = -INFINITY, lsum = 0;
-            for (int j = 0; j <= pos[i]; j++) {
-                const float *kv = cache_row(cache, seqs[i], l, j);
-                float s = 0;
-#pragma omp simd reduction(+ : s)
-                for (int k = 0; k < rw; k++) s += q[k] * kv[k];
-                s *= scale;
-                if (s > mx) {
-                    float a = expf(mx - s);
-                    lsum *= a;
-                    for (int k = 0; k < r; k++) acc[k] *= a;
-                    mx = s;
-                }
-                float p = expf(s - mx);
-                lsum += p;
-#pragma omp simd
-                for (int k = 0; k < r; k++) acc[k] += p * kv[k];
-            }
-            float inv = 1.0f / lsum;
-            for (int k = 0; k < r; k++) acc[k] *= inv;
+        /* MQA over the latent rows; threads over rows only when there is enough work */
+        long att_work = 0;
+        int max_ctx = 0;
+        for (int i = 0; i < n; i++) {
+            att_work += (long)(pos[i] + 1) * H * (rw + r);
+            if (pos[i] + 1 > max_ctx) max_ctx = pos[i] + 1;
         }
+        int nth = omp_get_max_threads();
+        size_t need = (size_t)nth * H * max_ctx;
+        if (need > f->scores_cap) {
+            f->scores = cr_realloc(f->scores, need * sizeof *f->scores);
+            f->scores_cap = need;
+        }
+#pragma omp parallel for schedule(dynamic, 1) if (att_work > (1L << 17))
+        for (int i = 0; i < n; i++)
+            attend_row(f->OL + (size_t)i * H * r, f->QA + (size_t)i * H * rw,
+                       f->scores + (size_t)omp_get_thread_num() * H * max_ctx, cache, seqs[i], l, pos[i], H,
+                       rw, r, scale);
         /* O[i,h] = W_UV[h] o_lat[i,h]; X += O Wo^T */
         for (int h = 0; h < H; h++)
             linear(f->O + (size_t)h * dv, H * dv, f->OL + (size_t)h * r, H * r,

@@ -17,10 +17,12 @@
 void rollout_linear(float *y, int ldy, const float *x, int ldx, const float *W, int M, int N, int K,
                     int accumulate);
 
-/* y[M, N] = x[M, K] B[K, N] (B row-major with row stride ldb): the absorbed-query product
- * q_nope W_UK. Every y element is summed over k in ascending order (batch-invariant). */
+/* y[M, N] = x[M, K] B[K, N] (B row-major with row stride ldb), plus the old y when
+ * accumulate != 0: the absorbed-query product q_nope W_UK and the attention-weighted sum
+ * of latent rows. Every y element is summed over k in ascending order (batch-invariant;
+ * calls that accumulate over consecutive k ranges give the bits of one call). */
 void rollout_linear_nn(float *y, int ldy, const float *x, int ldx, const float *B, int ldb, int M,
-                       int N, int K);
+                       int N, int K, int accumulate);
 
 /* Rows at or below this count use the streaming kernel (so decode steps of up to this
  * many live samples are bitwise batch-invariant). */

@@ -301,7 +301,7 @@ static void decode_step(Run *u, int32_t *tokens, int32_t *pos, CacheSeq **seqs, 
         s->seq.len = pos[i] + 1;
     }
     forward_run(r->fwd, r->cache, n, tokens, pos, seqs, rows, n, logits, experts);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if ((long)n * u->V > (1L << 16))
     for (int i = 0; i < n; i++) {
         SamplerScratch *sc = r->scratch[omp_get_thread_num() % r->n_scratch];
         next[i] = sampler_sample(&u->scfg, logits + (size_t)i * u->V, u->V, sc, &u->live[i]->rng,

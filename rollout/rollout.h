@@ -11,9 +11,11 @@
  * mid-run: work waits instead.
  *
  * Determinism: sample g of prompt p draws from the RNG stream (seed, prompt_index_base + p,
- * g), one uniform per token, so its tokens do not depend on batch composition, cache
- * budget or thread count (logits may differ in the last bits between batch shapes,
- * which can flip a draw only when it lands within ~1e-7 of a boundary).
+ * g), one uniform per token (none when greedy). Every decode product runs on kernels
+ * whose per-row summation order does not depend on the other rows or the thread count
+ * (rollout/linear.h), so a sample's tokens AND log-probs are bitwise the same whatever
+ * the batch composition, cache budget or thread count (for up to 512 live samples per
+ * step; on the same CPU instruction set).
  *
  * What a Sample holds:
  *  - token_ids: every generated token, INCLUDING the stop token id that ended it (GRPO
@@ -42,7 +44,8 @@ typedef struct Tokenizer Tokenizer;
 typedef struct SampleParams {
     float temperature, top_p, min_p;  /* 0 = greedy; top_p >= 1 off; min_p <= 0 off */
     int top_k;                        /* <= 0: off */
-    int max_new_tokens;               /* >= 1 */
+    int max_new_tokens;               /* >= 1; fewer when the context (max_position_embeddings)
+                                         ends first (finish_reason "length") */
     const int32_t *stop_ids;          /* NULL/0: the tokenizer's EOS (else config eos_token_id) */
     int n_stop_ids;
     const char *const *stop_strings;  /* need a tokenizer */

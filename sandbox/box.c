@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "sandbox/lang.h"
 
 #define BOX_INNER_ID 1000           /* uid/gid of the program inside its user namespace */
 #define BOX_UID_BASE 1000000        /* outside uid = base + supervisor pid: one uid per box owner */
@@ -38,7 +39,9 @@
 #define MAX_ROOT_ENTRIES 24
 
 typedef enum { ENT_LINK, ENT_DIR_BIND, ENT_FILE_BIND } EntKind;
-typedef struct { EntKind kind; char path[64]; char target[64]; } RootEntry;
+/* `staged`: a toolchain the box's root cannot reach (under /root); the holder, while still host
+ * root, binds it at base/tcN first and builds the tree from there. */
+typedef struct { EntKind kind; char path[128]; char target[64]; int staged; } RootEntry;
 
 /* Per-process state, owned by this module, created on first use (and again in a forked child
  * that uses the sandbox: keyed by pid). */
@@ -46,6 +49,7 @@ typedef struct BoxCtx {
     pid_t owner;
     char base[96];              /* /tmp/crucible-sbx-PID */
     char root[128];             /* base/root: mount point of each box's root tmpfs */
+    char stage[96];             /* /tmp/crucible-sbx-tc-PID: staged toolchains (holder only) */
     int ns_flags;               /* namespaces in force */
     uid_t box_uid;              /* outside uid of the program */
     char cg_mem[320], cg_pids[320], cg_cpu[320];
@@ -53,6 +57,11 @@ typedef struct BoxCtx {
     int n_ents;
     int seq;
     char report[512];
+    /* The holder: a process that keeps one user + net namespace and a mount namespace whose root
+     * is the prepared box tree; each run joins them and unshares only mount/ipc/uts/pid, so the
+     * tree is built once per process instead of once per run. */
+    pid_t holder;
+    int ns_fd[3];               /* user, mnt, net of the holder; -1 when there is no holder */
 } BoxCtx;
 
 static BoxCtx g_ctx;            /* module-owned; g_ctx.owner == getpid() when valid */
@@ -127,7 +136,9 @@ static int probe_namespaces(void) {
     return ok;
 }
 
-/* ---- cgroups (v1 memory + pids) ------------------------------------------------ */
+/* ---- cgroups (v1 memory + pids + cpuacct) ------------------------------------------ */
+
+static void sweep_stale(const char *dir, const char *prefix);
 
 static int cgroup_setup(const char *controller, char *out, size_t cap) {
     out[0] = 0;
@@ -151,9 +162,10 @@ static int cgroup_setup(const char *controller, char *out, size_t cap) {
     }
     fclose(f);
     if (!found) return -1;
-    char path[400];
-    snprintf(path, sizeof path, "/sys/fs/cgroup/%s%s/crucible-sbx-%ld", controller,
-             strcmp(rel, "/") == 0 ? "" : rel, (long)getpid());
+    char parent[400], path[480];
+    snprintf(parent, sizeof parent, "/sys/fs/cgroup/%s%s", controller, strcmp(rel, "/") == 0 ? "" : rel);
+    sweep_stale(parent, "crucible-sbx-");
+    snprintf(path, sizeof path, "%s/crucible-sbx-%ld", parent, (long)getpid());
     if (mkdir(path, 0755) < 0 && errno != EEXIST) return -1;
     snprintf(out, cap, "%s", path);
     return 0;
@@ -182,6 +194,7 @@ static void add_entry(BoxCtx *c, EntKind k, const char *path, const char *target
     if (c->n_ents >= MAX_ROOT_ENTRIES) return;
     RootEntry *r = &c->ents[c->n_ents++];
     r->kind = k;
+    r->staged = 0;
     snprintf(r->path, sizeof r->path, "%s", path);
     snprintf(r->target, sizeof r->target, "%s", target ? target : "");
 }
@@ -201,6 +214,15 @@ static void plan_root(BoxCtx *c) {
             add_entry(c, ENT_DIR_BIND, top[i], NULL);
         }
     }
+    /* Toolchains outside /usr (a table entry's toolchain_dir), each at its own path. */
+    for (int i = 0; i < sandbox_lang_count(); i++) {
+        const char *d = sandbox_lang_at(i)->toolchain_dir;
+        struct stat st;
+        if (d && stat(d, &st) == 0 && S_ISDIR(st.st_mode)) {
+            add_entry(c, ENT_DIR_BIND, d, NULL);
+            c->ents[c->n_ents - 1].staged = 1;
+        }
+    }
     /* The few /etc pieces toolchains read; nothing else of the host's /etc. */
     static const char *const etc[] = { "/etc/ld.so.cache", "/etc/alternatives" };
     for (size_t i = 0; i < sizeof etc / sizeof etc[0]; i++) {
@@ -210,23 +232,166 @@ static void plan_root(BoxCtx *c) {
     }
 }
 
+
+static void bind_ro(int errfd, const char *src, const char *dst, int is_dir, unsigned long extra);
+static _Noreturn void child_die(int errfd, const char *what);
+static int write_id_map(pid_t pid, const char *which, unsigned outside);
+
+/* The read-only part of every box's root, built at R (also used per run without the holder). */
+static void build_template(const BoxCtx *c, int ef, int staged) {
+    char path[256];
+    const char *R = c->root;
+    if (mount("tmpfs", R, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0) child_die(ef, "root tmpfs");
+    for (int i = 0; i < c->n_ents; i++) {
+        const RootEntry *r = &c->ents[i];
+        if (r->staged && !staged) continue;  /* reachable only through the holder */
+        snprintf(path, sizeof path, "%s%s", R, r->path);
+        /* parents of nested entries (/etc/..., a toolchain's path) */
+        for (char *q = path + strlen(R) + 1; (q = strchr(q, '/')); q++) {
+            *q = 0;
+            if (mkdir(path, 0755) < 0 && errno != EEXIST) child_die(ef, path);
+            *q = '/';
+        }
+        char src[256];
+        if (r->staged) snprintf(src, sizeof src, "%s/tc%d", c->stage, i);
+        else snprintf(src, sizeof src, "%s", r->path);
+        if (r->kind == ENT_LINK) { if (symlink(r->target, path) < 0) child_die(ef, path); }
+        else bind_ro(ef, src, path, r->kind == ENT_DIR_BIND, MS_NODEV);
+    }
+    static const char *const devs[] = { "null", "zero", "random", "urandom" };
+    snprintf(path, sizeof path, "%s/dev", R);
+    if (mkdir(path, 0755) < 0) child_die(ef, path);
+    for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
+        char src[64];
+        snprintf(src, sizeof src, "/dev/%s", devs[i]);
+        snprintf(path, sizeof path, "%s/dev/%s", R, devs[i]);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+        if (fd < 0) child_die(ef, path);
+        close(fd);
+        if (mount(src, path, NULL, MS_BIND, NULL) < 0) child_die(ef, src);
+    }
+    static const char *const fdl[][2] = { { "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
+                                          { "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" } };
+    for (size_t i = 0; i < sizeof fdl / sizeof fdl[0]; i++) {
+        snprintf(path, sizeof path, "%s/dev/%s", R, fdl[i][0]);
+        if (symlink(fdl[i][1], path) < 0) child_die(ef, path);
+    }
+    static const char *const dirs[] = { "proc", "tmp", "box", "work" };
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", R, dirs[i]);
+        if (mkdir(path, 0755) < 0) child_die(ef, path);
+    }
+}
+
+static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent) {
+    int ef = to_parent;
+    char b;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(ef, "pdeathsig");
+    /* Still host root: stage the toolchains the box's root could not reach, in a mount namespace
+     * of our own (nothing changes on the host). */
+    if (unshare(CLONE_NEWNS) < 0) child_die(ef, "holder: mount namespace");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "holder: make / private");
+    for (int i = 0; i < c->n_ents; i++) {
+        if (!c->ents[i].staged || !c->stage[0]) continue;
+        char tc[256];
+        snprintf(tc, sizeof tc, "%s/tc%d", c->stage, i);
+        if (mkdir(tc, 0755) < 0 && errno != EEXIST) child_die(ef, tc);
+        if (mount(c->ents[i].path, tc, NULL, MS_BIND | MS_REC, NULL) < 0) child_die(ef, c->ents[i].path);
+    }
+    if (unshare(CLONE_NEWUSER) < 0) child_die(ef, "holder: user namespace");
+    if (write(to_parent, "u", 1) != 1 || read(from_parent, &b, 1) != 1) _exit(1);
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_die(ef, "holder: become box root");
+    if (unshare(CLONE_NEWNS | CLONE_NEWNET) < 0) child_die(ef, "holder: mount/net namespaces");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "holder: make / private");
+    build_template(c, ef, 1);
+    char path[256];
+    /* The host's /proc stays under the box's /proc (a fresh proc is mounted over it per run; a user
+     * namespace may only mount proc where a full one is visible). The submission dirs at /.subs
+     * are detached in every run once /box is bound. */
+    snprintf(path, sizeof path, "%s/proc", c->root);
+    if (mount("/proc", path, NULL, MS_BIND | MS_REC, NULL) < 0) child_die(ef, "holder: bind /proc");
+    snprintf(path, sizeof path, "%s/.subs", c->root);
+    if (mkdir(path, 0700) < 0) child_die(ef, path);
+    if (mount(c->base, path, NULL, MS_BIND, NULL) < 0) child_die(ef, "holder: bind the submission dirs");
+    if (chdir(c->root) < 0) child_die(ef, "chdir root");
+    if (syscall(SYS_pivot_root, ".", ".") < 0) child_die(ef, "pivot_root");
+    if (umount2(".", MNT_DETACH) < 0) child_die(ef, "detach old root");
+    if (chdir("/") < 0) child_die(ef, "chdir /");
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+        child_die(ef, "remount / read-only");
+    if (write(to_parent, "r", 1) != 1) _exit(1);
+    close(to_parent);
+    for (;;) pause();
+}
+
+static int holder_start(BoxCtx *c) {
+    int up[2], down[2];
+    if (pipe2(up, O_CLOEXEC) < 0) return -1;
+    if (pipe2(down, O_CLOEXEC) < 0) { close(up[0]); close(up[1]); return -1; }
+    pid_t h = fork();
+    if (h < 0) { close(up[0]); close(up[1]); close(down[0]); close(down[1]); return -1; }
+    if (h == 0) {
+        close(up[0]);
+        close(down[1]);
+        holder_main(c, up[1], down[0]);
+    }
+    close(up[1]);
+    close(down[0]);
+    char b[256];
+    int ok = read(up[0], b, 1) == 1 && b[0] == 'u' && write_id_map(h, "uid_map", c->box_uid) == 0 &&
+             write_id_map(h, "gid_map", c->box_uid) == 0 && write(down[1], "m", 1) == 1;
+    ssize_t n = ok ? read(up[0], b, sizeof b - 1) : 0;
+    ok = ok && n == 1 && b[0] == 'r';
+    if (!ok && n > 1) { b[n] = 0; fprintf(stderr, "sandbox: no namespace holder (%s); building each box's root per run\n", b); }
+    close(up[0]);
+    close(down[1]);
+    static const char *const which[3] = { "user", "mnt", "net" };
+    for (int i = 0; ok && i < 3; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%ld/ns/%s", (long)h, which[i]);
+        if ((c->ns_fd[i] = open(path, O_RDONLY | O_CLOEXEC)) < 0) ok = 0;
+    }
+    if (!ok) {
+        for (int i = 0; i < 3; i++) if (c->ns_fd[i] >= 0) { close(c->ns_fd[i]); c->ns_fd[i] = -1; }
+        kill(h, SIGKILL);
+        while (waitpid(h, NULL, 0) < 0 && errno == EINTR) {}
+        return -1;
+    }
+    c->holder = h;
+    return 0;
+}
+
 static BoxCtx *ctx_get(CrError *e) {
     BoxCtx *c = &g_ctx;
     if (c->owner == getpid()) return c;
+    if (c->owner)  /* inherited from a parent process: its descriptors, not its holder */
+        for (int i = 0; i < 3; i++) if (c->ns_fd[i] >= 0) close(c->ns_fd[i]);
     memset(c, 0, sizeof *c);
+    c->ns_fd[0] = c->ns_fd[1] = c->ns_fd[2] = -1;
     sweep_stale("/tmp", "crucible-sbx-");
     snprintf(c->base, sizeof c->base, "/tmp/crucible-sbx-%ld", (long)getpid());
     snprintf(c->root, sizeof c->root, "%s/root", c->base);
+    sweep_stale("/tmp", "crucible-sbx-tc-");
+    snprintf(c->stage, sizeof c->stage, "/tmp/crucible-sbx-tc-%ld", (long)getpid());
+    if (mkdir(c->stage, 0711) < 0 && errno != EEXIST) c->stage[0] = 0;
     if ((mkdir(c->base, 0711) < 0 && errno != EEXIST) || (mkdir(c->root, 0755) < 0 && errno != EEXIST))
         return cr_error_set(e, "sandbox: cannot create %s: %s", c->root, strerror(errno)), NULL;
     c->box_uid = (uid_t)(BOX_UID_BASE + getpid());
     c->ns_flags = probe_namespaces();
+    /* CRUCIBLE_SANDBOX_DISABLE=net,ipc,... leaves namespaces out as if the kernel refused them
+     * (to exercise the fallback; never needed in normal use). */
+    const char *dis = getenv("CRUCIBLE_SANDBOX_DISABLE");
+    for (size_t i = 0; dis && i < sizeof k_ns / sizeof k_ns[0]; i++)
+        if (strstr(dis, k_ns_name[i])) c->ns_flags &= ~k_ns[i];
     if (geteuid() != 0 && !(c->ns_flags & CLONE_NEWUSER))
         return cr_error_set(e, "sandbox: neither root nor user namespaces: cannot isolate"), NULL;
     cgroup_setup("memory", c->cg_mem, sizeof c->cg_mem);
     cgroup_setup("pids", c->cg_pids, sizeof c->cg_pids);
     cgroup_setup("cpuacct", c->cg_cpu, sizeof c->cg_cpu);
     plan_root(c);
+    int want = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID;
+    const char *nh = getenv("CRUCIBLE_SANDBOX_NO_HOLDER");
+    if ((c->ns_flags & want) == want && !(nh && *nh && strcmp(nh, "0"))) holder_start(c);
     /* The report: what is in force, what is not. */
     char ns[128] = "", missing[128] = "";
     for (size_t i = 0; i < sizeof k_ns / sizeof k_ns[0]; i++) {
@@ -235,12 +400,13 @@ static BoxCtx *ctx_get(CrError *e) {
         strncat(dst, k_ns_name[i], sizeof ns - strlen(dst) - 1);
     }
     snprintf(c->report, sizeof c->report,
-             "namespaces: %s%s%s; root: private tmpfs + read-only /usr%s; cgroup: memory %s, pids %s, cpuacct %s; "
-             "seccomp: allow-list, native arch only; rlimits, setsid, no_new_privs, fds 0-2",
-             ns[0] ? ns : "none", missing[0] ? " (refused: " : "", missing[0] ? missing : "",
+             "namespaces: %s%s%s%s; root: private tmpfs + read-only /usr%s; cgroup: memory %s, pids %s, cpuacct %s; "
+             "seccomp: allow-list, native arch only; rlimits, setsid, no_new_privs, fds 0-2; root tree %s",
+             ns[0] ? ns : "none", missing[0] ? " (refused: " : "", missing[0] ? missing : "", missing[0] ? ")" : "",
              (c->ns_flags & CLONE_NEWNS) ? "" : " (NOT in force: no mount namespace)",
              c->cg_mem[0] ? "v1" : "unavailable (rlimits only)", c->cg_pids[0] ? "v1" : "unavailable",
-             c->cg_cpu[0] ? "v1" : "unavailable (per-process RLIMIT_CPU only)");
+             c->cg_cpu[0] ? "v1" : "unavailable (per-process RLIMIT_CPU only)",
+             c->holder > 0 ? "prepared once (namespace holder)" : "built per run");
     if (missing[0] || !c->cg_mem[0])
         fprintf(stderr, "sandbox: isolation reduced on this machine: %s\n", c->report);
     c->owner = getpid();
@@ -274,10 +440,17 @@ void box_remove_dir(const char *path) {
 void box_shutdown(void) {
     BoxCtx *c = &g_ctx;
     if (c->owner != getpid()) return;
+    for (int i = 0; i < 3; i++) if (c->ns_fd[i] >= 0) { close(c->ns_fd[i]); c->ns_fd[i] = -1; }
+    if (c->holder > 0) {
+        kill(c->holder, SIGKILL);
+        while (waitpid(c->holder, NULL, 0) < 0 && errno == EINTR) {}
+        c->holder = 0;
+    }
     if (c->cg_mem[0]) rmdir(c->cg_mem);
     if (c->cg_pids[0]) rmdir(c->cg_pids);
     if (c->cg_cpu[0]) rmdir(c->cg_cpu);
     box_remove_dir(c->base);
+    if (c->stage[0]) box_remove_dir(c->stage);
     c->owner = 0;
 }
 
@@ -303,6 +476,8 @@ typedef struct ChildPlan {
     char *const *envp;
     int sync_r, err_w, status_w, sock_w, in_fd, out_w, err_pipe_w;
     int userns;
+    int holder;                 /* joined the holder's namespaces (see ctx) */
+    const char *box_inner;      /* /.subs/NAME: the submission dir inside the holder's tree */
 } ChildPlan;
 
 static _Noreturn void child_die(int errfd, const char *what) {
@@ -338,68 +513,46 @@ static void bind_ro(int errfd, const char *src, const char *dst, int is_dir, uns
     if (mount(NULL, dst, NULL, fl, NULL) < 0) child_die(errfd, dst);
 }
 
-static void build_root(const ChildPlan *p) {
-    const BoxCtx *c = p->c;
+/* The per-run part of the root: fresh /proc, /tmp and /work, the submission at /box. `box_src`
+ * is the submission dir as seen here (host path, or /.subs/NAME inside the holder's tree). */
+static void mount_run_dirs(const ChildPlan *p, const char *R, const char *box_src) {
     int ef = p->err_w;
     char path[256];
-    const char *R = c->root;
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "make / private");
-    if (mount("tmpfs", R, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0) child_die(ef, "root tmpfs");
-    for (int i = 0; i < c->n_ents; i++) {
-        const RootEntry *r = &c->ents[i];
-        snprintf(path, sizeof path, "%s%s", R, r->path);
-        if (strncmp(r->path, "/etc/", 5) == 0) {
-            char etc[160];
-            snprintf(etc, sizeof etc, "%s/etc", R);
-            if (mkdir(etc, 0755) < 0 && errno != EEXIST) child_die(ef, etc);
-        }
-        if (r->kind == ENT_LINK) { if (symlink(r->target, path) < 0) child_die(ef, path); }
-        else bind_ro(ef, r->path, path, r->kind == ENT_DIR_BIND, MS_NODEV);
-    }
-    static const char *const devs[] = { "null", "zero", "random", "urandom" };
-    snprintf(path, sizeof path, "%s/dev", R);
-    if (mkdir(path, 0755) < 0) child_die(ef, path);
-    for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) {
-        char src[64];
-        snprintf(src, sizeof src, "/dev/%s", devs[i]);
-        snprintf(path, sizeof path, "%s/dev/%s", R, devs[i]);
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-        if (fd < 0) child_die(ef, path);
-        close(fd);
-        if (mount(src, path, NULL, MS_BIND, NULL) < 0) child_die(ef, src);
-    }
-    static const char *const fdl[][2] = { { "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" },
-                                          { "stdout", "/proc/self/fd/1" }, { "stderr", "/proc/self/fd/2" } };
-    for (size_t i = 0; i < sizeof fdl / sizeof fdl[0]; i++) {
-        snprintf(path, sizeof path, "%s/dev/%s", R, fdl[i][0]);
-        if (symlink(fdl[i][1], path) < 0) child_die(ef, path);
-    }
     snprintf(path, sizeof path, "%s/proc", R);
-    if (mkdir(path, 0555) < 0) child_die(ef, path);
-    if ((c->ns_flags & CLONE_NEWPID) &&
+    if ((p->c->ns_flags & CLONE_NEWPID) &&
         mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) child_die(ef, "mount /proc");
     snprintf(path, sizeof path, "%s/tmp", R);
-    if (mkdir(path, 01777) < 0) child_die(ef, path);
     if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=" BOX_TMP_SIZE ",mode=1777") < 0)
         child_die(ef, "mount /tmp");
     snprintf(path, sizeof path, "%s/box", R);
-    if (mkdir(path, 0755) < 0) child_die(ef, path);
     if (p->s->box_dir) {
-        if (mount(p->s->box_dir, path, NULL, MS_BIND, NULL) < 0) child_die(ef, "bind /box");
+        if (mount(box_src, path, NULL, MS_BIND, NULL) < 0) child_die(ef, "bind /box");
         unsigned long fl = MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | locked_flags(path);
         if (!p->s->box_writable) fl |= MS_RDONLY;
         if (mount(NULL, path, NULL, fl, NULL) < 0) child_die(ef, "remount /box");
     }
     snprintf(path, sizeof path, "%s/work", R);
-    if (mkdir(path, 0755) < 0) child_die(ef, path);
     if (!p->s->box_writable) {
         char opts[96];
-        unsigned id = p->userns ? BOX_INNER_ID : (unsigned)c->box_uid;
+        unsigned id = p->userns ? BOX_INNER_ID : (unsigned)p->c->box_uid;
         snprintf(opts, sizeof opts, "size=" BOX_TMP_SIZE ",mode=0755,uid=%u,gid=%u", id, id);
         if (mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) child_die(ef, "mount /work");
     }
+}
+
+static void build_root(const ChildPlan *p) {
+    int ef = p->err_w;
+    if (p->holder) {  /* already inside the prepared tree */
+        mount_run_dirs(p, "", p->box_inner);
+        if (umount2("/.subs", MNT_DETACH) < 0) child_die(ef, "detach /.subs");
+        if (chdir("/") < 0) child_die(ef, "chdir /");
+        return;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "make / private");
+    build_template(p->c, ef, 0);
+    mount_run_dirs(p, p->c->root, p->s->box_dir);
     /* Switch to the new root and drop the old one entirely. */
-    if (chdir(R) < 0) child_die(ef, "chdir root");
+    if (chdir(p->c->root) < 0) child_die(ef, "chdir root");
     if (syscall(SYS_pivot_root, ".", ".") < 0) child_die(ef, "pivot_root");
     if (umount2(".", MNT_DETACH) < 0) child_die(ef, "detach old root");
     if (chdir("/") < 0) child_die(ef, "chdir /");
@@ -563,10 +716,15 @@ static void cg_prepare(const BoxCtx *c, const BoxSpec *s) {
     char path[400], v[64];
     if (c->cg_mem[0]) {
         snprintf(v, sizeof v, "%ld", s->memory_limit_bytes);
-        snprintf(path, sizeof path, "%s/memory.limit_in_bytes", c->cg_mem);
-        if (write_file_str(path, v) < 0) {}
-        snprintf(path, sizeof path, "%s/memory.memsw.limit_in_bytes", c->cg_mem);
-        if (write_file_str(path, v) < 0) {}  /* absent without swap accounting */
+        /* memory <= memory+swap must hold after every write: raising needs memsw first, lowering
+         * memory first; writing memory, memsw, memory again covers both. memsw is absent without
+         * swap accounting. */
+        char mem[400], memsw[400];
+        snprintf(mem, sizeof mem, "%s/memory.limit_in_bytes", c->cg_mem);
+        snprintf(memsw, sizeof memsw, "%s/memory.memsw.limit_in_bytes", c->cg_mem);
+        int ok = write_file_str(mem, v) == 0;
+        if (write_file_str(memsw, v) < 0) {}
+        if (!ok && write_file_str(mem, v) < 0) {}
         snprintf(path, sizeof path, "%s/memory.max_usage_in_bytes", c->cg_mem);
         if (write_file_str(path, "0") < 0) {}
         snprintf(path, sizeof path, "%s/memory.failcnt", c->cg_mem);
@@ -600,6 +758,13 @@ static int write_id_map(pid_t pid, const char *which, unsigned outside) {
     return write_file_str(path, v);
 }
 
+/* SIGKILL to the box's pid 1 (which ends its whole pid namespace), through the pidfd when there is
+ * one so that a recycled pid is never hit. */
+static void box_kill(int pidfd, pid_t pid) {
+    if (pidfd >= 0) { if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) == 0) return; }
+    else if (pid > 0) kill(pid, SIGKILL);
+}
+
 int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     memset(o, 0, sizeof *o);
     BoxCtx *c = ctx_get(e);
@@ -608,7 +773,8 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
                                   "LANG=C.UTF-8", "LC_ALL=C.UTF-8", NULL };
     int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, syncp[2] = { -1, -1 }, ep[2] = { -1, -1 },
         stp[2] = { -1, -1 }, sk[2] = { -1, -1 };
-    int in_fd = -1, lfd = -1, pidfd = -1;
+    int in_fd = -1, lfd = -1, pidfd = -1, pidp[2] = { -1, -1 };
+    pid_t reap = -1;            /* our direct child: P (no holder) or P0 (holder) */
     Buf out = { 0 }, err = { 0 }, emsg = { 0 };
     int rc = -1;
     pid_t pid = -1;
@@ -625,14 +791,45 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     cg_prepare(c, s);
     long oom_before = c->cg_mem[0] ? read_oom_kills(c->cg_mem) : -1;
     int userns = (c->ns_flags & CLONE_NEWUSER) != 0;
-    ChildPlan plan = { c, s, envp, syncp[0], ep[1], stp[1], sk[1], in_fd, outp[1], errp[1], userns };
+    int holder = c->holder > 0;
+    char box_inner[160] = "";
+    if (holder && s->box_dir) {
+        const char *slash = strrchr(s->box_dir, '/');
+        snprintf(box_inner, sizeof box_inner, "/.subs/%s", slash ? slash + 1 : s->box_dir);
+    }
+    ChildPlan plan = { c, s, envp, syncp[0], ep[1], stp[1], sk[1], in_fd, outp[1], errp[1], userns,
+                       holder, box_inner };
     double t0 = now_s();
-    pid = (pid_t)syscall(SYS_clone, (unsigned long)(c->ns_flags | SIGCHLD), NULL, NULL, NULL, NULL);
-    if (pid < 0) {
+    /* With the holder: a plain child (P0) joins the holder's namespaces, unshares the rest and
+     * forks the box's pid 1 (P), reporting P's pid; P0 then only waits for P. Without: one clone. */
+    if (holder) {
+        if (pipe2(pidp, O_CLOEXEC) < 0) { cr_error_set(e, "sandbox: pipe: %s", strerror(errno)); goto done; }
+        reap = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, NULL);
+    } else {
+        reap = (pid_t)syscall(SYS_clone, (unsigned long)(c->ns_flags | SIGCHLD), NULL, NULL, NULL, NULL);
+    }
+    if (reap < 0) {
         cr_error_set(e, "sandbox: clone with namespaces 0x%x: %s", (unsigned)c->ns_flags, strerror(errno));
         goto done;
     }
-    if (pid == 0) box_init(&plan);
+    if (reap == 0) {
+        if (!holder) box_init(&plan);
+        char go;
+        if (read(syncp[0], &go, 1) != 1) _exit(126);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(ep[1], "pdeathsig");
+        if (setns(c->ns_fd[0], CLONE_NEWUSER) < 0) child_die(ep[1], "join the holder's user namespace");
+        if (setns(c->ns_fd[1], CLONE_NEWNS) < 0) child_die(ep[1], "join the holder's mount namespace");
+        if (setns(c->ns_fd[2], CLONE_NEWNET) < 0) child_die(ep[1], "join the holder's net namespace");
+        if (unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID) < 0) child_die(ep[1], "unshare");
+        pid_t q = fork();
+        if (q < 0) child_die(ep[1], "fork");
+        if (q == 0) box_init(&plan);
+        if (write(pidp[1], &q, sizeof q) != sizeof q) _exit(125);
+        if (syscall(SYS_close_range, 0U, ~0U, 0U) < 0) {}
+        int st;
+        while (waitpid(q, &st, 0) < 0) if (errno != EINTR) _exit(125);
+        _exit(0);
+    }
     close(syncp[0]); syncp[0] = -1;
     close(ep[1]); ep[1] = -1;
     close(stp[1]); stp[1] = -1;
@@ -640,20 +837,37 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     close(outp[1]); outp[1] = -1;
     close(errp[1]); errp[1] = -1;
     close(in_fd); in_fd = -1;
-    pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidp[1] >= 0) { close(pidp[1]); pidp[1] = -1; }
     int setup_ok = 1;
-    if (userns && (write_id_map(pid, "uid_map", c->box_uid) < 0 || write_id_map(pid, "gid_map", c->box_uid) < 0)) {
-        snprintf(o->internal_error, sizeof o->internal_error, "writing uid/gid map: %s", strerror(errno));
-        setup_ok = 0;
+    if (!holder) {
+        pid = reap;
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (userns && (write_id_map(pid, "uid_map", c->box_uid) < 0 || write_id_map(pid, "gid_map", c->box_uid) < 0)) {
+            snprintf(o->internal_error, sizeof o->internal_error, "writing uid/gid map: %s", strerror(errno));
+            setup_ok = 0;
+        }
     }
-    if (setup_ok && (cg_attach(c->cg_mem, pid) < 0 || cg_attach(c->cg_pids, pid) < 0 ||
-                     cg_attach(c->cg_cpu, pid) < 0)) {
+    if (setup_ok && (cg_attach(c->cg_mem, reap) < 0 || cg_attach(c->cg_pids, reap) < 0 ||
+                     cg_attach(c->cg_cpu, reap) < 0)) {
         snprintf(o->internal_error, sizeof o->internal_error, "joining the cgroup: %s", strerror(errno));
         setup_ok = 0;
     }
     if (setup_ok && write(syncp[1], "g", 1) != 1) setup_ok = 0;
+    if (holder && setup_ok) {
+        /* P's pid, then a pidfd on it before P may proceed (so a signal can never hit a reused pid) */
+        pid_t q = -1;
+        ssize_t n;
+        while ((n = read(pidp[0], &q, sizeof q)) < 0 && errno == EINTR) {}
+        if (n == sizeof q && q > 0) {
+            pid = q;
+            pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+            if (pidfd < 0 || write(syncp[1], "g", 1) != 1) setup_ok = 0;
+        } else {
+            setup_ok = 0;  /* P0 failed: its message is on the error pipe */
+        }
+    }
     close(syncp[1]); syncp[1] = -1;
-    if (!setup_ok) kill(pid, SIGKILL);
+    if (!setup_ok) { box_kill(pidfd, pid); kill(reap, SIGKILL); }
     lfd = setup_ok ? recv_fd(sk[0]) : -1;
     /* The error pipe closes on exec (success) or carries the setup failure. */
     for (;;) {
@@ -665,7 +879,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     }
     if (emsg.n && !o->internal_error[0]) snprintf(o->internal_error, sizeof o->internal_error, "box setup: %s", emsg.p);
     if (!o->internal_error[0] && lfd < 0) snprintf(o->internal_error, sizeof o->internal_error, "box setup: no seccomp listener");
-    if (o->internal_error[0]) kill(pid, SIGKILL);
+    if (o->internal_error[0]) { box_kill(pidfd, pid); kill(reap, SIGKILL); }
 
     /* Drain both streams, watch the listener and the clock. */
     double deadline = t0 + s->wall_limit_s;
@@ -690,7 +904,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
         if (!killed) {
             double left = deadline - now_s();
             if (left <= 0) {
-                kill(pid, SIGKILL);
+                box_kill(pidfd, pid);
                 killed = 1;
                 o->wall_killed = 1;
                 continue;
@@ -700,7 +914,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
             if (cpu_path[0]) {
                 long used_ms = read_file_long(cpu_path) / 1000000;
                 if (used_ms >= cpu_limit_ns_ms) {
-                    kill(pid, SIGKILL);
+                    box_kill(pidfd, pid);
                     killed = 1;
                     o->cpu_exceeded = 1;
                     continue;
@@ -712,7 +926,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
         int r = poll(pf, (nfds_t)np, timeout);
         if (r < 0) {
             if (errno == EINTR) continue;
-            kill(pid, SIGKILL);
+            box_kill(pidfd, pid);
             cr_error_set(e, "sandbox: poll: %s", strerror(errno));
             free(chunk);
             goto done;
@@ -730,7 +944,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
                 *tot += (size_t)n;
                 if (*tot > (size_t)s->output_limit_bytes && !o->output_exceeded) {
                     o->output_exceeded = 1;
-                    if (!killed) { kill(pid, SIGKILL); killed = 1; }
+                    if (!killed) { box_kill(pidfd, pid); killed = 1; }
                 }
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 close(*fdp);
@@ -742,7 +956,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
                 struct seccomp_notif req;
                 memset(&req, 0, sizeof req);
                 if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, &req) == 0) {
-                    kill(pid, SIGKILL);  /* the call never runs; the whole box ends */
+                    box_kill(pidfd, pid);  /* the call never runs; the whole box ends */
                     killed = 1;
                     seccomp_syscall_label(req.data.arch, req.data.nr, o->blocked_syscall,
                                           sizeof o->blocked_syscall);
@@ -763,12 +977,12 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     int st = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) {}
-    pid = -1;
+    while (wait4(reap, &st, 0, &ru) < 0 && errno == EINTR) {}
+    reap = pid = -1;
     o->wall_ms = (long)((now_s() - t0) * 1000);
     int prog_st = 0;
     ssize_t sn = read(stp[0], &prog_st, sizeof prog_st);
-    if (sn != sizeof prog_st) prog_st = st;  /* the box was killed before the program ended */
+    if (sn != sizeof prog_st) prog_st = holder ? SIGKILL : st;  /* killed before the program ended */
     if (WIFEXITED(prog_st)) { o->exited = 1; o->exit_code = WEXITSTATUS(prog_st); }
     else if (WIFSIGNALED(prog_st)) o->signal = WTERMSIG(prog_st);
     o->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
@@ -801,9 +1015,10 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     out.p = err.p = NULL;
     rc = 0;
 done:
-    if (pid > 0) { kill(pid, SIGKILL); while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {} }
+    if (pid > 0) box_kill(pidfd, pid);
+    if (reap > 0) { kill(reap, SIGKILL); while (waitpid(reap, NULL, 0) < 0 && errno == EINTR) {} }
     int *fds[] = { &outp[0], &outp[1], &errp[0], &errp[1], &syncp[0], &syncp[1], &ep[0], &ep[1],
-                   &stp[0], &stp[1], &sk[0], &sk[1], &in_fd, &lfd, &pidfd };
+                   &stp[0], &stp[1], &sk[0], &sk[1], &in_fd, &lfd, &pidfd, &pidp[0], &pidp[1] };
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) if (*fds[i] >= 0) close(*fds[i]);
     free(out.p);
     free(err.p);

@@ -13,6 +13,12 @@
  * the whole pid namespace on wall-clock timeout, output overflow or a refused syscall, and reads
  * CPU time and peak memory from wait4 (+ the cgroup's OOM counter).
  *
+ * Speed: where the kernel allows, a per-process "holder" keeps one user namespace, one empty net
+ * namespace and a mount namespace whose root is the prepared read-only tree; each run joins them
+ * and unshares only mount/ipc/uts/pid, so a run costs ~1.4 ms over a bare fork+exec instead of
+ * rebuilding the tree and a net namespace (~5 ms). Boxes of one process run one at a time, so the
+ * shared user/net namespaces hold nothing between runs (no capabilities, loopback down).
+ *
  * Not thread-safe: one box at a time per process (the pool uses processes). */
 #ifndef CRUCIBLE_SANDBOX_BOX_H
 #define CRUCIBLE_SANDBOX_BOX_H

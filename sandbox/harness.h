@@ -9,7 +9,8 @@
  * code from its stdin (U's stdin is /dev/null). U executes the submission and answers calls to its
  * functions over pipes; values cross as tagged JSON of exact built-in types only, so objects with a
  * forged __eq__ (or subclasses of int/str) never reach the asserts. T runs the test code with
- * proxies for U's functions (and U's imported modules re-imported in T), calls
+ * proxies for U's functions (and U's imported modules re-imported in T; names that would shadow
+ * a builtin the test code relies on, like `abs` or `len`, are not taken from U), calls
  * check(entry_point), and on success writes the nonce to fd 1 and exits 0. sys.exit, os._exit,
  * atexit, excepthook or printed sentinels in U cannot produce the nonce. The supervisor checks the
  * nonce line and removes it from the reported stdout.
@@ -109,11 +110,16 @@ static const char k_py_harness[] =
 "        return call\n"
 "    g = {'__name__': '__harness__'}\n"
 "    import importlib\n"
+"    import builtins\n"
+"    shadow = lambda k: type(k) is not str or k.startswith('__') or hasattr(builtins, k) or k == 'check'\n"
 "    for alias, mod in hello[2].items():\n"
+"        if shadow(alias) or type(mod) is not str: continue\n"
 "        try: g[alias] = importlib.import_module(mod)\n"
 "        except Exception: pass\n"
-"    for k, v in hello[3].items(): g[k] = dec(v)\n"
-"    for k in hello[1]: g[k] = proxy(k)\n"
+"    for k, v in hello[3].items():\n"
+"        if not shadow(k): g[k] = dec(v)\n"
+"    for k in hello[1]:\n"
+"        if not shadow(k): g[k] = proxy(k)\n"
 "    if entry not in hello[1]: raise CandidateError('entry point %r is not defined' % entry)\n"
 "    exec(compile(test_code, 'test.py', 'exec'), g)\n"
 "    try:\n"

@@ -5,25 +5,32 @@
 #include <unistd.h>
 
 /* V8 protects its code space with memory protection keys. */
+#define RUST_TOOLCHAIN "/root/.rustup/toolchains/stable-x86_64-unknown-linux-gnu"
+
 static const char *const k_node_extra[] = { "pkey_alloc", "pkey_free", "pkey_mprotect", NULL };
 
 static const SandboxLang k_langs[] = {
     { "c", "gcc", "main.c",
       { "/usr/bin/gcc", "-O2", "-std=gnu17", "-pipe", "-o", "main", "main.c", "-lm", NULL },
       { "/box/main", NULL },
-      128, 32, 0, 0, NULL },
+      128, 32, 0, 0, NULL, NULL },
     { "cpp", "c++ cxx g++", "main.cpp",
       { "/usr/bin/g++", "-O2", "-std=gnu++17", "-pipe", "-o", "main", "main.cpp", NULL },
       { "/box/main", NULL },
-      128, 32, 0, 0, NULL },
+      128, 32, 0, 0, NULL, NULL },
     { "python", "python3 py", "main.py",
       { NULL },
       { "/usr/bin/python3", "-I", "-B", "/box/main.py", NULL },
-      256, 32, 1, 1, NULL },
+      256, 32, 1, 1, NULL, NULL },
     { "javascript", "js node", "main.js",
       { NULL },
       { "/usr/bin/node", "--max-old-space-size=256", "/box/main.js", NULL },
-      -1, 64, 0, 0, k_node_extra },
+      -1, 64, 0, 0, k_node_extra, NULL },
+    /* rustup's toolchain lives outside /usr; only that directory is made visible */
+    { "rust", "rs", "main.rs",
+      { RUST_TOOLCHAIN "/bin/rustc", "-O", "-o", "main", "main.rs", NULL },
+      { "/box/main", NULL },
+      128, 32, 0, 0, NULL, RUST_TOOLCHAIN },
 };
 
 int sandbox_lang_count(void) { return (int)(sizeof k_langs / sizeof k_langs[0]); }

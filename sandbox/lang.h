@@ -20,6 +20,8 @@ typedef struct SandboxLang {
     int run_allow_fork;            /* the run step may create processes (not only threads) */
     int harness;                   /* assertion tests (test_code/entry_point) supported */
     const char *const *run_extra;  /* extra syscalls for the run step */
+    const char *toolchain_dir;     /* a toolchain outside /usr, bound read-only at the same path
+                                    * (NULL: none); the language is available only if it exists */
 } SandboxLang;
 
 /* By name or alias; NULL when unknown. Does not check that the toolchain exists. */

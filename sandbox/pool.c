@@ -69,8 +69,10 @@ static void find_exe(char *out, size_t cap) {
     if (n <= 0) { snprintf(out, cap, "/proc/self/exe"); return; }
     self[n] = 0;
     char *slash = strrchr(self, '/');
-    if (slash) {
+    if (slash) {  /* build/crucible beside build/crucible_tests, or above build/bench/X */
         snprintf(out, cap, "%.*s/crucible", (int)(slash - self), self);
+        if (access(out, X_OK) == 0) return;
+        snprintf(out, cap, "%.*s/../crucible", (int)(slash - self), self);
         if (access(out, X_OK) == 0) return;
     }
     snprintf(out, cap, "%s", self);

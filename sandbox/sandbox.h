@@ -62,6 +62,10 @@ typedef struct SandboxTestResult {
     long wall_ms;
 } SandboxTestResult;
 
+/* verdict: the first non-OK test's verdict (CE/IE from the compile step), else OK. time_ms and
+ * memory_kb: the maximum over the tests run. Tests stop after the first TLE/MLE/OLE/SV/IE (the
+ * rest count in total, not in passed). compile_output: the compiler's stdout + stderr, up to
+ * 256 KB. */
 typedef struct SandboxResult {
     Verdict verdict; int passed, total; long time_ms, memory_kb;
     int compiled;                 /* 1 when the language has a compile step (then compile_* are set) */
@@ -70,7 +74,9 @@ typedef struct SandboxResult {
 } SandboxResult;
 
 /* Compile once, then run every test in its own box. Returns 0 with *out filled (caller frees),
- * or -1 (e set) only when the sandbox itself cannot work or the job is malformed. */
+ * or -1 (e set) only when the sandbox itself cannot work or the job is malformed.
+ * Not thread-safe, and each run forks the calling process: large processes (trainers) should use
+ * the pool, whose workers are small. */
 int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e);
 void sandbox_result_free(SandboxResult *r);
 
@@ -100,7 +106,7 @@ const char *sandbox_isolation_report(void);
  * the pool before any GPU context exists. Jobs travel as JSON lines over pipes. submit() queues a
  * job (blocks while 2N jobs are pending: back-pressure); next() returns any finished job with the
  * tag given at submit. The worker binary is $CRUCIBLE_SANDBOX_WORKER, else `crucible` next to
- * /proc/self/exe, else /proc/self/exe. A worker that dies yields verdict IE for its job and is
+ * /proc/self/exe (or one directory up), else /proc/self/exe. A worker that dies yields verdict IE for its job and is
  * replaced. */
 typedef struct SandboxPool SandboxPool;
 SandboxPool *sandbox_pool_create(int n_workers, CrError *e);

@@ -2,6 +2,7 @@
  * the arguments), each in a forked child with a time limit, and prints the closing
  * line "N passed, N failed, N skipped". */
 #include "tests/test.h"
+#include "model/ops.h"
 
 #include <math.h>
 #include <signal.h>
@@ -70,6 +71,8 @@ static int matches(const char *name, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    /* the same BLAS kernels and OpenMP wait policy as the crucible binary (may re-exec once) */
+    ops_cpu_env_init(argc, argv);
     int n = (int)(sizeof k_tests / sizeof k_tests[0]);
     int passed = 0, failed = 0, skipped = 0;
     const char *lim = getenv("CRUCIBLE_TEST_TIMEOUT");

@@ -13,7 +13,7 @@ rm -rf "$RUN"
 mkdir -p "$RUN"
 t0=$(date +%s)
 echo "== tokenizer"
-$B tokenizer train --corpus $C/corpus.txt --vocab-size 512 --out "$RUN/tokenizer.json" >/dev/null
+$B tokenizer train --corpus $C/corpus.txt --vocab-size 576 --out "$RUN/tokenizer.json" >/dev/null
 echo "== model"
 $B init --config $C/model.json --tokenizer "$RUN/tokenizer.json" --out "$RUN/base" --seed 1 >/dev/null
 echo "== sft"

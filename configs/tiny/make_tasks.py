@@ -14,7 +14,9 @@ import random
 HERE = os.path.dirname(os.path.abspath(__file__))
 rng = random.Random(1234)
 
-WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "music", "paper", "light", "sugar"]
+WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "music", "paper", "light", "sugar",
+         "bread", "chair", "dream", "earth", "flame", "grape", "house", "juice", "knife", "lemon",
+         "mouse", "night", "ocean", "piano", "queen", "robot", "snake", "table", "under", "voice"]
 
 
 def c_prog(body, decl="long a, b;", read='if (scanf("%ld %ld", &a, &b) != 2) return 1;'):
@@ -23,7 +25,7 @@ def c_prog(body, decl="long a, b;", read='if (scanf("%ld %ld", &a, &b) != 2) ret
 
 def family_tasks():
     out = []
-    for k in range(2, 10):
+    for k in range(2, 100):
         out.append(dict(fam="add", k=k,
                         text="reads an integer n and prints n + %d" % k,
                         py="n = int(input())\nprint(n + %d)\n" % k,
@@ -52,7 +54,7 @@ def family_tasks():
                         c=c_prog('printf("%%ld\\n", %s);' % cexpr),
                         f=f, arity=2))
     for w in WORDS:
-        for k in range(1, 4):
+        for k in range(1, 5):
             out.append(dict(fam="word", k=k, w=w,
                             text="prints the word %s %d time%s, one per line" % (w, k, "s" if k > 1 else ""),
                             py="for _ in range(%d):\n    print(\"%s\")\n" % (k, w),
@@ -86,7 +88,8 @@ def main():
             tasks.append({"id": tid, "language": lang, "prompt": prompt, "tests": tests_for(t),
                           "solution": "```%s\n%s```" % (lang, sol)})
     rng.shuffle(tasks)
-    n_held = len(tasks) // 5
+    # Held out: 48 tasks never trained on (the demo's before/after pass@1 is measured on them).
+    n_held = 48
     held, train = tasks[:n_held], tasks[n_held:]
     with open(os.path.join(HERE, "tasks_train.jsonl"), "w") as f:
         for t in train:

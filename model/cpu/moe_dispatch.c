@@ -35,22 +35,23 @@ void cpu_moe_permute_backward(float *dx, const float *dXp, const int32_t *row_of
     }
 }
 
+/* Experts run in parallel, one task per expert (their rows, weights and weight
+ * gradients are disjoint); inside a task the GEMMs run on the task's thread. An expert's
+ * rows are usually too few for cpu_gemm to split, so this is where the parallelism is. */
+static long experts_work(const int32_t *off, int E, int D, int I) { return (long)off[E] * D * I; }
+
 void cpu_moe_experts_forward(float *Yp, float *G, float *U, float *Hm, const float *Xp, const float *Wg,
                              const float *Wu, const float *Wd, const int32_t *offsets_host, int E, int D, int I) {
+#pragma omp parallel for schedule(dynamic, 1) if (experts_work(offsets_host, E, D, I) > 8 * OPS_CPU_PAR_MIN)
     for (int e = 0; e < E; e++) {
         int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
         if (M == 0) continue;
         const float *x = Xp + (size_t)r0 * D;
-        cpu_gemm(0, 1, M, I, D, 1.0f, x, D, Wg + (size_t)e * I * D, D, 0.0f, G + (size_t)r0 * I, I);
-        cpu_gemm(0, 1, M, I, D, 1.0f, x, D, Wu + (size_t)e * I * D, D, 0.0f, U + (size_t)r0 * I, I);
-    }
-    int rows = offsets_host[E];
-    cpu_swiglu_forward(Hm, G, U, (size_t)rows * I);
-    for (int e = 0; e < E; e++) {
-        int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
-        if (M == 0) continue;
-        cpu_gemm(0, 1, M, D, I, 1.0f, Hm + (size_t)r0 * I, I, Wd + (size_t)e * D * I, I, 0.0f,
-                 Yp + (size_t)r0 * D, D);
+        float *g = G + (size_t)r0 * I, *u = U + (size_t)r0 * I, *h = Hm + (size_t)r0 * I;
+        cpu_gemm(0, 1, M, I, D, 1.0f, x, D, Wg + (size_t)e * I * D, D, 0.0f, g, I);
+        cpu_gemm(0, 1, M, I, D, 1.0f, x, D, Wu + (size_t)e * I * D, D, 0.0f, u, I);
+        cpu_swiglu_forward(h, g, u, (size_t)M * I);
+        cpu_gemm(0, 1, M, D, I, 1.0f, h, I, Wd + (size_t)e * D * I, I, 0.0f, Yp + (size_t)r0 * D, D);
     }
 }
 
@@ -58,21 +59,16 @@ void cpu_moe_experts_backward(float *dXp, float *dWg, float *dWu, float *dWd, co
                               float *dU, float *dHm, const float *Xp, const float *G, const float *U,
                               const float *Hm, const float *Wg, const float *Wu, const float *Wd,
                               const int32_t *offsets_host, int E, int D, int I) {
+#pragma omp parallel for schedule(dynamic, 1) if (experts_work(offsets_host, E, D, I) > 8 * OPS_CPU_PAR_MIN)
     for (int e = 0; e < E; e++) {
         int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
         if (M == 0) continue;
-        const float *dy = dYp + (size_t)r0 * D;
-        cpu_gemm(0, 0, M, I, D, 1.0f, dy, D, Wd + (size_t)e * D * I, I, 0.0f, dHm + (size_t)r0 * I, I);
-        cpu_gemm(1, 0, D, I, M, 1.0f, dy, D, Hm + (size_t)r0 * I, I, 1.0f, dWd + (size_t)e * D * I, I);
-    }
-    int rows = offsets_host[E];
-    cpu_swiglu_backward(dG, dU, dHm, G, U, (size_t)rows * I);
-    for (int e = 0; e < E; e++) {
-        int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
-        if (M == 0) continue;
-        const float *x = Xp + (size_t)r0 * D;
+        const float *dy = dYp + (size_t)r0 * D, *x = Xp + (size_t)r0 * D;
+        float *dh = dHm + (size_t)r0 * I, *dg = dG + (size_t)r0 * I, *du = dU + (size_t)r0 * I;
         float *dx = dXp + (size_t)r0 * D;
-        const float *dg = dG + (size_t)r0 * I, *du = dU + (size_t)r0 * I;
+        cpu_gemm(0, 0, M, I, D, 1.0f, dy, D, Wd + (size_t)e * D * I, I, 0.0f, dh, I);
+        cpu_gemm(1, 0, D, I, M, 1.0f, dy, D, Hm + (size_t)r0 * I, I, 1.0f, dWd + (size_t)e * D * I, I);
+        cpu_swiglu_backward(dg, du, dh, G + (size_t)r0 * I, U + (size_t)r0 * I, (size_t)M * I);
         cpu_gemm(0, 0, M, D, I, 1.0f, dg, I, Wg + (size_t)e * I * D, D, 0.0f, dx, D);
         cpu_gemm(0, 0, M, D, I, 1.0f, du, I, Wu + (size_t)e * I * D, D, 1.0f, dx, D);
         cpu_gemm(1, 0, I, D, M, 1.0f, dg, I, x, D, 1.0f, dWg + (size_t)e * I * D, D);

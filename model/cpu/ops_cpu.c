@@ -19,9 +19,13 @@ static void cpu_zero(void *p, size_t bytes) {
     if (bytes) memset(p, 0, bytes);
 }
 
-/* OpenBLAS runs single-threaded (see ops_cpu) and the GEMM is split over OpenMP threads
- * along its larger output dimension. Each C element is still computed by one BLAS call
- * with the full K loop, so the split does not change its summation order. */
+/* OpenBLAS runs single-threaded (see ops_cpu) and a large GEMM is cut into fixed blocks of
+ * GEMM_BLOCK rows (or columns) of C that OpenMP threads share. The cut depends only on the
+ * shape, never on the thread count, so every block is the same BLAS call whatever the
+ * number of threads: results are bit-identical across thread counts (OpenBLAS picks
+ * different kernels for different block shapes, so a thread-dependent cut would not be). */
+enum { GEMM_BLOCK = 128 };
+
 static void gemm_block(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                        const float *B, int ldb, float beta, float *C, int ldc) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N,
@@ -36,20 +40,17 @@ void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0 ? 0 : beta * C[(size_t)i * ldc + j];
         return;
     }
-    int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    int split_m = M >= N;
+    int len = split_m ? M : N;
     double flops = 2.0 * M * N * K;
-    if (nt <= 1 || flops < 2.0 * 48 * 48 * 48) {
+    if (len < 2 * GEMM_BLOCK || flops < 2.0 * 64 * 64 * 64) {
         gemm_block(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    int split_m = M >= N;
-    int len = split_m ? M : N;
-    int chunk = (len + nt - 1) / nt;
-    chunk = (chunk + 15) & ~15;  /* keep blocks a multiple of the kernels' register tiles */
-    int nblk = (len + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(nt)
+    int nblk = (len + GEMM_BLOCK - 1) / GEMM_BLOCK;
+#pragma omp parallel for schedule(dynamic, 1) if (!omp_in_parallel())
     for (int b = 0; b < nblk; b++) {
-        int o = b * chunk, n = len - o < chunk ? len - o : chunk;
+        int o = b * GEMM_BLOCK, n = len - o < GEMM_BLOCK ? len - o : GEMM_BLOCK;
         if (split_m)
             gemm_block(transA, transB, n, N, K, alpha, transA ? A + o : A + (size_t)o * lda, lda, B, ldb, beta,
                        C + (size_t)o * ldc, ldc);
@@ -79,12 +80,12 @@ static void cpu_count_nonfinite(const float *x, size_t n, size_t *count) {
 static float silu_f(float g) { return g / (1.0f + expf(-g)); }
 
 void cpu_swiglu_forward(float *h, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 16384 && !omp_in_parallel())
     for (size_t i = 0; i < n; i++) h[i] = silu_f(g[i]) * u[i];
 }
 
 void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 16384)
+#pragma omp parallel for schedule(static) if (n > 16384 && !omp_in_parallel())
     for (size_t i = 0; i < n; i++) {
         float sg = 1.0f / (1.0f + expf(-g[i]));
         float si = g[i] * sg;

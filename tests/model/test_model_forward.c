@@ -148,7 +148,7 @@ TEST(model_forward_bad_input) {
     Model *m = tiny_model(o, 5);
     CHECK(m != NULL);
     if (!m) return;
-    int32_t tok[6] = {1, 2, 3, 4, 5, 6}, tgt[6] = {2, 3, 4, 5, 6, -1}, cu[3] = {0, 2, 6}, pos[6] = {0, 1, 0, 1, 2, 64};
+    int32_t tok[6] = {1, 2, 3, 4, 5, 6}, tgt[6] = {2, 3, 4, 5, 6, -1}, cu[4] = {0, 2, 6, 6}, pos[6] = {0, 1, 0, 1, 2, 64};
     float lp[6];
     CrError e;
     struct { Batch b; const char *want; } cases[] = {

@@ -344,3 +344,44 @@ TEST(ops_embedding_scatter) {
         CHECK(dt[2 * 3 + i] == 0 && dt[4 * 3 + i] == 0);
     }
 }
+
+/* More rows than one LM-head row block (OPS_LMHEAD_ROWS): every block's rows get their own
+ * logsumexp and gradient. */
+enum { BN = OPS_LMHEAD_ROWS * 2 + 77, BD = 3, BV = 50 };
+typedef struct { float *y, *W, *logp, *lse, *R, *scratch; int32_t *tg; } LmBigCtx;
+static double lmbig_f(void *p) {
+    LmBigCtx *c = p;
+    ops()->lmhead_logprob_forward(c->logp, c->lse, c->y, c->W, c->tg, BN, BV, BD, c->scratch);
+    return fd_dot(c->R, c->logp, BN);
+}
+TEST(ops_lmhead_logprob_row_blocks) {
+    float *y = malloc(sizeof(float) * BN * BD), *dy = malloc(sizeof(float) * BN * BD), W[BV * BD], dW[BV * BD] = {0};
+    float *logp = malloc(sizeof(float) * BN), *lse = malloc(sizeof(float) * BN), *R = malloc(sizeof(float) * BN);
+    float *scratch = malloc(sizeof(float) * ops_lmhead_scratch_floats());
+    int32_t *tg = malloc(sizeof(int32_t) * BN);
+    fd_fill(y, BN * BD, 40, 1.0f);
+    fd_fill(W, BV * BD, 41, 1.0f);
+    fd_fill(R, BN, 42, 1.0f);
+    for (int n = 0; n < BN; n++) tg[n] = n % 7 == 3 ? -1 : (n * 13) % BV;
+    LmBigCtx c = {y, W, logp, lse, R, scratch, tg};
+    lmbig_f(&c);
+    int bad = 0;
+    for (int n = 0; n < BN; n++) {
+        double lg[BV], mx = -1e300, z = 0;
+        for (int v = 0; v < BV; v++) {
+            lg[v] = 0;
+            for (int i = 0; i < BD; i++) lg[v] += (double)y[n * BD + i] * W[v * BD + i];
+            mx = lg[v] > mx ? lg[v] : mx;
+        }
+        for (int v = 0; v < BV; v++) z += exp(lg[v] - mx);
+        double want = tg[n] >= 0 ? lg[tg[n]] - mx - log(z) : 0.0;
+        bad += fabs(logp[n] - want) > 1e-5 * (1 + fabs(want));
+    }
+    CHECKF(bad == 0, "%d rows differ from the direct log-softmax", bad);
+    ops()->lmhead_logprob_backward(dy, 0.0f, dW, R, lse, y, W, tg, BN, BV, BD, scratch);
+    /* rows in the first, second and third block */
+    for (int n = 500; n < BN; n += 300)
+        CHECK(fd_check("dy", lmbig_f, &c, y + n * BD, dy + n * BD, BD, 1e-2, 2e-4, 1e-2, 10) == 0);
+    CHECK(fd_check("dW", lmbig_f, &c, W, dW, BV * BD, 1e-2, 2e-3, 1e-2, 40) == 0);
+    free(y); free(dy); free(logp); free(lse); free(R); free(scratch); free(tg);
+}

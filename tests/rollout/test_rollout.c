@@ -297,11 +297,21 @@ TEST(rollout_errors_are_clear) {
     sp.max_new_tokens = 4;
     sp.temperature = -1;
     CHECK(rollout_generate(r, pp, &len3, 1, 1, &sp, 0, out, &e) == -1 && strstr(e.msg, "temperature"));
-    /* the engine still works after errors; a full-context prompt is clamped to length */
+    /* the engine still works after errors */
     sp.temperature = 0;
     len_big = 200;
     CHECKF(rollout_generate(r, pb, &len_big, 1, 1, &sp, 0, out, &e) == 0, "%s", e.msg);
+    CHECK(out[0].n_tokens >= 1);
     sample_free(&out[0]);
+    /* a prompt that nearly fills the context: generation ends with it ("length") */
+    RolloutEngine *r2 = rollout_create(m, NULL, 1024, &e);
+    len_big = 510;
+    sp.max_new_tokens = 8;
+    sp.ignore_eos = 1;
+    CHECKF(rollout_generate(r2, pb, &len_big, 1, 1, &sp, 0, out, &e) == 0, "%s", e.msg);
+    CHECK(out[0].n_tokens == 2 && out[0].finish_reason == 1);
+    sample_free(&out[0]);
+    rollout_free(r2);
     free(big);
     rollout_free(r);
     ref_model_free(m);

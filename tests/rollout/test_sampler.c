@@ -138,6 +138,19 @@ TEST(rollout_sampler_frequencies_match_distribution) {
         double f = (double)count[k] / N, sd = sqrt(want[k] * (1 - want[k]) / N);
         CHECKF(fabs(f - want[k]) < 4 * sd, "token %d: freq %.4f want %.4f", k, f, want[k]);
     }
+    /* no truncation (the single-pass path): frequencies follow p itself at T = 1 */
+    SamplerCfg plain = {1.0f, 0, 1.0f, 0.0f};
+    memset(count, 0, sizeof count);
+    for (int i = 0; i < N; i++) {
+        float lps, lpm;
+        int32_t tok = sampler_sample(&plain, lg, 4, s, &r, &lps, &lpm);
+        count[tok]++;
+        if (i < 100) CHECK(fabsf(lps - lpm) < 1e-6f && fabs(lpm - log(p[tok])) < 1e-6);
+    }
+    for (int k = 0; k < 4; k++) {
+        double f = (double)count[k] / N, sd = sqrt(p[k] * (1 - p[k]) / N);
+        CHECKF(fabs(f - p[k]) < 4 * sd, "plain: token %d: freq %.4f want %.4f", k, f, p[k]);
+    }
     sampler_scratch_free(s);
 }
 
@@ -229,10 +242,53 @@ TEST(rollout_linear_matches_blas_and_is_batch_invariant) {
         }
         /* y = x B with B [K, N] (the same numbers read as W^T's storage) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, x, K, W, N, 0.0f, ref, N);
-        rollout_linear_nn(y, N, x, K, W, N, M, N, K);
+        rollout_linear_nn(y, N, x, K, W, N, M, N, K, 0);
         CHECKF(test_rel_err(y, ref, (size_t)M * N) < 1e-5, "nn M=%d N=%d K=%d", M, N, K);
-        rollout_linear_nn(y1, N, x + (size_t)(M - 1) * K, K, W, N, 1, N, K);
+        rollout_linear_nn(y1, N, x + (size_t)(M - 1) * K, K, W, N, 1, N, K, 0);
         CHECK(memcmp(y1, y + (size_t)(M - 1) * N, sizeof(float) * N) == 0);
         free(x); free(W); free(y); free(ref); free(y1);
     }
+}
+
+/* HF's TopPLogitsWarper, literally: sort ascending, drop while cumsum <= 1 - top_p. */
+static int cmp_asc_d(const void *a, const void *b) {
+    const double *x = a, *y = b;
+    return (x[0] > y[0]) - (x[0] < y[0]) ? (x[0] > y[0]) - (x[0] < y[0]) : (x[1] < y[1]) - (x[1] > y[1]);
+}
+
+TEST(rollout_sampler_top_p_large_vocab_vs_hf_rule) {
+    int V = 5000;
+    float *lg = malloc(sizeof(float) * V);
+    double *pr = malloc(sizeof(double) * V), *pairs = malloc(sizeof(double) * 2 * V);
+    unsigned char *want = malloc(V);
+    int32_t *keep = malloc(sizeof(int32_t) * V);
+    SamplerScratch *s = sampler_scratch_new(V);
+    CrRng r;
+    cr_rng_init(&r, 17, 0, 0);
+    float tps[] = {0.1f, 0.5f, 0.9f, 0.99f};
+    for (int trial = 0; trial < 12; trial++) {
+        double spread = 0.5 + trial;   /* flat to peaked */
+        for (int i = 0; i < V; i++) lg[i] = (float)(spread * cr_rng_normal(&r));
+        float tp = tps[trial % 4];
+        SamplerCfg c = {1.0f, 0, tp, 0.0f};
+        int n = sampler_keep_set(&c, lg, V, s, keep, NULL);
+        double m = -1e30, z = 0;
+        for (int i = 0; i < V; i++) m = lg[i] > m ? lg[i] : m;
+        for (int i = 0; i < V; i++) z += (pr[i] = exp((double)lg[i] - m));
+        for (int i = 0; i < V; i++) { pairs[2 * i] = pr[i] / z; pairs[2 * i + 1] = i; }
+        qsort(pairs, V, 2 * sizeof(double), cmp_asc_d);
+        double cum = 0;
+        int n_want = 0;
+        for (int i = 0; i < V; i++) {
+            cum += pairs[2 * i];
+            int id = (int)pairs[2 * i + 1];
+            want[id] = !(cum <= 1.0 - tp) || i == V - 1;
+            n_want += want[id];
+        }
+        int agree = n == n_want;
+        for (int j = 0; j < n && agree; j++) agree = want[keep[j]];
+        CHECKF(agree, "trial %d top_p %.2f: kept %d, HF rule keeps %d", trial, tp, n, n_want);
+    }
+    sampler_scratch_free(s);
+    free(lg); free(pr); free(pairs); free(want); free(keep);
 }

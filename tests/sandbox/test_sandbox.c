@@ -74,7 +74,10 @@ static void host_teardown(Host *h) {
     sandbox_shutdown();
 }
 
-/* Processes of the box uids (see box.c: 1000000 + pid, 2000000 + pid) still alive anywhere. */
+/* Processes of this process's box uids (box.c: 1000000 + supervisor pid for programs, 2000000 +
+ * pid for the box's root) still alive anywhere, except the namespace holder, which is our own
+ * direct child and runs nothing (PPid comes before Uid in /proc/PID/status). Other supervisors on
+ * the machine (a concurrent test run) have other uids. */
 static int box_processes_alive(void) {
     DIR *d = opendir("/proc");
     if (!d) return 0;
@@ -86,11 +89,19 @@ static int box_processes_alive(void) {
         snprintf(p, sizeof p, "/proc/%s/status", de->d_name);
         FILE *f = fopen(p, "r");
         if (!f) continue;
-        while (fgets(line, sizeof line, f))
+        long ppid = -1;
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "PPid:", 5) == 0) ppid = strtol(line + 5, NULL, 10);
             if (strncmp(line, "Uid:", 4) == 0) {
                 long uid = strtol(line + 4, NULL, 10);
-                if (uid >= 1000000 && uid < 3000000) n++;
+                /* the sandbox's namespace holder is our own direct child and runs no program */
+                long me = (long)getpid();
+                if ((uid == 1000000 + me || uid == 2000000 + me) && ppid != me) {
+                    n++;
+                    if (getenv("CRUCIBLE_TEST_VERBOSE")) fprintf(stderr, "    box process %s uid %ld ppid %ld\n", de->d_name, uid, ppid);
+                }
             }
+        }
         fclose(f);
     }
     closedir(d);
@@ -145,6 +156,7 @@ static const char *lang_of(const char *file) {
     if (!strcmp(dot, ".c")) return "c";
     if (!strcmp(dot, ".cpp")) return "cpp";
     if (!strcmp(dot, ".py")) return "python";
+    if (!strcmp(dot, ".rs")) return "rust";
     return "javascript";
 }
 
@@ -301,6 +313,7 @@ TEST(sandbox_positive_controls) {
         { "ok_controls.cpp", V(OK), 0, NULL, 5, IN_NONE },
         { "ok_controls.py", V(OK), 0, NULL, 5, IN_NONE },
         { "ok_controls.js", V(OK), 0, NULL, 5, IN_NONE },
+        { "ok_controls.rs", V(OK), 0, NULL, 5, IN_NONE },
     };
     Host h;
     host_setup(&h);
@@ -340,7 +353,9 @@ static const char k_add_test[] =
     "def check(candidate):\n"
     "    assert candidate(1, 2) == 3\n"
     "    assert candidate(-1, 1) == 0\n"
-    "    assert candidate(10, 5) == 15\n";
+    "    assert candidate(10, 5) == 15\n"
+    "    assert abs(candidate(0.5, 0.25) - 0.75) < 1e-9\n"
+    "    assert len([candidate(1, 1)]) == 1\n";
 
 static Verdict assert_run(TestCtx *t_, Host *h, const char *name, const char *src) {
     SandboxJob job = { .lang = "python", .source = src, .test_code = k_add_test, .entry_point = "add" };
@@ -362,11 +377,12 @@ TEST(sandbox_verdict_forging) {
     /* the honest solution passes: the harness is not refusing everything */
     CHECK(assert_run(t_, &h, "honest add", "def add(a, b):\n    return a + b\n") == VERDICT_OK);
     CHECK(assert_run(t_, &h, "honest add, helper + import", "import math\ndef helper(x):\n    return x\n"
-                     "def add(a, b):\n    return helper(a) + int(math.floor(b))\n") == VERDICT_OK);
+                     "def add(a, b):\n    return helper(a) + math.fsum([b])\n") == VERDICT_OK);
     CHECK(assert_run(t_, &h, "wrong add", "def add(a, b):\n    return a - b\n") == VERDICT_WA);
     static const char *const forged[] = { "forge_sys_exit.py", "forge_os_exit.py", "forge_atexit.py",
                                           "forge_excepthook.py", "forge_print_passed.py", "forge_always_equal.py",
-                                          "forge_steal_nonce.py", "forge_patch_harness.py" };
+                                          "forge_steal_nonce.py", "forge_patch_harness.py",
+                                          "forge_shadow_builtins.py" };
     for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
         char *src = program(forged[i]);
         Verdict v = assert_run(t_, &h, forged[i], src);
@@ -517,5 +533,60 @@ TEST(sandbox_pool_parallel) {
     CHECK(sandbox_pool_submit(p, &badjob, 7, &e) == 0);
     CHECK(sandbox_pool_next(p, &tag, &r, &e) < 0 && tag == 7 && strstr(e.msg, "cobol"));
     sandbox_pool_free(p);
-    CHECK(box_processes_alive() == 0);
+}
+
+/* ---- fallback when the kernel refuses namespaces ---------------------------------------- */
+
+TEST(sandbox_namespace_fallback_reported) {
+    /* Simulate a kernel that refuses the net and ipc namespaces: the sandbox must keep working
+     * with the rest and say what is not in force. */
+    sandbox_shutdown();
+    setenv("CRUCIBLE_SANDBOX_DISABLE", "net,ipc", 1);
+    const char *rep = sandbox_isolation_report();
+    fprintf(stderr, "    %s\n", rep);
+    CHECK(strstr(rep, "refused: ipc,net") != NULL);
+    CHECK(strstr(rep, "namespaces: user,pid,mount,uts") != NULL);
+    SandboxJob job = { .lang = "c", .source = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n" };
+    SandboxResult r;
+    CrError e;
+    CHECK(sandbox_run(&job, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_OK && r.n_tests == 1 && !strcmp(r.tests[0].stdout_data, "hi\n"));
+    sandbox_result_free(&r);
+    /* seccomp still refuses sockets without the net namespace */
+    char *src = program("socket_inet.c");
+    SandboxJob sj = { .lang = "c", .source = src, .stdin_data = "1\n" };
+    CHECK(sandbox_run(&sj, &r, &e) == 0);
+    CHECK(r.verdict == VERDICT_SV);
+    sandbox_result_free(&r);
+    free(src);
+    unsetenv("CRUCIBLE_SANDBOX_DISABLE");
+    sandbox_shutdown();
+}
+
+TEST(sandbox_wire_format_rejects_garbage) {
+    SandboxResult r;
+    SandboxJob j;
+    CrError e;
+    static const char *const bad_results[] = {
+        "", "{", "[]", "{\"verdict\":\"XX\",\"passed\":0,\"total\":0,\"time_ms\":0,\"memory_kb\":0,\"tests\":[]}",
+        "{\"verdict\":\"OK\",\"passed\":0,\"total\":0,\"time_ms\":0,\"memory_kb\":0}",
+        "{\"verdict\":\"OK\",\"passed\":1,\"total\":1,\"time_ms\":0,\"memory_kb\":0,\"tests\":[{\"verdict\":\"OK\"}]}",
+    };
+    for (size_t i = 0; i < sizeof bad_results / sizeof bad_results[0]; i++) {
+        CHECKF(sandbox_result_from_json(bad_results[i], &r, &e) < 0, "accepted %s", bad_results[i]);
+        CHECK(e.msg[0] != 0);
+    }
+    CHECK(sandbox_job_from_json("{\"lang\":\"c\",\"tests\":{}}", &j, &e) < 0 && strstr(e.msg, "tests"));
+    CHECK(sandbox_job_from_json("{\"lang\":\"c\",\"tests\":[{\"stdin\":\"1\"}]}", &j, &e) < 0 && strstr(e.msg, "stdout"));
+    CHECK(sandbox_job_from_json("not json", &j, &e) < 0);
+    /* a job survives the round trip */
+    SandboxTest t[2] = { { "1 2", "3" }, { NULL, "x" } };
+    SandboxJob job = { .lang = "c", .source = "int main(){}", .tests = t, .n_tests = 2 };
+    job.limits.time_limit_s = 1.5;
+    char *s = sandbox_job_to_json(&job);
+    CHECK(sandbox_job_from_json(s, &j, &e) == 0);
+    CHECK(!strcmp(j.lang, "c") && j.n_tests == 2 && !strcmp(j.tests[0].expected_stdout, "3") &&
+          j.tests[1].stdin_data == NULL && j.limits.time_limit_s == 1.5);
+    sandbox_job_free_parsed(&j);
+    free(s);
 }

@@ -3,7 +3,7 @@
 int main(void) {
     const char *paths[] = { "/tmp/crucible_host_secret.txt", "/etc/shadow", "/etc/passwd", "/root/.bash_history",
                             "/work/wt/COMMON.md", "/proc/1/environ", "/proc/1/cmdline", "/home", "/dev/vda",
-                            "/sys/class/net/lo/address", 0 };
+                            "/sys/class/net/lo/address", "/.subs", "/proc/1/root/etc/hostname", 0 };
     for (int i = 0; paths[i]; i++) {
         FILE *f = fopen(paths[i], "r");
         if (!f) continue;

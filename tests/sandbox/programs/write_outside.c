@@ -2,7 +2,8 @@
 #include <stdio.h>
 int main(void) {
     const char *paths[] = { "/usr/bin/crucible_pwn", "/usr/bin/true", "/etc/crucible_pwn", "/box/crucible_pwn",
-                            "/box/main", "/crucible_pwn", "/proc/sysrq-trigger", "/dev/crucible_pwn", 0 };
+                            "/box/main", "/crucible_pwn", "/proc/sysrq-trigger", "/dev/crucible_pwn",
+                            "/.subs/crucible_pwn", "/root/crucible_pwn", "/tmp/../usr/crucible_pwn", 0 };
     for (int i = 0; paths[i]; i++) {
         FILE *f = fopen(paths[i], "a");
         if (f && fputs("pwned\n", f) >= 0 && fclose(f) == 0) printf("ESCAPE: wrote %s\n", paths[i]);

@@ -1,0 +1,80 @@
+// model/cuda/cuda_ops.cuh — the CUDA backend's op functions (private to model/cuda/).
+// Defines: cuda_* (one per Ops entry, same names as model/cpu/cpu_ops.h with cuda_ for
+// cpu_; see model/ops.h for each contract). The ops that call GEMMs take the table's
+// GemmFn so the fp32 and bf16 tables share one implementation. Files: ops_cuda.cu
+// (context, memory, GEMM, elementwise, AdamW, the tables), embedding.cu, rmsnorm.cu,
+// rope.cu, attention.cu, attention_gemm.cu, mla.cu, moe_route.cu, moe_dispatch.cu, lmhead.cu.
+#ifndef CRUCIBLE_MODEL_CUDA_OPS_CUH
+#define CRUCIBLE_MODEL_CUDA_OPS_CUH
+
+#include "model/cuda/cuda_common.cuh"
+
+void cuda_gemm_fp32(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+void cuda_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
+void cuda_swiglu_forward(float *h, const float *g, const float *u, size_t n);
+void cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
+
+void cuda_embedding_forward(float *out, const float *table, const int32_t *tokens, int N, int D);
+void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *tokens, int N, int D);
+
+void cuda_rmsnorm_forward(float *out, int ldo, float *rstd, const float *x, int ldx, const float *w, int N,
+                          int D, float eps);
+void cuda_rmsnorm_backward(float *dx, int lddx, float *dw, const float *dout, int lddo, const float *x,
+                           int ldx, const float *w, const float *rstd, int N, int D);
+
+void cuda_rope_forward(float *x, int ld, int head_stride, int n_heads, int N, int dr, const int32_t *pos,
+                       const float *inv_freq, float cs_factor);
+void cuda_rope_backward(float *dx, int ld, int head_stride, int n_heads, int N, int dr, const int32_t *pos,
+                        const float *inv_freq, float cs_factor);
+
+// attention.cu: fused flash kernels, fp32, no score scratch.
+void cuda_attention_forward_flash(float *O, float *lse, const float *Q, const float *K, const float *V,
+                                  const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+void cuda_attention_backward_flash(float *dQ, float *dK, float *dV, const float *dO, const float *O,
+                                   const float *lse, const float *Q, const float *K, const float *V,
+                                   const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+// attention_gemm.cu: chunked scores through cuBLAS with compute type ct.
+void cuda_attention_forward_gemm(cublasComputeType_t ct, float *O, float *lse, const float *Q, const float *K,
+                                 const float *V, const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv,
+                                 float scale);
+void cuda_attention_backward_gemm(cublasComputeType_t ct, float *dQ, float *dK, float *dV, const float *dO,
+                                  const float *O, const float *lse, const float *Q, const float *K, const float *V,
+                                  const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+
+void cuda_mla_kv_assemble_forward(float *K, float *V, const float *kv, const float *kpe, int ldkpe, int N,
+                                  int H, int dn, int dr, int dv);
+void cuda_mla_kv_assemble_backward(float *dkv, float *dkpe, int ldkpe, const float *dK, const float *dV,
+                                   int N, int H, int dn, int dr, int dv);
+
+void cuda_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,
+                            const OpsMoeRoute *r);
+void cuda_moe_route_backward(float *dlogits, const float *dw, const float *probs, const int32_t *idx,
+                             const float *w, const float *aux_coef, float aux_weight,
+                             const int32_t *seg_of_token, int N, const OpsMoeRoute *r);
+void cuda_moe_aux_forward(float *loss, float *aux_coef, int32_t *seg_of_token, const float *probs,
+                          const int32_t *idx, const int32_t *cu_seg, int n_seg, int N, int E, int K, float alpha);
+
+void cuda_moe_permute(float *Xp, int32_t *row_of_slot, int32_t *slot_of_row, int32_t *offsets, const float *x,
+                      const int32_t *idx, int N, int D, int E, int K);
+void cuda_moe_permute_backward(float *dx, const float *dXp, const int32_t *row_of_slot, int N, int D, int K);
+void cuda_moe_experts_forward_g(GemmFn gemm, float *Yp, float *G, float *U, float *Hm, const float *Xp,
+                                const float *Wg, const float *Wu, const float *Wd, const int32_t *offsets_host,
+                                int E, int D, int I);
+void cuda_moe_experts_backward_g(GemmFn gemm, float *dXp, float *dWg, float *dWu, float *dWd, const float *dYp,
+                                 float *dG, float *dU, float *dHm, const float *Xp, const float *G,
+                                 const float *U, const float *Hm, const float *Wg, const float *Wu,
+                                 const float *Wd, const int32_t *offsets_host, int E, int D, int I);
+void cuda_moe_unpermute(float *y, const float *Yp, const float *w, const int32_t *row_of_slot, int N, int D,
+                        int K);
+void cuda_moe_unpermute_backward(float *dYp, float *dw, const float *dy, const float *Yp, const float *w,
+                                 const int32_t *row_of_slot, const int32_t *slot_of_row, int N, int D, int K);
+
+void cuda_lmhead_logprob_forward_g(GemmFn gemm, float *logp, float *lse, const float *y, const float *W,
+                                   const int32_t *targets, int N, int V, int D, float *scratch);
+void cuda_lmhead_logprob_backward_g(GemmFn gemm, float *dy, float beta_dy, float *dW, const float *dlogp,
+                                    const float *lse, const float *y, const float *W, const int32_t *targets,
+                                    int N, int V, int D, float *scratch);
+
+#endif

@@ -1,0 +1,162 @@
+// model/cuda/moe_route.cu — DeepSeekMoE router: softmax scores, greedy or group-limited
+// top-K, routing weights (spec §6.1), the sequence-level auxiliary loss (§6.4) and the
+// router backward (§7.9). One thread per token walks the experts in the CPU's order, so
+// selections and ties (toward the lower expert index) match the CPU path.
+#include "model/cuda/cuda_ops.cuh"
+
+enum { ROUTE_MAX_E = 256, ROUTE_MAX_G = 64 };
+
+__global__ void moe_route_forward_kernel(float *probs, int32_t *idx, float *w, const float *logits, int N, int E,
+                                         int K, int group_limited, int G, int topk_group, int norm_topk_prob,
+                                         float routed_scale) {
+    int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float masked[ROUTE_MAX_E], gscore[ROUTE_MAX_G];
+    unsigned char taken[ROUTE_MAX_E], gtaken[ROUTE_MAX_G];
+    const float *l = logits + (size_t)n * E;
+    float *p = probs + (size_t)n * E;
+    float m = l[0];
+    for (int e = 1; e < E; e++) m = l[e] > m ? l[e] : m;
+    float sum = 0;
+    for (int e = 0; e < E; e++) {
+        float v = expf(l[e] - m);
+        masked[e] = v;
+        sum += v;
+    }
+    float inv = 1.0f / sum;
+    for (int e = 0; e < E; e++) {
+        masked[e] *= inv;
+        p[e] = masked[e];
+        taken[e] = 0;
+    }
+    if (group_limited) {
+        int per = E / G;
+        for (int g = 0; g < G; g++) {
+            float gm = masked[g * per];
+            for (int e = 1; e < per; e++) gm = masked[g * per + e] > gm ? masked[g * per + e] : gm;
+            gscore[g] = gm;
+            gtaken[g] = 0;
+        }
+        for (int t = 0; t < topk_group; t++) {
+            int best = -1;
+            for (int g = 0; g < G; g++)
+                if (!gtaken[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
+            gtaken[best] = 1;
+        }
+        for (int g = 0; g < G; g++)
+            if (!gtaken[g])
+                for (int e = 0; e < per; e++) masked[g * per + e] = 0.0f;
+    }
+    int32_t *ix = idx + (size_t)n * K;
+    float *wk = w + (size_t)n * K;
+    float wsum = 0;
+    for (int k = 0; k < K; k++) {
+        int best = -1;
+        for (int e = 0; e < E; e++)
+            if (!taken[e] && (best < 0 || masked[e] > masked[best])) best = e;
+        ix[k] = best;
+        wk[k] = p[best];
+        wsum += p[best];
+        taken[best] = 1;
+    }
+    if (K > 1 && norm_topk_prob) {
+        float inv2 = 1.0f / (wsum + 1e-20f);
+        for (int k = 0; k < K; k++) wk[k] *= inv2;
+    } else {
+        for (int k = 0; k < K; k++) wk[k] *= routed_scale;
+    }
+}
+
+void cuda_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,
+                            const OpsMoeRoute *r) {
+    if (N <= 0) return;
+    int G = r->group_limited ? r->n_group : 1;
+    if (r->E > ROUTE_MAX_E || G > ROUTE_MAX_G)
+        cuda_fail("moe_route_forward", "more experts or groups than the kernel supports", __FILE__, __LINE__);
+    moe_route_forward_kernel<<<(N + 127) / 128, 128>>>(probs, idx, w, logits, N, r->E, r->K, r->group_limited, G,
+                                                      r->topk_group, r->norm_topk_prob, r->routed_scale);
+    launchCheck();
+}
+
+// One block per segment, one thread per expert: P[e] (double) and the selection counts
+// f[e] summed over the segment's tokens in order; part[s] = sum_e f P for the loss.
+__global__ void moe_aux_segment_kernel(float *aux_coef, double *part, int32_t *seg_of_token, const float *probs,
+                                       const int32_t *idx, const int32_t *cu_seg, int n_seg, int N, int E, int K,
+                                       float alpha) {
+    __shared__ double sh[ROUTE_MAX_E];
+    int s = blockIdx.x;
+    int t0 = n_seg == 1 ? 0 : cu_seg[s], t1 = n_seg == 1 ? N : cu_seg[s + 1], T = t1 - t0;
+    for (int t = t0 + threadIdx.x; t < t1; t += blockDim.x) seg_of_token[t] = s;
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+        double P = 0;
+        float f = 0;
+        for (int t = t0; t < t1; t++) {
+            P += probs[(size_t)t * E + e];
+            for (int k = 0; k < K; k++) f += idx[(size_t)t * K + k] == e ? 1.0f : 0.0f;
+        }
+        double fe = (double)f * E / ((double)K * T);
+        sh[e] = fe * (P / T);
+        aux_coef[(size_t)s * E + e] = (float)(alpha * fe / ((double)n_seg * T));
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double sum = 0;
+        for (int e = 0; e < E; e++) sum += sh[e];
+        part[s] = sum;
+    }
+}
+__global__ void moe_aux_total_kernel(float *loss, const double *part, int n_seg, float alpha) {
+    double total = 0;
+    for (int s = 0; s < n_seg; s++) total += part[s];
+    *loss = (float)(alpha * total / n_seg);
+}
+
+void cuda_moe_aux_forward(float *loss, float *aux_coef, int32_t *seg_of_token, const float *probs,
+                          const int32_t *idx, const int32_t *cu_seg, int n_seg, int N, int E, int K, float alpha) {
+    if (E > ROUTE_MAX_E) cuda_fail("moe_aux_forward", "more experts than the kernel supports", __FILE__, __LINE__);
+    if ((size_t)n_seg * sizeof(double) > CUDA_SCRATCH_BYTES)
+        cuda_fail("moe_aux_forward", "too many segments for the scratch buffer", __FILE__, __LINE__);
+    double *part = (double *)cuda_ctx()->scratch;
+    moe_aux_segment_kernel<<<n_seg, 128>>>(aux_coef, part, seg_of_token, probs, idx, cu_seg, n_seg, N, E, K, alpha);
+    launchCheck();
+    moe_aux_total_kernel<<<1, 1>>>(loss, part, n_seg, alpha);
+    launchCheck();
+}
+
+__global__ void moe_route_backward_kernel(float *dlogits, const float *dw, const float *probs, const int32_t *idx,
+                                          const float *w, const float *aux_coef, float aux_weight,
+                                          const int32_t *seg_of_token, int N, int E, int K, int norm_topk_prob,
+                                          float routed_scale) {
+    int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float ds[ROUTE_MAX_E];
+    const float *p = probs + (size_t)n * E;
+    const int32_t *ix = idx + (size_t)n * K;
+    const float *g = dw + (size_t)n * K;
+    for (int e = 0; e < E; e++) ds[e] = aux_coef ? aux_weight * aux_coef[(size_t)seg_of_token[n] * E + e] : 0.0f;
+    if (K > 1 && norm_topk_prob) {
+        float Z = 1e-20f, gw = 0;
+        for (int k = 0; k < K; k++) {
+            Z += p[ix[k]];
+            gw += g[k] * w[(size_t)n * K + k];
+        }
+        for (int k = 0; k < K; k++) ds[ix[k]] += (g[k] - gw) / Z;
+    } else {
+        for (int k = 0; k < K; k++) ds[ix[k]] += routed_scale * g[k];
+    }
+    float dot = 0;
+    for (int e = 0; e < E; e++) dot += ds[e] * p[e];
+    float *dl = dlogits + (size_t)n * E;
+    for (int e = 0; e < E; e++) dl[e] = p[e] * (ds[e] - dot);
+}
+
+void cuda_moe_route_backward(float *dlogits, const float *dw, const float *probs, const int32_t *idx,
+                             const float *w, const float *aux_coef, float aux_weight, const int32_t *seg_of_token,
+                             int N, const OpsMoeRoute *r) {
+    if (N <= 0) return;
+    if (r->E > ROUTE_MAX_E) cuda_fail("moe_route_backward", "more experts than the kernel supports", __FILE__, __LINE__);
+    moe_route_backward_kernel<<<(N + 127) / 128, 128>>>(dlogits, dw, probs, idx, w, aux_coef, aux_weight,
+                                                       seg_of_token, N, r->E, r->K, r->norm_topk_prob,
+                                                       r->routed_scale);
+    launchCheck();
+}

@@ -1,0 +1,61 @@
+/* model/cuda/ops_cuda.h — the CUDA backend of model/ops.h (C-compatible header).
+ * Defines: ops_cuda, ops_cuda_bf16, ops_cuda_flash, ops_cuda_adamw_update,
+ *          ops_cuda_sumsq, crucible_cuda_device_count.
+ *
+ * CONTRACT
+ *  - Same semantics as ops_cpu() for every entry of Ops (the model/cpu/ sources are the
+ *    specification); every float / int32 pointer argument is device memory, except
+ *    the arguments model/ops.h marks "host" (count_nonfinite's *count, offsets_host).
+ *  - Storage is fp32 everywhere (the Ops contract is float*). Two tables differ only in
+ *    how GEMMs compute:
+ *      ops_cuda()      fp32 GEMMs (cuBLAS, CUBLAS_COMPUTE_32F: no TF32), the parity mode;
+ *      ops_cuda_bf16() GEMMs on bf16 tensor cores with fp32 accumulation
+ *                      (CUBLAS_COMPUTE_32F_FAST_16BF: cuBLAS rounds the fp32 operands
+ *                      to bf16 inside the GEMM); everything else as ops_cuda().
+ *    Attention in both: scores for chunks of query rows through batched cuBLAS GEMMs
+ *    (model/cuda/attention_gemm.cu; a context-owned scratch of H x C x max_seqlen floats,
+ *    C <= 1024 query rows). ops_cuda_flash() is ops_cuda() with the fused fp32 flash
+ *    kernels instead (model/cuda/attention.cu: no scratch, much slower).
+ *  - All work runs in order on the legacy default stream; upload/download/
+ *    count_nonfinite synchronise with the host, and so do attention (it reads
+ *    cu_seqlens on the host) and a growth of the context scratch.
+ *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
+ *    kept until exit: the backend is not thread-safe; call it from one host thread.
+ *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
+ *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
+ *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused.
+ *  - Determinism: no floating-point atomics; every reduction has a fixed order for given
+ *    shapes, so a run repeats bit for bit on the same GPU and cuBLAS version.
+ *  - ops_cuda() / ops_cuda_bf16() return NULL when no CUDA device is usable (no driver,
+ *    no GPU). A failing CUDA or cuBLAS call after that is a programming or hardware
+ *    error: it is reported with file and line and the process exits. */
+#ifndef CRUCIBLE_MODEL_CUDA_OPS_CUDA_H
+#define CRUCIBLE_MODEL_CUDA_OPS_CUDA_H
+
+#include <stddef.h>
+
+#include "model/ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of CUDA devices this process sees (0 without driver or GPU). */
+int crucible_cuda_device_count(void);
+
+const Ops *ops_cuda(void);
+const Ops *ops_cuda_bf16(void);
+const Ops *ops_cuda_flash(void);
+
+/* Fused AdamW on device buffers, the same per-element update as adamw_update()
+ * (model/adamw.h): bias corrections computed in double on the host, applied in fp32. */
+void ops_cuda_adamw_update(float beta1, float beta2, float eps, float weight_decay, long t, float lr,
+                           int decay, float *p, const float *g, float *m, float *v, size_t n);
+/* Sum of squares of x[0..n) in double, fixed reduction order (global grad norm^2). */
+double ops_cuda_sumsq(const float *x, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,34 @@
+#!/bin/sh
+# tests/cuda/build_device.sh — links self-contained CUDA test and bench binaries for a
+# GPU machine that has the CUDA driver and cuBLAS but none of the project's other
+# build dependencies (no OpenBLAS, cJSON, ... there). Run after `make` and `make bench`
+# on a machine with nvcc; it writes build/cuda_dev/{crucible_cuda_tests,cuda_ops_bench,
+# cuda_train_step} and the libcjson.so.1 they load from their own folder.
+# OpenBLAS, libgomp, libstdc++ and cudart are linked statically; cuBLAS/cuBLASLt
+# dynamically (rpath /usr/local/cuda/lib64; LD_LIBRARY_PATH may add another).
+set -eu
+B=build/cuda_dev
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+mkdir -p $B/gen $B/obj
+cat /dev/null tests/cuda/*.c | sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' > $B/gen/test_list.h
+CF="-std=c17 -O2 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -DCRUCIBLE_CUDA -I. -I$CUDA_HOME/include"
+gcc $CF -I$B/gen -c tests/main.c -o $B/obj/main.o
+OBJS=$B/obj/main.o
+for f in tests/cuda/*.c; do
+    o=$B/obj/$(basename $f .c).o
+    gcc $CF -c $f -o $o
+    OBJS="$OBJS $o"
+done
+GOMP=$(gcc -print-file-name=libgomp.a)
+OPENBLAS=${OPENBLAS_A:-/usr/lib/x86_64-linux-gnu/libopenblas.a}
+# cJSON has no static library on Debian: its shared object travels beside the binaries.
+cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 $B/
+LIBS="build/libcrucible.a $OPENBLAS $GOMP $B/libcjson.so.1 -Wl,-rpath,\$ORIGIN -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcudart_static -lcublas -lcublasLt -static-libgcc -static-libstdc++ -lstdc++ -lm -lpthread -ldl -lrt"
+g++ -o $B/crucible_cuda_tests $OBJS $LIBS
+strip $B/crucible_cuda_tests
+for n in cuda_ops_bench cuda_train_step; do
+    gcc $CF -c bench/$n.c -o $B/obj/$n.o
+    g++ -o $B/$n $B/obj/$n.o $LIBS
+    strip $B/$n
+done
+echo "build_device: $B/crucible_cuda_tests $B/cuda_ops_bench $B/cuda_train_step"
