@@ -484,7 +484,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         /* ---- 5. metrics and the store ------------------------------------------ */
         long n_all = (long)n_groups * G, n_pass = 0, len_sum = 0, len_max = 0, trunc = 0;
         long vcount[VERDICT_COUNT] = {0};
-        double rsum = 0, rsq = 0, rk_sum[REWARD_KIND_COUNT] = {0}, ent_sum = 0;
+        double rsum = 0, rsq = 0, rk_sum[REWARD_KIND_COUNT] = {0}, rk_sq[REWARD_KIND_COUNT] = {0}, ent_sum = 0;
+        long rk_n[REWARD_KIND_COUNT] = {0};
         long ent_n = 0, rn = 0, zero_groups = 0;
         for (int i = 0; i < n_groups; i++) {
             unsigned char z = 0;
@@ -503,7 +504,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                 if (isfinite(cr)) { rsum += cr; rsq += (double)cr * cr; rn++; }
                 for (int q = 0; q < K; q++) {
                     float v = groups[i].rewards[(size_t)k * K + q];
-                    if (isfinite(v)) rk_sum[q] += v;
+                    if (isfinite(v)) { rk_sum[q] += v; rk_sq[q] += (double)v * v; rk_n[q]++; }
                 }
             }
         }
@@ -525,10 +526,14 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
             {"gen_s", gen_s}, {"sandbox_s", judge_s}, {"train_s", train_s}, {"step_s", step_s}};
         for (size_t q = 0; q < sizeof mets / sizeof mets[0]; q++)
             if (run_log_metric(log, mets[q].name, mets[q].v, e)) { free(adv); free(comb); goto out; }
-        for (int q = 0; q < K; q++) {
+        for (int q = 0; q < K; q++) {   /* per reward function, over its scorable values */
             char nm[64];
+            double mq = rk_n[q] ? rk_sum[q] / rk_n[q] : NAN;
+            double sq = rk_n[q] > 1 ? sqrt(fmax(0, (rk_sq[q] - rk_n[q] * mq * mq) / (rk_n[q] - 1))) : NAN;
             snprintf(nm, sizeof nm, "reward_%s_mean", reward_kind_name(spec.kind[q]));
-            if (run_log_metric(log, nm, rk_sum[q] / n_all, e)) { free(adv); free(comb); goto out; }
+            if (run_log_metric(log, nm, mq, e)) { free(adv); free(comb); goto out; }
+            snprintf(nm, sizeof nm, "reward_%s_std", reward_kind_name(spec.kind[q]));
+            if (run_log_metric(log, nm, sq, e)) { free(adv); free(comb); goto out; }
         }
         for (int v = 0; v < VERDICT_COUNT; v++) {
             char nm[64];

@@ -233,19 +233,22 @@ TEST(grpo_options_overlong_shaping_and_mask) {
     CHECK(rs != NULL);
     if (!rs) return;
     Rows r = load_rows(rs, run);
-    double olm[2] = {0};
-    CHECK(metric(rs, run, "reward_overlong_mean", olm, 2) == 2);
+    double olm[2] = {0}, ols[2] = {0};
+    CHECK(metric(rs, run, "reward_overlong_mean", olm, 2) == 2 && metric(rs, run, "reward_overlong_std", ols, 2) == 2);
     int s = 0;
     for (int a = 0; a < r.n && s < 2; a = step_end(&r, a), s++) {
         int b = step_end(&r, a);
-        double sum = 0;
+        double sum = 0, sq = 0;
         for (int i = a; i < b; i++) {
             double pen = overlong(r.r[i].n_tokens, 3, 2);
             sum += pen;
+            sq += pen * pen;
             CHECKF(fabs(r.r[i].reward - (r.r[i].passed + pen)) < 1e-6, "reward %g = passed %d + overlong %g?",
                    r.r[i].reward, r.r[i].passed, pen);
         }
         CHECK_NEAR(olm[s], sum / (b - a), 1e-6);
+        double m = sum / (b - a);
+        CHECK_NEAR(ols[s], sqrt(fmax(0, (sq - (b - a) * m * m) / (b - a - 1))), 1e-6);
     }
     free(r.r);
     runstore_close(rs);
