@@ -101,8 +101,9 @@ static int state_from_json(const char *js, SftState *s, long seed, CrError *e) {
     }
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        long saved = (long)sd->valuedouble;   /* read before the tree is freed */
         cJSON_Delete(o);
-        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", (long)sd->valuedouble, seed);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", saved, seed);
     }
     cJSON_Delete(o);
     return 0;
