@@ -45,6 +45,7 @@ void grpo_config_default(GrpoConfig *c) {
     c->min_lr_ratio = 1.0;
     c->loss_type = "grpo";
     c->scale_rewards = "group";
+    c->reward_combine = "sum";
     c->reward = "tests";
     c->prompt_format = "chat";
     c->max_new_tokens = 256;
@@ -182,6 +183,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     lcfg.dual_clip = c->dual_clip;
     GrpoScale scale;
     if (grpo_scale_parse(c->scale_rewards, &scale, e)) return -1;
+    GrpoCombine combine;
+    if (grpo_combine_parse(c->reward_combine, &combine, e)) return -1;
     PromptFormat pf;
     if (prompt_format_parse(c->prompt_format, &pf, e)) return -1;
     RewardSpec spec;
@@ -399,7 +402,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         float *comb = cr_malloc(sizeof(float) * (size_t)(nk ? nk : 1) * G);
         for (int i = 0, q = 0; i < n_groups; i++)
             if (groups[i].kept) memcpy(rew + (size_t)q++ * G * K, groups[i].rewards, sizeof(float) * (size_t)G * K);
-        if (nk > 0 && grpo_advantages(rew, nk, G, K, spec.weight, scale, GRPO_COMBINE_SUM, adv, comb, e)) {
+        if (nk > 0 && grpo_advantages(rew, nk, G, K, spec.weight, scale, combine, adv, comb, e)) {
             free(rew); free(adv); free(comb);
             goto out;
         }

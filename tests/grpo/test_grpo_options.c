@@ -322,3 +322,38 @@ TEST(grpo_options_reward_model_reward) {
     runstore_close(rs);
     free(d);
 }
+
+TEST(grpo_options_reward_combine_normalize) {
+    char *d = setup();
+    CHECK(d != NULL);
+    if (!d) return;
+    CHECK(grpo(d, "bad", "--steps 1 --reward-combine sometimes") == 1);
+    /* normalize: each function z-scored per group, the sum standardised over the batch:
+     * the step's advantages have mean 0 and (Bessel) std 1 unless all are 0 */
+    CHECK(grpo(d, "norm", "--steps 2 --reward tests,overlong --overlong-buffer 2 --reward-combine normalize") == 0);
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/norm", d);
+    int64_t run;
+    RunStore *rs = open_run(dir, &run);
+    CHECK(rs != NULL);
+    if (!rs) return;
+    Rows r = load_rows(rs, run);
+    int checked = 0;
+    for (int a = 0; a < r.n; a = step_end(&r, a)) {
+        int b = step_end(&r, a);
+        double s = 0, q = 0;
+        int nz = 0;
+        for (int i = a; i < b; i++) { s += r.r[i].adv; nz += r.r[i].adv != 0; }
+        double m = s / (b - a);
+        for (int i = a; i < b; i++) q += (r.r[i].adv - m) * (r.r[i].adv - m);
+        if (!nz) continue;
+        double sd = sqrt(q / (b - a - 1));
+        CHECKF(fabs(m) < 1e-5 && fabs(sd - 1) < 1e-3, "step %ld: advantages mean %g std %g",
+               r.r[a].step, m, sd);
+        checked++;
+    }
+    CHECKF(checked > 0, "every advantage was 0: nothing checked");
+    free(r.r);
+    runstore_close(rs);
+    free(d);
+}
