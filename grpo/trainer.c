@@ -276,9 +276,16 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     eng = rollout_create(m, tok, cache, e);
     if (!eng) goto out;
     order = cr_malloc(sizeof(int) * (size_t)n_tasks);
-    char prov[2048];
-    snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"tasks\":\"%s\",\"n_tasks\":%d}", c->model_dir, c->tasks_path, n_tasks);
+    /* through cJSON: paths may hold quotes or backslashes */
+    cJSON *pj = cJSON_CreateObject();
+    cJSON_AddStringToObject(pj, "model", c->model_dir);
+    cJSON_AddStringToObject(pj, "tasks", c->tasks_path);
+    cJSON_AddNumberToObject(pj, "n_tasks", n_tasks);
+    char *prov = cJSON_PrintUnformatted(pj);
+    cJSON_Delete(pj);
+    if (!prov) { cr_error_set(e, "grpo: out of memory"); goto out; }
     log = run_log_open(c->out_dir, "grpo", c->config_json ? c->config_json : "{}", prov, resume_from ? st.step : -1, e);
+    cJSON_free(prov);
     if (!log) goto out;
     if (!resume_from && (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
                          provenance_record_file(log->rs, log->run_id, "tasks", c->tasks_path, e)))

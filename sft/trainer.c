@@ -180,10 +180,17 @@ int sft_train(const SftConfig *c, CrError *e) {
     if (st.total_steps <= 0) { cr_error_set(e, "sft: %s: no example has a token to learn", c->data_path); goto out; }
     long warmup_steps = c->warmup < 1 ? (long)(c->warmup * (double)st.total_steps + 0.5) : (long)c->warmup;
 
-    char prov[1024];
-    snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"data\":\"%s\",\"examples\":%d}", c->model_dir, c->data_path, train.n);
+    /* through cJSON: paths may hold quotes or backslashes */
+    cJSON *pj = cJSON_CreateObject();
+    cJSON_AddStringToObject(pj, "model", c->model_dir);
+    cJSON_AddStringToObject(pj, "data", c->data_path);
+    cJSON_AddNumberToObject(pj, "examples", train.n);
+    char *prov = cJSON_PrintUnformatted(pj);
+    cJSON_Delete(pj);
+    if (!prov) { cr_error_set(e, "sft: out of memory"); goto out; }
     log = run_log_open(c->out_dir, "sft", c->config_json ? c->config_json : "{}", prov,
                        resume_from ? st.step : -1, e);
+    cJSON_free(prov);
     if (!log) goto out;
     if (!resume_from) {
         /* provenance: the data files by content id, ingested repos per (repo, commit) */

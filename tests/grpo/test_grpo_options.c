@@ -328,6 +328,10 @@ TEST(grpo_options_reward_combine_normalize) {
     CHECK(d != NULL);
     if (!d) return;
     CHECK(grpo(d, "bad", "--steps 1 --reward-combine sometimes") == 1);
+    /* a task path with a quote and a backslash is recorded (escaped) in the provenance */
+    CHECK(test_run("cp %s/tasks.jsonl '%s/ta\"s\\ks.jsonl' && %s grpo --model %s/model --tasks '%s/ta\"s\\ks.jsonl' "
+                   "--out %s/quoted --steps 1 --group 2 --prompts-per-step 1 --max-new-tokens 2 2>/dev/null",
+                   d, d, test_crucible_bin(), d, d, d) == 0);
     /* normalize: each function z-scored per group, the sum standardised over the batch:
      * the step's advantages have mean 0 and (Bessel) std 1 unless all are 0 */
     CHECK(grpo(d, "norm", "--steps 2 --reward tests,overlong --overlong-buffer 2 --reward-combine normalize") == 0);

@@ -221,3 +221,20 @@ TEST(sft_eval_loss_recorded_and_exact) {
     CHECKF(ne == 1 && st[0] == 3, "eval_loss at %d steps (step %lld)", ne, ne > 0 ? (long long)st[0] : -1LL);
     free(d);
 }
+
+TEST(sft_data_path_with_quotes_is_recorded) {
+    char *d = test_tmpdir();
+    CHECK(test_make_tiny_model(d, 6) == 0);
+    if (FAILED()) return;
+    char data[1024];
+    snprintf(data, sizeof data, "%s/we\"ird\\name.jsonl", d);
+    CHECK(write_pairs(data) == 0);
+    /* the provenance JSON names the path: quotes and backslashes must be escaped */
+    CHECK(test_run("%s sft --model %s/model --data '%s' --out %s/r --max-steps 1 2>/dev/null", test_crucible_bin(), d, data,
+                   d) == 0);
+    char r[1024];
+    double loss[2];
+    snprintf(r, sizeof r, "%s/r", d);
+    CHECK(series(r, "loss", loss, NULL, 2) == 1);
+    free(d);
+}
