@@ -44,8 +44,16 @@ static int rm_train_cmd(int argc, char **argv) {
     int tr = reward_model_train(&c, &auc, &e);
     free(dbs.items);
     if (tr) { fprintf(stderr, "crucible rm train: %s\n", e.msg); return 1; }
-    if (isfinite(auc)) printf("{\"holdout_auc\": %.6f, \"out\": \"%s\"}\n", auc, c.out_dir);
-    else printf("{\"holdout_auc\": null, \"out\": \"%s\"}\n", c.out_dir);
+    /* {"holdout_auc": x|null, "out": "RM"} through cJSON (the path may need escaping) */
+    cJSON *o = cJSON_CreateObject();
+    if (isfinite(auc)) cJSON_AddNumberToObject(o, "holdout_auc", auc);
+    else cJSON_AddNullToObject(o, "holdout_auc");
+    cJSON_AddStringToObject(o, "out", c.out_dir);
+    char *js = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!js) { fprintf(stderr, "crucible rm train: out of memory\n"); return 1; }
+    printf("%s\n", js);
+    cJSON_free(js);
     return 0;
 }
 

@@ -57,7 +57,7 @@ TEST(reward_rm_learns_pass_from_run_store) {
     snprintf(p, sizeof p, "%s/rm.json", d);
     size_t n;
     char *js = cr_read_file(p, &n, &e);
-    double auc = js && strstr(js, "\"holdout_auc\": ") ? atof(strstr(js, "\"holdout_auc\": ") + 15) : 0;
+    double auc = js && strstr(js, "\"holdout_auc\":") ? atof(strstr(js, "\"holdout_auc\":") + 14) : 0;
     CHECKF(auc > 0.9, "held-out AUC %.3f (%s)", auc, js ? js : "");
     free(js);
     /* score through the CLI: a passing-style completion outscores a failing one */
