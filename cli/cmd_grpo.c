@@ -32,6 +32,7 @@ int cmd_grpo(int argc, char **argv) {
         {"dual-clip", ARG_BOOL, &c.dual_clip, "dual clip (c = 3) for negative advantages", 0},
         {"loss-type", ARG_STR, &c.loss_type, "grpo | dapo | dr_grpo | bnpo (grpo)", 0},
         {"scale-rewards", ARG_STR, &c.scale_rewards, "group | batch | none (group)", 0},
+        {"reward-combine", ARG_STR, &c.reward_combine, "sum (weighted sum, then scale) | normalize (z-score each function per group) (sum)", 0},
         {"dynamic-sampling", ARG_BOOL, &c.dynamic_sampling, "drop all-equal-reward groups and sample more", 0},
         {"overlong-buffer", ARG_INT, &c.overlong_buffer, "DAPO overlong shaping buffer L_c in tokens (0 = off)", 0},
         {"overlong-mask", ARG_BOOL, &c.overlong_mask, "mask truncated completions out of the loss", 0},

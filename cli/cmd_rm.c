@@ -37,13 +37,23 @@ static int rm_train_cmd(int argc, char **argv) {
     CrError e;
     int rc = cr_args_parse("crucible rm train --db RUN/run.db --model DIR --out RM", specs, argc, argv, NULL, NULL, &e);
     if (rc == CR_ARGS_HELP) return 0;
-    if (rc) { fprintf(stderr, "crucible rm train: %s\n", e.msg); return 2; }
+    if (rc) { fprintf(stderr, "crucible rm train: %s\n", e.msg); free(dbs.items); return 2; }
     c.dbs = dbs.items;
     c.n_dbs = dbs.n;
     double auc;
-    if (reward_model_train(&c, &auc, &e)) { fprintf(stderr, "crucible rm train: %s\n", e.msg); return 1; }
-    if (isfinite(auc)) printf("{\"holdout_auc\": %.6f, \"out\": \"%s\"}\n", auc, c.out_dir);
-    else printf("{\"holdout_auc\": null, \"out\": \"%s\"}\n", c.out_dir);
+    int tr = reward_model_train(&c, &auc, &e);
+    free(dbs.items);
+    if (tr) { fprintf(stderr, "crucible rm train: %s\n", e.msg); return 1; }
+    /* {"holdout_auc": x|null, "out": "RM"} through cJSON (the path may need escaping) */
+    cJSON *o = cJSON_CreateObject();
+    if (isfinite(auc)) cJSON_AddNumberToObject(o, "holdout_auc", auc);
+    else cJSON_AddNullToObject(o, "holdout_auc");
+    cJSON_AddStringToObject(o, "out", c.out_dir);
+    char *js = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!js) { fprintf(stderr, "crucible rm train: out of memory\n"); return 1; }
+    printf("%s\n", js);
+    cJSON_free(js);
     return 0;
 }
 

@@ -40,7 +40,6 @@ int cmd_sft(int argc, char **argv) {
     if (rc == CR_ARGS_HELP) return 0;
     if (rc) { fprintf(stderr, "crucible sft: %s\n", e.msg); return 2; }
     c.resume = resume;
-    if (c.eval_data && c.eval_every == 0) c.eval_every = 1 << 30;  /* final step only */
     char *cfg = cr_args_to_json(specs);
     c.config_json = cfg;
     rc = sft_train(&c, &e);

@@ -66,15 +66,21 @@ static void frame(Buf *b, const char *title, int w, int h, double x0, double x1,
     free(t);
     int pw = w - ml - mr, ph = h - mt - mb;
     bprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n", ml, mt, pw, ph);
+    /* ticks by index, at most a few dozen: `v += step` can stall when the step is
+     * below the spacing of doubles near v (a range of 1e-3 around 1e15) */
     double ys = nice_step(y1 - y0, 5);
-    for (double v = ceil(y0 / ys) * ys; v <= y1 + 1e-12 * fabs(y1); v += ys) {
+    for (int k = 0; k < 64; k++) {
+        double v = ceil(y0 / ys) * ys + k * ys;
+        if (!(v <= y1 + 1e-12 * fabs(y1))) break;
         double py = mt + ph - (v - y0) / (y1 - y0) * ph;
         bprintf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
                    "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                 ml, ml + pw, py, py, ml - 4, py + 4, fabs(v) < ys * 1e-9 ? 0.0 : v);
     }
     double xs = nice_step(x1 - x0, 6);
-    for (double v = ceil(x0 / xs) * xs; v <= x1 + 1e-12 * fabs(x1); v += xs) {
+    for (int k = 0; k < 64; k++) {
+        double v = ceil(x0 / xs) * xs + k * xs;
+        if (!(v <= x1 + 1e-12 * fabs(x1))) break;
         double px = ml + (v - x0) / (x1 - x0) * pw;
         bprintf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", px, mt + ph + 14, v);
     }

@@ -84,6 +84,16 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
         sp.top_p = (float)c->top_p;
         sp.max_new_tokens = (int)c->max_new_tokens;
         sp.seed = (uint64_t)c->seed;
+        /* raw HumanEval-style continuations stop where the function body ends (chunks
+         * whose tasks disagree, e.g. mixed files, are sampled without stop strings) */
+        int n_stop = 0;
+        const char *const *stops = cn > 0 ? task_prompt_stops(&tasks[t0], pf, &n_stop) : NULL;
+        for (int i = 1; i < cn && stops; i++) {
+            int k;
+            if (task_prompt_stops(&tasks[t0 + i], pf, &k) != stops) stops = NULL;
+        }
+        sp.stop_strings = stops;
+        sp.n_stop_strings = stops ? n_stop : 0;
         double ta = progress_now();
         if (!bad && rollout_generate(eng, pids, plen, cn, (int)c->n, &sp, t0, s, e)) bad = 1;
         out->gen_s += progress_now() - ta;

@@ -3,7 +3,9 @@
  *
  * n samples per task (rollout engine; temperature/top-p as given; greedy when
  * temperature = 0, then every sample is the same), each judged in the sandbox pool;
- * pass@k per task by the unbiased estimator (reward/passk.h), averaged over tasks. */
+ * pass@k per task by the unbiased estimator (reward/passk.h), averaged over tasks.
+ * With --prompt-format raw, HumanEval-style Python tasks are sampled with the Codex
+ * stop strings (grpo/task_prompt.h: task_prompt_stops). */
 #ifndef CRUCIBLE_GRPO_EVAL_H
 #define CRUCIBLE_GRPO_EVAL_H
 

@@ -32,3 +32,14 @@ int task_prompt_encode(const Tokenizer *tok, const Task *t, PromptFormat f, Toke
     if (out->n == 0) return cr_error_set(e, "task %s: empty prompt", t->id ? t->id : "?");
     return 0;
 }
+
+static const char *const k_raw_python_stops[] = {"\nclass", "\ndef", "\n#", "\nif", "\nprint"};
+
+const char *const *task_prompt_stops(const Task *t, PromptFormat f, int *n) {
+    if (f == PROMPT_RAW && t->program_prefix && t->test_code && t->language && !strcmp(t->language, "python")) {
+        *n = (int)(sizeof k_raw_python_stops / sizeof k_raw_python_stops[0]);
+        return k_raw_python_stops;
+    }
+    *n = 0;
+    return NULL;
+}

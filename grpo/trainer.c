@@ -45,6 +45,7 @@ void grpo_config_default(GrpoConfig *c) {
     c->min_lr_ratio = 1.0;
     c->loss_type = "grpo";
     c->scale_rewards = "group";
+    c->reward_combine = "sum";
     c->reward = "tests";
     c->prompt_format = "chat";
     c->max_new_tokens = 256;
@@ -110,8 +111,9 @@ static int state_parse(const char *js, GrpoState *s, long seed, CrError *e) {
     }
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        long saved = (long)sd->valuedouble;   /* read before the tree is freed */
         cJSON_Delete(o);
-        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", (long)sd->valuedouble, seed);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", saved, seed);
     }
     cJSON_Delete(o);
     return 0;
@@ -181,6 +183,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     lcfg.dual_clip = c->dual_clip;
     GrpoScale scale;
     if (grpo_scale_parse(c->scale_rewards, &scale, e)) return -1;
+    GrpoCombine combine;
+    if (grpo_combine_parse(c->reward_combine, &combine, e)) return -1;
     PromptFormat pf;
     if (prompt_format_parse(c->prompt_format, &pf, e)) return -1;
     RewardSpec spec;
@@ -211,6 +215,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     Tokenizer *tok = NULL;
     Model *m = NULL, *ref = NULL;
     RewardModel *rm = NULL;
+    Tokenizer *rm_tok = NULL;
     AdamW opt = {0};
     RolloutEngine *eng = NULL;
     RunLog *log = NULL;
@@ -235,6 +240,11 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         opt.cfg = acfg;
         if (!state_js) { cr_error_set(e, "%s: no state.json", resume_from); goto out; }
         if (state_parse(state_js, &st, c->seed, e)) goto out;
+        if (st.cursor < 0 || st.cursor >= n_tasks || st.epoch < 0 || st.step < 0) {
+            cr_error_set(e, "%s: state.json (step %ld, task cursor %ld) does not fit %s (%d tasks): resume with the same --tasks",
+                         resume_from, st.step, st.cursor, c->tasks_path, n_tasks);
+            goto out;
+        }
         fprintf(stderr, "grpo: resuming from %s (step %ld)\n", resume_from, st.step);
     } else {
         m = model_load(c->model_dir, e);
@@ -254,15 +264,28 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         }
         if (!ref) goto out;
     }
-    if (has_rm && !(rm = reward_model_load(c->rm_dir, e))) goto out;
+    if (has_rm) {
+        if (!(rm = reward_model_load(c->rm_dir, e))) goto out;
+        /* the reward model reads text with its own tokenizer (crucible rm train copies it) */
+        char *rp = cr_path_join(c->rm_dir, "tokenizer.json");
+        if (cr_file_exists(rp) && !(rm_tok = tokenizer_load(rp, e))) { free(rp); goto out; }
+        free(rp);
+    }
     long cache = c->cache_tokens > 0 ? c->cache_tokens
                                      : (long)B * G * (c->max_new_tokens + 64) + (long)B * 1024 + 4096;
     eng = rollout_create(m, tok, cache, e);
     if (!eng) goto out;
     order = cr_malloc(sizeof(int) * (size_t)n_tasks);
-    char prov[2048];
-    snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"tasks\":\"%s\",\"n_tasks\":%d}", c->model_dir, c->tasks_path, n_tasks);
+    /* through cJSON: paths may hold quotes or backslashes */
+    cJSON *pj = cJSON_CreateObject();
+    cJSON_AddStringToObject(pj, "model", c->model_dir);
+    cJSON_AddStringToObject(pj, "tasks", c->tasks_path);
+    cJSON_AddNumberToObject(pj, "n_tasks", n_tasks);
+    char *prov = cJSON_PrintUnformatted(pj);
+    cJSON_Delete(pj);
+    if (!prov) { cr_error_set(e, "grpo: out of memory"); goto out; }
     log = run_log_open(c->out_dir, "grpo", c->config_json ? c->config_json : "{}", prov, resume_from ? st.step : -1, e);
+    cJSON_free(prov);
     if (!log) goto out;
     if (!resume_from && (runstore_add_source(log->rs, log->run_id, "model", c->model_dir, NULL, NULL, e) ||
                          provenance_record_file(log->rs, log->run_id, "tasks", c->tasks_path, e)))
@@ -306,6 +329,14 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
             sp.top_p = (float)c->top_p;
             sp.max_new_tokens = (int)c->max_new_tokens;
             sp.seed = (uint64_t)c->seed * 1000003ULL + (uint64_t)st.step * 16 + (uint64_t)round;
+            int n_stop = 0;   /* raw HumanEval-style continuations: see task_prompt_stops */
+            const char *const *stops = task_prompt_stops(&tasks[groups[first].task], pf, &n_stop);
+            for (int i = 1; i < need && stops; i++) {
+                int k;
+                if (task_prompt_stops(&tasks[groups[first + i].task], pf, &k) != stops) stops = NULL;
+            }
+            sp.stop_strings = stops;
+            sp.n_stop_strings = stops ? n_stop : 0;
             double t0 = progress_now();
             int r = rollout_generate(eng, pids, plen, need, G, &sp, (long)first, samples, e);
             gen_s += progress_now() - t0;
@@ -347,7 +378,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                     rm_scores = cr_malloc(sizeof(double) * (size_t)G);
                     const char **comps = cr_malloc(sizeof(char *) * (size_t)G);
                     for (int k = 0; k < G; k++) comps[k] = g->s[k].text ? g->s[k].text : "";
-                    int rr = reward_model_score(rm, tok, tasks[g->task].prompt, comps, G, rm_scores, e);
+                    int rr = reward_model_score(rm, rm_tok ? rm_tok : tok, tasks[g->task].prompt, comps, G, rm_scores, e);
                     free(comps);
                     if (rr) { free(rm_scores); goto out; }
                 }
@@ -360,9 +391,10 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                 free(rm_scores);
                 float adv_tmp[1024];
                 float *advp = G <= 1024 ? adv_tmp : cr_malloc(sizeof(float) * (size_t)G);
-                if (grpo_advantages(g->rewards, 1, G, K, spec.weight, scale == GRPO_SCALE_BATCH ? GRPO_SCALE_GROUP : scale,
-                                    GRPO_COMBINE_SUM, advp, g->combined, e)) goto out;
+                int ar = grpo_advantages(g->rewards, 1, G, K, spec.weight, scale == GRPO_SCALE_BATCH ? GRPO_SCALE_GROUP : scale,
+                                         GRPO_COMBINE_SUM, advp, g->combined, e);
                 if (advp != adv_tmp) free(advp);
+                if (ar) goto out;
                 unsigned char zero = 0;
                 grpo_zero_variance_groups(g->combined, 1, G, &zero);
                 g->kept = !(c->dynamic_sampling && zero);
@@ -377,7 +409,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         float *comb = cr_malloc(sizeof(float) * (size_t)(nk ? nk : 1) * G);
         for (int i = 0, q = 0; i < n_groups; i++)
             if (groups[i].kept) memcpy(rew + (size_t)q++ * G * K, groups[i].rewards, sizeof(float) * (size_t)G * K);
-        if (nk > 0 && grpo_advantages(rew, nk, G, K, spec.weight, scale, GRPO_COMBINE_SUM, adv, comb, e)) {
+        if (nk > 0 && grpo_advantages(rew, nk, G, K, spec.weight, scale, combine, adv, comb, e)) {
             free(rew); free(adv); free(comb);
             goto out;
         }
@@ -463,7 +495,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         /* ---- 5. metrics and the store ------------------------------------------ */
         long n_all = (long)n_groups * G, n_pass = 0, len_sum = 0, len_max = 0, trunc = 0;
         long vcount[VERDICT_COUNT] = {0};
-        double rsum = 0, rsq = 0, rk_sum[REWARD_KIND_COUNT] = {0}, ent_sum = 0;
+        double rsum = 0, rsq = 0, rk_sum[REWARD_KIND_COUNT] = {0}, rk_sq[REWARD_KIND_COUNT] = {0}, ent_sum = 0;
+        long rk_n[REWARD_KIND_COUNT] = {0};
         long ent_n = 0, rn = 0, zero_groups = 0;
         for (int i = 0; i < n_groups; i++) {
             unsigned char z = 0;
@@ -482,7 +515,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                 if (isfinite(cr)) { rsum += cr; rsq += (double)cr * cr; rn++; }
                 for (int q = 0; q < K; q++) {
                     float v = groups[i].rewards[(size_t)k * K + q];
-                    if (isfinite(v)) rk_sum[q] += v;
+                    if (isfinite(v)) { rk_sum[q] += v; rk_sq[q] += (double)v * v; rk_n[q]++; }
                 }
             }
         }
@@ -504,10 +537,14 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
             {"gen_s", gen_s}, {"sandbox_s", judge_s}, {"train_s", train_s}, {"step_s", step_s}};
         for (size_t q = 0; q < sizeof mets / sizeof mets[0]; q++)
             if (run_log_metric(log, mets[q].name, mets[q].v, e)) { free(adv); free(comb); goto out; }
-        for (int q = 0; q < K; q++) {
+        for (int q = 0; q < K; q++) {   /* per reward function, over its scorable values */
             char nm[64];
+            double mq = rk_n[q] ? rk_sum[q] / rk_n[q] : NAN;
+            double sq = rk_n[q] > 1 ? sqrt(fmax(0, (rk_sq[q] - rk_n[q] * mq * mq) / (rk_n[q] - 1))) : NAN;
             snprintf(nm, sizeof nm, "reward_%s_mean", reward_kind_name(spec.kind[q]));
-            if (run_log_metric(log, nm, rk_sum[q] / n_all, e)) { free(adv); free(comb); goto out; }
+            if (run_log_metric(log, nm, mq, e)) { free(adv); free(comb); goto out; }
+            snprintf(nm, sizeof nm, "reward_%s_std", reward_kind_name(spec.kind[q]));
+            if (run_log_metric(log, nm, sq, e)) { free(adv); free(comb); goto out; }
         }
         for (int v = 0; v < VERDICT_COUNT; v++) {
             char nm[64];
@@ -580,6 +617,7 @@ out:
     run_log_close(log);
     rollout_free(eng);
     reward_model_free(rm);
+    tokenizer_free(rm_tok);
     adamw_free(&opt);
     model_free(ref);
     model_free(m);

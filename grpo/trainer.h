@@ -5,8 +5,11 @@
  * completions each with the rollout engine (which reads the policy's weights in place);
  * extract the code and judge every completion in the sandbox pool; rewards from the
  * verdicts (reward/combine.h) and optionally the reward model; group-relative
- * advantages (grpo/advantage.h); with --dynamic-sampling groups whose rewards are all
- * equal are dropped and more prompts are drawn (up to 4 rounds) to fill the batch;
+ * advantages (grpo/advantage.h: --reward-combine sum weights the functions then
+ * scales, normalize z-scores each per group and standardises the sum over the batch;
+ * dynamic sampling and the stored reward use the weighted sum); with --dynamic-sampling
+ * groups whose rewards are all equal are dropped and more prompts are drawn (up to 4
+ * rounds) to fill the batch;
  * old-policy log-probabilities are recomputed with the training path when mu > 1 (mu = 1:
  * rho = 1 exactly, nothing recomputed) and reference log-probabilities when beta > 0
  * (beta = 0: no reference model is loaded); mu optimizer steps of the clipped objective
@@ -29,7 +32,7 @@ typedef struct GrpoConfig {
     const char *model_dir, *tasks_path, *out_dir, *rm_dir;
     long steps, group, prompts_per_step, mu;
     double lr, beta, eps_low, eps_high, weight_decay, max_grad_norm, warmup, min_lr_ratio;
-    const char *loss_type, *scale_rewards, *reward, *reward_weights, *verdict_values, *prompt_format;
+    const char *loss_type, *scale_rewards, *reward_combine, *reward, *reward_weights, *verdict_values, *prompt_format;
     int dynamic_sampling, dual_clip, overlong_mask;
     long overlong_buffer, max_new_tokens, ref_reset_every, sandbox_workers, save_every, seed;
     long batch_tokens, cache_tokens;

@@ -261,7 +261,11 @@ int reward_model_train(const RmTrainConfig *c, double *auc_out, CrError *e) {
         for (int i = 0; i < m;) {
             int start = i;
             long tok_n = 0;
-            while (i < m && (i == start || tok_n + col.ex[idx[i]].seq.n <= c->batch_tokens)) tok_n += col.ex[idx[i++]].seq.n;
+            /* pairwise: a group is never split across batches (its pass/fail pairs are
+             * formed within a batch), even if it alone exceeds batch_tokens */
+            while (i < m && (i == start || tok_n + col.ex[idx[i]].seq.n <= c->batch_tokens ||
+                             (c->pairwise && col.ex[idx[i]].group == col.ex[idx[i - 1]].group)))
+                tok_n += col.ex[idx[i++]].seq.n;
             int bn = i - start;
             TokenSeq *seqs = cr_malloc(sizeof(TokenSeq) * (size_t)bn);
             for (int k = 0; k < bn; k++) seqs[k] = col.ex[idx[start + k]].seq;

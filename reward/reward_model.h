@@ -8,7 +8,8 @@
  * policy was trained on — ending with EOS; score s = w . h_last + b where h_last is the
  * final-norm hidden state of the last token; P(pass) = sigmoid(s).
  * Training: BCE on (prompt, completion) -> passed (default), or the pairwise loss
- * -log sigmoid(s_pass - s_fail) over the pass/fail pairs of each group (--pairwise).
+ * -log sigmoid(s_pass - s_fail) over the pass/fail pairs of each group (--pairwise;
+ * a group is then never split across batches).
  * Executions with verdict IE are left out (the program is not to blame). A held-out
  * split (a fixed fraction of groups, by hash) reports AUC, the probability that a
  * passing completion outscores a failing one (ties count 1/2).

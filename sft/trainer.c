@@ -13,6 +13,7 @@
 #include "model/checkpoint.h"
 #include "model/model.h"
 #include "model/schedule.h"
+#include "sft/encode.h"
 #include "sft/pack.h"
 
 #include <cjson/cJSON.h>
@@ -41,75 +42,6 @@ void sft_config_default(SftConfig *c) {
     c->seed = 0;
 }
 
-/* Encoded dataset. */
-typedef struct {
-    SeqExample *ex;
-    int n;
-} Encoded;
-
-static void encoded_free(Encoded *d) {
-    for (int i = 0; i < d->n; i++) { free(d->ex[i].ids); free(d->ex[i].mask); }
-    free(d->ex);
-    d->ex = NULL;
-    d->n = 0;
-}
-
-/* Split a document into prefix/middle/suffix at two UTF-8 boundaries drawn from rng. */
-static int fim_split_encode(const Tokenizer *tok, const char *doc, CrRng *rng, TokenSeq *out, CrError *e) {
-    size_t len = strlen(doc);
-    size_t a = len ? (size_t)(cr_rng_uniform(rng) * (double)(len + 1)) : 0;
-    size_t b = len ? (size_t)(cr_rng_uniform(rng) * (double)(len + 1)) : 0;
-    if (a > len) a = len;
-    if (b > len) b = len;
-    if (a > b) { size_t t = a; a = b; b = t; }
-    while (a > 0 && a < len && ((unsigned char)doc[a] & 0xC0) == 0x80) a--;
-    while (b > a && b < len && ((unsigned char)doc[b] & 0xC0) == 0x80) b--;
-    char *prefix = cr_malloc(a + 1), *middle = cr_malloc(b - a + 1), *suffix = cr_malloc(len - b + 1);
-    memcpy(prefix, doc, a); prefix[a] = 0;
-    memcpy(middle, doc + a, b - a); middle[b - a] = 0;
-    memcpy(suffix, doc + b, len - b); suffix[len - b] = 0;
-    int rc = fim_encode(tok, prefix, suffix, middle, out, e);
-    free(prefix); free(middle); free(suffix);
-    return rc;
-}
-
-static int encode_file(const char *path, const Tokenizer *tok, double fim_rate, long seed,
-                       long max_seq_len, Encoded *out, CrError *e) {
-    SftExample *ex;
-    int n;
-    if (sft_load(path, &ex, &n, e)) return -1;
-    out->ex = cr_calloc((size_t)n, sizeof *out->ex);
-    out->n = 0;
-    long truncated = 0;
-    for (int i = 0; i < n; i++) {
-        TokenSeq s;
-        int rc;
-        CrRng rng;
-        cr_rng_init(&rng, (uint64_t)seed, 0x46494dULL /* "FIM" */, (uint64_t)i);
-        /* FIM turns plain documents (prompt/completion with an empty prompt) into PSM
-         * infilling examples at fim_rate; chat examples are never transformed. */
-        if (fim_rate > 0 && ex[i].completion && ex[i].prompt && !ex[i].prompt[0] &&
-            cr_rng_uniform(&rng) < fim_rate)
-            rc = fim_split_encode(tok, ex[i].completion, &rng, &s, e);
-        else
-            rc = sft_example_encode(tok, &ex[i], &s, e);
-        if (rc) {
-            cr_error_prefix(e, "%s:%d", path, ex[i].line);
-            sft_free(ex, n);
-            encoded_free(out);
-            return -1;
-        }
-        if (s.n > max_seq_len) { s.n = (int)max_seq_len; truncated++; }
-        out->ex[out->n].ids = s.ids;
-        out->ex[out->n].mask = s.loss;
-        out->ex[out->n].n = s.n;
-        out->n++;
-    }
-    sft_free(ex, n);
-    if (truncated) fprintf(stderr, "sft: %s: %ld examples truncated to --max-seq-len %ld\n", path, truncated, max_seq_len);
-    return 0;
-}
-
 /* Fisher-Yates with a stream keyed by (seed, epoch): the order is a pure function. */
 static void epoch_order(int *order, int n, long seed, long epoch) {
     CrRng r;
@@ -122,7 +54,7 @@ static void epoch_order(int *order, int n, long seed, long epoch) {
 }
 
 /* Mean loss over a whole dataset (no gradients). */
-static int eval_loss(Model *m, const Encoded *d, long batch_tokens, double *loss, CrError *e) {
+static int eval_loss(Model *m, const SftEncoded *d, long batch_tokens, double *loss, CrError *e) {
     int *order = cr_malloc(sizeof(int) * (size_t)(d->n ? d->n : 1));
     for (int i = 0; i < d->n; i++) order[i] = i;
     PackedBatch *pb;
@@ -169,8 +101,9 @@ static int state_from_json(const char *js, SftState *s, long seed, CrError *e) {
     }
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        long saved = (long)sd->valuedouble;   /* read before the tree is freed */
         cJSON_Delete(o);
-        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", (long)sd->valuedouble, seed);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", saved, seed);
     }
     cJSON_Delete(o);
     return 0;
@@ -185,7 +118,7 @@ int sft_train(const SftConfig *c, CrError *e) {
     Model *m = NULL;
     Tokenizer *tok = NULL;
     AdamW opt = {0};
-    Encoded train = {0}, evald = {0};
+    SftEncoded train = {0}, evald = {0};
     RunLog *log = NULL;
     int *order = NULL;
     PackedBatch *pb = NULL;
@@ -226,8 +159,8 @@ int sft_train(const SftConfig *c, CrError *e) {
         goto out;
     }
     long max_len = c->max_seq_len < m->cfg.max_position_embeddings ? c->max_seq_len : m->cfg.max_position_embeddings;
-    if (encode_file(c->data_path, tok, c->fim_rate, c->seed, max_len, &train, e)) goto out;
-    if (c->eval_data && encode_file(c->eval_data, tok, 0, c->seed, max_len, &evald, e)) goto out;
+    if (sft_encode_file(c->data_path, tok, c->fim_rate, c->seed, max_len, &train, e)) goto out;
+    if (c->eval_data && sft_encode_file(c->eval_data, tok, 0, c->seed, max_len, &evald, e)) goto out;
 
     /* Steps per epoch from this epoch's packing (the same count every epoch up to
      * packing differences; the schedule's total is fixed at the start and saved). */
@@ -247,10 +180,17 @@ int sft_train(const SftConfig *c, CrError *e) {
     if (st.total_steps <= 0) { cr_error_set(e, "sft: %s: no example has a token to learn", c->data_path); goto out; }
     long warmup_steps = c->warmup < 1 ? (long)(c->warmup * (double)st.total_steps + 0.5) : (long)c->warmup;
 
-    char prov[1024];
-    snprintf(prov, sizeof prov, "{\"model\":\"%s\",\"data\":\"%s\",\"examples\":%d}", c->model_dir, c->data_path, train.n);
+    /* through cJSON: paths may hold quotes or backslashes */
+    cJSON *pj = cJSON_CreateObject();
+    cJSON_AddStringToObject(pj, "model", c->model_dir);
+    cJSON_AddStringToObject(pj, "data", c->data_path);
+    cJSON_AddNumberToObject(pj, "examples", train.n);
+    char *prov = cJSON_PrintUnformatted(pj);
+    cJSON_Delete(pj);
+    if (!prov) { cr_error_set(e, "sft: out of memory"); goto out; }
     log = run_log_open(c->out_dir, "sft", c->config_json ? c->config_json : "{}", prov,
                        resume_from ? st.step : -1, e);
+    cJSON_free(prov);
     if (!log) goto out;
     if (!resume_from) {
         /* provenance: the data files by content id, ingested repos per (repo, commit) */
@@ -332,7 +272,7 @@ int sft_train(const SftConfig *c, CrError *e) {
             run_log_metric(log, "epoch", (double)st.epoch, e))
             goto out;
         double ev = NAN;
-        if (evald.n > 0 && c->eval_every > 0 && (st.step % c->eval_every == 0 || st.step == st.total_steps)) {
+        if (evald.n > 0 && ((c->eval_every > 0 && st.step % c->eval_every == 0) || st.step == st.total_steps)) {
             if (eval_loss(m, &evald, bt, &ev, e)) goto out;
             if (run_log_metric(log, "eval_loss", ev, e)) goto out;
         }
@@ -371,8 +311,8 @@ out:
     free(pb);
     free(order);
     run_log_close(log);
-    encoded_free(&train);
-    encoded_free(&evald);
+    sft_encoded_free(&train);
+    sft_encoded_free(&evald);
     adamw_free(&opt);
     model_free(m);
     tokenizer_free(tok);

@@ -9,8 +9,15 @@
  * on the same machine and thread count: the data order is a pure function of
  * (seed, epoch) and nothing else carries random state.
  *
+ * Eval (eval_data): the mean loss over all its target tokens, after every eval_every-th
+ * step and after the last one (eval_every 0: the last one only), logged as eval_loss.
+ * Data: sft/encode.h (FIM at fim_rate on plain documents), sft/pack.h (packing).
+ *
  * Loss: mean over the target tokens of one optimizer step (all grad_accum micro-batches):
- * dL/dlogp_t = -1/T; the MoE auxiliary loss is added with weight 1 (spec §6.4). */
+ * dL/dlogp_t = -1/T; the MoE auxiliary loss is added with weight 1 (spec §6.4): each
+ * micro-batch's (a mean over its sequences when seq_aux) weighted by its share of the
+ * step's sequences, so that --grad-accum gives the gradient of one batch of them all
+ * (tests/sft/test_sft_options.c). */
 #ifndef CRUCIBLE_SFT_TRAINER_H
 #define CRUCIBLE_SFT_TRAINER_H
 

@@ -2,6 +2,8 @@
 #include "tests/util.h"
 #include "tests/test.h"
 #include "core/file.h"
+#include "data/tokenizer.h"
+#include "model/model.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,4 +58,25 @@ int test_same_file(const char *a, const char *b) {
     free(x);
     free(y);
     return same;
+}
+
+int test_make_eos_happy(const char *dir) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s/model/tokenizer.json", dir);
+    CrError e;
+    Tokenizer *tok = tokenizer_load(p, &e);
+    int eos = tok ? tokenizer_eos_id(tok) : -1;
+    tokenizer_free(tok);
+    snprintf(p, sizeof p, "%s/model", dir);
+    Model *m = eos >= 0 ? model_load(p, &e) : NULL;
+    if (!m) return -1;
+    const ParamTensor *w = model_find_tensor(m, "lm_head.weight");
+    int rc = -1;
+    if (w && w->ndim == 2 && eos < w->shape[0]) {
+        float *row = m->params + w->offset + (size_t)eos * (size_t)w->shape[1];
+        for (int64_t d = 0; d < w->shape[1]; d++) row[d] *= 15.0f;
+        rc = model_save(m, p, &e);
+    }
+    model_free(m);
+    return rc;
 }

@@ -1,5 +1,6 @@
 /* tests/util.h — helpers shared by the CLI-level tests.
- * Defines: test_run, test_make_tiny_model, test_write_comment_tasks, test_same_file. */
+ * Defines: test_run, test_make_tiny_model, test_make_eos_happy, test_write_comment_tasks,
+ * test_same_file. */
 #ifndef CRUCIBLE_TESTS_UTIL_H
 #define CRUCIBLE_TESTS_UTIL_H
 
@@ -9,6 +10,11 @@ int test_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * (2 layers, hidden 32, 4 experts top-2, one dense lead layer) in DIR/model.
  * Returns 0 on success. */
 int test_make_tiny_model(const char *dir, int seed);
+/* Scale the lm_head row of the tokenizer's EOS in DIR/model by 15, so that EOS is a
+ * likely next token at some positions: completions of the random tiny model then end at
+ * varied lengths (1 to 3 tokens with max_new_tokens 3) instead of always at the cap.
+ * Returns 0 on success. */
+int test_make_eos_happy(const char *dir);
 /* n Python code-style tasks whose program_prefix ends in an open comment ("# "), so a
  * completion passes exactly when it stays on that line as valid UTF-8 text: with a
  * random tiny model and 2-3 new tokens, some completions of a group pass and some fail

@@ -34,3 +34,13 @@ TEST(core_svg_stacked_bars_fractions) {
     CHECK(!strstr(svg, "nan"));
     free(svg);
 }
+
+TEST(core_svg_ticks_terminate_near_huge_values) {
+    /* a range far below the spacing of doubles around the values: a tick loop that adds
+     * the step to v would never advance */
+    double x[2] = {1, 2}, y[2] = {1e15, 1e15 + 0.125};
+    SvgSeries s = {"big", y};
+    char *svg = svg_line_plot("huge", x, 2, &s, 1, 300, 200);
+    CHECK(svg != NULL && strstr(svg, "</svg>") != NULL && strlen(svg) < 65536);
+    free(svg);
+}

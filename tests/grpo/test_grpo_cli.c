@@ -65,6 +65,16 @@ TEST(grpo_cli_steps_store_and_eval) {
     char *js = cr_read_file(p, &len, &e);
     CHECKF(js && strstr(js, "\"tasks\":3") && strstr(js, "\"pass@1\":") && strstr(js, "\"pass@2\":"), "eval: %s", js ? js : "");
     free(js);
+    /* raw continuation of real HumanEval prompts (Codex stop strings) */
+    CHECK(test_run("%s eval --model %s/run/final --tasks %s -n 2 -k 1,2 --limit 2 --prompt-format raw "
+                   "--max-new-tokens 12 --temperature 1 --samples-out %s/samples.jsonl >%s/eval_raw.json 2>/dev/null", bin, d,
+                   cr_file_exists("../shared/datasets/HumanEval.jsonl.gz") ? "../shared/datasets/HumanEval.jsonl.gz"
+                                                                           : "/work/shared/datasets/HumanEval.jsonl.gz",
+                   d, d) == 0);
+    snprintf(p, sizeof p, "%s/eval_raw.json", d);
+    js = cr_read_file(p, &len, &e);
+    CHECKF(js && strstr(js, "\"tasks\":2") && strstr(js, "\"pass@2\":0"), "eval raw: %s", js ? js : "");
+    free(js);
     /* k larger than n is a usage error */
     CHECK(test_run("%s eval --model %s/run/final --tasks configs/tiny/tasks_heldout.jsonl -n 1 -k 5 >/dev/null 2>&1", bin, d) == 1);
     free(d);

@@ -9,6 +9,7 @@
 #include "core/file.h"
 #include "data/tasks.h"
 #include "grpo/judge.h"
+#include "grpo/task_prompt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,4 +105,22 @@ TEST(grpo_judge_block_in_own_format_task_gets_prefix_imports) {
     src = judge_source(&t, "```python\nreturn x + 1\n```");
     CHECK(strcmp(src, "import math\nfrom typing import List\ndef f(x: int) -> int:\n    return x + 1\n") == 0);
     free(src);
+}
+
+TEST(grpo_task_prompt_raw_stops_for_function_bodies_only) {
+    Task he, io;
+    memset(&he, 0, sizeof he);
+    memset(&io, 0, sizeof io);
+    he.language = io.language = "python";
+    he.program_prefix = "def f(x):\n    \"\"\"doc\"\"\"\n";
+    he.test_code = "def check(candidate):\n    assert candidate(1) == 1\n";
+    io.prompt = "Read n, print n.";
+    int n = -1;
+    const char *const *s = task_prompt_stops(&he, PROMPT_RAW, &n);
+    CHECK(s != NULL && n == 5);
+    for (int i = 0; s && i < n; i++) CHECK(s[i][0] == '\n');
+    CHECK(task_prompt_stops(&he, PROMPT_CHAT, &n) == NULL && n == 0);
+    CHECK(task_prompt_stops(&io, PROMPT_RAW, &n) == NULL && n == 0);
+    he.language = "c";
+    CHECK(task_prompt_stops(&he, PROMPT_RAW, &n) == NULL);
 }

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define GRPO_ARGS "--steps 5 --group 4 --prompts-per-step 2 --max-new-tokens 3 --lr 1e-3 --beta 0.04 --mu 2 " \
-                  "--ref-reset-every 2 --save-every 3 --seed 4 --sandbox-workers 2"
+                  "--ref-reset-every 2 --save-every 3 --sandbox-workers 2"
 #define ENV "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"
 
 TEST(grpo_resume_after_sigkill_is_bit_exact) {
@@ -27,9 +27,9 @@ TEST(grpo_resume_after_sigkill_is_bit_exact) {
     CHECK(test_write_comment_tasks(tasks, 5) == 0);
     if (FAILED()) return;
     const char *bin = test_crucible_bin();
-    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/a " GRPO_ARGS " 2>%s/a.log", bin, d, tasks, d, d) == 0);
+    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/a " GRPO_ARGS " --seed 4 2>%s/a.log", bin, d, tasks, d, d) == 0);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, ENV " exec %s grpo --model %s/model --tasks %s --out %s/b " GRPO_ARGS " 2>%s/b.log", bin, d,
+    snprintf(cmd, sizeof cmd, ENV " exec %s grpo --model %s/model --tasks %s --out %s/b " GRPO_ARGS " --seed 4 2>%s/b.log", bin, d,
              tasks, d, d);
     pid_t pid = fork();
     if (pid == 0) { execl("/bin/sh", "sh", "-c", cmd, (char *)NULL); _exit(127); }
@@ -46,7 +46,7 @@ TEST(grpo_resume_after_sigkill_is_bit_exact) {
     /* the reference reset at step 2 was kept for this checkpoint */
     snprintf(p, sizeof p, "%s/b/reference/step-000002/DONE", d);
     CHECK(cr_file_exists(p));
-    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/b " GRPO_ARGS " --resume 2>>%s/b.log", bin, d, tasks,
+    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/b " GRPO_ARGS " --seed 4 --resume 2>>%s/b.log", bin, d, tasks,
                    d, d) == 0);
     char wa[1024], wb[1024];
     snprintf(wa, sizeof wa, "%s/a/final/model.safetensors", d);
@@ -79,5 +79,18 @@ TEST(grpo_resume_after_sigkill_is_bit_exact) {
     }
     runstore_close(ra);
     runstore_close(rb);
+    /* resuming with another seed or a task file the saved cursor does not fit: errors */
+    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/b " GRPO_ARGS " --seed 5 --resume 2>%s/seed.log", bin,
+                   d, tasks, d, d) == 1);
+    char one[1024];
+    snprintf(one, sizeof one, "%s/one.jsonl", d);
+    CHECK(test_write_comment_tasks(one, 1) == 0);
+    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/b " GRPO_ARGS " --seed 4 --resume 2>%s/one.log", bin, d,
+                   one, d, d) == 1);
+    snprintf(p, sizeof p, "%s/one.log", d);
+    size_t n;
+    char *msg = cr_read_file(p, &n, &e);
+    CHECKF(msg && strstr(msg, "same --tasks"), "%s", msg ? msg : "");
+    free(msg);
     free(d);
 }
