@@ -22,6 +22,7 @@
 #include "reward/reward_model.h"
 #include "rollout/rollout.h"
 #include "sandbox/sandbox.h"
+#include "sft/train_checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -592,8 +593,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
             char *dir = checkpoint_step_dir(c->out_dir, st.step);
             char *js = state_json(&st, c->seed);
             int r = ref_save_if_needed(ref, c, st.step, e);
-            if (r == 0) r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
-            if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+            if (r == 0) r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
             free(dir);
             free(js);
             if (r) goto out;
@@ -603,8 +603,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     {
         char *dir = cr_path_join(c->out_dir, "final");
         char *js = state_json(&st, c->seed);
-        int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
-        if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+        int r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
         if (r == 0) fprintf(stderr, "grpo: %ld steps; final model in %s\n", st.step, dir);
         free(dir);
         free(js);

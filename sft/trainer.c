@@ -15,6 +15,7 @@
 #include "model/schedule.h"
 #include "sft/encode.h"
 #include "sft/pack.h"
+#include "sft/train_checkpoint.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -287,8 +288,7 @@ int sft_train(const SftConfig *c, CrError *e) {
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < st.total_steps) {
             char *dir = checkpoint_step_dir(c->out_dir, st.step);
             char *js = state_to_json(&st, c->seed);
-            int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
-            if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+            int r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
             free(dir);
             free(js);
             if (r) goto out;
@@ -298,8 +298,7 @@ int sft_train(const SftConfig *c, CrError *e) {
     {
         char *dir = cr_path_join(c->out_dir, "final");
         char *js = state_to_json(&st, c->seed);
-        int r = checkpoint_save_with_tokenizer(dir, m, &opt, js, tok_path, e);
-        if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, st.step, dir, e);
+        int r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
         if (r == 0) fprintf(stderr, "sft: %ld steps; final model in %s\n", st.step, dir);
         free(dir);
         free(js);
