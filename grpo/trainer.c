@@ -294,7 +294,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
 
     Progress pr;
     progress_init(&pr);
-    long steps_done = 0;
+    long steps_done = 0, skipped_prompts = 0;
     long cur_epoch = -1;
     groups = cr_calloc((size_t)B * 4 + 4, sizeof *groups);
     while (st.step < c->steps) {
@@ -319,6 +319,23 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
                     cr_error_prefix(e, "%s: task %s", c->tasks_path, tasks[g->task].id ? tasks[g->task].id : "?");
                     goto out;
                 }
+                /* A prompt that leaves no room for a completion is skipped (said once per
+                 * task), not fatal: one long task must not stop a run. */
+                if (g->prompt.n >= m->cfg.max_position_embeddings - 1) {
+                    if (st.epoch == 0)
+                        fprintf(stderr, "grpo: skipping task %s: its prompt has %d tokens, the model's context is %d\n",
+                                tasks[g->task].id ? tasks[g->task].id : "?", g->prompt.n, m->cfg.max_position_embeddings);
+                    token_seq_free(&g->prompt);
+                    n_groups--;
+                    i--;
+                    if (++skipped_prompts > (long)n_tasks) {  /* consecutive: none fits */
+                        cr_error_set(e, "%s: no task's prompt fits the model's context of %d tokens", c->tasks_path,
+                                     m->cfg.max_position_embeddings);
+                        goto out;
+                    }
+                    continue;
+                }
+                skipped_prompts = 0;
             }
             const int32_t **pids = cr_malloc(sizeof(int32_t *) * (size_t)need);
             int *plen = cr_malloc(sizeof(int) * (size_t)need);

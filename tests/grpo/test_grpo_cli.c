@@ -87,3 +87,36 @@ TEST(grpo_cli_rejects_bad_flags) {
     CHECK(test_run("%s grpo --model x --tasks y --out z --reward tests,magic 2>/dev/null", bin) == 1);
     CHECK(test_run("%s grpo --model x --tasks y 2>/dev/null", bin) == 2);
 }
+
+TEST(grpo_cli_skips_prompts_longer_than_the_context) {
+    char *d = test_tmpdir();
+    CHECK(test_make_tiny_model(d, 9) == 0);
+    if (FAILED()) return;
+    char p[1024];
+    snprintf(p, sizeof p, "%s/tasks.jsonl", d);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "{\"id\": \"long\", \"language\": \"python\", \"prompt\": \"");
+    for (int i = 0; i < 1200; i++) fprintf(f, "word ");
+    fprintf(f, "\", \"tests\": [{\"stdin\": \"\", \"stdout\": \"1\\n\"}]}\n");
+    fprintf(f, "{\"id\": \"short\", \"language\": \"python\", \"prompt\": \"print one\", \"tests\": [{\"stdin\": \"\", \"stdout\": \"1\\n\"}]}\n");
+    fclose(f);
+    const char *bin = test_crucible_bin();
+    CHECK(test_run("%s grpo --model %s/model --tasks %s --out %s/run --steps 2 --group 2 --prompts-per-step 2 "
+                   "--max-new-tokens 8 2>%s/log.txt", bin, d, p, d, d) == 0);
+    snprintf(p, sizeof p, "%s/log.txt", d);
+    size_t n;
+    CrError e;
+    char *log = cr_read_file(p, &n, &e);
+    CHECKF(log && strstr(log, "skipping task long"), "log: %s", log ? log : "");
+    free(log);
+    /* only long tasks: a clear error, not a hang */
+    snprintf(p, sizeof p, "%s/only_long.jsonl", d);
+    f = fopen(p, "w");
+    fprintf(f, "{\"id\": \"long\", \"language\": \"python\", \"prompt\": \"");
+    for (int i = 0; i < 1200; i++) fprintf(f, "word ");
+    fprintf(f, "\", \"tests\": [{\"stdin\": \"\", \"stdout\": \"1\\n\"}]}\n");
+    fclose(f);
+    CHECK(test_run("%s grpo --model %s/model --tasks %s --out %s/run2 --steps 1 --group 2 --prompts-per-step 1 "
+                   ">/dev/null 2>&1", bin, d, p, d) == 1);
+    free(d);
+}
