@@ -49,6 +49,15 @@ static const Chart k_charts[] = {
 
 typedef struct { Html *h; int n; } SampleCtx;
 
+static const char *verdict_color(const char *v) {
+    static const struct { const char *v, *c; } k[] = {
+        {"OK", "#2ca02c"}, {"WA", "#ff7f0e"}, {"CE", "#1f77b4"}, {"RE", "#d62728"}, {"TLE", "#9467bd"},
+        {"MLE", "#8c564b"}, {"OLE", "#e377c2"}, {"SV", "#000000"}, {"IE", "#7f7f7f"}};
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!strcmp(v, k[i].v)) return k[i].c;
+    return "#bcbd22";
+}
+
 static void put_escaped(Html *h, const char *s, size_t max) {
     if (!s) return;
     size_t len = strlen(s);
@@ -183,8 +192,12 @@ static int write_report(const char *run_dir, CrError *e) {
             }
             (void)st; (void)v; (void)n;
             if (any) {
+                /* fixed colours per verdict so that reports read alike: OK green, errors warm */
+                const char **cols = cr_malloc(sizeof(char *) * (size_t)nv);
+                for (int k = 0; k < nv; k++) cols[k] = verdict_color(vnames[k]);
                 char *svg = svg_stacked_bars("verdict mix per step", x, nsteps, cnt,
-                                             (const char *const *)vnames, nv, 440, 260);
+                                             (const char *const *)vnames, cols, nv, 440, 260);
+                free(cols);
                 hput(&h, "%s", svg);
                 free(svg);
                 drawn++;

@@ -137,7 +137,8 @@ char *svg_line_plot(const char *title, const double *x, int n, const SvgSeries *
 }
 
 char *svg_stacked_bars(const char *title, const double *x, int n, const double *counts,
-                       const char *const *cat_labels, int n_cats, int width, int height) {
+                       const char *const *cat_labels, const char *const *cat_colors, int n_cats,
+                       int width, int height) {
     double x0 = n ? x[0] : 0, x1 = n ? x[n - 1] : 1;
     for (int i = 0; i < n; i++) { x0 = fmin(x0, x[i]); x1 = fmax(x1, x[i]); }
     if (x1 == x0) { x0 -= 0.5; x1 += 0.5; }
@@ -160,7 +161,7 @@ char *svg_stacked_bars(const char *title, const double *x, int n, const double *
             double hfrac = v / tot;
             double py = mt + ph - (acc + hfrac) * ph;
             bprintf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n", px, py, bw,
-                    hfrac * ph, k_colors[c % 10]);
+                    hfrac * ph, cat_colors ? cat_colors[c] : k_colors[c % 10]);
             acc += hfrac;
         }
     }
@@ -168,7 +169,7 @@ char *svg_stacked_bars(const char *title, const double *x, int n, const double *
         char *lab = svg_escape(cat_labels[c]);
         int lx = ml + (c % 5) * (pw / 5), ly = mt + ph + 30 + 14 * (c / 5);
         bprintf(&b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
-                lx, ly - 9, k_colors[c % 10], lx + 14, ly, lab);
+                lx, ly - 9, cat_colors ? cat_colors[c] : k_colors[c % 10], lx + 14, ly, lab);
         free(lab);
     }
     bprintf(&b, "</svg>\n");

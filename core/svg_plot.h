@@ -13,9 +13,11 @@ typedef struct SvgSeries {
 /* Line chart of n_series series over shared x[n]. */
 char *svg_line_plot(const char *title, const double *x, int n, const SvgSeries *series,
                     int n_series, int width, int height);
-/* Stacked bars: counts[i * n_cats + c] for bar i and category c (shown as fractions). */
+/* Stacked bars: counts[i * n_cats + c] for bar i and category c (shown as fractions).
+ * cat_colors: one CSS colour per category, or NULL for the default palette. */
 char *svg_stacked_bars(const char *title, const double *x, int n, const double *counts,
-                       const char *const *cat_labels, int n_cats, int width, int height);
+                       const char *const *cat_labels, const char *const *cat_colors, int n_cats,
+                       int width, int height);
 /* HTML/XML escape of a NUL-terminated string. */
 char *svg_escape(const char *s);
 

@@ -28,7 +28,7 @@ TEST(core_svg_line_plot_gaps_and_escape) {
 TEST(core_svg_stacked_bars_fractions) {
     double x[2] = {1, 2}, c[6] = {1, 1, 2, 0, 0, 0};
     const char *labels[3] = {"OK", "WA", "CE"};
-    char *svg = svg_stacked_bars("verdicts", x, 2, c, labels, 3, 480, 240);
+    char *svg = svg_stacked_bars("verdicts", x, 2, c, labels, NULL, 3, 480, 240);
     /* bar 1 has 3 rects, bar 2 has none (all zero); plus 3 legend swatches + background + frame */
     CHECK(count(svg, "<rect") == 3 + 3 + 2);
     CHECK(!strstr(svg, "nan"));
