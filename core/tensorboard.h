@@ -31,6 +31,9 @@ int tb_scalar(TbWriter *w, const char *tag, long step, double wall_time, float v
 int tb_flush(TbWriter *w);
 /* Flush, close and free; 0 or -1 (the writer is freed either way). */
 int tb_close(TbWriter *w);
+/* Drop every record with step > STEP from the event files in DIR (a resumed run repeats
+ * those steps); valid records are kept byte for byte. 0 or -1 with e set. */
+int tb_truncate_after(const char *dir, long step, CrError *e);
 /* The event file's path (owned by the writer). */
 const char *tb_path(const TbWriter *w);
 /* Message of the last failure ("" if none). */

@@ -32,6 +32,10 @@ RunLog *run_log_open(const char *run_dir, const char *kind, const char *config_j
         if (l->run_id < 0) goto fail;
     }
     char *tb = cr_path_join(run_dir, "tb");
+    if (resume_step >= 0 && tb_truncate_after(tb, resume_step, e)) {
+        free(tb);
+        goto fail;
+    }
     l->tb = tb_open(tb, e);
     free(tb);
     if (!l->tb) goto fail;

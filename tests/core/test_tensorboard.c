@@ -188,3 +188,31 @@ TEST(core_tensorboard_events_parse_back) {
     /* an unwritable location is an error naming the path, not a crash */
     CHECK(tb_open("/proc/crucible-no-such/tb", &e) == NULL && strstr(e.msg, "/proc/crucible-no-such"));
 }
+
+TEST(core_tensorboard_truncate_after_resume_step) {
+    char *dir = test_tmpdir();
+    CrError e;
+    TbWriter *w = tb_open(dir, &e);
+    CHECKF(w != NULL, "%s", e.msg);
+    if (!w) return;
+    for (long s = 1; s <= 10; s++) CHECK(tb_scalar(w, "loss", s, 100.0 + s, (float)s) == 0);
+    char *path = cr_strdup(tb_path(w));
+    CHECK(tb_close(w) == 0);
+    /* a torn tail, as a killed writer can leave */
+    FILE *f = fopen(path, "ab");
+    fwrite("\x05\x00\x00", 1, 3, f);
+    fclose(f);
+    CHECK(tb_truncate_after(dir, 6, &e) == 0);
+    size_t n;
+    char *d = cr_read_file(path, &n, &e);
+    Ev ev[32];
+    int k = d ? read_events((const unsigned char *)d, n, ev, 32) : -1;
+    CHECKF(k == 7, "records after truncation: %d (want file_version + steps 1..6)", k);
+    for (int i = 1; i < k; i++) CHECK(ev[i].step == i);
+    free(d);
+    /* nothing to drop: the file is left as it is; a missing directory is fine */
+    CHECK(tb_truncate_after(dir, 100, &e) == 0);
+    CHECK(tb_truncate_after("/nonexistent/tb", 1, &e) == 0);
+    free(path);
+    free(dir);
+}
