@@ -112,5 +112,5 @@ int cmd_rm(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "score")) return rm_score_cmd(argc - 1, argv + 1);
     fprintf(stderr, "usage: crucible rm train --db RUN/run.db [--db ...] --model DIR --out RM [flags]\n"
                     "       crucible rm score --rm RM --data FILE.jsonl\n");
-    return 2;
+    return argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) ? 0 : 2;
 }

@@ -146,5 +146,5 @@ int cmd_sandbox(int argc, char **argv) {
                     "[--time-limit SECONDS] [--memory-limit MB] SOURCE\n"
                     "       crucible sandbox info\n"
                     "       crucible sandbox worker   (internal: the pool's worker)\n");
-    return 2;
+    return argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) ? 0 : 2;
 }
