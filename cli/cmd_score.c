@@ -22,6 +22,7 @@
 #include "core/alloc.h"
 #include "core/args.h"
 #include "core/file.h"
+#include "core/json.h"
 #include "model/model.h"
 
 const char cmd_score_summary[] = "print per-token log-probabilities of token sequences under a model";
@@ -39,17 +40,8 @@ static void packed_free(Packed *p) {
 
 static int read_sequences(const char *path, const ModelConfig *c, Packed *p, CrError *e) {
     memset(p, 0, sizeof *p);
-    char *text = cr_read_file(path, NULL, e);
-    if (!text) return -1;
-    const char *ep = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &ep, 1);
-    if (!root || !cJSON_IsObject(root)) {
-        long off = root ? 0 : (ep ? (long)(ep - text) : 0);
-        cJSON_Delete(root);
-        free(text);
-        return cr_error_set(e, "%s: not a JSON object (error near byte %ld)", path, off);
-    }
-    free(text);
+    cJSON *root = cr_json_load_object(path, e);
+    if (!root) return -1;
     int rc = -1;
     cJSON *seqs = cJSON_GetObjectItemCaseSensitive(root, "sequences");
     if (!cJSON_IsArray(seqs)) {

@@ -2,6 +2,7 @@
 #include "core/args.h"
 #include "core/alloc.h"
 #include "core/file.h"
+#include "core/json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -56,18 +57,8 @@ static int set_value(const ArgSpec *s, const char *val, const char *where, CrErr
 }
 
 static int apply_config(const char *path, const ArgSpec *specs, CrError *e) {
-    size_t len;
-    char *text = cr_read_file(path, &len, e);
-    if (!text) return -1;
-    const char *ep = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &ep, 1);
-    if (!root || !cJSON_IsObject(root)) {
-        long off = ep ? (long)(ep - text) : 0;
-        cJSON_Delete(root);
-        free(text);
-        return cr_error_set(e, "%s: not a JSON object (error near byte %ld)", path, off);
-    }
-    free(text);
+    cJSON *root = cr_json_load_object(path, e);
+    if (!root) return -1;
     /* The tree is kept alive on purpose: ARG_STR values point into it. */
     for (cJSON *it = root->child; it; it = it->next) {
         const ArgSpec *s = find_spec(specs, it->string, strlen(it->string));

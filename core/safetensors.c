@@ -2,6 +2,7 @@
 #include "core/safetensors.h"
 #include "core/alloc.h"
 #include "core/file.h"
+#include "core/json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -159,15 +160,11 @@ static int parse_file(SafeTensors *s, StFile *f, CrError *e) {
     char *text = cr_malloc(hlen + 1);
     memcpy(text, h, hlen);
     text[hlen] = 0;
-    const char *ep = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &ep, 1);
-    if (!root || !cJSON_IsObject(root)) {
-        long off = root ? 0 : (ep ? (long)(ep - text) : 0);
-        cJSON_Delete(root);
-        free(text);
-        return cr_error_set(e, "%s: header is not a JSON object (error near header byte %ld)", fn, off);
-    }
+    char hname[1200];
+    snprintf(hname, sizeof hname, "%s: header", fn);
+    cJSON *root = cr_json_parse_object(text, hname, e);
     free(text);
+    if (!root) return -1;
     f->header = root;
     const size_t data_size = f->size - 8 - hlen;
     const unsigned char *data = h + hlen;
@@ -333,17 +330,8 @@ static int shard_name_ok(const char *s) {
 }
 
 static int open_index(SafeTensors *s, const char *path, CrError *e) {
-    char *text = cr_read_file(path, NULL, e);
-    if (!text) return -1;
-    const char *ep = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &ep, 1);
-    if (!root || !cJSON_IsObject(root)) {
-        long off = root ? 0 : (ep ? (long)(ep - text) : 0);
-        cJSON_Delete(root);
-        free(text);
-        return cr_error_set(e, "%s: not a JSON object (error near byte %ld)", path, off);
-    }
-    free(text);
+    cJSON *root = cr_json_load_object(path, e);
+    if (!root) return -1;
     int rc = -1;
     char *dir = cr_strdup(path);
     char *slash = strrchr(dir, '/');

@@ -6,6 +6,7 @@
 #include "model/config.h"
 #include "core/alloc.h"
 #include "core/file.h"
+#include "core/json.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -234,13 +235,8 @@ int model_config_validate(const ModelConfig *c, const char *src, CrError *e) {
 
 int model_config_parse(ModelConfig *c, const char *json, const char *src, CrError *e) {
     memset(c, 0, sizeof *c);
-    const char *ep = NULL;
-    cJSON *root = cJSON_ParseWithOpts(json, &ep, 1);
-    if (!root || !cJSON_IsObject(root)) {
-        long off = root ? 0 : (ep ? (long)(ep - json) : 0);
-        cJSON_Delete(root);
-        return cr_error_set(e, "%s: not a JSON object (syntax error near byte %ld)", src, off);
-    }
+    cJSON *root = cr_json_parse_object(json, src, e);
+    if (!root) return -1;
     int rc = -1;
     for (const cJSON *it = root->child; it; it = it->next) {
         if (!is_parsed(it->string) && !is_ignored(it->string)) {
