@@ -1,5 +1,5 @@
 /* model/ops.h — the compute backend interface: every op the model orchestration calls.
- * Defines: Ops (the vtable), OpsMoeRoute (router settings), ops_cpu.
+ * Defines: Ops (the vtable), OpsMoeRoute (router settings), OpsSampler, ops_cpu.
  *
  * CONTRACT
  *  - model/model.c is written once against this table; a backend (model/cpu/, later
@@ -30,6 +30,14 @@ typedef struct OpsMoeRoute {
     int norm_topk_prob;       /* renormalise the K weights (then no routed scaling) */
     float routed_scale;       /* routed_scaling_factor */
 } OpsMoeRoute;
+
+/* Sampling settings of Ops.sample_rows (rollout/sampler.h SamplerCfg). */
+typedef struct OpsSampler {
+    float temperature;  /* 0 = greedy */
+    int top_k;          /* <= 0: off */
+    float top_p;        /* >= 1 or <= 0: off */
+    float min_p;        /* <= 0: off */
+} OpsSampler;
 
 typedef struct Ops {
     const char *name;
@@ -161,6 +169,41 @@ typedef struct Ops {
     void (*lmhead_logprob_backward)(float *dy, float beta_dy, float *dW, const float *dlogp,
                                     const float *lse, const float *y, const float *W,
                                     const int32_t *targets, int N, int V, int D, float *scratch);
+
+    /* ---- optimizer (model/adamw.h semantics) --------------------------------------- */
+    /* One AdamW step number t (>= 1) on n elements: the per-element update of
+     * adamw_update() (bias corrections computed in double on the host, applied in fp32). */
+    void (*adamw_update)(float beta1, float beta2, float eps, float weight_decay, long t, float lr,
+                         int decay, float *p, const float *g, float *m, float *v, size_t n);
+    /* sum_i x[i]^2 accumulated in double in an order fixed by n; returned to the host. */
+    double (*sumsq)(const float *x, size_t n);
+
+    /* ---- rollout: the paged latent MLA cache (rollout/kv_cache.h, spec §9) --------- */
+    /* cache: [n_blocks][n_layers][block_tokens][rw] floats, rw = kv_lora_rank + rope dim.
+     * block_table: [n, max_blocks] int32, row i's block ids in position order.
+     * Row i of src [n, rw] is written to layer `layer` of its sequence at position pos[i]:
+     * block block_table[i*max_blocks + pos[i]/block_tokens], slot pos[i] % block_tokens.
+     * Rows write distinct (block, slot) pairs (the caller guarantees it). */
+    void (*mla_cache_scatter)(float *cache, const int32_t *block_table, int max_blocks, int n_layers,
+                              int layer, int block_tokens, int rw, const float *src, const int32_t *pos,
+                              int n);
+    /* Absorbed-MLA attention of n query rows over their cached latent rows (spec §9.3):
+     * for row i, head h, with rows c_j (j = 0..pos[i]) of layer `layer` of row i's
+     * sequence (same addressing as mla_cache_scatter):
+     *   s_j = scale * <qa[i,h,0:rw], c_j>,  out[i,h,0:r] = sum_j softmax(s)_j c_j[0:r].
+     * qa [n, H, rw], out [n, H, r] (overwritten), rw = r + dr. */
+    void (*mla_decode_attention)(float *out, const float *qa, const float *cache,
+                                 const int32_t *block_table, int max_blocks, int n_layers, int layer,
+                                 int block_tokens, const int32_t *pos, int n, int H, int r, int dr,
+                                 float scale);
+
+    /* ---- sampling (rollout/sampler.h is the specification) -------------------------- */
+    /* One token per row of logits [n, V] under cfg (same rules, order and tie breaks as
+     * sampler_sample); uniforms [n] (backend memory, doubles in [0,1)) are the rows'
+     * draws (ignored when greedy). tokens [n], logp_sampled [n], logp_model [n] are
+     * backend memory. NULL in a backend that samples on the host (the CPU one). */
+    void (*sample_rows)(int32_t *tokens, float *logp_sampled, float *logp_model, const float *logits,
+                        int n, int V, const struct OpsSampler *cfg, const double *uniforms);
 } Ops;
 
 /* Chunk sizes of the LM head (rows x vocab columns of logits held at once). */
