@@ -1,12 +1,14 @@
 /* model/cpu/moe_route.c — DeepSeekMoE router: softmax scores, greedy or group-limited
- * top-K, routing weights (spec §6.1), the sequence-level auxiliary loss (§6.4) and the
- * router backward (§7.9). Ties are broken toward the lower expert index. */
+ * top-K and routing weights (spec §6.1; the selection is model/moe_select.h, shared with
+ * the CUDA router), the sequence-level auxiliary loss (§6.4) and the router backward
+ * (§7.9). Ties are broken toward the lower expert index. */
 #include "model/cpu/cpu_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
+#include "model/moe_select.h"
 
 void cpu_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,
                            const OpsMoeRoute *r) {
@@ -30,48 +32,7 @@ void cpu_moe_route_forward(float *probs, int32_t *idx, float *w, const float *lo
             for (int e = 0; e < E; e++) sum += (p[e] = expf(l[e] - m));
             float inv = 1.0f / sum;
             for (int e = 0; e < E; e++) p[e] *= inv;
-            for (int e = 0; e < E; e++) {
-                masked[e] = p[e];
-                taken[e] = 0;
-            }
-            if (r->group_limited) {
-                /* Group score = max within the group; keep topk_group groups, zero the rest
-                 * (masked_fill 0.0 as the reference does). */
-                int per = E / G;
-                for (int g = 0; g < G; g++) {
-                    float gm = p[g * per];
-                    for (int e = 1; e < per; e++) gm = p[g * per + e] > gm ? p[g * per + e] : gm;
-                    gscore[g] = gm;
-                }
-                for (int g = 0; g < G; g++) gtaken[g] = 0;
-                for (int t = 0; t < r->topk_group; t++) {
-                    int best = -1;
-                    for (int g = 0; g < G; g++)
-                        if (!gtaken[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
-                    gtaken[best] = 1;
-                }
-                for (int g = 0; g < G; g++)
-                    if (!gtaken[g])
-                        for (int e = 0; e < per; e++) masked[g * per + e] = 0.0f;
-            }
-            int32_t *ix = idx + (size_t)n * K;
-            float *wk = w + (size_t)n * K;
-            float wsum = 0;
-            for (int k = 0; k < K; k++) {
-                int best = -1;
-                for (int e = 0; e < E; e++)
-                    if (!taken[e] && (best < 0 || masked[e] > masked[best])) best = e;
-                ix[k] = best;
-                wk[k] = p[best];
-                wsum += p[best];
-                taken[best] = 1;
-            }
-            if (K > 1 && r->norm_topk_prob) {
-                float inv2 = 1.0f / (wsum + 1e-20f);
-                for (int k = 0; k < K; k++) wk[k] *= inv2;
-            } else {
-                for (int k = 0; k < K; k++) wk[k] *= r->routed_scale;
-            }
+            moe_select_experts(idx + (size_t)n * K, w + (size_t)n * K, p, r, masked, taken, gscore, gtaken);
         }
         free(masked);
         free(taken);

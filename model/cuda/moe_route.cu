@@ -1,70 +1,28 @@
 // model/cuda/moe_route.cu — DeepSeekMoE router: softmax scores, greedy or group-limited
 // top-K, routing weights (spec §6.1), the sequence-level auxiliary loss (§6.4) and the
-// router backward (§7.9). One thread per token walks the experts in the CPU's order, so
-// selections and ties (toward the lower expert index) match the CPU path.
+// router backward (§7.9). One thread per token; the selection is model/moe_select.h, the
+// CPU router's own code, so selections and ties (toward the lower expert index) match.
 #include "model/cuda/cuda_ops.cuh"
+#include "model/moe_select.h"
 
 enum { ROUTE_MAX_E = 256, ROUTE_MAX_G = 64 };
 
-__global__ void moe_route_forward_kernel(float *probs, int32_t *idx, float *w, const float *logits, int N, int E,
-                                         int K, int group_limited, int G, int topk_group, int norm_topk_prob,
-                                         float routed_scale) {
+__global__ void moe_route_forward_kernel(float *probs, int32_t *idx, float *w, const float *logits, int N,
+                                         OpsMoeRoute r) {
     int n = blockIdx.x * blockDim.x + threadIdx.x;
     if (n >= N) return;
-    float masked[ROUTE_MAX_E], gscore[ROUTE_MAX_G];
+    float pl[ROUTE_MAX_E], masked[ROUTE_MAX_E], gscore[ROUTE_MAX_G];
     unsigned char taken[ROUTE_MAX_E], gtaken[ROUTE_MAX_G];
+    int E = r.E;
     const float *l = logits + (size_t)n * E;
     float *p = probs + (size_t)n * E;
     float m = l[0];
     for (int e = 1; e < E; e++) m = l[e] > m ? l[e] : m;
     float sum = 0;
-    for (int e = 0; e < E; e++) {
-        float v = expf(l[e] - m);
-        masked[e] = v;
-        sum += v;
-    }
+    for (int e = 0; e < E; e++) sum += (pl[e] = expf(l[e] - m));
     float inv = 1.0f / sum;
-    for (int e = 0; e < E; e++) {
-        masked[e] *= inv;
-        p[e] = masked[e];
-        taken[e] = 0;
-    }
-    if (group_limited) {
-        int per = E / G;
-        for (int g = 0; g < G; g++) {
-            float gm = masked[g * per];
-            for (int e = 1; e < per; e++) gm = masked[g * per + e] > gm ? masked[g * per + e] : gm;
-            gscore[g] = gm;
-            gtaken[g] = 0;
-        }
-        for (int t = 0; t < topk_group; t++) {
-            int best = -1;
-            for (int g = 0; g < G; g++)
-                if (!gtaken[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
-            gtaken[best] = 1;
-        }
-        for (int g = 0; g < G; g++)
-            if (!gtaken[g])
-                for (int e = 0; e < per; e++) masked[g * per + e] = 0.0f;
-    }
-    int32_t *ix = idx + (size_t)n * K;
-    float *wk = w + (size_t)n * K;
-    float wsum = 0;
-    for (int k = 0; k < K; k++) {
-        int best = -1;
-        for (int e = 0; e < E; e++)
-            if (!taken[e] && (best < 0 || masked[e] > masked[best])) best = e;
-        ix[k] = best;
-        wk[k] = p[best];
-        wsum += p[best];
-        taken[best] = 1;
-    }
-    if (K > 1 && norm_topk_prob) {
-        float inv2 = 1.0f / (wsum + 1e-20f);
-        for (int k = 0; k < K; k++) wk[k] *= inv2;
-    } else {
-        for (int k = 0; k < K; k++) wk[k] *= routed_scale;
-    }
+    for (int e = 0; e < E; e++) p[e] = pl[e] *= inv;
+    moe_select_experts(idx + (size_t)n * r.K, w + (size_t)n * r.K, pl, &r, masked, taken, gscore, gtaken);
 }
 
 void cuda_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,
@@ -73,8 +31,7 @@ void cuda_moe_route_forward(float *probs, int32_t *idx, float *w, const float *l
     int G = r->group_limited ? r->n_group : 1;
     if (r->E > ROUTE_MAX_E || G > ROUTE_MAX_G)
         cuda_fail("moe_route_forward", "more experts or groups than the kernel supports", __FILE__, __LINE__);
-    moe_route_forward_kernel<<<(N + 127) / 128, 128>>>(probs, idx, w, logits, N, r->E, r->K, r->group_limited, G,
-                                                      r->topk_group, r->norm_topk_prob, r->routed_scale);
+    moe_route_forward_kernel<<<(N + 127) / 128, 128>>>(probs, idx, w, logits, N, *r);
     launchCheck();
 }
 
