@@ -23,7 +23,10 @@
  *    kept until exit: the backend is not thread-safe; call it from one host thread.
  *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
  *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
- *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused.
+ *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused;
+ *    sample_rows (model/cuda/sample.cu) 32 bytes per row and, with top-k or top-p, the
+ *    sort keys of up to 2^23 logits at a time (2 x 64 MiB) plus CUB's temporary storage.
+ *    sample_rows reads its OpsSampler from host memory and copies nothing to the host.
  *  - Determinism: no floating-point atomics; every reduction has a fixed order for given
  *    shapes, so a run repeats bit for bit on the same GPU and cuBLAS version.
  *  - ops_cuda() / ops_cuda_bf16() return NULL when no CUDA device is usable (no driver,

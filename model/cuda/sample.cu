@@ -265,6 +265,15 @@ __global__ void sample_draw_kernel(int32_t *tokens, float *logp_sampled, float *
 
 static size_t align256(size_t b) { return (b + 255) & ~(size_t)255; }
 
+// CUB's temporary storage for sorting `rows` segments of V keys (a host-side query).
+static size_t sort_temp_bytes(int rows, int V) {
+    size_t bytes = 0;
+    cub::DoubleBuffer<u64> q((u64 *)NULL, (u64 *)NULL);
+    cudaCheck(cub::DeviceSegmentedRadixSort::SortKeysDescending(NULL, bytes, q, rows * V, rows, (int *)NULL,
+                                                                (int *)NULL));
+    return bytes;
+}
+
 // cfg is host memory; every other pointer is device memory.
 void cuda_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, const float *logits, int n, int V,
                       const OpsSampler *cfg, const double *uniforms) {
@@ -283,9 +292,11 @@ void cuda_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, c
     if (sort) {
         R = V >= SORT_ELEMS ? 1 : SORT_ELEMS / V;
         if (R > n) R = n;
-        cub::DoubleBuffer<u64> q((u64 *)NULL, (u64 *)NULL);
-        cudaCheck(cub::DeviceSegmentedRadixSort::SortKeysDescending(NULL, temp_bytes, q, R * V, R, (int *)NULL,
-                                                                    (int *)NULL));
+        temp_bytes = sort_temp_bytes(R, V);
+        if (n % R) {  // the last, shorter chunk
+            size_t last = sort_temp_bytes(n % R, V);
+            temp_bytes = last > temp_bytes ? last : temp_bytes;
+        }
         off_bytes = align256((size_t)(R + 1) * sizeof(int));
         key_bytes = align256((size_t)R * V * sizeof(u64));
     }
@@ -308,13 +319,8 @@ void cuda_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, c
             sample_keys_kernel<<<grid_for((size_t)rows * V), CUDA_THREADS>>>(keys0, logits, st, r0, rows, V, inv_t);
             launchCheck();
             cub::DoubleBuffer<u64> keys(keys0, keys1);
-            size_t need = 0;
-            cudaCheck(cub::DeviceSegmentedRadixSort::SortKeysDescending(NULL, need, keys, rows * V, rows, off,
-                                                                        off + 1));
-            if (need > temp_bytes)
-                cuda_fail("sample_rows", "CUB asked for more temporary storage than it did for a larger chunk",
-                          __FILE__, __LINE__);
-            cudaCheck(cub::DeviceSegmentedRadixSort::SortKeysDescending(temp, need, keys, rows * V, rows, off,
+            size_t tb = temp_bytes;
+            cudaCheck(cub::DeviceSegmentedRadixSort::SortKeysDescending(temp, tb, keys, rows * V, rows, off,
                                                                         off + 1));
             sample_cut_kernel<<<rows, SAMPLE_THREADS>>>(st, keys.Current(), r0, V, n_k, use_p, cfg->top_p);
             launchCheck();
