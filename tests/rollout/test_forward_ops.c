@@ -356,3 +356,96 @@ TEST(rollout_ops_path_generate_matches_host_path) {
     /* the same draws (one uniform per token per sample stream) through the Ops path */
     generate_case(t_, k_cfg_plain, 43, 1.0f);
 }
+
+/* ---- the device-sampler hook of the Ops path ----------------------------------------- */
+
+static long g_sampled_rows;  /* rows the stand-in sampler was asked for (this test's process) */
+
+/* A stand-in ops->sample_rows for a copy of the CPU table: greedy = lowest-id argmax;
+ * otherwise the full tempered softmax inverted at the row's uniform (the host sampler's
+ * rule when nothing truncates), in double. */
+static void test_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, const float *logits, int n,
+                             int V, const OpsSampler *cfg, const double *uniforms) {
+    for (int i = 0; i < n; i++) {
+        const float *x = logits + (size_t)i * V;
+        int best = 0;
+        for (int k = 1; k < V; k++)
+            if (x[k] > x[best]) best = k;
+        double m = x[best], z = 0, lp = 0;
+        for (int k = 0; k < V; k++) z += exp(x[k] - m);
+        int tok = best;
+        if (cfg->temperature > 0) {
+            double T = cfg->temperature, s = 0, cum = 0;
+            for (int k = 0; k < V; k++) s += exp((x[k] - m) / T);
+            double target = uniforms[i] * s;
+            tok = V - 1;
+            for (int k = 0; k < V; k++)
+                if (target < (cum += exp((x[k] - m) / T))) {
+                    tok = k;
+                    break;
+                }
+            lp = (x[tok] - m) / T - log(s);
+        }
+        tokens[i] = tok;
+        logp_sampled[i] = (float)lp;
+        logp_model[i] = (float)(x[tok] - m - log(z));
+        g_sampled_rows++;
+    }
+}
+
+static void hook_case(TestCtx *t_, float temperature) {
+    Model *m = ref_model_new(k_cfg_plain, 51, 0.35f);
+    static Ops table;
+    table = *ops_cpu();
+    table.name = "cpu+test-sampler";
+    table.sample_rows = test_sample_rows;
+    CrError e;
+    Model *mt = model_create_ops(&m->cfg, &table, &e);
+    CHECKF(mt != NULL, "%s", e.msg);
+    if (!mt) return;
+    memcpy(mt->params, m->params, sizeof(float) * m->n_params);
+    int n = 3, G = 2, V = m->cfg.vocab_size;
+    int32_t *pr[3];
+    int lens[3] = {2, 9, 23};
+    CrRng g;
+    cr_rng_init(&g, 51, 2, 2);
+    for (int p = 0; p < n; p++) {
+        pr[p] = malloc(sizeof(int32_t) * lens[p]);
+        for (int k = 0; k < lens[p]; k++) pr[p][k] = 2 + (int32_t)(cr_rng_u64(&g) % (uint64_t)(V - 2));
+    }
+    SampleParams sp = {0};
+    sp.temperature = temperature;
+    sp.max_new_tokens = 25;
+    sp.ignore_eos = 1;
+    sp.seed = 777;
+    g_sampled_rows = 0;
+    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens), *b = generate(t_, mt, 0, n, G, &sp, pr, lens);
+    long total = 0;
+    double worst = 0;
+    for (int i = 0; i < n * G; i++) {
+        CHECKF(a[i].n_tokens == b[i].n_tokens &&
+                   !memcmp(a[i].token_ids, b[i].token_ids, sizeof(int32_t) * (size_t)a[i].n_tokens),
+               "sample %d (T %g): tokens through the sampler hook differ from the host sampler's", i, temperature);
+        if (a[i].n_tokens != b[i].n_tokens) continue;
+        for (int k = 0; k < a[i].n_tokens; k++) {
+            worst = fmax(worst, fabs(a[i].logprobs[k] - b[i].logprobs[k]));
+            worst = fmax(worst, fabs(a[i].logprobs_model[k] - b[i].logprobs_model[k]));
+        }
+        total += b[i].n_tokens;
+    }
+    CHECKF(g_sampled_rows == total, "the sampler hook drew %ld tokens, the samples hold %ld", g_sampled_rows, total);
+    CHECKF(worst < 1e-4, "log-probs through the hook: max abs difference %.3g", worst);
+    fprintf(stderr, "    T %.1f: %ld tokens through ops->sample_rows equal the host sampler's (log-prob diff %.3g)\n",
+            temperature, total, worst);
+    for (int i = 0; i < n * G; i++) sample_free(&a[i]), sample_free(&b[i]);
+    free(a), free(b);
+    for (int p = 0; p < n; p++) free(pr[p]);
+    model_free(mt);
+    ref_model_free(m);
+}
+
+TEST(rollout_ops_path_uses_backend_sampler_with_stream_uniforms) {
+    hook_case(t_, 0.0f);
+    hook_case(t_, 1.0f);
+    hook_case(t_, 0.7f);
+}
