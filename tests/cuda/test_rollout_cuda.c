@@ -2,7 +2,8 @@
  *  - mla_cache_scatter and mla_decode_attention of ops_cuda() against the CPU ops
  *    (model/cpu/mla_cache.c) on fresh random inputs (seed printed; CRUCIBLE_TEST_SEED=n
  *    repeats one): contexts 1, 37, 1000 and 4096, shuffled block tables, two block
- *    sizes, Lite's latent width (r 512 + dr 64, 16 heads) and odd ones. The scattered
+ *    sizes, Lite's latent width (r 512 + dr 64, 16 heads = two head groups), a head count
+ *    that leaves a partial group, a latent row too wide for a full group, odd widths. The scattered
  *    cache must equal the CPU's bit for bit (unwritten rows included: both start from the
  *    same random cache); attention outputs are poisoned with NaN before the CUDA call and
  *    must agree within a normalised error of 1e-5.
@@ -109,7 +110,8 @@ static void body_cuda_rollout_mla_cache_ops(TestCtx *t_) {
     cache_case(t_, &g, 4, 37, 3, 20, 6, 5);
     cache_case(t_, &g, 4, 37, 16, 512, 64, 16);
     cache_case(t_, &g, 3, 1000, 16, 512, 64, 16);
-    cache_case(t_, &g, 5, 1000, 5, 33, 7, 7);   /* widths not multiples of a warp */
+    cache_case(t_, &g, 5, 1000, 11, 33, 7, 7);  /* widths not multiples of a warp; heads 8 + 3 */
+    cache_case(t_, &g, 2, 37, 6, 2048, 64, 16); /* a row too wide for 8 heads' shared memory */
     cache_case(t_, &g, 2, 4096, 16, 512, 64, 16);
 }
 
