@@ -160,8 +160,9 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
         o->gemm(0, 1, n, rw, D, 1.0f, f->Hn, D, lw->wkv_a, D, 0.0f, f->CKV, rw);
 
         /* latent rows [rmsnorm(c) | rope(k_pe)] into the cache. The k_pe columns move with
-         * a GEMM by the identity (exact in fp32: one product by 1, the rest by 0), the
-         * only strided copy the Ops table offers. */
+         * a GEMM by the identity (exact in fp32: one product by 1, the rest by 0; on a
+         * bf16 GEMM table rounded like every GEMM input there), the only strided copy the
+         * Ops table offers. */
         o->rmsnorm_forward(f->LAT, rw, f->rstd, f->CKV, rw, lw->kv_a_norm, n, r, eps);
         o->gemm(0, 0, n, dr, dr, 1.0f, f->CKV + r, rw, f->ident, dr, 0.0f, f->LAT + r, rw);
         model_rope_apply(m, f->LAT + r, rw, dr, 1, n, f->d_pos);

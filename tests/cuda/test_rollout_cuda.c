@@ -2,10 +2,10 @@
  *  - mla_cache_scatter and mla_decode_attention of ops_cuda() against the CPU ops
  *    (model/cpu/mla_cache.c) on fresh random inputs (seed printed; CRUCIBLE_TEST_SEED=n
  *    repeats one): contexts 1, 37, 1000 and 4096, shuffled block tables, two block
- *    sizes, Lite's latent width (r 512 + dr 64, 16 heads = two head groups), a head count
- *    that leaves a partial group, a latent row too wide for a full group, odd widths. The scattered
- *    cache must equal the CPU's bit for bit (unwritten rows included: both start from the
- *    same random cache); attention outputs are poisoned with NaN before the CUDA call and
+ *    sizes, Lite's latent width (r 512 + dr 64, 16 heads = two head groups), a head
+ *    count that leaves a partial group, a latent row too wide for a full group, odd
+ *    widths. The scattered cache must equal the CPU's bit for bit (unwritten rows
+ *    included: both start from the same random cache); attention outputs are poisoned with NaN before the CUDA call and
  *    must agree within a normalised error of 1e-5.
  *  - rollout_generate on a tiny model held by ops_cuda() (the Ops path: forward_ops.c,
  *    cache in device memory, ops->sample_rows when the table has one) against the same
