@@ -1,5 +1,5 @@
 /* rollout/kv_cache.h — the latent MLA cache (spec/deepseek-v2.md §9.2), paged.
- * Defines: LatentCache, CacheSeq, latent_cache_create/free, cache_seq_*.
+ * Defines: LatentCache, CacheSeq, latent_cache_create(_ops)/free, cache_seq_*.
  *
  * Per layer and token the cache holds ONE row of width kv_lora_rank + qk_rope_head_dim:
  * the compressed latent after kv_a_layernorm, then the rotated shared rope key. Nothing
