@@ -19,6 +19,11 @@
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host) and a growth of the context scratch.
+ *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run as one cuBLAS grouped
+ *    GEMM per pass (fp32 table) or on 4 side streams forked from and joined back into
+ *    the default stream within the op (bf16 table: cuBLAS has no grouped GEMM with
+ *    FAST_16BF compute); CRUCIBLE_CUDA_EXPERTS=loop|grouped|streams|auto overrides it
+ *    per call (loop = one GEMM after another, the first implementation).
  *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
  *    kept until exit: the backend is not thread-safe; call it from one host thread.
  *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
