@@ -21,8 +21,10 @@
 // Gate and up share a launch (their stacks are separate [E, I, D] tensors, so a fused
 // [2I, D] GEMM would need a copy of the weights; one grouped call holds both instead).
 // Determinism: every GEMM is computed whole by one cuBLAS call with fixed shapes (no
-// split over calls, no atomics); which stream runs it changes nothing in its result,
-// and the dXp sum has the loop's order (gate term, then up term with beta 1).
+// split over calls, no atomics), and the dXp sum has the loop's order (gate term, then
+// up term with beta 1). cuBLAS gives bit-wise repeatable results on one GPU model and
+// toolkit; with concurrent streams only when each stream has its own handle (its
+// "Results reproducibility" section), hence one handle per side stream.
 #include "model/cuda/cuda_ops.cuh"
 
 #include <string.h>
