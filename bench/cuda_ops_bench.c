@@ -272,11 +272,18 @@ int main(int argc, char **argv) {
         c.tg = dints(o, tg, N);
         free(tg);
         double fl = 2.0 * N * (double)c.V * c.D;
-        char name[64];
-        snprintf(name, sizeof name, "lmhead fwd %s V=102400", tn[k]);
-        record(name, time_ms(run_lm_fwd, &c), fl / 1e12, "TFLOP/s");
-        snprintf(name, sizeof name, "lmhead bwd %s", tn[k]);
-        record(name, time_ms(run_lm_bwd, &c), 3 * fl / 1e12, "TFLOP/s");
+        /* bf16 table: operands rounded to bf16 once per chunk (default), and the fp32
+         * operands through FAST_16BF (CRUCIBLE_CUDA_LMHEAD=fast16bf, model/cuda/lmhead.cu) */
+        const char *lmodes[2] = {"bf16", "fast16bf"};
+        for (int m = 0; m < (k ? 2 : 1); m++) {
+            if (setenv("CRUCIBLE_CUDA_LMHEAD", lmodes[m], 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+            char name[64];
+            snprintf(name, sizeof name, "lmhead fwd %s%s%s V=102400", tn[k], k ? " " : "", k ? lmodes[m] : "");
+            record(name, time_ms(run_lm_fwd, &c), fl / 1e12, "TFLOP/s");
+            snprintf(name, sizeof name, "lmhead bwd %s%s%s", tn[k], k ? " " : "", k ? lmodes[m] : "");
+            record(name, time_ms(run_lm_bwd, &c), 3 * fl / 1e12, "TFLOP/s");
+        }
+        unsetenv("CRUCIBLE_CUDA_LMHEAD");
         float *bufs[] = {c.y, c.W, c.logp, c.lse, c.scratch, c.dlogp, c.dy, c.dW};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
         o->free(c.tg);

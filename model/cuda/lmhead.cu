@@ -10,9 +10,22 @@
 // every GEMM, and the GEMMs read bf16 with fp32 output and accumulation: cuBLAS
 // ran bf16-stored operands at 727 TFLOP/s against 407 for fp32-stored ones with
 // FAST_16BF (8192^3, bench/RESULTS.md), and the LM head is most of the model's FLOPs.
+// CRUCIBLE_CUDA_LMHEAD=fast16bf keeps the bf16 table on fp32 operands through its gemm
+// (the earlier path, to compare against); unset or =bf16: the bf16 copies.
 #include "model/cuda/cuda_ops.cuh"
 
 #include <cuda_bf16.h>
+#include <string.h>
+
+// 1 when the table's GEMMs should read bf16 copies (bf16 table, not switched off).
+static int lm_bf16_operands(GemmFn gemm, int D) {
+    if (gemm != cuda_gemm_bf16 || D <= 0) return 0;
+    const char *s = getenv("CRUCIBLE_CUDA_LMHEAD");
+    if (!s || !*s || !strcmp(s, "bf16")) return 1;
+    if (!strcmp(s, "fast16bf")) return 0;
+    cuda_fail("CRUCIBLE_CUDA_LMHEAD", "must be bf16 or fast16bf", __FILE__, __LINE__);
+    return 0;
+}
 
 enum { LM_ROWS = 4096, LM_COLS = 8192 };
 
@@ -94,7 +107,7 @@ __global__ void lmhead_finish_kernel(float *logp, float *lse, const int32_t *tar
 void cuda_lmhead_logprob_forward_g(GemmFn gemm, float *logp, float *lse, const float *y, const float *W,
                                    const int32_t *targets, int N, int V, int D, float *scratch) {
     (void)scratch;
-    int bf16 = gemm == cuda_gemm_bf16 && D > 0;
+    int bf16 = lm_bf16_operands(gemm, D);
     float *lg = lm_scratch(bf16, D);
     float *mx = lg + (size_t)LM_ROWS * LM_COLS, *sm = mx + LM_ROWS, *tl = sm + LM_ROWS;
     LmBf16 b = bf16 ? lm_bf16_parts(lg, D) : LmBf16{NULL, NULL, NULL};
@@ -138,7 +151,7 @@ void cuda_lmhead_logprob_backward_g(GemmFn gemm, float *dy, float beta_dy, float
                                     const float *lse, const float *y, const float *W, const int32_t *targets,
                                     int N, int V, int D, float *scratch) {
     (void)scratch;
-    int bf16 = gemm == cuda_gemm_bf16 && D > 0;
+    int bf16 = lm_bf16_operands(gemm, D);
     float *lg = lm_scratch(bf16, D);
     LmBf16 b = bf16 ? lm_bf16_parts(lg, D) : LmBf16{NULL, NULL, NULL};
     for (int r0 = 0; r0 < N; r0 += LM_ROWS) {

@@ -30,7 +30,8 @@
  *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
  *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused (the
  *    bf16 table adds bf16 copies of a chunk's operands and dlogits: 64 MiB + 24 KiB x D,
- *    its LM-head GEMMs reading bf16 rounded once per chunk instead of fp32).
+ *    its LM-head GEMMs reading bf16 rounded once per chunk instead of fp32;
+ *    CRUCIBLE_CUDA_LMHEAD=fast16bf goes back to fp32 operands).
  *  - Determinism: no floating-point atomics; every reduction has a fixed order for given
  *    shapes, so a run repeats bit for bit on the same GPU and cuBLAS version.
  *  - ops_cuda() / ops_cuda_bf16() return NULL when no CUDA device is usable (no driver,

@@ -1,6 +1,7 @@
 /* tests/cuda/test_lmhead_bf16_cuda.c — the bf16 table's LM head (model/cuda/lmhead.cu:
- * operands rounded to bf16 once per chunk, GEMMs on bf16 storage) against the CPU op over
- * several row and vocabulary chunks of the CUDA backend (4096 x 8192), so the per-chunk
+ * operands rounded to bf16 once per chunk, GEMMs on bf16 storage; and, with
+ * CRUCIBLE_CUDA_LMHEAD=fast16bf, the fp32-operand path) against the CPU op over several
+ * row and vocabulary chunks of the CUDA backend (4096 x 8192), so the per-chunk
  * conversions of y and W and the bf16 dlogits are all exercised: logp, lse, dy (beta 0
  * over NaN, then beta 1) and dW (+=), normalised error <= 1e-2, on fresh random inputs
  * (seed printed; CRUCIBLE_TEST_SEED=n repeats one). Without a GPU it SKIPs: not run on
@@ -54,16 +55,15 @@ static void cmp(TestCtx *t_, const Ops *g, const char *what, const float *d, con
     free(x);
 }
 
-static void body(TestCtx *t_) {
-    if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: bf16 LM head test not run on a GPU");
-    uint64_t seed = seed_now();
-    fprintf(stderr, "    cuda_lmhead_bf16_chunks: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", (unsigned long long)seed);
+/* One way (CRUCIBLE_CUDA_LMHEAD = mode) on fresh inputs. */
+static void run_case(TestCtx *t_, uint64_t seed, uint64_t stream, const char *mode) {
+    if (setenv("CRUCIBLE_CUDA_LMHEAD", mode, 1) != 0) abort();
     CrRng r;
-    cr_rng_init(&r, seed, 0x1B, 0);
+    cr_rng_init(&r, seed, 0x1B, stream);
     const Ops *c = ops_cpu(), *g = ops_cuda_bf16();
     /* two row chunks and two vocabulary chunks; an even row length not a multiple of 8 */
     int N = rint_in(&r, 4097, 4700), V = rint_in(&r, 8193, 9500), D = 2 * rint_in(&r, 13, 23);
-    fprintf(stderr, "    N %d V %d D %d\n", N, V, D);
+    fprintf(stderr, "    CRUCIBLE_CUDA_LMHEAD=%s: N %d V %d D %d\n", mode, N, V, D);
     float *y = hrand(&r, (size_t)N * D, 1), *W = hrand(&r, (size_t)V * D, 0.3f);
     int32_t *tg = malloc(sizeof(int32_t) * (size_t)N);
     for (int i = 0; i < N; i++) tg[i] = rint_in(&r, 0, 5) == 0 ? -1 : rint_in(&r, 0, V - 1);
@@ -92,6 +92,15 @@ static void body(TestCtx *t_) {
     for (size_t i = 0; i < sizeof db / sizeof *db; i++) g->free(db[i]);
     void *hb[] = {y, W, tg, sc, logp, lse, dlogp, dy, dW};
     for (size_t i = 0; i < sizeof hb / sizeof *hb; i++) free(hb[i]);
+    unsetenv("CRUCIBLE_CUDA_LMHEAD");
+}
+
+static void body(TestCtx *t_) {
+    if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: bf16 LM head test not run on a GPU");
+    uint64_t seed = seed_now();
+    fprintf(stderr, "    cuda_lmhead_bf16_chunks: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    run_case(t_, seed, 0, "bf16");
+    run_case(t_, seed, 1, "fast16bf");
 }
 
 #endif /* CRUCIBLE_CUDA */
