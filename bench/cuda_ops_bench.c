@@ -3,7 +3,8 @@
  * 64 routed experts top-6 with intermediate 1408, vocab 102400), 4096 tokens packed.
  * Each line: median of R timed runs after warm-up (CUDA events), on fresh random data,
  * and the rate it implies; the routed experts once per way of running their GEMMs
- * (CRUCIBLE_CUDA_EXPERTS = loop, grouped, streams, auto). Prints a table last.
+ * (CRUCIBLE_CUDA_EXPERTS = loop, grouped, streams on 2/4/8 side streams, auto) and the
+ * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf). Prints a table last.
  * Without CUDA (or a GPU) it says so and exits 0. Usage: cuda_ops_bench [tokens] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,16 +225,23 @@ int main(int argc, char **argv) {
         double fl = 2.0 * 3 * S * (double)c.D * c.I;
         /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "auto" is
          * what the tables do when CRUCIBLE_CUDA_EXPERTS is unset */
-        const char *modes[4] = {"loop", "grouped", "streams", "auto"};
-        for (int m = 0; m < 4; m++) {
-            if (setenv("CRUCIBLE_CUDA_EXPERTS", modes[m], 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+        const char *modes[6] = {"loop", "grouped", "streams", "streams", "streams", "auto"};
+        const char *nstreams[6] = {"4", "4", "2", "4", "8", "4"};  /* CRUCIBLE_CUDA_EXPERT_STREAMS */
+        for (int m = 0; m < 6; m++) {
+            if (setenv("CRUCIBLE_CUDA_EXPERTS", modes[m], 1) != 0 ||
+                setenv("CRUCIBLE_CUDA_EXPERT_STREAMS", nstreams[m], 1) != 0) {
+                fprintf(stderr, "setenv failed\n");
+                return 1;
+            }
+            int st = !strcmp(modes[m], "streams");
             char name[64];
-            snprintf(name, sizeof name, "moe experts fwd %s %s", tn[k], modes[m]);
+            snprintf(name, sizeof name, "moe experts fwd %s %s%s", tn[k], modes[m], st ? nstreams[m] : "");
             record(name, time_ms(run_moe_fwd, &c), fl / 1e12, "TFLOP/s");
-            snprintf(name, sizeof name, "moe experts bwd %s %s", tn[k], modes[m]);
+            snprintf(name, sizeof name, "moe experts bwd %s %s%s", tn[k], modes[m], st ? nstreams[m] : "");
             record(name, time_ms(run_moe_bwd, &c), 2 * fl / 1e12, "TFLOP/s");
         }
         unsetenv("CRUCIBLE_CUDA_EXPERTS");
+        unsetenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
         float *bufs[] = {c.Xp, c.Wg, c.Wu, c.Wd, c.Yp, c.G, c.U, c.Hm, c.dYp, c.dXp, c.dWg, c.dWu, c.dWd, c.dG, c.dU, c.dHm};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
     }

@@ -11,10 +11,10 @@
 //            CUBLAS_COMPUTE_32F_FAST_16BF: a list whose call answers NOT_SUPPORTED (or
 //            whose compute type needs 16-byte aligned pointers it does not have) runs
 //            as `streams` instead, and that compute type is not tried again;
-//   streams  the GEMMs spread over EXPERT_STREAMS side streams (one cuBLAS handle and
-//            workspace each), forked from and joined back into the default stream, so
-//            an expert's GEMM (a few hundred rows: a quarter of an H100's SMs) runs
-//            beside the others instead of after them;
+//   streams  the GEMMs spread over side streams (4; CRUCIBLE_CUDA_EXPERT_STREAMS = 1..8;
+//            one cuBLAS handle and workspace each), forked from and joined back into the
+//            default stream, so an expert's GEMM (a few hundred rows: a quarter of an
+//            H100's SMs) runs beside the others instead of after them;
 //   auto     (unset) grouped where cuBLAS supports the compute type, else streams.
 // Lists: forward {G_e, U_e} -> SwiGLU over all rows -> {Yp_e}; backward {dHm_e, dWd_e}
 // -> SwiGLU backward -> {dXp_e = dG_e Wg_e, dWg_e, dWu_e} -> {dXp_e += dU_e Wu_e}.
@@ -29,7 +29,7 @@
 
 #include <string.h>
 
-enum { EXPERT_STREAMS = 4 };
+enum { STREAMS_DEFAULT = 4, STREAMS_MAX = 8 };
 
 // Row-major C[M,N] = op(A)[M,K] op(B)[K,N] + beta C (alpha 1), cblas semantics.
 typedef struct ExpertGemm {
@@ -46,10 +46,10 @@ typedef enum { MODE_AUTO, MODE_LOOP, MODE_GROUPED, MODE_STREAMS } ExpertsMode;
 typedef struct ExpertsCtx {
     void **dptr;  // device pointer arrays of the grouped calls (A, B, C)
     size_t dptr_cap;
-    int streams_ready;
-    cudaStream_t stream[EXPERT_STREAMS];
-    cublasHandle_t blas[EXPERT_STREAMS];
-    cudaEvent_t fork, join[EXPERT_STREAMS];
+    int n_ready;  // side streams created so far (each with its handle and join event)
+    cudaStream_t stream[STREAMS_MAX];
+    cublasHandle_t blas[STREAMS_MAX];
+    cudaEvent_t fork, join[STREAMS_MAX];
     int grouped_off[2];  // grouped found unsupported: [0] COMPUTE_32F, [1] FAST_16BF
     int warned[2];
 } ExpertsCtx;
@@ -83,17 +83,27 @@ static void run_loop(GemmFn gemm, const ExpertGemm *p, int n) {
 
 // ---- streams -------------------------------------------------------------------------
 
-static void streams_init(void) {
-    if (g_ex.streams_ready) return;
-    for (int i = 0; i < EXPERT_STREAMS; i++) {
+static int n_streams(void) {
+    const char *s = getenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
+    if (!s || !*s) return STREAMS_DEFAULT;
+    char *end;
+    long n = strtol(s, &end, 10);
+    if (*end || n < 1 || n > STREAMS_MAX)
+        cuda_fail("CRUCIBLE_CUDA_EXPERT_STREAMS", "must be an integer in 1..8", __FILE__, __LINE__);
+    return (int)n;
+}
+
+// Side streams 0..n-1 exist afterwards (created on first need, kept for the process).
+static void streams_init(int n) {
+    if (g_ex.n_ready == 0) cudaCheck(cudaEventCreateWithFlags(&g_ex.fork, cudaEventDisableTiming));
+    for (int i = g_ex.n_ready; i < n; i++) {
         cudaCheck(cudaStreamCreateWithFlags(&g_ex.stream[i], cudaStreamNonBlocking));
         cublasCheck(cublasCreate(&g_ex.blas[i]));
         cublasCheck(cublasSetStream(g_ex.blas[i], g_ex.stream[i]));
         cublasCheck(cublasSetMathMode(g_ex.blas[i], CUBLAS_DEFAULT_MATH));  // as the context's handle
         cudaCheck(cudaEventCreateWithFlags(&g_ex.join[i], cudaEventDisableTiming));
+        g_ex.n_ready = i + 1;
     }
-    cudaCheck(cudaEventCreateWithFlags(&g_ex.fork, cudaEventDisableTiming));
-    g_ex.streams_ready = 1;
 }
 
 // Row-major to cuBLAS column-major as cuda_gemm_ex: C^T = op(B)^T op(A)^T, B first.
@@ -105,20 +115,21 @@ static void gemm_on(cublasHandle_t h, cublasComputeType_t ct, const ExpertGemm *
 }
 
 static void run_streams(cublasComputeType_t ct, const ExpertGemm *p, int n) {
-    streams_init();
+    int ns = n_streams();
+    streams_init(ns);
     cudaCheck(cudaEventRecord(g_ex.fork, 0));
-    for (int s = 0; s < EXPERT_STREAMS; s++) cudaCheck(cudaStreamWaitEvent(g_ex.stream[s], g_ex.fork, 0));
+    for (int s = 0; s < ns; s++) cudaCheck(cudaStreamWaitEvent(g_ex.stream[s], g_ex.fork, 0));
     // Each GEMM to the stream with the least work so far (ties: lowest index): fixed by
     // the shapes, and the result of a GEMM does not depend on its stream anyway.
-    double load[EXPERT_STREAMS] = {0};
+    double load[STREAMS_MAX] = {0};
     for (int i = 0; i < n; i++) {
         int s = 0;
-        for (int j = 1; j < EXPERT_STREAMS; j++)
+        for (int j = 1; j < ns; j++)
             if (load[j] < load[s]) s = j;
         load[s] += (double)p[i].M * p[i].N * p[i].K;
         gemm_on(g_ex.blas[s], ct, &p[i]);
     }
-    for (int s = 0; s < EXPERT_STREAMS; s++) {
+    for (int s = 0; s < ns; s++) {
         cudaCheck(cudaEventRecord(g_ex.join[s], g_ex.stream[s]));
         cudaCheck(cudaStreamWaitEvent(0, g_ex.join[s], 0));
     }
@@ -218,7 +229,7 @@ static void run_list(GemmFn gemm, ExpertsMode mode, const ExpertGemm *p, int n) 
         if (mode == MODE_GROUPED && !g_ex.warned[slot]) {  // asked for explicitly: say what ran instead
             g_ex.warned[slot] = 1;
             fprintf(stderr, "crucible: no cuBLAS grouped GEMM for %s (%s): routed experts run on %d streams\n",
-                    slot ? "CUBLAS_COMPUTE_32F_FAST_16BF" : "CUBLAS_COMPUTE_32F", why, EXPERT_STREAMS);
+                    slot ? "CUBLAS_COMPUTE_32F_FAST_16BF" : "CUBLAS_COMPUTE_32F", why, n_streams());
         }
     }
     run_streams(k_ct[slot], p, n);

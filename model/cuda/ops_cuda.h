@@ -23,7 +23,8 @@
  *    GEMM per pass (fp32 table) or on 4 side streams forked from and joined back into
  *    the default stream within the op (bf16 table: cuBLAS has no grouped GEMM with
  *    FAST_16BF compute); CRUCIBLE_CUDA_EXPERTS=loop|grouped|streams|auto overrides it
- *    per call (loop = one GEMM after another, the first implementation).
+ *    per call (loop = one GEMM after another, the first implementation), and
+ *    CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
  *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
  *    kept until exit: the backend is not thread-safe; call it from one host thread.
  *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per

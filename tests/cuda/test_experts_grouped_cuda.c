@@ -1,6 +1,7 @@
 /* tests/cuda/test_experts_grouped_cuda.c — the routed experts' GEMMs on the CUDA backend
  * (model/cuda/moe_grouped.cu) in each of its ways of running them, CRUCIBLE_CUDA_EXPERTS
- * = loop | grouped | streams | auto, against the CPU op (the specification) and against
+ * = loop | grouped | streams (4 and 7 side streams) | auto, against the CPU op (the
+ * specification) and against
  * each other, on fresh random inputs (seed printed; CRUCIBLE_TEST_SEED=n repeats one).
  * Expert loads are uneven: experts with no rows, one expert with every row, odd row
  * lengths (unaligned rows), and no rows at all. Outputs are poisoned with NaN before each
@@ -22,8 +23,9 @@
 #include "model/cuda/ops_cuda.h"
 #include "model/ops.h"
 
-static const char *const k_modes[] = {"loop", "grouped", "streams", "auto"};
-enum { N_MODES = 4 };
+/* "streams7": the streams way on 7 side streams (CRUCIBLE_CUDA_EXPERT_STREAMS=7). */
+static const char *const k_modes[] = {"loop", "grouped", "streams", "streams7", "auto"};
+enum { N_MODES = 5 };
 
 typedef struct Case {
     int E, D, I, S;  /* experts, hidden, intermediate, rows (= offsets[E]) */
@@ -100,7 +102,9 @@ static float *dget(const Ops *g, const float *d, size_t n) {
 
 /* Forward then backward on table g the way `mode` says; outputs downloaded into *o. */
 static void run_mode(const Ops *g, const char *mode, const Case *c, Out *o) {
-    if (setenv("CRUCIBLE_CUDA_EXPERTS", mode, 1) != 0) abort();
+    int seven = strcmp(mode, "streams7") == 0;
+    if (setenv("CRUCIBLE_CUDA_EXPERTS", seven ? "streams" : mode, 1) != 0) abort();
+    if (seven && setenv("CRUCIBLE_CUDA_EXPERT_STREAMS", "7", 1) != 0) abort();
     size_t nx = (size_t)c->S * c->D, ni = (size_t)c->S * c->I, nw = (size_t)c->E * c->I * c->D;
     float *Xp = dput(g, c->Xp, 4 * nx), *dYp = dput(g, c->dYp, 4 * nx);
     float *Wg = dput(g, c->Wg, 4 * nw), *Wu = dput(g, c->Wu, 4 * nw), *Wd = dput(g, c->Wd, 4 * nw);
@@ -115,6 +119,7 @@ static void run_mode(const Ops *g, const char *mode, const Case *c, Out *o) {
     float *b[] = {Xp, dYp, Wg, Wu, Wd, dWg, dWu, dWd, Yp, G, U, Hm, dXp, dG, dU, dHm};
     for (size_t i = 0; i < sizeof b / sizeof *b; i++) g->free(b[i]);
     unsetenv("CRUCIBLE_CUDA_EXPERTS");
+    unsetenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
 }
 
 static void cmp(TestCtx *t_, const char *what, const float *x, const float *ref, size_t n, double tol) {

@@ -4,8 +4,9 @@
  * cuBLAS and the CUDA runtime mocked on the CPU, so it runs without a GPU. Built here with
  * nvcc into the test's temporary folder (a few seconds); SKIPs when nvcc or the sources
  * are not there (e.g. on the lent GPU machines, which run the real thing in
- * test_experts_grouped_cuda.c). Twice: cuBLAS's documented behaviour (no grouped GEMM for
- * FAST_16BF) and a cuBLAS that would accept it (MOCK_16BF_OK=1). */
+ * test_experts_grouped_cuda.c). Three runs: cuBLAS's documented behaviour (no grouped
+ * GEMM for FAST_16BF), a cuBLAS that would accept it (MOCK_16BF_OK=1), and 7 side streams
+ * instead of 4 (CRUCIBLE_CUDA_EXPERT_STREAMS=7). */
 #include "tests/test.h"
 
 #include <stdio.h>
@@ -53,6 +54,8 @@ TEST(cuda_experts_grouped_host) {
         CHECKF(run_expect(cmd, "all ok"), "mocked moe_grouped (cuBLAS without grouped FAST_16BF) failed");
         snprintf(cmd, sizeof cmd, "MOCK_16BF_OK=1 '%s/mock_moe_grouped' 2>&1", dir);
         CHECKF(run_expect(cmd, "all ok"), "mocked moe_grouped (grouped FAST_16BF accepted) failed");
+        snprintf(cmd, sizeof cmd, "CRUCIBLE_CUDA_EXPERT_STREAMS=7 '%s/mock_moe_grouped' 2>&1", dir);
+        CHECKF(run_expect(cmd, "all ok"), "mocked moe_grouped on 7 side streams failed");
     }
     free(dir);
 }
