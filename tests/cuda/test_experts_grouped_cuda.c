@@ -100,7 +100,8 @@ static float *dget(const Ops *g, const float *d, size_t n) {
     return x;
 }
 
-/* Forward then backward on table g the way `mode` says; outputs downloaded into *o. */
+/* Forward, then backward (from the CPU's saved G, U, Hm), on table g the way `mode`
+ * says; outputs downloaded into *o. */
 static void run_mode(const Ops *g, const char *mode, const Case *c, Out *o) {
     int seven = strcmp(mode, "streams7") == 0;
     if (setenv("CRUCIBLE_CUDA_EXPERTS", seven ? "streams" : mode, 1) != 0) abort();
@@ -112,11 +113,13 @@ static void run_mode(const Ops *g, const char *mode, const Case *c, Out *o) {
     float *Yp = dnan(g, nx), *G = dnan(g, ni), *U = dnan(g, ni), *Hm = dnan(g, ni);
     float *dXp = dnan(g, nx), *dG = dnan(g, ni), *dU = dnan(g, ni), *dHm = dnan(g, ni);
     g->moe_experts_forward(Yp, G, U, Hm, Xp, Wg, Wu, Wd, c->off, c->E, c->D, c->I);
-    g->moe_experts_backward(dXp, dWg, dWu, dWd, dYp, dG, dU, dHm, Xp, G, U, Hm, Wg, Wu, Wd, c->off, c->E, c->D,
+    /* the backward reads the CPU's G, U, Hm (errors of the forward not carried over) */
+    float *cG = dput(g, c->G, 4 * ni), *cU = dput(g, c->U, 4 * ni), *cHm = dput(g, c->Hm, 4 * ni);
+    g->moe_experts_backward(dXp, dWg, dWu, dWd, dYp, dG, dU, dHm, Xp, cG, cU, cHm, Wg, Wu, Wd, c->off, c->E, c->D,
                             c->I);
     o->Yp = dget(g, Yp, nx), o->G = dget(g, G, ni), o->U = dget(g, U, ni), o->Hm = dget(g, Hm, ni);
     o->dXp = dget(g, dXp, nx), o->dWg = dget(g, dWg, nw), o->dWu = dget(g, dWu, nw), o->dWd = dget(g, dWd, nw);
-    float *b[] = {Xp, dYp, Wg, Wu, Wd, dWg, dWu, dWd, Yp, G, U, Hm, dXp, dG, dU, dHm};
+    float *b[] = {Xp, dYp, Wg, Wu, Wd, dWg, dWu, dWd, Yp, G, U, Hm, dXp, dG, dU, dHm, cG, cU, cHm};
     for (size_t i = 0; i < sizeof b / sizeof *b; i++) g->free(b[i]);
     unsetenv("CRUCIBLE_CUDA_EXPERTS");
     unsetenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
