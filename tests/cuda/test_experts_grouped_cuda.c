@@ -125,11 +125,12 @@ static void run_mode(const Ops *g, const char *mode, const Case *c, Out *o) {
     unsetenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
 }
 
-static void cmp(TestCtx *t_, const char *what, const float *x, const float *ref, size_t n, double tol) {
-    if (n == 0) return;
+/* Checks one output; returns its error (0 when empty). */
+static double cmp(TestCtx *t_, const char *what, const float *x, const float *ref, size_t n, double tol) {
+    if (n == 0) return 0;
     double e = test_rel_err(x, ref, n);
     CHECKF(e <= tol, "%s: normalised error %.3g > %.1g (%zu values)", what, e, tol, n);
-    fprintf(stderr, "      %-44s err %.3g\n", what, e);
+    return e;
 }
 static void same_bits(TestCtx *t_, const char *what, const float *a, const float *b, size_t n) {
     CHECKF(n == 0 || memcmp(a, b, sizeof(float) * n) == 0, "%s: a second run differs", what);
@@ -144,13 +145,17 @@ static void check_case(TestCtx *t_, const Ops *g, double tol, const Case *c, con
         Out o = {0}, again = {0};
         run_mode(g, k_modes[m], c, &o);
         char w[128];
+        double worst_cpu = 0, worst_loop = 0;
+        const char *at_cpu = "-", *at_loop = "-";
 #define CMP(field, n)                                                                              \
     do {                                                                                           \
         snprintf(w, sizeof w, "%s %s vs CPU", k_modes[m], #field);                                 \
-        cmp(t_, w, o.field, c->field, n, tol);                                                     \
+        double e_ = cmp(t_, w, o.field, c->field, n, tol);                                         \
+        if (e_ > worst_cpu) worst_cpu = e_, at_cpu = #field;                                       \
         if (m > 0) {                                                                               \
             snprintf(w, sizeof w, "%s %s vs loop", k_modes[m], #field);                            \
-            cmp(t_, w, o.field, loop.field, n, tol);                                               \
+            e_ = cmp(t_, w, o.field, loop.field, n, tol);                                          \
+            if (e_ > worst_loop) worst_loop = e_, at_loop = #field;                                \
         }                                                                                          \
     } while (0)
         CMP(Yp, nx);
@@ -162,6 +167,8 @@ static void check_case(TestCtx *t_, const Ops *g, double tol, const Case *c, con
         CMP(dWu, nw);
         CMP(dWd, nw);
 #undef CMP
+        fprintf(stderr, "      %-9s worst error vs CPU %.3g (%s), vs loop %.3g (%s)\n", k_modes[m], worst_cpu, at_cpu,
+                worst_loop, at_loop);
         if (c->S == 0) {  /* no rows: the gradients are left exactly as they were */
             same_bits(t_, "dWg with no rows", o.dWg, c->dW0g, nw);
             same_bits(t_, "dWu with no rows", o.dWu, c->dW0u, nw);
