@@ -2,8 +2,10 @@
  * DeepSeek-Coder-V2-Lite shapes (hidden 2048, 16 heads, q/k 192 = 128 + 64, v 128,
  * 64 routed experts top-6 with intermediate 1408, vocab 102400), 4096 tokens packed.
  * Each line: median of R timed runs after warm-up (CUDA events), on fresh random data,
- * and the rate it implies. Prints a table last. Without CUDA (or a GPU) it says so and
- * exits 0. Usage: cuda_ops_bench [tokens] */
+ * and the rate it implies; the routed experts once per way of running their GEMMs
+ * (CRUCIBLE_CUDA_EXPERTS = loop, grouped, streams on 2/4/8 side streams, auto) and the
+ * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf). Prints a table last.
+ * Without CUDA (or a GPU) it says so and exits 0. Usage: cuda_ops_bench [tokens] */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -221,11 +223,25 @@ int main(int argc, char **argv) {
         c.dYp = drand(o, nx, 1), c.dXp = drand(o, nx, 1), c.dWg = drand(o, nw, 1), c.dWu = drand(o, nw, 1);
         c.dWd = drand(o, nw, 1), c.dG = drand(o, ni, 1), c.dU = drand(o, ni, 1), c.dHm = drand(o, ni, 1);
         double fl = 2.0 * 3 * S * (double)c.D * c.I;
-        char name[64];
-        snprintf(name, sizeof name, "moe experts fwd %s (64 loop GEMMs x3)", tn[k]);
-        record(name, time_ms(run_moe_fwd, &c), fl / 1e12, "TFLOP/s");
-        snprintf(name, sizeof name, "moe experts bwd %s", tn[k]);
-        record(name, time_ms(run_moe_bwd, &c), 2 * fl / 1e12, "TFLOP/s");
+        /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "auto" is
+         * what the tables do when CRUCIBLE_CUDA_EXPERTS is unset */
+        const char *modes[6] = {"loop", "grouped", "streams", "streams", "streams", "auto"};
+        const char *nstreams[6] = {"4", "4", "2", "4", "8", "4"};  /* CRUCIBLE_CUDA_EXPERT_STREAMS */
+        for (int m = 0; m < 6; m++) {
+            if (setenv("CRUCIBLE_CUDA_EXPERTS", modes[m], 1) != 0 ||
+                setenv("CRUCIBLE_CUDA_EXPERT_STREAMS", nstreams[m], 1) != 0) {
+                fprintf(stderr, "setenv failed\n");
+                return 1;
+            }
+            int st = !strcmp(modes[m], "streams");
+            char name[64];
+            snprintf(name, sizeof name, "moe experts fwd %s %s%s", tn[k], modes[m], st ? nstreams[m] : "");
+            record(name, time_ms(run_moe_fwd, &c), fl / 1e12, "TFLOP/s");
+            snprintf(name, sizeof name, "moe experts bwd %s %s%s", tn[k], modes[m], st ? nstreams[m] : "");
+            record(name, time_ms(run_moe_bwd, &c), 2 * fl / 1e12, "TFLOP/s");
+        }
+        unsetenv("CRUCIBLE_CUDA_EXPERTS");
+        unsetenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
         float *bufs[] = {c.Xp, c.Wg, c.Wu, c.Wd, c.Yp, c.G, c.U, c.Hm, c.dYp, c.dXp, c.dWg, c.dWu, c.dWd, c.dG, c.dU, c.dHm};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
     }
@@ -264,11 +280,18 @@ int main(int argc, char **argv) {
         c.tg = dints(o, tg, N);
         free(tg);
         double fl = 2.0 * N * (double)c.V * c.D;
-        char name[64];
-        snprintf(name, sizeof name, "lmhead fwd %s V=102400", tn[k]);
-        record(name, time_ms(run_lm_fwd, &c), fl / 1e12, "TFLOP/s");
-        snprintf(name, sizeof name, "lmhead bwd %s", tn[k]);
-        record(name, time_ms(run_lm_bwd, &c), 3 * fl / 1e12, "TFLOP/s");
+        /* bf16 table: operands rounded to bf16 once per chunk (default), and the fp32
+         * operands through FAST_16BF (CRUCIBLE_CUDA_LMHEAD=fast16bf, model/cuda/lmhead.cu) */
+        const char *lmodes[2] = {"bf16", "fast16bf"};
+        for (int m = 0; m < (k ? 2 : 1); m++) {
+            if (setenv("CRUCIBLE_CUDA_LMHEAD", lmodes[m], 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+            char name[64];
+            snprintf(name, sizeof name, "lmhead fwd %s%s%s V=102400", tn[k], k ? " " : "", k ? lmodes[m] : "");
+            record(name, time_ms(run_lm_fwd, &c), fl / 1e12, "TFLOP/s");
+            snprintf(name, sizeof name, "lmhead bwd %s%s%s", tn[k], k ? " " : "", k ? lmodes[m] : "");
+            record(name, time_ms(run_lm_bwd, &c), 3 * fl / 1e12, "TFLOP/s");
+        }
+        unsetenv("CRUCIBLE_CUDA_LMHEAD");
         float *bufs[] = {c.y, c.W, c.logp, c.lse, c.scratch, c.dlogp, c.dy, c.dW};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
         o->free(c.tg);

@@ -1,7 +1,7 @@
 // model/cuda/moe_dispatch.cu — grouping tokens by expert: a stable counting sort of the
-// (token, k) slots in fixed chunks (histogram, scan, in-order assignment: no atomics),
-// per-expert SwiGLU GEMMs on contiguous rows (a loop over experts), and the weighted
-// combine that sums a token's K slots in fixed k order (spec §6.2, §7.8).
+// (token, k) slots in fixed chunks (histogram, scan, in-order assignment: no atomics)
+// and the weighted combine that sums a token's K slots in fixed k order (spec §6.2,
+// §7.8). The experts' GEMMs on the sorted rows are in moe_grouped.cu.
 #include "model/cuda/cuda_ops.cuh"
 
 enum { PERMUTE_CHUNK = 256 };
@@ -98,52 +98,6 @@ void cuda_moe_permute_backward(float *dx, const float *dXp, const int32_t *row_o
     if (N <= 0 || D <= 0) return;
     permute_backward_kernel<<<grid_for((size_t)N * D), CUDA_THREADS>>>(dx, dXp, row_of_slot, N, D, K);
     launchCheck();
-}
-
-void cuda_moe_experts_forward_g(GemmFn gemm, float *Yp, float *G, float *U, float *Hm, const float *Xp,
-                                const float *Wg, const float *Wu, const float *Wd, const int32_t *offsets_host,
-                                int E, int D, int I) {
-    for (int e = 0; e < E; e++) {
-        int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
-        if (M == 0) continue;
-        const float *x = Xp + (size_t)r0 * D;
-        gemm(0, 1, M, I, D, 1.0f, x, D, Wg + (size_t)e * I * D, D, 0.0f, G + (size_t)r0 * I, I);
-        gemm(0, 1, M, I, D, 1.0f, x, D, Wu + (size_t)e * I * D, D, 0.0f, U + (size_t)r0 * I, I);
-    }
-    int rows = offsets_host[E];
-    cuda_swiglu_forward(Hm, G, U, (size_t)rows * I);
-    for (int e = 0; e < E; e++) {
-        int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
-        if (M == 0) continue;
-        gemm(0, 1, M, D, I, 1.0f, Hm + (size_t)r0 * I, I, Wd + (size_t)e * D * I, I, 0.0f, Yp + (size_t)r0 * D, D);
-    }
-}
-
-void cuda_moe_experts_backward_g(GemmFn gemm, float *dXp, float *dWg, float *dWu, float *dWd, const float *dYp,
-                                 float *dG, float *dU, float *dHm, const float *Xp, const float *G,
-                                 const float *U, const float *Hm, const float *Wg, const float *Wu,
-                                 const float *Wd, const int32_t *offsets_host, int E, int D, int I) {
-    (void)G;
-    for (int e = 0; e < E; e++) {
-        int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
-        if (M == 0) continue;
-        const float *dy = dYp + (size_t)r0 * D;
-        gemm(0, 0, M, I, D, 1.0f, dy, D, Wd + (size_t)e * D * I, I, 0.0f, dHm + (size_t)r0 * I, I);
-        gemm(1, 0, D, I, M, 1.0f, dy, D, Hm + (size_t)r0 * I, I, 1.0f, dWd + (size_t)e * D * I, I);
-    }
-    int rows = offsets_host[E];
-    cuda_swiglu_backward(dG, dU, dHm, G, U, (size_t)rows * I);
-    for (int e = 0; e < E; e++) {
-        int r0 = offsets_host[e], M = offsets_host[e + 1] - r0;
-        if (M == 0) continue;
-        const float *x = Xp + (size_t)r0 * D;
-        float *dx = dXp + (size_t)r0 * D;
-        const float *dg = dG + (size_t)r0 * I, *du = dU + (size_t)r0 * I;
-        gemm(0, 0, M, D, I, 1.0f, dg, I, Wg + (size_t)e * I * D, D, 0.0f, dx, D);
-        gemm(0, 0, M, D, I, 1.0f, du, I, Wu + (size_t)e * I * D, D, 1.0f, dx, D);
-        gemm(1, 0, I, D, M, 1.0f, dg, I, x, D, 1.0f, dWg + (size_t)e * I * D, D);
-        gemm(1, 0, I, D, M, 1.0f, du, I, x, D, 1.0f, dWu + (size_t)e * I * D, D);
-    }
 }
 
 __global__ void unpermute_kernel(float *y, const float *Yp, const float *w, const int32_t *row_of_slot, int N, int D,
