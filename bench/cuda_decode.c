@@ -232,40 +232,6 @@ done:
     return rc;
 }
 
-/* The peer run of the same shape in the peer's JSON, or NULL. */
-static const cJSON *peer_run(const cJSON *peer, int B, int L, int P, int N, const char **why) {
-    *why = "no --peer";
-    if (!peer) return NULL;
-    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(peer, "runs");
-    *why = "not in the peer's plan";
-    const cJSON *x;
-    cJSON_ArrayForEach(x, runs) {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(x, "seqs"), *l = cJSON_GetObjectItemCaseSensitive(x, "layers");
-        if (!cJSON_IsNumber(s) || s->valueint != B) continue;
-        if (!cJSON_IsNumber(l) || l->valueint != L) {
-            *why = "peer ran another layer count";
-            continue;
-        }
-        const cJSON *p = cJSON_GetObjectItemCaseSensitive(peer, "prompt"), *g = cJSON_GetObjectItemCaseSensitive(peer, "gen");
-        if (!cJSON_IsNumber(p) || !cJSON_IsNumber(g) || p->valueint != P || g->valueint != N) {
-            *why = "peer ran another prompt/gen length";
-            return NULL;
-        }
-        const cJSON *err = cJSON_GetObjectItemCaseSensitive(x, "error");
-        if (cJSON_IsString(err)) {
-            *why = "peer failed (see its JSON)";
-            return NULL;
-        }
-        if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(x, "decode_tok_s")) ||
-            !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(x, "e2e_tok_s"))) {
-            *why = "peer JSON lacks decode_tok_s/e2e_tok_s";
-            return NULL;
-        }
-        return x;
-    }
-    return NULL;
-}
-
 static int parse_seqs(const char *s, int *out, CrError *e) {
     int n = 0;
     const char *p = s;
@@ -317,14 +283,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     int P = (int)prompt, N = (int)gen, Lreq = (int)layers;
-    if (crucible_cuda_device_count() <= 0) {
-        printf("cuda_decode: no CUDA device visible: nothing measured\n");
-        return 0;
-    }
-    const Ops *ops = strcmp(table, "fp32") ? ops_cuda_bf16() : ops_cuda();
+    /* --print-plan's stdout is the plan only: without a device it is empty (exit 1) */
+    const Ops *ops = crucible_cuda_device_count() <= 0 ? NULL : strcmp(table, "fp32") ? ops_cuda_bf16() : ops_cuda();
     if (!ops) {
-        printf("cuda_decode: the CUDA backend found no usable device: nothing measured\n");
-        return 0;
+        fprintf(print_plan ? stderr : stdout, "cuda_decode: no usable CUDA device visible: nothing measured\n");
+        return print_plan ? 1 : 0;
     }
     cuda_ok(cudaFree(NULL), "CUDA context");
     size_t free_b = 0, total_b = 0;
@@ -438,14 +401,14 @@ int main(int argc, char **argv) {
             continue;
         }
         const char *why;
-        const cJSON *pr = peer_run(peer, p->B, p->L, P, N, &why);
+        const cJSON *pr = decode_peer_run(peer, p->B, p->L, P, N, &why);
         char hf[32] = "-", ratio[16] = "-", eratio[16] = "-";
         if (pr) {
             double hd = cJSON_GetObjectItemCaseSensitive(pr, "decode_tok_s")->valuedouble;
             double he = cJSON_GetObjectItemCaseSensitive(pr, "e2e_tok_s")->valuedouble;
             snprintf(hf, sizeof hf, "%.1f", hd);
-            if (hd > 0) snprintf(ratio, sizeof ratio, "%.2fx", r->dec_tps / hd);
-            if (he > 0) snprintf(eratio, sizeof eratio, "%.2fx", r->e2e_tps / he);
+            snprintf(ratio, sizeof ratio, "%.2fx", r->dec_tps / hd);
+            snprintf(eratio, sizeof eratio, "%.2fx", r->e2e_tps / he);
         }
         printf("%-5d %-6d %-6d %-6d %-5d %12.1f %12.1f %9.2f %8.1f%s %12.1f %7.1f%% %14s %8s %8s\n", p->B, p->B_req, p->L,
                P, N, r->dec_tps, r->e2e_tps, r->step_bytes / 1e9, r->experts_per_layer, r->experts_measured ? " " : "*",

@@ -4,10 +4,11 @@
  * fit, the distinct experts a decode step touches, and the bytes a decode step must read.
  * Defines: DECODE_BLOCK_SLACK, DecodePlan, decode_lite_config, decode_n_params,
  * decode_cache_positions, decode_need_bytes, decode_plan, decode_distinct_experts,
- * decode_expected_experts, decode_step_bytes. Header-only (static inline). */
+ * decode_expected_experts, decode_step_bytes, decode_peer_run. Header-only (static inline). */
 #ifndef CRUCIBLE_BENCH_DECODE_PLAN_H
 #define CRUCIBLE_BENCH_DECODE_PLAN_H
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -130,6 +131,42 @@ static inline double decode_step_bytes(const ModelConfig *c, double fixed_bytes,
     double expert_bytes = 3.0 * c->moe_intermediate_size * D * 4.0;
     double cache = (double)B * (P + N / 2.0) * L * (c->kv_lora_rank + c->qk_rope_head_dim) * 4.0;
     return fixed_bytes + rows * D * 4.0 + experts * n_moe * expert_bytes + cache;
+}
+
+/* The run of shape (B sequences, L layers, P + N tokens) in the JSON object written by
+ * bench/cuda_decode_hf.py ({"prompt", "gen", "runs": [{"seqs", "layers", "decode_tok_s",
+ * "e2e_tok_s"} or {"seqs", "layers", "error"}]}), or NULL with *why saying why not (no
+ * peer, not in its plan, another layer count or length, the peer's run failed, fields
+ * missing). Ratios are only ever taken between identical shapes. */
+static inline const cJSON *decode_peer_run(const cJSON *peer, int B, int L, int P, int N, const char **why) {
+    *why = "no peer JSON";
+    if (!peer) return NULL;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(peer, "prompt"), *g = cJSON_GetObjectItemCaseSensitive(peer, "gen");
+    if (!cJSON_IsNumber(p) || !cJSON_IsNumber(g) || p->valueint != P || g->valueint != N) {
+        *why = "the peer ran another prompt/gen length";
+        return NULL;
+    }
+    *why = "not in the peer's plan";
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(peer, "runs")) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(x, "seqs"), *l = cJSON_GetObjectItemCaseSensitive(x, "layers");
+        if (!cJSON_IsNumber(s) || s->valueint != B) continue;
+        if (!cJSON_IsNumber(l) || l->valueint != L) {
+            *why = "the peer ran another layer count";
+            continue;
+        }
+        if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "error"))) {
+            *why = "the peer's run failed (see its JSON)";
+            return NULL;
+        }
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(x, "decode_tok_s"), *e = cJSON_GetObjectItemCaseSensitive(x, "e2e_tok_s");
+        if (!cJSON_IsNumber(d) || !cJSON_IsNumber(e) || !(d->valuedouble > 0) || !(e->valuedouble > 0)) {
+            *why = "the peer's run lacks positive decode_tok_s / e2e_tok_s";
+            return NULL;
+        }
+        return x;
+    }
+    return NULL;
 }
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench/decode_plan.h"
 #include "model/params.h"
@@ -79,4 +80,27 @@ TEST(bench_decode_plan_step_bytes) {
     double fixed = decode_n_params(&c) * 4 - 4.0 * 26 * 64 * 3 * 1408 * 2048 - 4.0 * 102400 * 2048;
     double active = decode_step_bytes(&c, fixed, 1, 0, 0, 6) / 4;
     CHECKF(active > 2.40e9 && active < 2.50e9, "active %.3g", active);
+}
+
+/* The JSON contract with bench/cuda_decode_hf.py (its output format, as it printed it in a
+ * CPU smoke run, trimmed): ratios only for identical shapes, reasons otherwise. */
+TEST(bench_decode_peer_json_contract) {
+    const char *js =
+        "{\"torch\": \"2.15.0\", \"transformers\": \"5.23.0\", \"device\": \"cpu\", \"dtype\": \"bfloat16\", "
+        "\"prompt\": 8, \"gen\": 3, \"runs\": [{\"seqs\": 1, \"layers\": 1, \"t1_s\": 0.32, \"tN_s\": 0.97, "
+        "\"decode_tok_s\": 3.08, \"e2e_tok_s\": 3.09, \"peak_gib\": 0.0}, {\"seqs\": 2, \"layers\": 2, "
+        "\"error\": \"out of memory: CUDA out of memory\"}, {\"seqs\": 4, \"layers\": 3, \"decode_tok_s\": 0}], "
+        "\"experts_implementation\": \"grouped_mm\", \"attn_implementation\": \"sdpa\"}";
+    cJSON *j = cJSON_Parse(js);
+    CHECK(j != NULL);
+    const char *why = NULL;
+    const cJSON *r = decode_peer_run(j, 1, 1, 8, 3, &why);
+    CHECK(r && cJSON_GetObjectItem(r, "decode_tok_s")->valuedouble == 3.08);
+    CHECK(!decode_peer_run(j, 1, 2, 8, 3, &why) && strstr(why, "layer count"));
+    CHECK(!decode_peer_run(j, 1, 1, 9, 3, &why) && strstr(why, "length"));
+    CHECK(!decode_peer_run(j, 2, 2, 8, 3, &why) && strstr(why, "failed"));
+    CHECK(!decode_peer_run(j, 4, 3, 8, 3, &why) && strstr(why, "lacks"));
+    CHECK(!decode_peer_run(j, 64, 1, 8, 3, &why) && strstr(why, "plan"));
+    CHECK(!decode_peer_run(NULL, 1, 1, 8, 3, &why) && strstr(why, "no peer"));
+    cJSON_Delete(j);
 }
