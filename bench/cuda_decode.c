@@ -37,8 +37,9 @@
  * = 124 MB, so 256 sequences need 31.9 GB: params + cache = 94.7 GB does not fit, 64
  * sequences (8.0 GB of cache) do. For each B the bench therefore plans, from the free
  * device memory at start minus --reserve-gib for the engine's scratch: with --fit layers
- * (default) the most layers <= --layers that fit B sequences, with --fit seqs the most
- * sequences <= B that fit --layers layers. Every reduction is printed as a NOTE line and
+ * (default) the most layers <= --layers that fit B sequences (21-22 layers for 256 x 2000
+ * tokens with 78-79 GiB free), with --fit seqs the most sequences <= B that fit --layers
+ * layers (114-123). Every reduction is printed as a NOTE line and
  * kept in the summary table (columns "layers" and "seqs"); the bandwidth bound is computed
  * for the shape actually run. --print-plan prints the plan ("B:layers,..." of what will
  * run) and exits: bench/cuda_decode_hf.py --plan takes it so the peer runs the same shapes.
