@@ -129,6 +129,8 @@ static const Ops k_cpu = {
     .moe_unpermute_backward = cpu_moe_unpermute_backward,
     .lmhead_logprob_forward = cpu_lmhead_logprob_forward,
     .lmhead_logprob_backward = cpu_lmhead_logprob_backward,
+    .mla_cache_scatter = cpu_mla_cache_scatter,
+    .mla_decode_attention = cpu_mla_decode_attention,
 };
 
 /* OpenMP threads and OpenBLAS's own pthread pool would otherwise spin against each other

@@ -23,7 +23,7 @@ for f in tests/cuda/*.c; do
 done
 GOMP=$(gcc -print-file-name=libgomp.a)
 OPENBLAS=${OPENBLAS_A:-/usr/lib/x86_64-linux-gnu/libopenblas.a}
-# PCRE2 (the tokenizer's pre-tokenizer, pulled in by the rollout engine) links statically.
+# PCRE2 (the tokenizer's pre-tokenizer, pulled in by the rollout engine): static.
 PCRE2=${PCRE2_A:-/usr/lib/x86_64-linux-gnu/libpcre2-8.a}
 # cJSON has no static library on Debian: its shared object travels beside the binaries.
 cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 $B/
