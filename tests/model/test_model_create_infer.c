@@ -2,7 +2,10 @@
  * the rollout engine decodes the same greedy tokens and log-probs on one as on a full
  * model with the same weights; the training entry points refuse it with a message; and
  * model_init_random (chunked host staging) still gives every tensor its own documented
- * stream, checked by regenerating the streams independently. */
+ * stream, checked by regenerating the streams independently. On a backend whose memory
+ * the host cannot touch (tests/guarded_ops.h, the stand-in for a GPU), an inference model
+ * is created, randomly initialised and decoded through the Ops path without one host
+ * access to backend memory, with the same samples as on ops_cpu(). */
 #include "tests/test.h"
 #include "tests/model/model_tiny.h"
 
@@ -15,6 +18,7 @@
 #include "model/model.h"
 #include "model/ops.h"
 #include "rollout/rollout.h"
+#include "tests/guarded_ops.h"
 
 TEST(model_infer_rollout_matches_full_model) {
     ModelConfig c;
@@ -142,4 +146,57 @@ TEST(model_init_random_streams_across_chunks) {
     CHECK(bad == 0);
     CHECK(norms == 2 * 3 + 1);  /* input, post-attention, kv_a per layer + final */
     model_free(m);
+}
+
+/* What bench/cuda_decode does on a GPU, on a backend that traps host access instead. */
+TEST(model_infer_on_guarded_backend_decodes) {
+    ModelConfig c;
+    CHECK(tiny_config(&c, (TinyOpts){.q_lora = 8, .group_limited = 1, .n_shared = 2}) == 0);
+    CrError e;
+    Model *full = model_create(&c, &e), *inf = model_create_infer(&c, guarded_ops(), &e);
+    CHECKF(full && inf, "%s", e.msg);
+    if (!full || !inf) return;
+    CHECK(inf->grads == NULL);
+    model_init_random(full, 21);
+    model_init_random(inf, 21);  /* through ops->upload only: a host write would SIGSEGV */
+    float *host = malloc(sizeof(float) * inf->n_params);
+    inf->ops->download(host, inf->params, sizeof(float) * inf->n_params);
+    CHECK(memcmp(host, full->params, sizeof(float) * full->n_params) == 0);
+    free(host);
+
+    enum { NP = 2, P = 11, NEW = 16 };
+    int32_t pr[NP][P];
+    const int32_t *pp[NP] = {pr[0], pr[1]};
+    int lens[NP] = {P, 5};
+    for (int p = 0; p < NP; p++)
+        for (int t = 0; t < P; t++) pr[p][t] = (int32_t)((7 * t + 13 * p + 3) % c.vocab_size);
+    SampleParams sp = {0};
+    sp.temperature = 0.8f;
+    sp.top_p = 1.0f;
+    sp.max_new_tokens = NEW;
+    sp.ignore_eos = 1;
+    sp.record_experts = 1;
+    sp.seed = 3;
+    Sample a[NP * 2], b[NP * 2];
+    setenv("CRUCIBLE_ROLLOUT_OPS", "1", 1);  /* the full CPU model through the same Ops path */
+    RolloutEngine *ra = rollout_create(full, NULL, 512, &e);
+    unsetenv("CRUCIBLE_ROLLOUT_OPS");
+    RolloutEngine *rb = rollout_create(inf, NULL, 512, &e);
+    CHECKF(ra && rb, "%s", e.msg);
+    if (!ra || !rb) return;
+    CHECKF(rollout_generate(ra, pp, lens, NP, 2, &sp, 0, a, &e) == 0, "%s", e.msg);
+    CHECKF(rollout_generate(rb, pp, lens, NP, 2, &sp, 0, b, &e) == 0, "%s", e.msg);
+    if (FAILED()) return;
+    for (int i = 0; i < NP * 2; i++) {
+        CHECK(a[i].n_tokens == NEW && b[i].n_tokens == NEW);
+        CHECK(memcmp(a[i].token_ids, b[i].token_ids, sizeof(int32_t) * NEW) == 0);
+        CHECK(memcmp(a[i].logprobs, b[i].logprobs, sizeof(float) * NEW) == 0);
+        CHECK(a[i].expert_ids && b[i].expert_ids);
+        sample_free(&a[i]), sample_free(&b[i]);
+    }
+    rollout_free(ra);
+    rollout_free(rb);
+    model_free(inf);
+    model_free(full);
+    CHECKF(guarded_ops_live_allocations() == 0, "%d backend buffers leaked", guarded_ops_live_allocations());
 }
