@@ -12,7 +12,9 @@
  * random weights (model_init_random, N(0, 0.02)), created with model_create_infer on
  * ops_cuda_bf16() (or ops_cuda() with --table fp32): parameters stored in fp32 on the
  * device, no gradients. The engine decodes on the GPU (rollout/rollout.h on a device
- * model: latent cache in device memory, sampling on device).
+ * model takes its Ops path: latent cache in device memory; sampling on the device when the
+ * table has sample_rows, else on the host from logits downloaded each step — the output
+ * says which).
  *
  * Work per batch size B: B distinct random prompts of --prompt tokens, one sample each,
  * --gen new tokens each (EOS ignored), temperature 1 without truncation. Timed: one
@@ -311,7 +313,9 @@ int main(int argc, char **argv) {
            "64 experts top-6 + 2 shared, vocab 102400), random weights, fp32 storage, table %s\n", ops->name);
     printf("  device %s: %.1f GiB total, %.1f GiB free at start; reserve %.1f GiB for scratch\n", prop.name,
            total_b / 1073741824.0, free_b / 1073741824.0, reserve_gib);
-    printf("  %d prompt + %d generated tokens per sequence, temperature 1, EOS ignored\n", P, N);
+    printf("  %d prompt + %d generated tokens per sequence, temperature 1, EOS ignored; sampling %s\n", P, N,
+           ops->sample_rows ? "on the device (ops->sample_rows)"
+                            : "on the host (the table has no sample_rows: logits downloaded every step)");
     double copy_bw = 0, read_bw = 0;
     size_t bw_bytes = (size_t)2 << 30;
     if ((double)bw_bytes * 2 > freeb / 2) bw_bytes = (size_t)(freeb / 8);
