@@ -142,9 +142,11 @@ $(BUILD)/bench/%: $(OBJ)/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-# ---- CUDA check: op tests against the CPU path, GPU benchmarks, summary table last ----
+# ---- CUDA check: op tests against the CPU path, GPU benchmarks (ops, training step, decode),
+# compute-sanitizer over the CUDA tests, status table last ----
 cuda-check:
-	@$(MAKE) --no-print-directory all $(BUILD)/crucible_tests $(BUILD)/bench/cuda_ops_bench $(BUILD)/bench/cuda_train_step
+	@$(MAKE) --no-print-directory all $(BUILD)/crucible_tests $(BUILD)/bench/cuda_ops_bench $(BUILD)/bench/cuda_train_step \
+	  $(BUILD)/bench/cuda_decode
 	@sh tests/cuda/cuda_check.sh
 
 # ---- fuzzing (libFuzzer, clang) --------------------------------------------------

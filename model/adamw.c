@@ -19,6 +19,7 @@ int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e) {
     if (!(cfg.eps > 0) || !isfinite(cfg.eps)) return cr_error_set(e, "adamw: eps must be > 0, got %g", cfg.eps);
     if (!(cfg.weight_decay >= 0) || !isfinite(cfg.weight_decay))
         return cr_error_set(e, "adamw: weight_decay must be >= 0, got %g", cfg.weight_decay);
+    if (!m->grads) return cr_error_set(e, "adamw: the model has no gradients (created by model_create_infer)");
     opt->cfg = cfg;
     opt->n = m->n_params;
     opt->m = cr_alloc_aligned(sizeof(float) * (opt->n ? opt->n : 1));

@@ -35,7 +35,8 @@ typedef struct AdamW {
 /* torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01. */
 AdamWConfig adamw_default_config(void);
 /* Zero moments for m's tensors. Error if the config is out of range (lr < 0, betas
- * outside [0, 1), eps <= 0, weight decay < 0, or any of them non-finite). */
+ * outside [0, 1), eps <= 0, weight decay < 0, or any of them non-finite), or a model
+ * without gradients (model_create_infer). */
 int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e);
 /* One step on every tensor using m->grads, at learning rate lr (cfg.lr is not used
  * here, so that a schedule can drive it). Increments opt->step first. */

@@ -61,6 +61,7 @@ struct ModelState {
     int32_t *host_pos, *host_targets; /* host [cap_N] */
     int32_t *offsets_host;            /* host [L * (E+1)] */
     int fwd_N, fwd_S, fwd_ok;         /* the batch of the last successful forward */
+    int infer_only;                   /* model_create_infer: no grads, no training passes */
     InferScratch inf;
 };
 
@@ -201,21 +202,24 @@ static void ensure_capacity(Model *m, int N, int S) {
 
 Model *model_create(const ModelConfig *cfg, CrError *e) { return model_create_ops(cfg, ops_cpu(), e); }
 
-Model *model_create_ops(const ModelConfig *cfg, const Ops *ops, CrError *e) {
+/* train = 0: no gradient buffer (m->grads NULL, grad views NULL) and the training entry
+ * points refuse the model, so no training activations are ever allocated. */
+static Model *create(const ModelConfig *cfg, const Ops *ops, int train, CrError *e) {
     if (model_config_validate(cfg, "model config", e)) return NULL;
     Model *m = cr_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->ops = ops;
     m->tensors = model_params_layout(cfg, &m->n_tensors, &m->n_params);
     m->params = m->ops->alloc(sizeof(float) * m->n_params);
-    m->grads = m->ops->alloc(sizeof(float) * m->n_params);
+    if (train) m->grads = m->ops->alloc(sizeof(float) * m->n_params);
     ModelState *st = cr_calloc(1, sizeof *st);
     m->state = st;
+    st->infer_only = !train;
     int L = cfg->num_hidden_layers, E = cfg->n_routed_experts;
     st->w.layers = cr_calloc((size_t)L, sizeof(LayerWeights));
     st->gw.layers = cr_calloc((size_t)L, sizeof(LayerWeights));
     model_params_views(cfg, m->tensors, m->n_tensors, m->params, &st->w);
-    model_params_views(cfg, m->tensors, m->n_tensors, m->grads, &st->gw);
+    if (train) model_params_views(cfg, m->tensors, m->n_tensors, m->grads, &st->gw);
     int dr2 = cfg->qk_rope_head_dim / 2;
     float *inv = cr_malloc(sizeof(float) * (size_t)dr2);
     model_rope_inv_freq(cfg, inv, &st->cs_factor);
@@ -234,6 +238,12 @@ Model *model_create_ops(const ModelConfig *cfg, const Ops *ops, CrError *e) {
     for (int l = 0; l < L; l++) st->la[l].offsets_host = st->offsets_host + (size_t)l * (E + 1);
     return m;
 }
+
+Model *model_create_ops(const ModelConfig *cfg, const Ops *ops, CrError *e) { return create(cfg, ops, 1, e); }
+
+Model *model_create_infer(const ModelConfig *cfg, const Ops *ops, CrError *e) { return create(cfg, ops, 0, e); }
+
+int model_is_infer_only(const Model *m) { return m->state->infer_only; }
 
 void model_free(Model *m) {
     if (!m) return;
@@ -262,23 +272,40 @@ static int is_norm_weight(const char *name) {
     return n >= 11 && strcmp(name + n - 11, "norm.weight") == 0;
 }
 
+/* Fill one tensor's values into p (its own stream: independent of grouping and threads). */
+static void init_tensor(const ParamTensor *t, int index, uint64_t seed, float std, float *p) {
+    if (is_norm_weight(t->name)) {
+        for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
+        return;
+    }
+    CrRng r;
+    cr_rng_init(&r, seed, (uint64_t)index, 0x1a17);
+    for (size_t j = 0; j < t->numel; j++) p[j] = (float)(cr_rng_normal(&r) * std);
+}
+
 void model_init_random(Model *m, uint64_t seed) {
     float std = m->cfg.initializer_range;
-    float *host = cr_malloc(sizeof(float) * m->n_params);
-    /* One stream per tensor keyed by its index: values do not depend on thread count. */
+    /* Consecutive tensors are generated into a host staging buffer of at most
+     * INIT_CHUNK floats (or one tensor, if larger) and uploaded together: a device model
+     * of 15.7 B parameters does not need a host copy of all of them. */
+    enum { INIT_CHUNK = 1 << 26 };
+    size_t cap = INIT_CHUNK;
+    for (int i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].numel > cap) cap = m->tensors[i].numel;
+    if (cap > m->n_params) cap = m->n_params ? m->n_params : 1;
+    float *host = cr_malloc(sizeof(float) * cap);
+    for (int first = 0; first < m->n_tensors;) {
+        size_t base = m->tensors[first].offset, n = 0;
+        int last = first;  /* tensors [first, last) are contiguous in the flat buffer */
+        while (last < m->n_tensors && m->tensors[last].offset == base + n &&
+               (last == first || n + m->tensors[last].numel <= cap))
+            n += m->tensors[last++].numel;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < m->n_tensors; i++) {
-        const ParamTensor *t = &m->tensors[i];
-        float *p = host + t->offset;
-        if (is_norm_weight(t->name)) {
-            for (size_t j = 0; j < t->numel; j++) p[j] = 1.0f;
-        } else {
-            CrRng r;
-            cr_rng_init(&r, seed, (uint64_t)i, 0x1a17);
-            for (size_t j = 0; j < t->numel; j++) p[j] = (float)(cr_rng_normal(&r) * std);
-        }
+        for (int i = first; i < last; i++)
+            init_tensor(&m->tensors[i], i, seed, std, host + (m->tensors[i].offset - base));
+        m->ops->upload(m->params + base, host, sizeof(float) * n);
+        first = last;
     }
-    m->ops->upload(m->params, host, sizeof(float) * m->n_params);
     free(host);
 }
 
@@ -288,7 +315,9 @@ const ParamTensor *model_find_tensor(const Model *m, const char *name) {
     return NULL;
 }
 
-void model_zero_grads(Model *m) { m->ops->zero(m->grads, sizeof(float) * m->n_params); }
+void model_zero_grads(Model *m) {
+    if (m->grads) m->ops->zero(m->grads, sizeof(float) * m->n_params);
+}
 
 const ModelWeights *model_weights(const Model *m) { return &m->state->w; }
 const ModelWeights *model_grad_weights(const Model *m) { return &m->state->gw; }
@@ -434,10 +463,19 @@ static void ffn_forward(Model *m, int l, int N, int S, float *out) {
     if (Is > 0) mlp_forward(o, a->xn2, N, D, Is, w->sh_gate, w->sh_up, w->sh_down, a->g, a->u, a->hm, out, 1.0f);
 }
 
+/* The training passes keep activations for a backward and write gradients: an
+ * inference-only model (model_create_infer) has neither. */
+static int infer_only_error(const Model *m, const char *fn, CrError *e) {
+    if (!m->state->infer_only) return 0;
+    return cr_error_set(e, "%s: the model was created by model_create_infer (inference only: no gradients, "
+                           "no training activations); use model_create_ops for training", fn);
+}
+
 /* Everything up to the final norm (st->yf); aux loss summed into *aux (host). */
 static int forward_trunk(Model *m, const Batch *b, int need_targets, float *aux, CrError *e) {
     ModelState *st = m->state;
     st->fwd_ok = 0;
+    if (infer_only_error(m, need_targets ? "model_forward" : "model_forward_hidden", e)) return -1;
     if (validate_batch(m, b, need_targets, e)) return -1;
     int N = b->n_tokens, S = b->n_seqs;
     ensure_capacity(m, N, S);
@@ -607,6 +645,7 @@ static void backward_trunk(Model *m, int N, int S, float aux_weight) {
 
 static int check_follows(Model *m, const Batch *b, int kind, CrError *e) {
     ModelState *st = m->state;
+    if (infer_only_error(m, kind == 2 ? "model_backward_hidden" : "model_backward", e)) return -1;
     if (!b || st->fwd_ok != kind || b->n_tokens != st->fwd_N || b->n_seqs != st->fwd_S)
         return cr_error_set(e, "model_backward%s: must follow a successful model_forward%s of the same batch",
                             kind == 2 ? "_hidden" : "", kind == 2 ? "_hidden" : "");

@@ -1,6 +1,7 @@
 /* model/model.h — the DeepSeek-V2 MoE model: the one seam every trainer uses.
- * Defines: Batch, Model, model_create/free/load/save/init_random, model_forward,
- * model_backward, model_forward_hidden, model_backward_hidden, model_zero_grads.
+ * Defines: Batch, Model, model_create/create_ops/create_infer/free/load/save/init_random,
+ * model_is_infer_only, model_forward, model_backward, model_forward_hidden,
+ * model_backward_hidden, model_zero_grads.
  * Per-layer weight views and inference helpers: model/layers.h. Backend ops: model/ops.h.
  *
  * CONTRACT (other modules are written against this; extend, do not break):
@@ -56,7 +57,7 @@ struct Ops;                            /* model/ops.h */
 typedef struct Model {
     ModelConfig cfg;
     float *params;          /* [n_params] */
-    float *grads;           /* [n_params] (allocated by model_create) */
+    float *grads;           /* [n_params] (allocated by model_create); NULL for model_create_infer */
     size_t n_params;
     ParamTensor *tensors;   /* [n_tensors], in checkpoint order */
     int n_tensors;
@@ -69,8 +70,21 @@ Model *model_create(const ModelConfig *cfg, CrError *e);
 /* The same on a given backend (ops_cpu(), or ops_cuda() from model/cuda/ops_cuda.h):
  * params, grads and activations live in that backend's memory. */
 Model *model_create_ops(const ModelConfig *cfg, const struct Ops *ops, CrError *e);
+/* Inference only (the rollout engine, decode benchmarks): params on that backend and
+ * nothing else — m->grads is NULL and no training activations are ever allocated, so a
+ * model whose params and grads would not both fit (DeepSeek-Coder-V2-Lite in fp32 on one
+ * 80 GB GPU) can still decode. model_forward, model_forward_hidden, model_backward and
+ * model_backward_hidden return -1 with a message on such a model; model_zero_grads does
+ * nothing; adamw_init refuses it. Weight views (model/layers.h) and
+ * model_ffn_forward_infer work as on a full model. */
+Model *model_create_infer(const ModelConfig *cfg, const struct Ops *ops, CrError *e);
+/* 1 for a model from model_create_infer. */
+int model_is_infer_only(const Model *m);
 void model_free(Model *m);
-/* Deterministic for a seed: Linear weights ~ N(0, initializer_range), norms = 1. */
+/* Deterministic for a seed: Linear weights ~ N(0, initializer_range), norms = 1; each
+ * tensor from its own stream, so the values do not depend on the backend or thread
+ * count. Generated on the host in chunks of at most 256 MiB (or one tensor) and
+ * uploaded: no host copy of the whole parameter buffer. */
 void model_init_random(Model *m, uint64_t seed);
 /* Load DIR/config.json and DIR/model.safetensors or the sharded
  * DIR/model.safetensors.index.json (F32/BF16/F16 converted to fp32). */

@@ -3,11 +3,13 @@
 # GPU machine that has the CUDA driver and cuBLAS but none of the project's other
 # build dependencies (no OpenBLAS, cJSON, ... there). Run after `make` and `make bench`
 # on a machine with nvcc; it writes build/cuda_dev/{crucible_cuda_tests,cuda_ops_bench,
-# cuda_train_step} and the libcjson.so.1 they load from their own folder.
+# cuda_train_step,cuda_decode} and the libcjson.so.1 they load from their own folder.
+# LIB (default build/libcrucible.a) names the CUDA-enabled library to link.
 # OpenBLAS, PCRE2, libgomp, libstdc++ and cudart are linked statically; cuBLAS/cuBLASLt
 # dynamically (rpath /usr/local/cuda/lib64; LD_LIBRARY_PATH may add another).
 set -eu
 B=build/cuda_dev
+LIB=${LIB:-build/libcrucible.a}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 mkdir -p $B/gen $B/obj
 cat /dev/null tests/cuda/*.c | sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' > $B/gen/test_list.h
@@ -21,16 +23,16 @@ for f in tests/cuda/*.c; do
 done
 GOMP=$(gcc -print-file-name=libgomp.a)
 OPENBLAS=${OPENBLAS_A:-/usr/lib/x86_64-linux-gnu/libopenblas.a}
-# PCRE2 (the tokenizer's pre-tokenizer, pulled in by the rollout engine's tests): static.
+# PCRE2 (the tokenizer's pre-tokenizer, pulled in by the rollout engine): static.
 PCRE2=${PCRE2_A:-/usr/lib/x86_64-linux-gnu/libpcre2-8.a}
 # cJSON has no static library on Debian: its shared object travels beside the binaries.
 cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 $B/
-LIBS="build/libcrucible.a $OPENBLAS $PCRE2 $GOMP $B/libcjson.so.1 -Wl,-rpath,\$ORIGIN -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcudart_static -lcublas -lcublasLt -static-libgcc -static-libstdc++ -lstdc++ -lm -lpthread -ldl -lrt"
+LIBS="$LIB $PCRE2 $OPENBLAS $GOMP $B/libcjson.so.1 -Wl,-rpath,\$ORIGIN -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcudart_static -lcublas -lcublasLt -static-libgcc -static-libstdc++ -lstdc++ -lm -lpthread -ldl -lrt"
 g++ -o $B/crucible_cuda_tests $OBJS $LIBS
 strip $B/crucible_cuda_tests
-for n in cuda_ops_bench cuda_train_step; do
+for n in cuda_ops_bench cuda_train_step cuda_decode; do
     gcc $CF -c bench/$n.c -o $B/obj/$n.o
     g++ -o $B/$n $B/obj/$n.o $LIBS
     strip $B/$n
 done
-echo "build_device: $B/crucible_cuda_tests $B/cuda_ops_bench $B/cuda_train_step"
+echo "build_device: $B/crucible_cuda_tests $B/cuda_ops_bench $B/cuda_train_step $B/cuda_decode"
