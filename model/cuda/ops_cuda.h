@@ -1,5 +1,5 @@
 /* model/cuda/ops_cuda.h — the CUDA backend of model/ops.h (C-compatible header).
- * Defines: ops_cuda, ops_cuda_bf16, ops_cuda_flash, ops_cuda_adamw_update,
+ * Defines: ops_cuda, ops_cuda_bf16, ops_cuda_flash, ops_cuda_bf16_wmma, ops_cuda_adamw_update,
  *          ops_cuda_sumsq, crucible_cuda_device_count.
  *
  * CONTRACT
@@ -16,6 +16,11 @@
  *    (model/cuda/attention_gemm.cu; a context-owned scratch of H x C x max_seqlen floats,
  *    C <= 1024 query rows). ops_cuda_flash() is ops_cuda() with the fused fp32 flash
  *    kernels instead (model/cuda/attention.cu: no scratch, much slower).
+ *    The bf16 table reads CRUCIBLE_CUDA_ATTENTION on every attention call: gemm (the
+ *    default), wmma (tensor-core flash kernels, model/cuda/attention_wmma.cu: bf16
+ *    tiles in shared memory, fp32 softmax and accumulation, no score scratch; NOT yet
+ *    run on a GPU) or flash (the fused fp32 kernels); another value is an error.
+ *    ops_cuda_bf16_wmma() is ops_cuda_bf16() with the wmma kernels always.
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host) and a growth of the context scratch.
@@ -58,6 +63,7 @@ int crucible_cuda_device_count(void);
 const Ops *ops_cuda(void);
 const Ops *ops_cuda_bf16(void);
 const Ops *ops_cuda_flash(void);
+const Ops *ops_cuda_bf16_wmma(void);
 
 /* Fused AdamW on device buffers, the same per-element update as adamw_update()
  * (model/adamw.h): bias corrections computed in double on the host, applied in fp32. */
