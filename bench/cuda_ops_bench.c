@@ -4,7 +4,8 @@
  * Each line: median of R timed runs after warm-up (CUDA events), on fresh random data,
  * and the rate it implies; the routed experts once per way of running their GEMMs
  * (CRUCIBLE_CUDA_EXPERTS = loop, grouped, streams on 2/4/8 side streams, auto) and the
- * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf). Prints a table last.
+ * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf), attention on the gemm
+ * path and the wmma flash kernels (ops_cuda_bf16_wmma). Prints a table last.
  * Without CUDA (or a GPU) it says so and exits 0. Usage: cuda_ops_bench [tokens] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,8 +184,10 @@ int main(int argc, char **argv) {
             o->free(c.A), o->free(c.B), o->free(c.C);
         }
     }
-    const Ops *att_tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};
-    for (int k = 0; k < 3; k++) {  /* attention: one sequence, and 4 packed sequences */
+    /* attention: one sequence, and 4 packed sequences; the bf16 table's gemm path next to
+     * its tensor-core flash kernels (ops_cuda_bf16_wmma, model/cuda/attention_wmma.cu) */
+    const Ops *att_tables[4] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_bf16_wmma(), ops_cuda_flash()};
+    for (int k = 0; k < 4; k++) {
         const Ops *o = att_tables[k];
         for (int S = 1; S <= 4; S *= 4) {
             AttCtx c = {.o = o, .N = N, .H = 16, .dqk = 192, .dv = 128, .S = S};

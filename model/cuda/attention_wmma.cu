@@ -566,9 +566,15 @@ static void aw_upload_sorted(int4 *dst, AwTiles *T, int (*cmp)(const void *, con
     cudaCheck(cudaMemcpy(dst, T->host, sizeof(int4) * (size_t)T->n, cudaMemcpyHostToDevice));
 }
 
+// Launch through cudaLaunchKernel (args: pointers to the kernel's arguments, in order),
+// after allowing the dynamic shared memory: above 48 KiB it must be opted into per
+// kernel. (The host simulator tests/cuda/sim_attention_wmma.cc runs these kernels on the
+// CPU by providing its own cudaLaunchKernel / cudaFuncSetAttribute.)
 template <typename Kernel>
-static void aw_smem_attr(Kernel k, unsigned bytes) {
-    cudaCheck(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+static void aw_launch(Kernel k, int grid_x, int grid_y, int threads, unsigned smem, void **args) {
+    cudaCheck(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    cudaCheck(cudaLaunchKernel(k, dim3((unsigned)grid_x, (unsigned)grid_y), dim3((unsigned)threads), args,
+                               (size_t)smem, (cudaStream_t)0));
 }
 
 void cuda_attention_forward_wmma(float *O, float *lse, const float *Q, const float *K, const float *V,
@@ -584,10 +590,8 @@ void cuda_attention_forward_wmma(float *O, float *lse, const float *Q, const flo
         int4 *dt = (int4 *)cuda_big_scratch(sizeof(int4) * (size_t)T.n);
         aw_upload_sorted(dt, &T, aw_cmp_forward);
         unsigned smem = aw_fwd_layout(dqk, dv).bytes;
-        aw_smem_attr(aw_forward_kernel, smem);
-        aw_forward_kernel<<<dim3((unsigned)T.n, (unsigned)H), AW_FWD_THREADS, smem>>>(O, lse, Q, K, V, dt, H, dqk,
-                                                                                     dv, scale);
-        launchCheck();
+        void *args[] = {&O, &lse, &Q, &K, &V, &dt, &H, &dqk, &dv, &scale};
+        aw_launch(aw_forward_kernel, T.n, H, AW_FWD_THREADS, smem, args);
     }
     free(T.host);
 }
@@ -613,17 +617,13 @@ void cuda_attention_backward_wmma(float *dQ, float *dK, float *dV, const float *
         aw_upload_sorted(t_keys, &T, aw_cmp_keys);
         aw_upload_sorted(t_queries, &T, aw_cmp_forward);
         long long NH = (long long)N * H;
-        aw_delta_kernel<<<(unsigned)((NH + 7) / 8), 256>>>(Dd, dO, O, NH, dv);
-        launchCheck();
+        void *dargs[] = {&Dd, &dO, &O, &NH, &dv};
+        aw_launch(aw_delta_kernel, (int)((NH + 7) / 8), 1, 256, 0, dargs);
         unsigned smem_kv = aw_bwd_layout(dqk, dv, 1).bytes, smem_q = aw_bwd_layout(dqk, dv, 0).bytes;
-        aw_smem_attr(aw_backward_dkv_kernel, smem_kv);
-        aw_backward_dkv_kernel<<<dim3((unsigned)T.n, (unsigned)H), AW_DKV_THREADS, smem_kv>>>(
-            dK, dV, dO, lse, Dd, Q, K, V, t_keys, H, dqk, dv, scale);
-        launchCheck();
-        aw_smem_attr(aw_backward_dq_kernel, smem_q);
-        aw_backward_dq_kernel<<<dim3((unsigned)T.n, (unsigned)H), AW_DQ_THREADS, smem_q>>>(
-            dQ, dO, lse, Dd, Q, K, V, t_queries, H, dqk, dv, scale);
-        launchCheck();
+        void *kargs[] = {&dK, &dV, &dO, &lse, &Dd, &Q, &K, &V, &t_keys, &H, &dqk, &dv, &scale};
+        aw_launch(aw_backward_dkv_kernel, T.n, H, AW_DKV_THREADS, smem_kv, kargs);
+        void *qargs[] = {&dQ, &dO, &lse, &Dd, &Q, &K, &V, &t_queries, &H, &dqk, &dv, &scale};
+        aw_launch(aw_backward_dq_kernel, T.n, H, AW_DQ_THREADS, smem_q, qargs);
     }
     free(T.host);
 }
