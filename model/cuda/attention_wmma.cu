@@ -140,14 +140,23 @@ __host__ __device__ static inline AwBwdLayout aw_bwd_layout(int dqk, int dv, int
 
 // ---- device helpers ------------------------------------------------------------------
 
-// Rows [0, n) of a tile of AW_T rows x d columns from global fp32 src (row stride ld)
-// into bf16 shared dst (row stride lds); rows n.. are zero. All threads of the block.
-__device__ static void aw_load_tile(bf16 *dst, int lds, const float *src, size_t ld, int n, int d) {
-    for (int i = threadIdx.x; i < AW_T * d; i += blockDim.x) {
-        int r = i / d, c = i - r * d;
-        float x = r < n ? src[(size_t)r * ld + c] : 0.0f;
-        dst[r * lds + c] = __float2bfloat16(x);
+// Rows [0, n) of a tile of AW_T rows x d columns from the bf16 copy src (row stride ld
+// elements) into shared dst (row stride lds); rows n.. are zero. 16-byte vectors: d, ld
+// and lds are multiples of 8 and the copies 16-byte aligned. All threads of the block.
+__device__ static void aw_load_tile(bf16 *dst, int lds, const bf16 *src, size_t ld, int n, int d) {
+    const int d8 = d / 8;
+    for (int i = threadIdx.x; i < AW_T * d8; i += blockDim.x) {
+        int r = i / d8, c = (i - r * d8) * 8;
+        uint4 x = make_uint4(0u, 0u, 0u, 0u);
+        if (r < n) x = *(const uint4 *)(src + (size_t)r * ld + c);
+        *(uint4 *)(dst + r * lds + c) = x;
     }
+}
+
+// dst[i] = bf16(src[i]): the operand copies the kernels read (rounded once, not per tile).
+__global__ void aw_to_bf16_kernel(bf16 *dst, const float *src, long long n) {
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16(src[i]);
 }
 
 // out[16 x 16] = A[16 x kdim] * B^T where A rows are at a (stride lda) and B rows (the
@@ -184,8 +193,8 @@ __device__ static inline void aw_store_strip(float *dst, size_t ld, int nrows, f
 
 // ---- forward -------------------------------------------------------------------------
 
-__global__ void __launch_bounds__(AW_FWD_THREADS) aw_forward_kernel(float *O, float *lse, const float *Q,
-                                                                    const float *K, const float *V,
+__global__ void __launch_bounds__(AW_FWD_THREADS) aw_forward_kernel(float *O, float *lse, const bf16 *Q,
+                                                                    const bf16 *K, const bf16 *V,
                                                                     const int4 *tiles, int H, int dqk, int dv,
                                                                     float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
@@ -315,8 +324,8 @@ __global__ void aw_delta_kernel(float *Dd, const float *dO, const float *O, long
 }
 
 // Query rows [q0, q0+nq): Q, dO tiles (bf16), lse and D (0 beyond nq). All threads.
-__device__ static void aw_load_query_tile(bf16 *Qs, bf16 *dOs, float *lse_s, float *D_s, const float *Q,
-                                          const float *dO, const float *lse, const float *Dd, int q0, int nq,
+__device__ static void aw_load_query_tile(bf16 *Qs, bf16 *dOs, float *lse_s, float *D_s, const bf16 *Q,
+                                          const bf16 *dO, const float *lse, const float *Dd, int q0, int nq,
                                           int h, int H, int dqk, int dv) {
     const size_t ldq = (size_t)H * dqk, ldv = (size_t)H * dv;
     aw_load_tile(Qs, dqk + AW_PADH, Q + (size_t)q0 * ldq + (size_t)h * dqk, ldq, nq, dqk);
@@ -329,8 +338,8 @@ __device__ static void aw_load_query_tile(bf16 *Qs, bf16 *dOs, float *lse_s, flo
 
 // dK, dV of one key tile: tile = {k0, nk, s0, s1}; query tiles k0, k0 + 64, ... < s1.
 __global__ void __launch_bounds__(AW_DKV_THREADS) aw_backward_dkv_kernel(
-    float *dK, float *dV, const float *dO, const float *lse, const float *Dd, const float *Q, const float *K,
-    const float *V, const int4 *tiles, int H, int dqk, int dv, float scale) {
+    float *dK, float *dV, const bf16 *dO, const float *lse, const float *Dd, const bf16 *Q, const bf16 *K,
+    const bf16 *V, const int4 *tiles, int H, int dqk, int dv, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const AwBwdLayout L = aw_bwd_layout(dqk, dv, 1);
     bf16 *Qs = (bf16 *)(smem + L.q), *Ks = (bf16 *)(smem + L.k), *dOs = (bf16 *)(smem + L.o);
@@ -438,8 +447,8 @@ __global__ void __launch_bounds__(AW_DKV_THREADS) aw_backward_dkv_kernel(
 
 // dQ of one query tile: tile = {q0, nq, s0, s1}; key tiles s0, s0 + 64, ... q0.
 __global__ void __launch_bounds__(AW_DQ_THREADS) aw_backward_dq_kernel(
-    float *dQ, const float *dO, const float *lse, const float *Dd, const float *Q, const float *K,
-    const float *V, const int4 *tiles, int H, int dqk, int dv, float scale) {
+    float *dQ, const bf16 *dO, const float *lse, const float *Dd, const bf16 *Q, const bf16 *K,
+    const bf16 *V, const int4 *tiles, int H, int dqk, int dv, float scale) {
     extern __shared__ __align__(128) unsigned char smem[];
     const AwBwdLayout L = aw_bwd_layout(dqk, dv, 0);
     bf16 *Qs = (bf16 *)(smem + L.q), *Ks = (bf16 *)(smem + L.k), *dOs = (bf16 *)(smem + L.o);
@@ -577,6 +586,21 @@ static void aw_launch(Kernel k, int grid_x, int grid_y, int threads, unsigned sm
                                (size_t)smem, (cudaStream_t)0));
 }
 
+// Byte offset of a part of `bytes` in a scratch laid out part after part, 256-aligned.
+static size_t aw_part(size_t *off, size_t bytes) {
+    size_t at = *off;
+    *off += (bytes + 255) & ~(size_t)255;
+    return at;
+}
+
+// dst = bf16(src), n elements (device memory).
+static void aw_to_bf16(bf16 *dst, const float *src, long long n) {
+    long long g = (n + 255) / 256;
+    int grid = (int)(g < 1024 ? g : 1024);  // grid-stride beyond
+    void *args[] = {&dst, &src, &n};
+    aw_launch(aw_to_bf16_kernel, grid, 1, 256, 0, args);
+}
+
 void cuda_attention_forward_wmma(float *O, float *lse, const float *Q, const float *K, const float *V,
                                  const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale) {
     if (N <= 0 || H <= 0 || n_seqs <= 0) return;
@@ -587,10 +611,19 @@ void cuda_attention_forward_wmma(float *O, float *lse, const float *Q, const flo
     }
     AwTiles T = aw_tiles(cu_seqlens, n_seqs, N);
     if (T.n > 0) {
-        int4 *dt = (int4 *)cuda_big_scratch(sizeof(int4) * (size_t)T.n);
+        // scratch: bf16 copies of Q, K, V, then the tile list
+        long long nq = (long long)N * H * dqk, nv = (long long)N * H * dv;
+        size_t off = 0, oq = aw_part(&off, 2 * (size_t)nq), ok = aw_part(&off, 2 * (size_t)nq);
+        size_t ov = aw_part(&off, 2 * (size_t)nv), ot = aw_part(&off, sizeof(int4) * (size_t)T.n);
+        unsigned char *scr = (unsigned char *)cuda_big_scratch(off);
+        bf16 *Qb = (bf16 *)(scr + oq), *Kb = (bf16 *)(scr + ok), *Vb = (bf16 *)(scr + ov);
+        int4 *dt = (int4 *)(scr + ot);
         aw_upload_sorted(dt, &T, aw_cmp_forward);
+        aw_to_bf16(Qb, Q, nq);
+        aw_to_bf16(Kb, K, nq);
+        aw_to_bf16(Vb, V, nv);
         unsigned smem = aw_fwd_layout(dqk, dv).bytes;
-        void *args[] = {&O, &lse, &Q, &K, &V, &dt, &H, &dqk, &dv, &scale};
+        void *args[] = {&O, &lse, &Qb, &Kb, &Vb, &dt, &H, &dqk, &dv, &scale};
         aw_launch(aw_forward_kernel, T.n, H, AW_FWD_THREADS, smem, args);
     }
     free(T.host);
@@ -608,21 +641,28 @@ void cuda_attention_backward_wmma(float *dQ, float *dK, float *dV, const float *
     }
     AwTiles T = aw_tiles(cu_seqlens, n_seqs, N);
     if (T.n > 0) {
-        // scratch: D [N*H] floats (padded to 16 bytes), then the two tile orders.
-        size_t nd = ((size_t)N * H + 3) & ~(size_t)3;
-        unsigned char *scr =
-            (unsigned char *)cuda_big_scratch(sizeof(float) * nd + 2 * sizeof(int4) * (size_t)T.n);
-        float *Dd = (float *)scr;
-        int4 *t_keys = (int4 *)(scr + sizeof(float) * nd), *t_queries = t_keys + T.n;
+        // scratch: bf16 copies of Q, K, V, dO; D [N*H] floats; the two tile orders
+        long long nq = (long long)N * H * dqk, nv = (long long)N * H * dv, NH = (long long)N * H;
+        size_t off = 0, oq = aw_part(&off, 2 * (size_t)nq), ok = aw_part(&off, 2 * (size_t)nq);
+        size_t ov = aw_part(&off, 2 * (size_t)nv), oo = aw_part(&off, 2 * (size_t)nv);
+        size_t od = aw_part(&off, sizeof(float) * (size_t)NH);
+        size_t otk = aw_part(&off, sizeof(int4) * (size_t)T.n), otq = aw_part(&off, sizeof(int4) * (size_t)T.n);
+        unsigned char *scr = (unsigned char *)cuda_big_scratch(off);
+        bf16 *Qb = (bf16 *)(scr + oq), *Kb = (bf16 *)(scr + ok), *Vb = (bf16 *)(scr + ov), *dOb = (bf16 *)(scr + oo);
+        float *Dd = (float *)(scr + od);
+        int4 *t_keys = (int4 *)(scr + otk), *t_queries = (int4 *)(scr + otq);
         aw_upload_sorted(t_keys, &T, aw_cmp_keys);
         aw_upload_sorted(t_queries, &T, aw_cmp_forward);
-        long long NH = (long long)N * H;
+        aw_to_bf16(Qb, Q, nq);
+        aw_to_bf16(Kb, K, nq);
+        aw_to_bf16(Vb, V, nv);
+        aw_to_bf16(dOb, dO, nv);
         void *dargs[] = {&Dd, &dO, &O, &NH, &dv};
         aw_launch(aw_delta_kernel, (int)((NH + 7) / 8), 1, 256, 0, dargs);
         unsigned smem_kv = aw_bwd_layout(dqk, dv, 1).bytes, smem_q = aw_bwd_layout(dqk, dv, 0).bytes;
-        void *kargs[] = {&dK, &dV, &dO, &lse, &Dd, &Q, &K, &V, &t_keys, &H, &dqk, &dv, &scale};
+        void *kargs[] = {&dK, &dV, &dOb, &lse, &Dd, &Qb, &Kb, &Vb, &t_keys, &H, &dqk, &dv, &scale};
         aw_launch(aw_backward_dkv_kernel, T.n, H, AW_DKV_THREADS, smem_kv, kargs);
-        void *qargs[] = {&dQ, &dO, &lse, &Dd, &Q, &K, &V, &t_queries, &H, &dqk, &dv, &scale};
+        void *qargs[] = {&dQ, &dOb, &lse, &Dd, &Qb, &Kb, &Vb, &t_queries, &H, &dqk, &dv, &scale};
         aw_launch(aw_backward_dq_kernel, T.n, H, AW_DQ_THREADS, smem_q, qargs);
     }
     free(T.host);

@@ -4,8 +4,8 @@
 // (compiled by g++, not nvcc) with the CUDA pieces it uses replaced by a simulator:
 //  - threads: every CUDA thread of a block is an OS thread; __syncthreads is a barrier
 //    of the block, __syncwarp and the warp reductions barriers of the 32 lanes; blocks
-//    run one after another over one shared-memory buffer that is refilled with NaN
-//    bytes before each block (a read of shared memory never written reads NaN);
+//    run one after another (on the same threads) over one shared-memory buffer that is
+//    refilled with NaN bytes before each block (a read of shared memory never written reads NaN);
 //  - nvcuda::wmma: a fragment holds 8 elements per lane whose (row, column) mapping is a
 //    scrambled permutation, different for matrix_a, matrix_b and accumulator
 //    fragments, so code that assumed any particular mapping would fail; mma_sync
@@ -83,7 +83,7 @@ static SimBarrier g_block_bar;
 static SimWarp g_warps[SIM_MAX_THREADS / 32];
 static thread_local uint3 sim_tid;
 static uint3 sim_bid;
-static dim3 sim_bdim;
+static dim3 sim_bdim, sim_gdim;
 static size_t g_launch_smem;
 
 alignas(128) unsigned char smem[SIM_SMEM_MAX];
@@ -114,6 +114,7 @@ static float warp_max(float v) { return sim_warp_reduce(v, [](float a, float b) 
 #define threadIdx sim_tid
 #define blockIdx sim_bid
 #define blockDim sim_bdim
+#define gridDim sim_gdim
 #undef __global__
 #define __global__
 #undef __launch_bounds__
@@ -277,24 +278,31 @@ static cudaError_t sim_launch(void (*k)(A...), dim3 grid, dim3 block, void **arg
         sim_die("dynamic shared memory above 48 KiB without cudaFuncSetAttribute");
     g_launch_smem = smem_bytes;
     sim_bdim = block;
+    sim_gdim = grid;
     g_block_bar.n = (int)block.x;
     for (unsigned w = 0; w < block.x / 32; w++) g_warps[w].bar.n = 32;
-    for (unsigned by = 0; by < grid.y; by++)
-        for (unsigned bx = 0; bx < grid.x; bx++) {
-            sim_bid = make_uint3(bx, by, 0);
-            SIM_UNPOISON(smem, sizeof smem);
-            memset(smem, 0xFF, sizeof smem);  // NaN floats, NaN bf16
-            SIM_POISON(smem + smem_bytes, sizeof smem - smem_bytes);
-            std::vector<std::thread> th;
-            th.reserve(block.x);
-            for (unsigned t = 0; t < block.x; t++)
-                th.emplace_back([=] {
-                    sim_tid = make_uint3(t, 0, 0);
+    // One OS thread per CUDA thread of a block, kept for all blocks of the launch; thread
+    // 0 prepares each block between two barriers.
+    std::vector<std::thread> th;
+    th.reserve(block.x);
+    for (unsigned t = 0; t < block.x; t++)
+        th.emplace_back([=] {
+            sim_tid = make_uint3(t, 0, 0);
+            for (unsigned by = 0; by < grid.y; by++)
+                for (unsigned bx = 0; bx < grid.x; bx++) {
+                    if (t == 0) {
+                        sim_bid = make_uint3(bx, by, 0);
+                        SIM_UNPOISON(smem, sizeof smem);
+                        memset(smem, 0xFF, sizeof smem);  // NaN floats, NaN bf16
+                        SIM_POISON(smem + smem_bytes, sizeof smem - smem_bytes);
+                    }
+                    g_block_bar.wait();
                     sim_call(k, args, std::index_sequence_for<A...>{});
-                });
-            for (auto &x : th) x.join();
-            SIM_UNPOISON(smem, sizeof smem);
-        }
+                    g_block_bar.wait();
+                }
+        });
+    for (auto &x : th) x.join();
+    SIM_UNPOISON(smem, sizeof smem);
     return cudaSuccess;
 }
 #define cudaMemcpy sim_memcpy
