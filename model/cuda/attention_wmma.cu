@@ -2,9 +2,11 @@
 // op model/cpu/attention.c is the specification) as tensor-core flash kernels: scores
 // exist only as one 64 x 64 tile per warp group in shared memory, never in global memory.
 //
-// Numerics. Q, K, V, dO stay fp32 in global memory (the Ops contract); each tile is
-// rounded to bf16 when it is staged in shared memory, and every product runs on
-// nvcuda::wmma bf16 16x16x16 fragments with fp32 accumulation. Scores, the softmax
+// Numerics. Q, K, V, dO are fp32 in global memory (the Ops contract); each call first
+// rounds them once to bf16 copies in the context scratch (2 bytes x N x H x (2 dqk + dv)
+// forward, + dv backward), from which tiles are staged into shared memory with 16-byte
+// loads (half the bytes of fp32 tiles, no per-tile conversion), and every product runs
+// on nvcuda::wmma bf16 16x16x16 fragments with fp32 accumulation. Scores, the softmax
 // (running max m, running sum l, rescale factor), P in fp32, dP, D = rowsum(dO * O), lse
 // and the O / dQ / dK / dV accumulators are fp32; P and dS are rounded to bf16 only as
 // operands of the next product. lse is the natural-log logsumexp of scale * q.k, as the
@@ -30,7 +32,8 @@
 //            (16 x 64 x (dqk + dv) MACs each) and each holds only its own accumulator.
 //  dQ        4 warps, 64 query rows, loops over key tiles 0..diagonal: S, dP, dS as
 //            above, dQ += dS K.  dQ and dK are scaled by `scale` on the way out.
-//  D         one warp per (token, head): D = <dO, O> (fp32), into context scratch.
+//  D         one warp per (token, head): D = <dO, O> (fp32, from the fp32 dO and O),
+//            into context scratch.
 //
 // Tile sizes and shared memory (MLA: dqk 192, dv 128). bf16 tiles have rows padded by
 // 8 elements and fp32 tiles by 4 (fewer bank conflicts; wmma needs ld % 8 / % 4 == 0).
@@ -53,6 +56,11 @@
 // mma and store all use it), so the forward loads once a 16 x 16 matrix whose entries
 // are their row numbers into an accumulator fragment of the same type: element i of
 // every accumulator fragment of this thread then lies in row rowid.x[i].
+//
+// Verification: tests/cuda/test_attention_wmma_cuda.c on a GPU (NOT yet run: written
+// in a session without one); tests/cuda/sim_attention_wmma.cc runs these kernels as
+// written on the CPU (a thread per CUDA thread, a wmma with a scrambled fragment
+// layout, ASan/UBSan, ThreadSanitizer) against a naive attention.
 //
 // Selection: cuda_attention_forward_table / _backward_table are what the fp32 and bf16
 // tables call. The bf16 table reads CRUCIBLE_CUDA_ATTENTION on every call: gemm

@@ -38,6 +38,9 @@
  *    bf16 table adds bf16 copies of a chunk's operands and dlogits: 64 MiB + 24 KiB x D,
  *    its LM-head GEMMs reading bf16 rounded once per chunk instead of fp32;
  *    CRUCIBLE_CUDA_LMHEAD=fast16bf goes back to fp32 operands);
+ *    the wmma attention (CRUCIBLE_CUDA_ATTENTION=wmma, ops_cuda_bf16_wmma) keeps bf16
+ *    copies of its operands: 2 x N x H x (2 dqk + dv) bytes forward, + 2 N H dv and
+ *    4 N H (D = rowsum(dO O)) backward;
  *    sample_rows (model/cuda/sample.cu) 32 bytes per row and, with top-k or top-p, the
  *    sort keys of up to 2^23 logits at a time (2 x 64 MiB) plus CUB's temporary storage.
  *    sample_rows reads its OpsSampler from host memory and copies nothing to the host.

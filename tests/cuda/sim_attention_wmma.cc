@@ -18,8 +18,10 @@
 // Checked against a naive double-precision attention written here (forward: O, lse;
 // backward: dQ, dK, dV), outputs NaN-poisoned first, on packed sequences of lengths
 // 1, 17, 64, 65, 130 (H 2, q/k 32, v 16; H 1, q/k 192, v 128), plus a repeat that must
-// be bit-identical and a shape (q/k 24) that must take the gemm fallback. Prints
+// be bit-identical, a shape (q/k 24) that must take the gemm fallback, and the
+// CRUCIBLE_CUDA_ATTENTION selection (gemm / wmma / flash / unset / a bad value). Prints
 // "all ok" and exits 0 on success. Built and run by tests/cuda/test_attention_wmma_host.c.
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
@@ -32,6 +34,9 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cublas_api.h>
 #include <cuda_bf16.h>
@@ -226,7 +231,7 @@ static void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
 static int g_fallbacks, g_attr_set_bytes;
 
 static void cuda_fail(const char *what, const char *msg, const char *, int) {
-    fprintf(stderr, "FAIL sim: %s: %s\n", what, msg);
+    fprintf(stderr, "cuda_fail: %s: %s\n", what, msg);
     exit(1);
 }
 #define cudaCheck(call)                                          \
@@ -320,14 +325,15 @@ static void cuda_attention_backward_gemm(cublasComputeType_t, float *, float *, 
                                          const float *, const int32_t *, int, int, int, int, int, float) {
     g_fallbacks++;
 }
+static int g_flash_calls;
 static void cuda_attention_forward_flash(float *, float *, const float *, const float *, const float *,
                                          const int32_t *, int, int, int, int, int, float) {
-    sim_die("flash path called");
+    g_flash_calls++;
 }
 static void cuda_attention_backward_flash(float *, float *, float *, const float *, const float *, const float *,
                                           const float *, const float *, const float *, const int32_t *, int, int,
                                           int, int, int, float) {
-    sim_die("flash path called");
+    g_flash_calls++;
 }
 
 #define CRUCIBLE_MODEL_CUDA_OPS_CUH  // the simulator above stands in for cuda_ops.cuh
@@ -462,6 +468,55 @@ static void check_case(const std::vector<int> &lens, int H, int dqk, int dv, boo
     }
 }
 
+// CRUCIBLE_CUDA_ATTENTION: which path the tables' attention takes (counted by the mocks
+// above and by the wmma tile launches), and a bad value ends the process with a message.
+static void check_selection() {
+    std::vector<int32_t> cu = {0, 3};
+    std::vector<float> x(3 * 16, 0.5f), o(3 * 16), l(3);
+    struct Want { const char *env; cublasComputeType_t ct; int gemm, flash, wmma; } want[] = {
+        {NULL, CUBLAS_COMPUTE_32F_FAST_16BF, 1, 0, 0},   {"gemm", CUBLAS_COMPUTE_32F_FAST_16BF, 1, 0, 0},
+        {"wmma", CUBLAS_COMPUTE_32F_FAST_16BF, 0, 0, 1}, {"flash", CUBLAS_COMPUTE_32F_FAST_16BF, 0, 1, 0},
+        {"wmma", CUBLAS_COMPUTE_32F, 1, 0, 0},           {"flash", CUBLAS_COMPUTE_32F, 1, 0, 0},
+    };
+    for (const Want &w : want) {
+        if (w.env) setenv("CRUCIBLE_CUDA_ATTENTION", w.env, 1); else unsetenv("CRUCIBLE_CUDA_ATTENTION");
+        int g0 = g_fallbacks, f0 = g_flash_calls;
+        std::fill(o.begin(), o.end(), NAN);
+        cuda_attention_forward_table(w.ct, o.data(), l.data(), x.data(), x.data(), x.data(), cu.data(), 1, 3, 1, 16,
+                                     16, 0.25f);
+        int wm = std::isfinite(o[0]) && fabsf(o[0] - 0.5f) < 1e-3f;  // uniform attention over 0.5s
+        bool ok = g_fallbacks - g0 == w.gemm && g_flash_calls - f0 == w.flash && wm == w.wmma;
+        char what[96];
+        snprintf(what, sizeof what, "CRUCIBLE_CUDA_ATTENTION=%s (%s)", w.env ? w.env : "(unset)",
+                 w.ct == CUBLAS_COMPUTE_32F ? "fp32" : "bf16");
+        expect(ok, "", ok, what);
+    }
+    // a bad value: the process ends non-zero with a message naming the variable
+    int fd[2];
+    if (pipe(fd) != 0) sim_die("pipe");
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd[1], 2);
+        close(fd[0]);
+        setenv("CRUCIBLE_CUDA_ATTENTION", "wmma2", 1);
+        cuda_attention_forward_table(CUBLAS_COMPUTE_32F_FAST_16BF, o.data(), l.data(), x.data(), x.data(), x.data(),
+                                     cu.data(), 1, 3, 1, 16, 16, 0.25f);
+        _exit(0);
+    }
+    close(fd[1]);
+    char buf[512] = {0};
+    ssize_t n = read(fd[0], buf, sizeof buf - 1);
+    (void)n;
+    close(fd[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    bool ok = WIFEXITED(st) && WEXITSTATUS(st) != 0 && strstr(buf, "CRUCIBLE_CUDA_ATTENTION") &&
+              strstr(buf, "must be gemm, wmma or flash");
+    expect(ok, "", ok, "CRUCIBLE_CUDA_ATTENTION=wmma2 is an error");
+    unsetenv("CRUCIBLE_CUDA_ATTENTION");
+}
+
 int main(int argc, char **argv) {
     bool mla = argc > 1 && !strcmp(argv[1], "mla");
     if (mla) {
@@ -476,6 +531,7 @@ int main(int argc, char **argv) {
                                     0.2f);
         bool took = g_fallbacks == fb + 1;
         expect(took, "", took, "q/k 24 takes the gemm fallback");
+        check_selection();
     }
     if (g_failed) {
         printf("%d check(s) failed\n", g_failed);
