@@ -167,6 +167,47 @@ __global__ void aw_to_bf16_kernel(bf16 *dst, const float *src, long long n) {
         dst[i] = __float2bfloat16(src[i]);
 }
 
+// Prefetch of the next pair of tiles into registers, so that its global loads are in
+// flight while the current tile is multiplied: tile A (AW_T x da) then tile B (AW_T x db),
+// rows >= n zero, as 16-byte vectors; THREADS threads split them (vector idx of thread
+// threadIdx.x is threadIdx.x + i * THREADS). aw_put_pair stores the same vectors into
+// shared memory. NPF * THREADS covers AW_T * (AW_MAX_DQK + AW_MAX_DV) / 8 vectors.
+#define AW_NPF(threads) ((AW_T * (AW_MAX_DQK + AW_MAX_DV) / 8 + (threads)-1) / (threads))
+template <int THREADS, int NPF>
+__device__ static inline void aw_fetch_pair(uint4 (&pf)[NPF], const bf16 *a, size_t lda, int da, const bf16 *b,
+                                            size_t ldb, int db, int n) {
+    const int a8 = da / 8, b8 = db / 8, na = AW_T * a8, nt = na + AW_T * b8;
+#pragma unroll
+    for (int i = 0; i < NPF; i++) {
+        const int idx = threadIdx.x + i * THREADS;
+        uint4 x = make_uint4(0u, 0u, 0u, 0u);
+        if (idx < na) {
+            int r = idx / a8, c = (idx - r * a8) * 8;
+            if (r < n) x = *(const uint4 *)(a + (size_t)r * lda + c);
+        } else if (idx < nt) {
+            int j = idx - na, r = j / b8, c = (j - r * b8) * 8;
+            if (r < n) x = *(const uint4 *)(b + (size_t)r * ldb + c);
+        }
+        pf[i] = x;
+    }
+}
+template <int THREADS, int NPF>
+__device__ static inline void aw_put_pair(const uint4 (&pf)[NPF], bf16 *as, int ldas, int da, bf16 *bs, int ldbs,
+                                          int db) {
+    const int a8 = da / 8, b8 = db / 8, na = AW_T * a8, nt = na + AW_T * b8;
+#pragma unroll
+    for (int i = 0; i < NPF; i++) {
+        const int idx = threadIdx.x + i * THREADS;
+        if (idx < na) {
+            int r = idx / a8, c = (idx - r * a8) * 8;
+            *(uint4 *)(as + r * ldas + c) = pf[i];
+        } else if (idx < nt) {
+            int j = idx - na, r = j / b8, c = (j - r * b8) * 8;
+            *(uint4 *)(bs + r * ldbs + c) = pf[i];
+        }
+    }
+}
+
 // out[16 x 16] = A[16 x kdim] * B^T where A rows are at a (stride lda) and B rows (the
 // 16 columns of the product) at b (stride ldb); both bf16 row-major in shared memory.
 __device__ static inline void aw_mma_abt(FragC &acc, const bf16 *a, int lda, const bf16 *b, int ldb, int kdim) {
@@ -233,14 +274,21 @@ __global__ void __launch_bounds__(AW_FWD_THREADS) aw_forward_kernel(float *O, fl
     for (int j = 0; j < AW_NV; j++) wmma::fill_fragment(o[j], 0.0f);
 
     const int n_kt = (q0 - s0) / AW_T + 1;  // key tiles 0 .. the diagonal one
+    uint4 pf[AW_NPF(AW_FWD_THREADS)];
+    aw_fetch_pair<AW_FWD_THREADS>(pf, K + (size_t)s0 * ldq + (size_t)h * dqk, ldq, dqk,
+                                  V + (size_t)s0 * ldv + (size_t)h * dv, ldv, dv, n_kt == 1 ? nq : AW_T);
     for (int kt = 0; kt < n_kt; kt++) {
         const int k0 = s0 + kt * AW_T;
         const bool diag = k0 == q0;
-        const int nk = diag ? nq : AW_T;
+        const int nk = diag ? nq : AW_T;  // keys of this tile (rows beyond were fetched as 0)
         __syncthreads();  // every warp is done with the previous K, V tile
-        aw_load_tile(Ks, ldqs, K + (size_t)k0 * ldq + (size_t)h * dqk, ldq, nk, dqk);
-        aw_load_tile(Vs, ldvs, V + (size_t)k0 * ldv + (size_t)h * dv, ldv, nk, dv);
+        aw_put_pair<AW_FWD_THREADS>(pf, Ks, ldqs, dqk, Vs, ldvs, dv);
         __syncthreads();
+        if (kt + 1 < n_kt) {  // the next tile's loads overlap this tile's products
+            const int k1 = k0 + AW_T;
+            aw_fetch_pair<AW_FWD_THREADS>(pf, K + (size_t)k1 * ldq + (size_t)h * dqk, ldq, dqk,
+                                          V + (size_t)k1 * ldv + (size_t)h * dv, ldv, dv, k1 == q0 ? nq : AW_T);
+        }
 
         // S[warp rows] = Q K^T (unscaled), 4 fragments of 16 keys.
         for (int cb = 0; cb < AW_T / 16; cb++) {
@@ -371,12 +419,24 @@ __global__ void __launch_bounds__(AW_DKV_THREADS) aw_backward_dkv_kernel(
 #pragma unroll
     for (int j = 0; j < AW_NQK; j++) wmma::fill_fragment(acc[j], 0.0f);
 
+    uint4 pf[AW_NPF(AW_DKV_THREADS)];
+    aw_fetch_pair<AW_DKV_THREADS>(pf, Q + (size_t)k0 * ldq + (size_t)h * dqk, ldq, dqk,
+                                  dO + (size_t)k0 * ldv + (size_t)h * dv, ldv, dv, min(AW_T, s1 - k0));
     for (int q0 = k0; q0 < s1; q0 += AW_T) {
         const int nq = min(AW_T, s1 - q0);
         const bool diag = q0 == k0;
         __syncthreads();  // the previous query tile, P and dP are no longer read
-        aw_load_query_tile(Qs, dOs, lse_s, D_s, Q, dO, lse, Dd, q0, nq, h, H, dqk, dv);
+        aw_put_pair<AW_DKV_THREADS>(pf, Qs, ldqs, dqk, dOs, ldvs, dv);
+        for (int r = threadIdx.x; r < AW_T; r += blockDim.x) {
+            lse_s[r] = r < nq ? lse[(size_t)(q0 + r) * H + h] : 0.0f;
+            D_s[r] = r < nq ? Dd[(size_t)(q0 + r) * H + h] : 0.0f;
+        }
         __syncthreads();
+        if (q0 + AW_T < s1) {  // the next query tile's loads overlap this tile's products
+            const int q1 = q0 + AW_T;
+            aw_fetch_pair<AW_DKV_THREADS>(pf, Q + (size_t)q1 * ldq + (size_t)h * dqk, ldq, dqk,
+                                          dO + (size_t)q1 * ldv + (size_t)h * dv, ldv, dv, min(AW_T, s1 - q1));
+        }
         if (role == 0) {
             // S^T = K Q^T for the warp's keys (16 x 64 queries), then P^T in fp32 and bf16.
             for (int cb = 0; cb < AW_T / 16; cb++) {
@@ -476,14 +536,21 @@ __global__ void __launch_bounds__(AW_DQ_THREADS) aw_backward_dq_kernel(
     for (int j = 0; j < AW_NQK; j++) wmma::fill_fragment(acc[j], 0.0f);
 
     const int n_kt = (q0 - s0) / AW_T + 1;
+    uint4 pf[AW_NPF(AW_DQ_THREADS)];
+    aw_fetch_pair<AW_DQ_THREADS>(pf, K + (size_t)s0 * ldq + (size_t)h * dqk, ldq, dqk,
+                                 V + (size_t)s0 * ldv + (size_t)h * dv, ldv, dv, n_kt == 1 ? nq : AW_T);
     for (int kt = 0; kt < n_kt; kt++) {
         const int k0 = s0 + kt * AW_T;
         const bool diag = k0 == q0;
         const int nk = diag ? nq : AW_T;
         __syncthreads();  // the previous K, V tile is no longer read (and Q, dO are loaded)
-        aw_load_tile(Ks, ldqs, K + (size_t)k0 * ldq + (size_t)h * dqk, ldq, nk, dqk);
-        aw_load_tile(Vs, ldvs, V + (size_t)k0 * ldv + (size_t)h * dv, ldv, nk, dv);
+        aw_put_pair<AW_DQ_THREADS>(pf, Ks, ldqs, dqk, Vs, ldvs, dv);
         __syncthreads();
+        if (kt + 1 < n_kt) {
+            const int k1 = k0 + AW_T;
+            aw_fetch_pair<AW_DQ_THREADS>(pf, K + (size_t)k1 * ldq + (size_t)h * dqk, ldq, dqk,
+                                         V + (size_t)k1 * ldv + (size_t)h * dv, ldv, dv, k1 == q0 ? nq : AW_T);
+        }
         for (int cb = 0; cb < AW_T / 16; cb++) {
             FragC s;
             aw_mma_abt(s, Qs + r0 * ldqs, ldqs, Ks + cb * 16 * ldqs, ldqs, dqk);
