@@ -23,7 +23,8 @@
 //
 // Kernels (block = one tile x one head; grid = (tiles, H)):
 //  forward   4 warps, 64 query rows (16 per warp), loops over the key tiles 0..diagonal:
-//            S = Q K^T -> shared, online softmax on the warp's own rows (no block sync),
+//            S = Q K^T -> shared, online softmax on the warp's own rows (no block sync;
+//            two lanes per row, one shuffle per reduction),
 //            O (registers) = O * alpha + P V.  O is written as O / l, lse = m + log l.
 //  dK/dV     8 warps over one 64-key tile, loops over the query tiles diagonal..end:
 //            warps 0-3 (16 keys each) form S^T = K Q^T, P^T = exp(scale S^T - lse) and
@@ -208,6 +209,9 @@ __device__ static inline void aw_put_pair(const uint4 (&pf)[NPF], bf16 *as, int 
     }
 }
 
+// The value lane ^ o holds (all 32 lanes take part).
+__device__ static inline float aw_shfl_xor(float v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }
+
 // out[16 x 16] = A[16 x kdim] * B^T where A rows are at a (stride lda) and B rows (the
 // 16 columns of the product) at b (stride ldb); both bf16 row-major in shared memory.
 __device__ static inline void aw_mma_abt(FragC &acc, const bf16 *a, int lda, const bf16 *b, int ldb, int kdim) {
@@ -297,31 +301,35 @@ __global__ void __launch_bounds__(AW_FWD_THREADS) aw_forward_kernel(float *O, fl
             wmma::store_matrix_sync(S + r0 * AW_LDF + cb * 16, acc, AW_LDF, wmma::mem_row_major);
         }
         __syncwarp();
-        // Online softmax of the warp's 16 rows; lane owns columns lane and lane + 32.
-        // Every row has a live key in every tile it visits (key 0 of the tile), so the
-        // new max is finite; the guards keep -inf - -inf out regardless.
-        for (int rr = 0; rr < 16; rr++) {
-            const int r = r0 + rr;
-            float x[2];
-#pragma unroll
-            for (int u = 0; u < 2; u++) {
-                int c = lane + 32 * u;
-                bool live = c < nk && (!diag || c <= r);
-                x[u] = live ? scale * S[r * AW_LDF + c] : -INFINITY;
+        // Online softmax of the warp's 16 rows: lanes l and l + 16 own row r0 + l, 32
+        // columns each (half h = lane / 16), visited from column (j + lane) % 32 of the
+        // half so that the 32 lanes read 32 different banks (row stride 68 floats);
+        // the halves meet in one shuffle. Every row has a live key in every tile it
+        // visits (key 0 of the tile), so the new max is finite; the guards keep
+        // -inf - -inf out regardless. Keys c <= lim are live.
+        {
+            const int rr = lane & 15, half = lane >> 4, r = r0 + rr;
+            const int lim = diag ? min(r, nk - 1) : AW_T - 1;
+            const float *srow = S + r * AW_LDF;
+            float mx = -INFINITY;
+            for (int j = 0; j < 32; j++) {
+                const int c = half * 32 + ((j + lane) & 31);
+                if (c <= lim) mx = fmaxf(mx, scale * srow[c]);
             }
+            mx = fmaxf(mx, aw_shfl_xor(mx, 16));
             const float mold = mrow[r], lold = lrow[r];
-            const float mnew = fmaxf(mold, warp_max(fmaxf(x[0], x[1])));
+            const float mnew = fmaxf(mold, mx);
             float sum = 0.0f;
-#pragma unroll
-            for (int u = 0; u < 2; u++) {
-                float p = x[u] == -INFINITY ? 0.0f : expf(x[u] - mnew);
-                Ps[r * AW_LDH + lane + 32 * u] = __float2bfloat16(p);
+            for (int j = 0; j < 32; j++) {
+                const int c = half * 32 + ((j + lane) & 31);
+                float p = c <= lim && mnew != -INFINITY ? expf(scale * srow[c] - mnew) : 0.0f;
+                Ps[r * AW_LDH + c] = __float2bfloat16(p);
                 sum += p;
             }
-            sum = warp_sum(sum);
+            sum += aw_shfl_xor(sum, 16);
             const float alpha = mnew == -INFINITY ? 1.0f : expf(mold - mnew);  // 0 on the first tile
-            __syncwarp();  // all lanes have read mrow[r], lrow[r]
-            if (lane == 0) {
+            __syncwarp();  // both halves have read mrow[r], lrow[r]
+            if (half == 0) {
                 mrow[r] = mnew;
                 lrow[r] = lold * alpha + sum;
                 arow[r] = alpha;

@@ -113,6 +113,14 @@ static float sim_warp_reduce(float v, Op op) {
     }
     return x[sim_lane()];
 }
+static float __shfl_xor_sync(unsigned mask, float v, int o) {
+    if (mask != 0xffffffffu) sim_die("__shfl_xor_sync with a partial mask");
+    SimWarp &w = g_warps[sim_tid.x / 32];
+    w.bar.wait();
+    w.red[sim_lane()] = v;
+    w.bar.wait();
+    return w.red[sim_lane() ^ (o & 31)];
+}
 static float warp_sum(float v) { return sim_warp_reduce(v, [](float a, float b) { return a + b; }); }
 static float warp_max(float v) { return sim_warp_reduce(v, [](float a, float b) { return fmaxf(a, b); }); }
 
