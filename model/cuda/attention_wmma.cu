@@ -31,8 +31,10 @@
 //            dV += P^T dO; warps 4-7 (the same 16 keys) form dP^T = V dO^T,
 //            dS^T = P^T (dP^T - D) and dK += dS^T Q. The two halves do equal work
 //            (16 x 64 x (dqk + dv) MACs each) and each holds only its own accumulator.
-//  dQ        4 warps, 64 query rows, loops over key tiles 0..diagonal: S, dP, dS as
-//            above, dQ += dS K.  dQ and dK are scaled by `scale` on the way out.
+//  dQ        8 warps over 64 query rows, loops over key tiles 0..diagonal: warps 0-3
+//            form S = Q K^T, warps 4-7 dP = dO V^T (16 rows each), both halves dS, and
+//            each half accumulates half of dQ's columns: dQ += dS K.
+//            dQ and dK are scaled by `scale` on the way out.
 //  D         one warp per (token, head): D = <dO, O> (fp32, from the fp32 dO and O),
 //            into context scratch.
 //
@@ -44,7 +46,7 @@
 //  dK/dV:   K, Q 25,600 each; V, dO 17,408 each; P, dP fp32 17,408 each; P, dS bf16
 //           9,216 each; lse, D 512  ->  139,776 B (136.5 KiB): one block of 8 warps/SM.
 //  dQ:      Q, K 25,600 each; dO, V 17,408 each; S, dP 17,408 each; dS 9,216; lse, D
-//           512  ->  130,560 B (127.5 KiB): one block of 4 warps per SM.
+//           512  ->  130,560 B (127.5 KiB): one block of 8 warps per SM.
 // 64-row tiles: 16 rows per warp is wmma's fragment height, 4 warps keep a block's
 // shared memory under half an SM for the forward; 64 keys per tile is 2 columns per
 // lane in the row-wise softmax. Register accumulators are sized for dqk <= 192 and
@@ -84,11 +86,12 @@ enum {
     AW_PADH = 8,         // bf16 row padding (elements)
     AW_PADF = 4,         // fp32 row padding (elements)
     AW_FWD_THREADS = 128,
-    AW_DQ_THREADS = 128,
+    AW_DQ_THREADS = 256,
     AW_DKV_THREADS = 256,
 };
 #define AW_NQK (AW_MAX_DQK / 16)
 #define AW_NV (AW_MAX_DV / 16)
+#define AW_DQ_FRAGS ((AW_NQK + 1) / 2)  // dQ column fragments per warp (half of dqk)
 #define AW_LDF (AW_T + AW_PADF)  // fp32 score tile row stride
 #define AW_LDH (AW_T + AW_PADH)  // bf16 probability tile row stride
 
@@ -228,11 +231,12 @@ __device__ static inline void aw_mma_abt(FragC &acc, const bf16 *a, int lda, con
 // Writes the warp's 16-row accumulator strip acc[0..nfrag) (columns j*16..) to global
 // rows [0, nrows) at dst (row stride ld) times mul, through the warp's 16 x 16 fp32
 // staging tile stage (stride AW_LDF). One warp.
-__device__ static inline void aw_store_strip(float *dst, size_t ld, int nrows, float mul, const FragC *acc,
+template <int NF>
+__device__ static inline void aw_store_strip(float *dst, size_t ld, int nrows, float mul, const FragC (&acc)[NF],
                                              int nfrag, float *stage) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
-    for (int j = 0; j < AW_NQK; j++) {
+    for (int j = 0; j < NF; j++) {
         if (j >= nfrag) break;
         wmma::store_matrix_sync(stage, acc[j], AW_LDF, wmma::mem_row_major);
         __syncwarp();
@@ -522,6 +526,9 @@ __global__ void __launch_bounds__(AW_DKV_THREADS) aw_backward_dkv_kernel(
 }
 
 // dQ of one query tile: tile = {q0, nq, s0, s1}; key tiles s0, s0 + 64, ... q0.
+// 8 warps: warp w owns query rows 16 (w % 4) ..; warps 0-3 form S = Q K^T, warps 4-7
+// dP = dO V^T for those rows; then each half forms dS for 32 of the 64 keys, and the
+// first half accumulates dQ's first ceil(dqk/32) column fragments, the second the rest.
 __global__ void __launch_bounds__(AW_DQ_THREADS) aw_backward_dq_kernel(
     float *dQ, const bf16 *dO, const float *lse, const float *Dd, const bf16 *Q, const bf16 *K,
     const bf16 *V, const int4 *tiles, int H, int dqk, int dv, float scale) {
@@ -534,14 +541,16 @@ __global__ void __launch_bounds__(AW_DQ_THREADS) aw_backward_dq_kernel(
 
     const int4 t = tiles[blockIdx.x];
     const int q0 = t.x, nq = t.y, s0 = t.z, h = blockIdx.y;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, r0 = warp * 16;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int r0 = (warp & 3) * 16, role = warp >> 2;
     const int ldqs = dqk + AW_PADH, ldvs = dv + AW_PADH, nqk = dqk / 16;
+    const int jhalf = (nqk + 1) / 2, jbase = role ? jhalf : 0, jcount = role ? nqk - jhalf : jhalf;
     const size_t ldq = (size_t)H * dqk, ldv = (size_t)H * dv;
 
     aw_load_query_tile(Qs, dOs, lse_s, D_s, Q, dO, lse, Dd, q0, nq, h, H, dqk, dv);
-    FragC acc[AW_NQK];
+    FragC acc[AW_DQ_FRAGS];
 #pragma unroll
-    for (int j = 0; j < AW_NQK; j++) wmma::fill_fragment(acc[j], 0.0f);
+    for (int j = 0; j < AW_DQ_FRAGS; j++) wmma::fill_fragment(acc[j], 0.0f);
 
     const int n_kt = (q0 - s0) / AW_T + 1;
     uint4 pf[AW_NPF(AW_DQ_THREADS)];
@@ -551,7 +560,7 @@ __global__ void __launch_bounds__(AW_DQ_THREADS) aw_backward_dq_kernel(
         const int k0 = s0 + kt * AW_T;
         const bool diag = k0 == q0;
         const int nk = diag ? nq : AW_T;
-        __syncthreads();  // the previous K, V tile is no longer read (and Q, dO are loaded)
+        __syncthreads();  // the previous K, V and dS are no longer read (and Q, dO are loaded)
         aw_put_pair<AW_DQ_THREADS>(pf, Ks, ldqs, dqk, Vs, ldvs, dv);
         __syncthreads();
         if (kt + 1 < n_kt) {
@@ -561,39 +570,38 @@ __global__ void __launch_bounds__(AW_DQ_THREADS) aw_backward_dq_kernel(
         }
         for (int cb = 0; cb < AW_T / 16; cb++) {
             FragC s;
-            aw_mma_abt(s, Qs + r0 * ldqs, ldqs, Ks + cb * 16 * ldqs, ldqs, dqk);
-            wmma::store_matrix_sync(Sf + r0 * AW_LDF + cb * 16, s, AW_LDF, wmma::mem_row_major);
-            aw_mma_abt(s, dOs + r0 * ldvs, ldvs, Vs + cb * 16 * ldvs, ldvs, dv);
-            wmma::store_matrix_sync(dPf + r0 * AW_LDF + cb * 16, s, AW_LDF, wmma::mem_row_major);
-        }
-        __syncwarp();
-        for (int rr = 0; rr < 16; rr++) {
-            const int r = r0 + rr;
-#pragma unroll
-            for (int u = 0; u < 2; u++) {
-                const int c = lane + 32 * u;
-                bool live = r < nq && c < nk && (!diag || c <= r);
-                float p = live ? expf(scale * Sf[r * AW_LDF + c] - lse_s[r]) : 0.0f;
-                dSb[r * AW_LDH + c] = __float2bfloat16(p * (dPf[r * AW_LDF + c] - D_s[r]));
+            if (role == 0) {
+                aw_mma_abt(s, Qs + r0 * ldqs, ldqs, Ks + cb * 16 * ldqs, ldqs, dqk);
+                wmma::store_matrix_sync(Sf + r0 * AW_LDF + cb * 16, s, AW_LDF, wmma::mem_row_major);
+            } else {
+                aw_mma_abt(s, dOs + r0 * ldvs, ldvs, Vs + cb * 16 * ldvs, ldvs, dv);
+                wmma::store_matrix_sync(dPf + r0 * AW_LDF + cb * 16, s, AW_LDF, wmma::mem_row_major);
             }
         }
-        __syncwarp();
-        // dQ[warp rows] += dS K
+        __syncthreads();  // S and dP of every row are complete
+        for (int rr = 0; rr < 16; rr++) {
+            const int r = r0 + rr, c = role * 32 + lane;
+            bool live = r < nq && c < nk && (!diag || c <= r);
+            float p = live ? expf(scale * Sf[r * AW_LDF + c] - lse_s[r]) : 0.0f;
+            dSb[r * AW_LDH + c] = __float2bfloat16(p * (dPf[r * AW_LDF + c] - D_s[r]));
+        }
+        __syncthreads();  // dS of every row is complete
+        // dQ[warp rows, this half's columns] += dS K
         for (int kk = 0; kk < AW_T / 16; kk++) {
             FragA da;
             wmma::load_matrix_sync(da, dSb + r0 * AW_LDH + kk * 16, AW_LDH);
 #pragma unroll
-            for (int j = 0; j < AW_NQK; j++) {
-                if (j >= nqk) break;
+            for (int j = 0; j < AW_DQ_FRAGS; j++) {
+                if (j >= jcount) break;
                 FragB kb;
-                wmma::load_matrix_sync(kb, Ks + kk * 16 * ldqs + j * 16, ldqs);
+                wmma::load_matrix_sync(kb, Ks + kk * 16 * ldqs + (jbase + j) * 16, ldqs);
                 wmma::mma_sync(acc[j], da, kb, acc[j]);
             }
         }
     }
-    __syncwarp();
-    aw_store_strip(dQ + (size_t)(q0 + r0) * ldq + (size_t)h * dqk, ldq, min(16, nq - r0), scale, acc, nqk,
-                   Sf + r0 * AW_LDF);
+    __syncthreads();  // S and dP are no longer read: they stage the output
+    aw_store_strip(dQ + (size_t)(q0 + r0) * ldq + (size_t)h * dqk + (size_t)jbase * 16, ldq, min(16, nq - r0), scale,
+                   acc, jcount, (role ? dPf : Sf) + r0 * AW_LDF);
 }
 
 // ---- host side -----------------------------------------------------------------------

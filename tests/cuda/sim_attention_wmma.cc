@@ -17,7 +17,8 @@
 //    poisoned for AddressSanitizer when built with it.
 // Checked against a naive double-precision attention written here (forward: O, lse;
 // backward: dQ, dK, dV), outputs NaN-poisoned first, on packed sequences of lengths
-// 1, 17, 64, 65, 130 (H 2, q/k 32, v 16; H 1, q/k 192, v 128), plus a repeat that must
+// 1, 17, 64, 65, 130 (H 2, q/k 32, v 16; H 1, q/k 192, v 128; and H 1, q/k 16, v 48
+// on lengths 70, 3), plus a repeat that must
 // be bit-identical, a shape (q/k 24) that must take the gemm fallback, and the
 // CRUCIBLE_CUDA_ATTENTION selection (gemm / wmma / flash / unset / a bad value). Prints
 // "all ok" and exits 0 on success. Built and run by tests/cuda/test_attention_wmma_host.c.
@@ -531,6 +532,7 @@ int main(int argc, char **argv) {
         check_case({65, 1, 130, 17, 64}, 1, 192, 128, false);
     } else {
         check_case({17, 1, 64, 130, 65}, 2, 32, 16, true);
+        check_case({70, 3}, 1, 16, 48, false);  // one q/k fragment: the dQ kernel's second half idle
         // shapes the kernels do not take go to the gemm path
         int fb = g_fallbacks;
         std::vector<int32_t> cu = {0, 5};
