@@ -50,7 +50,10 @@
 // 64-row tiles: 16 rows per warp is wmma's fragment height, 4 warps keep a block's
 // shared memory under half an SM for the forward; 64 keys per tile is 2 columns per
 // lane in the row-wise softmax. Register accumulators are sized for dqk <= 192 and
-// dv <= 128 (12 and 8 fragments: up to 96 fp32 registers per thread); shapes outside
+// dv <= 128 (12 and 8 fragments: up to 96 fp32 registers per thread; with the
+// prefetch registers ptxas reports 240 / 230 / 172 registers per thread for the forward,
+// dK/dV and dQ kernels at sm_90a, no spills: 2 x 128, 256 and 256 threads fit the SM's
+// 64 K registers at the occupancy the shared memory allows); shapes outside
 // that, or not multiples of 16, or needing more shared memory than the device allows,
 // go to the chunked-GEMM path (attention_gemm.cu, bf16 compute) instead.
 //
@@ -616,6 +619,10 @@ static int aw_supported(int dqk, int dv) {
     unsigned b = aw_bwd_layout(dqk, dv, 1).bytes;
     if (b > need) need = b;
     return need <= (unsigned)max_optin;
+}
+
+extern "C" int ops_cuda_attention_wmma_supported(int dqk, int dv) {
+    return crucible_cuda_device_count() > 0 && aw_supported(dqk, dv);
 }
 
 typedef struct AwTiles {

@@ -67,6 +67,10 @@ const Ops *ops_cuda(void);
 const Ops *ops_cuda_bf16(void);
 const Ops *ops_cuda_flash(void);
 const Ops *ops_cuda_bf16_wmma(void);
+/* 1 when the wmma attention kernels take head dims dqk / dv on this device (multiples of
+ * 16, dqk <= 192, dv <= 128, shared memory within the device's limit); otherwise the
+ * wmma selections run the gemm path instead. 0 without a usable device. */
+int ops_cuda_attention_wmma_supported(int dqk, int dv);
 
 /* Fused AdamW on device buffers, the same per-element update as adamw_update()
  * (model/adamw.h): bias corrections computed in double on the host, applied in fp32. */

@@ -345,6 +345,8 @@ static void cuda_attention_backward_flash(float *, float *, float *, const float
     g_flash_calls++;
 }
 
+static int crucible_cuda_device_count(void) { return 1; }
+
 #define CRUCIBLE_MODEL_CUDA_OPS_CUH  // the simulator above stands in for cuda_ops.cuh
 #include "model/cuda/attention_wmma.cu"
 

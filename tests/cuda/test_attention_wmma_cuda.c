@@ -124,6 +124,8 @@ static void aw_same(TestCtx *t_, const char *what, const AwOut *a, const AwOut *
 }
 
 static void aw_check(TestCtx *t_, const Ops *g, const AwCase *c, double tol) {
+    int wm = ops_cuda_attention_wmma_supported(c->dqk, c->dv);
+    fprintf(stderr, "    q/k %d, v %d: %s\n", c->dqk, c->dv, wm ? "wmma kernels" : "gemm fallback");
     size_t nq = (size_t)c->N * c->H * c->dqk, nv = (size_t)c->N * c->H * c->dv, nl = (size_t)c->N * c->H;
     AwOut a = aw_run(g, c);
     char w[96];
@@ -155,6 +157,7 @@ static void aw_seed_rng(CrRng *r, const char *name) {
 static void body_attention_wmma_mla(TestCtx *t_) {
     AW_PRELUDE("cuda_attention_wmma_mla");
     AwCase c;
+    CHECKF(ops_cuda_attention_wmma_supported(192, 128), "the wmma kernels do not take MLA's 192/128 here");
     aw_case_init(&c, &r, k_lens, 6, 16, 192, 128);
     aw_check(t_, ops_cuda_bf16_wmma(), &c, 1e-2);
     aw_case_free(&c);
@@ -163,6 +166,10 @@ static void body_attention_wmma_mla(TestCtx *t_) {
 static void body_attention_wmma_small(TestCtx *t_) {
     AW_PRELUDE("cuda_attention_wmma_small");
     AwCase c;
+    CHECKF(ops_cuda_attention_wmma_supported(32, 16), "the wmma kernels do not take 32/16 here");
+    CHECKF(!ops_cuda_attention_wmma_supported(24, 16) && !ops_cuda_attention_wmma_supported(208, 128) &&
+               !ops_cuda_attention_wmma_supported(192, 144),
+           "the wmma kernels claim shapes they do not take");
     aw_case_init(&c, &r, k_lens, 6, 2, 32, 16);
     aw_check(t_, ops_cuda_bf16_wmma(), &c, 1e-2);
     /* The bf16 table with CRUCIBLE_CUDA_ATTENTION=wmma runs the same kernels. */
