@@ -48,8 +48,10 @@
 //  dQ:      Q, K 25,600 each; dO, V 17,408 each; S, dP 17,408 each; dS 9,216; lse, D
 //           512  ->  130,560 B (127.5 KiB): one block of 8 warps per SM.
 // 64-row tiles: 16 rows per warp is wmma's fragment height, 4 warps keep a block's
-// shared memory under half an SM for the forward; 64 keys per tile is 2 columns per
-// lane in the row-wise softmax. Register accumulators are sized for dqk <= 192 and
+// shared memory under half an SM for the forward (two blocks per SM hide each other's
+// tile loads; the next tile is also prefetched into registers); 64 keys per tile is one
+// row split over two lanes of 32 columns in the forward softmax, one column per lane
+// pair (lane, lane + 32) in the backward's elementwise steps. Register accumulators are sized for dqk <= 192 and
 // dv <= 128 (12 and 8 fragments: up to 96 fp32 registers per thread; with the
 // prefetch registers ptxas reports 240 / 230 / 172 registers per thread for the forward,
 // dK/dV and dQ kernels at sm_90a, no spills: 2 x 128, 256 and 256 threads fit the SM's
