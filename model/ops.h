@@ -55,7 +55,15 @@ typedef struct Ops {
     void (*gemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 
+    /* For b < batch: C_b = alpha op(A_b) op(B_b) + beta C_b with X_b = X + b * strideX
+     * (floats), each product as gemm() computes it (the per-head products of MLA). */
+    void (*gemm_batched)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                         long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                         int ldc, long long strideC, int batch);
+
     /* ---- elementwise ------------------------------------------------------------ */
+    /* dst[i*ldd + j] = src[i*lds + j], i < rows, j < cols (regions do not overlap). */
+    void (*copy2d)(float *dst, int ldd, const float *src, int lds, int rows, int cols);
     void (*add)(float *y, const float *x, size_t n);            /* y += x */
     void (*scale)(float *y, float a, size_t n);                 /* y *= a */
     /* Number of non-finite values in x[0..n) written to *count (host). */

@@ -16,7 +16,6 @@ struct ForwardOps {
     size_t cap_bt;            /* int32 of block table held */
     /* backend memory */
     float *X, *Hn, *rstd, *CQ, *CQn, *Q, *CKV, *LAT, *QA, *OL, *O, *F, *G;
-    float *ident;             /* [dr, dr] identity: strided column copies as exact GEMMs */
     int32_t *d_tokens, *d_pos, *d_rows, *d_bt, *d_experts;
     /* host */
     int32_t *h_rows, *h_bt, *h_experts;
@@ -28,12 +27,6 @@ ForwardOps *forward_ops_new(Model *m) {
     f->m = m;
     f->o = m->ops;
     for (int l = 0; l < c->num_hidden_layers; l++) f->n_moe += model_layer_is_moe(c, l);
-    int dr = c->qk_rope_head_dim;
-    float *id = cr_calloc((size_t)dr * dr, sizeof *id);
-    for (int i = 0; i < dr; i++) id[(size_t)i * dr + i] = 1.0f;
-    f->ident = f->o->alloc(sizeof(float) * (size_t)dr * dr);
-    f->o->upload(f->ident, id, sizeof(float) * (size_t)dr * dr);
-    free(id);
     return f;
 }
 
@@ -57,7 +50,6 @@ void forward_ops_free(ForwardOps *f) {
     free_rows(f);
     free_logit_rows(f);
     f->o->free(f->d_bt);
-    f->o->free(f->ident);
     free(f->h_bt);
     free(f);
 }
@@ -159,30 +151,25 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
         }
         o->gemm(0, 1, n, rw, D, 1.0f, f->Hn, D, lw->wkv_a, D, 0.0f, f->CKV, rw);
 
-        /* latent rows [rmsnorm(c) | rope(k_pe)] into the cache. The k_pe columns move with
-         * a GEMM by the identity (exact in fp32: one product by 1, the rest by 0; on a
-         * bf16 GEMM table rounded like every GEMM input there), the only strided copy the
-         * Ops table offers. */
+        /* latent rows [rmsnorm(c) | rope(k_pe)] into the cache */
         o->rmsnorm_forward(f->LAT, rw, f->rstd, f->CKV, rw, lw->kv_a_norm, n, r, eps);
-        o->gemm(0, 0, n, dr, dr, 1.0f, f->CKV + r, rw, f->ident, dr, 0.0f, f->LAT + r, rw);
+        o->copy2d(f->LAT + r, rw, f->CKV + r, rw, n, dr);
         model_rope_apply(m, f->LAT + r, rw, dr, 1, n, f->d_pos);
         o->mla_cache_scatter(cache->data, f->d_bt, maxb, L, l, cache->block_tokens, rw, f->LAT, f->d_pos, n);
 
         /* absorbed queries QA[i,h] = [W_UK[h]^T q_nope[i,h] | rope(q_pe[i,h])]; W_UK[h] is
          * rows h*(dn+dv) .. +dn of kv_b_proj, [dn, r] row-major. */
-        for (int h = 0; h < H; h++)
-            o->gemm(0, 0, n, r, dn, 1.0f, f->Q + (size_t)h * qk, H * qk, lw->wkv_b + (size_t)h * (dn + dv) * r, r,
-                    0.0f, f->QA + (size_t)h * rw, H * rw);
+        o->gemm_batched(0, 0, n, r, dn, 1.0f, f->Q, H * qk, qk, lw->wkv_b, r, (long long)(dn + dv) * r, 0.0f, f->QA,
+                        H * rw, rw, H);
         /* q_pe of all (row, head) pairs at once: Q as [n*H, qk], QA as [n*H, rw] */
-        o->gemm(0, 0, n * H, dr, dr, 1.0f, f->Q + dn, qk, f->ident, dr, 0.0f, f->QA + r, rw);
+        o->copy2d(f->QA + r, rw, f->Q + dn, qk, n * H, dr);
         model_rope_apply(m, f->QA + r, H * rw, rw, H, n, f->d_pos);
 
         o->mla_decode_attention(f->OL, f->QA, cache->data, f->d_bt, maxb, L, l, cache->block_tokens, f->d_pos, n,
                                 H, r, dr, scale);
         /* O[i,h] = W_UV[h] o_lat[i,h] (W_UV[h]: the next dv rows of kv_b_proj); X += O Wo^T */
-        for (int h = 0; h < H; h++)
-            o->gemm(0, 1, n, dv, r, 1.0f, f->OL + (size_t)h * r, H * r,
-                    lw->wkv_b + ((size_t)h * (dn + dv) + dn) * r, r, 0.0f, f->O + (size_t)h * dv, H * dv);
+        o->gemm_batched(0, 1, n, dv, r, 1.0f, f->OL, H * r, r, lw->wkv_b + (size_t)dn * r, r, (long long)(dn + dv) * r,
+                        0.0f, f->O, H * dv, dv, H);
         o->gemm(0, 1, n, D, H * dv, 1.0f, f->O, H * dv, lw->wo, H * dv, 1.0f, f->X, D);
 
         /* FFN */
