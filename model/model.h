@@ -1,6 +1,7 @@
 /* model/model.h — the DeepSeek-V2 MoE model: the one seam every trainer uses.
  * Defines: Batch, Model, model_create/free/load/save/init_random, model_forward,
- * model_backward, model_forward_hidden, model_backward_hidden, model_zero_grads.
+ * model_backward, model_forward_hidden, model_backward_hidden, model_zero_grads,
+ * model_load_ops.
  * Per-layer weight views and inference helpers: model/layers.h. Backend ops: model/ops.h.
  *
  * CONTRACT (other modules are written against this; extend, do not break):
@@ -75,6 +76,9 @@ void model_init_random(Model *m, uint64_t seed);
 /* Load DIR/config.json and DIR/model.safetensors or the sharded
  * DIR/model.safetensors.index.json (F32/BF16/F16 converted to fp32). */
 Model *model_load(const char *dir, CrError *e);
+/* The same onto a given backend (model_load = model_load_ops(dir, ops_cpu(), e)): values
+ * are converted and checked on the host, one tensor at a time, then uploaded. */
+Model *model_load_ops(const char *dir, const struct Ops *ops, CrError *e);
 /* Write DIR/config.json and DIR/model.safetensors (atomically; DIR is created). */
 int model_save(const Model *m, const char *dir, CrError *e);
 /* Look up a tensor by HF name (NULL if absent). */

@@ -309,6 +309,12 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .moe_unpermute_backward = cuda_moe_unpermute_backward,    \
         .lmhead_logprob_forward = lmhead_fwd_##suffix,            \
         .lmhead_logprob_backward = lmhead_bwd_##suffix,           \
+        .adamw_update = ops_cuda_adamw_update,                    \
+        .sumsq = ops_cuda_sumsq,                                  \
+        /* rollout entries: filled by the GPU rollout work */     \
+        .mla_cache_scatter = NULL,                                \
+        .mla_decode_attention = NULL,                             \
+        .sample_rows = NULL,                                      \
     }
 
 static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_fp32, att_bwd_fp32);
