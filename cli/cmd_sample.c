@@ -173,6 +173,7 @@ int cmd_sample(int argc, char **argv) {
         return 2;
     }
     const struct Ops *ops = device_open(device, &e);
+    if (ops && device_check_rollout(ops, &e)) ops = NULL;
     Model *m = ops ? model_load_ops(model_dir, ops, &e) : NULL;
     if (!m) {
         fprintf(stderr, "crucible sample: %s\n", e.msg);

@@ -55,6 +55,10 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
         sandbox_pool_free(pool);
         return -1;
     }
+    if (device_check_rollout(ops, e)) {
+        sandbox_pool_free(pool);
+        return -1;
+    }
     fprintf(stderr, "eval: device %s\n", ops->name);
     int rc = -1;
     Task *tasks = NULL;

@@ -222,6 +222,10 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         sandbox_pool_free(pool);
         return -1;
     }
+    if (device_check_rollout(ops, e)) {
+        sandbox_pool_free(pool);
+        return -1;
+    }
     fprintf(stderr, "grpo: device %s\n", ops->name);
     int rc = -1;
     Task *tasks = NULL;

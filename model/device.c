@@ -46,6 +46,12 @@ const Ops *device_open(const char *value, CrError *e) {
     return device_ops(k, e);
 }
 
+int device_check_rollout(const Ops *ops, CrError *e) {
+    if (!strcmp(ops->name, "cpu") || (ops->mla_cache_scatter && ops->mla_decode_attention)) return 0;
+    return cr_error_set(e, "--device: generation (the rollout engine) does not run on the %s backend in this build "
+                           "(no GPU decode ops yet); use --device cpu", ops->name);
+}
+
 const char *device_default(void) {
     const char *v = getenv("CRUCIBLE_DEVICE");
     return v && *v ? v : "auto";

@@ -1,6 +1,6 @@
 /* model/device.h — the compute backend named by a `--device` value.
  * Defines: DeviceKind, device_parse, device_ops, device_open, device_default,
- *          DEVICE_FLAG_HELP.
+ *          device_check_rollout, DEVICE_FLAG_HELP.
  *
  * Values (case-sensitive):
  *   cpu        ops_cpu(): fp32, OpenBLAS, OpenMP — the reference path.
@@ -38,5 +38,10 @@ const struct Ops *device_open(const char *value, CrError *e);
  * "auto". (The test runner sets CRUCIBLE_DEVICE=cpu so that the CPU suite stays on the
  * CPU on a machine with a GPU; GPU tests ask for cuda explicitly.) */
 const char *device_default(void);
+/* 0 when the rollout engine can generate on ops: the CPU backend, or one that fills the
+ * paged-latent-cache decode entries of model/ops.h (mla_cache_scatter and
+ * mla_decode_attention). Else -1 and an error naming --device (a GPU table without them
+ * would otherwise have the host engine read device memory). */
+int device_check_rollout(const struct Ops *ops, CrError *e);
 
 #endif
