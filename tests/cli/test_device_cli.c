@@ -96,6 +96,16 @@ TEST(cli_device_bad_values_fail_naming_the_flag) {
         CHECKF(strstr(out, "--device cuda") != NULL, "`crucible %s`: %s", args, out);
         free(out);
     }
+    /* the same through --config's "device" key */
+    char *cp = cr_path_join(d, "flags.json");
+    CrError e;
+    CHECK(cr_write_file_atomic(cp, "{\"device\": \"bogus\"}", 19, &e) == 0);
+    char args[2048], *out;
+    snprintf(args, sizeof args, "score --config %s --model %s/model --tokens %s/none.json", cp, d, d);
+    CHECK(run_all(args, &out) != 0);
+    CHECKF(strstr(out, "--device") && strstr(out, "bogus"), "--config {\"device\": \"bogus\"}: %s", out);
+    free(out);
+    free(cp);
     /* nothing was written by the refused runs */
     char p[1100];
     snprintf(p, sizeof p, "%s/init_out", d);
@@ -129,6 +139,13 @@ TEST(cli_device_cpu_equals_default) {
     snprintf(a, sizeof a, "%s/s_auto.json", d);
     snprintf(b, sizeof b, "%s/s_cpu.json", d);
     CHECK(test_same_file(a, b));
+    char *cp = cr_path_join(d, "flags.json");
+    CHECK(cr_write_file_atomic(cp, "{\"device\": \"cpu\"}", 17, &e) == 0);
+    CHECK(test_run("env -u CRUCIBLE_DEVICE %s score --config %s --model %s/model --tokens %s >%s/s_cfg.json", bin, cp, d,
+                   tp, d) == 0);
+    snprintf(b, sizeof b, "%s/s_cfg.json", d);
+    CHECK(test_same_file(a, b));
+    free(cp);
     /* sft: three optimizer steps, the same final weights; the log names the device */
 #define SFT "--data configs/tiny/sft.jsonl --batch-tokens 256 --lr 3e-3 --max-steps 3 --seed 1"
     CHECK(test_run("env -u CRUCIBLE_DEVICE %s sft --model %s/model --out %s/t_auto " SFT " 2>%s/t_auto.log", bin, d, d,
