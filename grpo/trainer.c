@@ -13,6 +13,7 @@
 #include "grpo/judge.h"
 #include "grpo/loss.h"
 #include "grpo/micro_batch.h"
+#include "grpo/step.h"
 #include "grpo/task_prompt.h"
 #include "model/adamw.h"
 #include "model/checkpoint.h"
@@ -473,55 +474,15 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         free(ts);
         GrpoNorm norm = grpo_micro_norm(mb, n_mb, c->max_new_tokens);
         /* ---- 4. old / reference log-probs, then mu optimizer steps ------------- */
-        GrpoLossStats lst;
-        memset(&lst, 0, sizeof lst);
-        lst.ratio_min = INFINITY;
-        lst.ratio_max = -INFINITY;
-        double loss_sum = 0, aux_sum = 0;
-        float gnorm = 0;
         double lr = lr_schedule(st.step, (long)(c->warmup < 1 ? c->warmup * c->steps : c->warmup), c->steps, c->lr,
                                 c->min_lr_ratio);
         double t_train = progress_now();
-        int train_ok = 1;
-        if (norm.n_tokens > 0) {
-            for (int b = 0; b < n_mb; b++) {
-                float aux;
-                if (c->mu > 1) {
-                    mb[b].logp_old = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
-                    if (model_forward(m, &mb[b].b, mb[b].logp_old, &aux, e)) { train_ok = 0; break; }
-                }
-                if (ref) {
-                    mb[b].logp_ref = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
-                    if (model_forward(ref, &mb[b].b, mb[b].logp_ref, &aux, e)) { train_ok = 0; break; }
-                }
-            }
-            for (long pass = 0; train_ok && pass < c->mu; pass++) {
-                model_zero_grads(m);
-                loss_sum = 0;
-                aux_sum = 0;
-                for (int b = 0; b < n_mb && train_ok; b++) {
-                    int N = mb[b].b.n_tokens;
-                    float *logp = cr_malloc(sizeof(float) * (size_t)N), *dlogp = cr_malloc(sizeof(float) * (size_t)N);
-                    float aux = 0, aux_w = grpo_micro_aux_weight(mb, n_mb, b, m->cfg.seq_aux);
-                    GrpoLossStats s1;
-                    GrpoMicroBatch g = {N, mb[b].n_comp, mb[b].comp, mb[b].adv, logp, mb[b].logp_old, mb[b].logp_ref,
-                                        NULL, mb[b].mask};
-                    if (model_forward(m, &mb[b].b, logp, &aux, e) || grpo_loss(&lcfg, &norm, &g, dlogp, &s1, e) ||
-                        model_backward(m, &mb[b].b, dlogp, aux_w, e))
-                        train_ok = 0;
-                    else {
-                        loss_sum += s1.loss;
-                        aux_sum += aux * aux_w;
-                        if (pass == c->mu - 1) grpo_loss_stats_merge(&lst, &s1);
-                    }
-                    free(logp);
-                    free(dlogp);
-                }
-                if (!train_ok) break;
-                gnorm = grad_clip_global_norm(m, (float)c->max_grad_norm);
-                adamw_step(&opt, m, (float)lr);
-            }
-        }
+        GrpoStepResult sr;
+        int train_ok = grpo_step(m, ref, &opt, mb, n_mb, &norm, &lcfg, c->mu, (float)lr, (float)c->max_grad_norm,
+                                 &sr, e) == 0;
+        GrpoLossStats lst = sr.stats;
+        double loss_sum = sr.loss, aux_sum = sr.aux;
+        float gnorm = sr.grad_norm;
         grpo_micro_free(mb, n_mb);
         if (!train_ok) { free(adv); free(comb); goto out; }
         double train_s = progress_now() - t_train;

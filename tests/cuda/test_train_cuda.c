@@ -11,10 +11,10 @@
  *    elements flipped; a wrong update is >= 1). Then the CUDA
  *    model and optimizer are saved and reloaded on the CPU (checkpoint download path)
  *    and must equal the device copies bit for bit;
- *  - one GRPO step as grpo/trainer.c takes it (mu = 2: old log-probs, the frozen
+ *  - one GRPO step through the trainer's grpo_step (mu = 2: old log-probs, the frozen
  *    reference copied on the device with Ops.copy, k3 KL, clipped surrogate through
  *    grpo_loss, two optimizer passes) on fixed completions: parameters within 1e-5
- *    (fp32) and 1e-2 (bf16).
+ *    (fp32, lr 1e-4) and 1e-2 (bf16, lr 1e-2), each against the CPU step at its lr.
  * Without a GPU every test here SKIPs saying it was not run on a GPU. */
 #include "tests/test.h"
 
@@ -31,6 +31,7 @@
 #include "core/rng.h"
 #include "grpo/loss.h"
 #include "grpo/micro_batch.h"
+#include "grpo/step.h"
 #include "model/adamw.h"
 #include "model/checkpoint.h"
 #include "model/cuda/ops_cuda.h"
@@ -168,40 +169,6 @@ static void body_cuda_sft_step_matches_cpu(TestCtx *t_) {
 
 /* ---- GRPO ------------------------------------------------------------------------ */
 
-/* One GRPO step of grpo/trainer.c on fixed micro-batches: old log-probs (mu > 1) and
- * reference log-probs first, then mu passes of forward, grpo_loss, backward, clip, AdamW. */
-static int grpo_step(Model *m, Model *ref, AdamW *opt, GrpoMicro *mb, int n_mb, const GrpoNorm *norm,
-                     const GrpoLossConfig *lc, int mu, float lr, double *loss_out, CrError *e) {
-    for (int b = 0; b < n_mb; b++) {
-        float aux;
-        mb[b].logp_old = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
-        mb[b].logp_ref = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
-        if (model_forward(m, &mb[b].b, mb[b].logp_old, &aux, e) || model_forward(ref, &mb[b].b, mb[b].logp_ref, &aux, e))
-            return -1;
-    }
-    for (int pass = 0; pass < mu; pass++) {
-        model_zero_grads(m);
-        *loss_out = 0;
-        for (int b = 0; b < n_mb; b++) {
-            int N = mb[b].b.n_tokens;
-            float *logp = cr_malloc(sizeof(float) * (size_t)N), *dlogp = cr_malloc(sizeof(float) * (size_t)N), aux = 0;
-            GrpoLossStats s;
-            memset(&s, 0, sizeof s);
-            GrpoMicroBatch g = {N, mb[b].n_comp, mb[b].comp, mb[b].adv, logp, mb[b].logp_old, mb[b].logp_ref, NULL,
-                                mb[b].mask};
-            int rc = model_forward(m, &mb[b].b, logp, &aux, e) || grpo_loss(lc, norm, &g, dlogp, &s, e) ||
-                     model_backward(m, &mb[b].b, dlogp, grpo_micro_aux_weight(mb, n_mb, b, m->cfg.seq_aux), e);
-            *loss_out += s.loss;
-            free(logp);
-            free(dlogp);
-            if (rc) return -1;
-        }
-        grad_clip_global_norm(m, 1.0f);
-        adamw_step(opt, m, lr);
-    }
-    return 0;
-}
-
 static float *grpo_case(TestCtx *t_, const Ops *ops, float lr, double *loss) {
     static const int32_t p0[] = {1, 5, 9, 2}, p1[] = {1, 7, 3, 3, 8, 6};
     static const int32_t c00[] = {11, 12, 13, 2}, c01[] = {20, 2}, c10[] = {4, 4, 4, 4, 30, 2}, c11[] = {41, 17, 2};
@@ -220,7 +187,9 @@ static float *grpo_case(TestCtx *t_, const Ops *ops, float lr, double *loss) {
     CHECK(n_mb == 2);
     GrpoNorm norm = grpo_micro_norm(mb, n_mb, 8);
     GrpoLossConfig lc = grpo_loss_config_default();   /* beta 0.04: the KL to ref counts */
-    CHECKF(grpo_step(m, ref, &opt, mb, n_mb, &norm, &lc, 2, lr, loss, &e) == 0, "%s: %s", ops->name, e.msg);
+    GrpoStepResult r;
+    CHECKF(grpo_step(m, ref, &opt, mb, n_mb, &norm, &lc, 2, lr, 1.0f, &r, &e) == 0, "%s: %s", ops->name, e.msg);
+    *loss = r.loss;
     float *p = host_copy(ops, m->params, m->n_params);
     grpo_micro_free(mb, n_mb);
     adamw_free(&opt);
