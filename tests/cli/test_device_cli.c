@@ -2,7 +2,7 @@
  * built binary: every --help lists it; an unknown value and (without a GPU) cuda fail
  * with a non-zero exit and a message naming the flag; --device cpu gives the same bytes
  * as the default (auto, which is the CPU on a machine without a GPU) for init, score and
- * a short sft run. */
+ * short sft and grpo runs. */
 #include "tests/test.h"
 #include "tests/util.h"
 #include "core/alloc.h"
@@ -160,6 +160,23 @@ TEST(cli_device_cpu_equals_default) {
     snprintf(a, sizeof a, "%s/t_auto.log", d);
     char *log = cr_read_file(a, NULL, &e);
     CHECKF(log && strstr(log, "sft: device cpu"), "auto on a machine without a GPU did not pick cpu: %s", log ? log : "");
+    free(log);
+    /* grpo: two steps with the KL term and mu = 2, the same final weights */
+    char tasks[1100];
+    snprintf(tasks, sizeof tasks, "%s/tasks.jsonl", d);
+    CHECK(test_make_eos_happy(d) == 0 && test_write_comment_tasks(tasks, 3) == 0);
+#define GRPO "--steps 2 --group 2 --prompts-per-step 2 --max-new-tokens 3 --lr 1e-3 --beta 0.04 --mu 2 " \
+             "--sandbox-workers 1 --seed 2"
+    CHECK(test_run("env -u CRUCIBLE_DEVICE %s grpo --model %s/model --tasks %s --out %s/g_auto " GRPO " 2>%s/g_auto.log",
+                   bin, d, tasks, d, d) == 0);
+    CHECK(test_run("%s grpo --model %s/model --tasks %s --out %s/g_cpu " GRPO " --device cpu 2>%s/g_cpu.log", bin, d,
+                   tasks, d, d) == 0);
+    snprintf(a, sizeof a, "%s/g_auto/final/model.safetensors", d);
+    snprintf(b, sizeof b, "%s/g_cpu/final/model.safetensors", d);
+    CHECK(test_same_file(a, b));
+    snprintf(a, sizeof a, "%s/g_auto.log", d);
+    log = cr_read_file(a, NULL, &e);
+    CHECKF(log && strstr(log, "grpo: device cpu"), "%s", log ? log : "");
     free(log);
     free(tp);
 }
