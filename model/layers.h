@@ -1,7 +1,7 @@
 /* model/layers.h — public per-layer views of the flat parameter (and gradient) buffer,
  * and the inference-row helpers the rollout engine shares with the trainer.
  * Defines: LayerWeights, ModelWeights, model_weights, model_grad_weights,
- * model_ffn_forward_infer, model_rope_apply.
+ * model_ffn_forward_infer, model_ffn_forward_infer_ex, model_rope_apply.
  *
  * CONTRACT
  *  - Views point INTO m->params / m->grads (backend memory): the rollout engine reads the
@@ -53,6 +53,11 @@ const ModelWeights *model_grad_weights(const Model *m);
  * routing as model_forward, so rows give the same values as in training (up to GEMM
  * blocking for a different N). */
 void model_ffn_forward_infer(Model *m, int layer, const float *x_normed, int N, float *out);
+/* The same, also copying the chosen experts of an MoE layer into experts_out [N, K]
+ * (backend memory, int32, descending router score as moe_route_forward gives them);
+ * experts_out may be NULL and is left untouched for a dense layer. */
+void model_ffn_forward_infer_ex(Model *m, int layer, const float *x_normed, int N, float *out,
+                                int32_t *experts_out);
 
 /* Rotate (in place, spec §5.3) the qk_rope_head_dim floats at x + n*ld + h*head_stride for
  * n < N, h < n_heads, at positions pos[n] (backend memory), with the model's YaRN

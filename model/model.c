@@ -658,6 +658,10 @@ static void infer_carve(Model *m, Carver *cv, int N) {
 }
 
 void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *out) {
+    model_ffn_forward_infer_ex(m, layer, x, N, out, NULL);
+}
+
+void model_ffn_forward_infer_ex(Model *m, int layer, const float *x, int N, float *out, int32_t *experts_out) {
     const Ops *o = m->ops;
     const ModelConfig *c = &m->cfg;
     InferScratch *s = &m->state->inf;
@@ -686,6 +690,7 @@ void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *
     OpsMoeRoute rc = route_cfg(c);
     o->gemm(0, 1, N, E, D, 1.0f, x, D, w->router, D, 0.0f, s->logits, E);
     o->moe_route_forward(s->probs, s->idx, s->w, s->logits, N, &rc);
+    if (experts_out) o->copy(experts_out, s->idx, sizeof(int32_t) * (size_t)N * K);
     o->moe_permute(s->Xp, s->ros, s->sor, s->offsets, x, s->idx, N, D, E, K);
     o->download(s->offsets_host, s->offsets, sizeof(int32_t) * (size_t)(E + 1));
     o->moe_experts_forward(s->Yp, s->G, s->U, s->Hm, s->Xp, w->exp_gate, w->exp_up, w->exp_down, s->offsets_host, E,

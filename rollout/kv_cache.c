@@ -5,9 +5,18 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "model/ops.h"
 
 LatentCache *latent_cache_create(int n_layers, int row, int block_tokens, long token_budget,
                                  CrError *e) {
+    return latent_cache_create_ops(ops_cpu(), n_layers, row, block_tokens, token_budget, e);
+}
+
+/* Host memory stays plain malloc (an out-of-memory is an error, not an abort). */
+static int on_host(const Ops *ops) { return ops == ops_cpu(); }
+
+LatentCache *latent_cache_create_ops(const Ops *ops, int n_layers, int row, int block_tokens,
+                                     long token_budget, CrError *e) {
     if (n_layers <= 0 || row <= 0 || block_tokens <= 0) {
         cr_error_set(e, "latent cache: bad shape (layers %d, row %d, block %d)", n_layers, row,
                      block_tokens);
@@ -25,13 +34,15 @@ LatentCache *latent_cache_create(int n_layers, int row, int block_tokens, long t
                      (double)nb * per_block * sizeof(float) / 1e9);
         return NULL;
     }
-    float *data = malloc((size_t)nb * per_block * sizeof(float));
+    size_t bytes = (size_t)nb * per_block * sizeof(float);
+    float *data = on_host(ops) ? malloc(bytes) : ops->alloc(bytes);
     if (!data) {
         cr_error_set(e, "latent cache: cannot allocate %.1f MB for %ld tokens",
                      (double)nb * per_block * sizeof(float) / 1e6, token_budget);
         return NULL;
     }
     LatentCache *c = cr_calloc(1, sizeof *c);
+    c->ops = ops;
     c->n_layers = n_layers;
     c->row = row;
     c->block_tokens = block_tokens;
@@ -47,7 +58,10 @@ LatentCache *latent_cache_create(int n_layers, int row, int block_tokens, long t
 
 void latent_cache_free(LatentCache *c) {
     if (!c) return;
-    free(c->data);
+    if (on_host(c->ops))
+        free(c->data);
+    else
+        c->ops->free(c->data);
     free(c->refcount);
     free(c->free_list);
     free(c);
@@ -93,8 +107,8 @@ void cache_seq_prepare_write(LatentCache *c, CacheSeq *s, int pos, int *reserved
     if (c->refcount[b] > 1) {  /* shared with another sequence: copy before writing */
         int nb = alloc_block(c, reserved);
         size_t per_block = (size_t)c->n_layers * c->block_tokens * c->row;
-        memcpy(c->data + (size_t)nb * per_block, c->data + (size_t)b * per_block,
-               per_block * sizeof(float));
+        c->ops->copy(c->data + (size_t)nb * per_block, c->data + (size_t)b * per_block,
+                     per_block * sizeof(float));
         drop_block(c, b);
         s->blocks[bi] = nb;
     }

@@ -1,5 +1,5 @@
 /* rollout/kv_cache.h — the latent MLA cache (spec/deepseek-v2.md §9.2), paged.
- * Defines: LatentCache, CacheSeq, latent_cache_create/free, cache_seq_*.
+ * Defines: LatentCache, CacheSeq, latent_cache_create(_ops)/free, cache_seq_*.
  *
  * Per layer and token the cache holds ONE row of width kv_lora_rank + qk_rope_head_dim:
  * the compressed latent after kv_a_layernorm, then the rotated shared rope key. Nothing
@@ -11,7 +11,12 @@
  *
  * Capacity is managed by reservation: a caller reserves the most blocks a sequence can
  * ever need before starting it (cache_reserve fails, without side effects, when the pool
- * cannot promise them), so allocation inside a decode step never fails. */
+ * cannot promise them), so allocation inside a decode step never fails.
+ *
+ * Where the data lives: in the memory of the Ops backend it was created on (host for
+ * ops_cpu(), device memory for CUDA); the bookkeeping (block tables, reference counts,
+ * free list) is always host memory. Copy-on-write copies through ops->copy. cache_row
+ * dereferences nothing but is only meaningful for host memory (the CPU forward). */
 #ifndef CRUCIBLE_ROLLOUT_KV_CACHE_H
 #define CRUCIBLE_ROLLOUT_KV_CACHE_H
 
@@ -19,11 +24,14 @@
 
 #include "core/error.h"
 
+struct Ops;
+
 typedef struct LatentCache {
+    const struct Ops *ops;    /* backend holding data */
     int n_layers, row;        /* row = kv_lora_rank + qk_rope_head_dim floats */
     int block_tokens;
     int n_blocks;
-    float *data;              /* [n_blocks][n_layers][block_tokens][row] */
+    float *data;              /* [n_blocks][n_layers][block_tokens][row], backend memory */
     int *refcount;            /* [n_blocks] */
     int *free_list;           /* stack of free block ids */
     int n_free;
@@ -36,10 +44,15 @@ typedef struct CacheSeq {
     int len;                  /* positions written (0..len-1) */
 } CacheSeq;
 
-/* A pool holding at least token_budget positions (rounded up to whole blocks).
- * Error (not abort) when the budget is < one block or the memory cannot be had. */
+/* A pool holding at least token_budget positions (rounded up to whole blocks), in host
+ * memory (ops_cpu()). Error (not abort) when the budget is < one block or the memory
+ * cannot be had. */
 LatentCache *latent_cache_create(int n_layers, int row, int block_tokens, long token_budget,
                                  CrError *e);
+/* The same in the memory of `ops` (ops_cpu() gives latent_cache_create). Another
+ * backend's allocator aborts with its own message when the memory cannot be had. */
+LatentCache *latent_cache_create_ops(const struct Ops *ops, int n_layers, int row, int block_tokens,
+                                     long token_budget, CrError *e);
 void latent_cache_free(LatentCache *c);
 
 /* Blocks needed to hold positions [0, n_tokens). */

@@ -10,7 +10,9 @@
 #include "core/alloc.h"
 #include "core/rng.h"
 #include "data/tokenizer.h"
+#include "model/ops.h"
 #include "rollout/forward.h"
+#include "rollout/forward_ops.h"
 #include "rollout/kv_cache.h"
 #include "rollout/sampler.h"
 #include "rollout/stop.h"
@@ -22,7 +24,9 @@ struct RolloutEngine {
     Model *m;
     const Tokenizer *tok;
     RolloutWeights w;
-    Forward *fwd;
+    Forward *fwd;               /* the host path (forward.c), or */
+    ForwardOps *fops;           /* the Ops path (forward_ops.c): exactly one is set */
+    const Ops *ops;             /* m->ops: where the cache and, on the Ops path, logits live */
     LatentCache *cache;
     SamplerScratch **scratch;   /* one per OpenMP thread */
     int n_scratch;
@@ -35,7 +39,7 @@ typedef struct Group {
     CacheSeq prefix;
     int reserved;               /* prefix blocks still promised */
     int prefilled, next_sample, released;
-    float *logits;              /* [V] */
+    float *logits;              /* [V]; backend memory on the Ops path */
     int32_t *experts;           /* [n_moe][K] of the last prompt position */
 } Group;
 
@@ -58,23 +62,36 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* The host path needs host weights; CRUCIBLE_ROLLOUT_OPS=1 sends the CPU backend down the
+ * Ops path too (tests compare the two). */
+static int use_ops_path(const Model *m) {
+    if (m->ops != ops_cpu()) return 1;
+    const char *s = getenv("CRUCIBLE_ROLLOUT_OPS");
+    return s && strcmp(s, "1") == 0;
+}
+
 RolloutEngine *rollout_create(Model *m, const Tokenizer *tok, long cache_token_budget, CrError *e) {
     RolloutEngine *r = cr_calloc(1, sizeof *r);
     r->m = m;
     r->tok = tok;
+    r->ops = m->ops;
+    /* binds views only (pointer arithmetic, no reads): shapes checked on every backend */
     if (rollout_weights_bind(&r->w, m, e) != 0) {
         free(r);
         return NULL;
     }
     const ModelConfig *c = &m->cfg;
-    r->cache = latent_cache_create(c->num_hidden_layers, c->kv_lora_rank + c->qk_rope_head_dim,
-                                   BLOCK_TOKENS, cache_token_budget, e);
+    r->cache = latent_cache_create_ops(m->ops, c->num_hidden_layers, c->kv_lora_rank + c->qk_rope_head_dim,
+                                       BLOCK_TOKENS, cache_token_budget, e);
     if (!r->cache) {
         rollout_weights_release(&r->w);
         free(r);
         return NULL;
     }
-    r->fwd = forward_new(&r->w);
+    if (use_ops_path(m))
+        r->fops = forward_ops_new(m);
+    else
+        r->fwd = forward_new(&r->w);
     r->n_scratch = omp_get_max_threads();
     r->scratch = cr_calloc((size_t)r->n_scratch, sizeof *r->scratch);
     for (int i = 0; i < r->n_scratch; i++) r->scratch[i] = sampler_scratch_new(c->vocab_size);
@@ -86,6 +103,7 @@ void rollout_free(RolloutEngine *r) {
     for (int i = 0; i < r->n_scratch; i++) sampler_scratch_free(r->scratch[i]);
     free(r->scratch);
     forward_free(r->fwd);
+    forward_ops_free(r->fops);
     latent_cache_free(r->cache);
     rollout_weights_release(&r->w);
     free(r);
@@ -125,6 +143,10 @@ typedef struct Run {
     int n_live;
     Sample *out;
     long done;
+    /* Ops path: device sampling buffers [cap], or host logits for the host sampler */
+    double *h_uni, *d_uni;
+    int32_t *d_tok;
+    float *d_lp, *d_lpm, *h_logits;
 } Run;
 
 /* Blocks one sample may need beyond the prompt's full blocks (the copied partial block
@@ -208,7 +230,10 @@ static void group_release(Run *u, Group *g) {
     cache_seq_release(u->r->cache, &g->prefix);
     cache_unreserve(u->r->cache, g->reserved);
     g->reserved = 0;
-    free(g->logits);
+    if (u->r->fops)
+        u->r->ops->free(g->logits);
+    else
+        free(g->logits);
     free(g->experts);
     g->logits = NULL;
     g->experts = NULL;
@@ -220,7 +245,8 @@ static void prefill(Run *u, int p) {
     Group *g = &u->groups[p];
     int P = u->lens[p];
     double t0 = now_s();
-    g->logits = cr_malloc((size_t)u->V * sizeof *g->logits);
+    g->logits = r->fops ? r->ops->alloc((size_t)u->V * sizeof *g->logits)
+                        : cr_malloc((size_t)u->V * sizeof *g->logits);
     if (u->sp->record_experts && u->n_moe)
         g->experts = cr_malloc((size_t)PREFILL_CHUNK * u->n_moe * u->K * sizeof *g->experts);
     int32_t pos[PREFILL_CHUNK];
@@ -234,8 +260,12 @@ static void prefill(Run *u, int p) {
         }
         g->prefix.len = s0 + n;
         int last = n - 1, want = s0 + n == P;
-        forward_run(r->fwd, r->cache, n, u->prompts[p] + s0, pos, seqs, &last, want, g->logits,
-                    g->experts);
+        if (r->fops)
+            forward_ops_run(r->fops, r->cache, n, u->prompts[p] + s0, pos, seqs, &last, want, g->logits,
+                            g->experts);
+        else
+            forward_run(r->fwd, r->cache, n, u->prompts[p] + s0, pos, seqs, &last, want, g->logits,
+                        g->experts);
     }
     if (g->experts) /* keep the last position's routing only */
         memmove(g->experts, g->experts + (size_t)((P - 1) % PREFILL_CHUNK) * u->n_moe * u->K,
@@ -243,6 +273,35 @@ static void prefill(Run *u, int p) {
     g->prefilled = 1;
     r->stats.prefill_tokens += P;
     r->stats.prefill_s += now_s() - t0;
+}
+
+/* One token for each of n rows of logits ([n, V]: host memory on the host path, backend
+ * memory on the Ops path); row i draws from rows[i]'s stream, one uniform per token
+ * (none when greedy), whichever sampler runs. */
+static void sample_batch(Run *u, const float *logits, int n, Live *const *rows, int32_t *next, float *lp,
+                         float *lpm) {
+    RolloutEngine *r = u->r;
+    const Ops *o = r->ops;
+    if (r->fops && o->sample_rows) {
+        /* on the device: only the draws go up, only tokens and log-probs come back */
+        for (int i = 0; i < n; i++) u->h_uni[i] = u->scfg.temperature > 0 ? cr_rng_uniform(&rows[i]->rng) : 0.0;
+        o->upload(u->d_uni, u->h_uni, sizeof(double) * (size_t)n);
+        OpsSampler oc = {u->scfg.temperature, u->scfg.top_k, u->scfg.top_p, u->scfg.min_p};
+        o->sample_rows(u->d_tok, u->d_lp, u->d_lpm, logits, n, u->V, &oc, u->d_uni);
+        o->download(next, u->d_tok, sizeof(int32_t) * (size_t)n);
+        o->download(lp, u->d_lp, sizeof(float) * (size_t)n);
+        o->download(lpm, u->d_lpm, sizeof(float) * (size_t)n);
+        return;
+    }
+    if (r->fops) { /* a backend without a sampler: the logits come to the host sampler */
+        o->download(u->h_logits, logits, sizeof(float) * (size_t)n * u->V);
+        logits = u->h_logits;
+    }
+#pragma omp parallel for schedule(dynamic, 1) if ((long)n * u->V > (1L << 16))
+    for (int i = 0; i < n; i++) {
+        SamplerScratch *sc = r->scratch[omp_get_thread_num() % r->n_scratch];
+        next[i] = sampler_sample(&u->scfg, logits + (size_t)i * u->V, u->V, sc, &rows[i]->rng, &lp[i], &lpm[i]);
+    }
 }
 
 /* Start as many waiting samples as the cache can promise. */
@@ -273,7 +332,8 @@ static void admit(Run *u, int *next_group) {
         stop_text_init(&s->st, u->sp->stop_strings, u->sp->n_stop_strings);
         cache_seq_fork(c, &s->seq, &g->prefix);
         float lp, lpm;
-        int32_t tok = sampler_sample(&u->scfg, g->logits, u->V, r->scratch[0], &s->rng, &lp, &lpm);
+        int32_t tok;
+        sample_batch(u, g->logits, 1, &s, &tok, &lp, &lpm);
         u->live[u->n_live++] = s;
         live_push(u, s, tok, lp, lpm, g->experts);
         r->stats.generated_tokens++;
@@ -300,13 +360,11 @@ static void decode_step(Run *u, int32_t *tokens, int32_t *pos, CacheSeq **seqs, 
         cache_seq_prepare_write(r->cache, &s->seq, pos[i], &s->reserved);
         s->seq.len = pos[i] + 1;
     }
-    forward_run(r->fwd, r->cache, n, tokens, pos, seqs, rows, n, logits, experts);
-#pragma omp parallel for schedule(dynamic, 1) if ((long)n * u->V > (1L << 16))
-    for (int i = 0; i < n; i++) {
-        SamplerScratch *sc = r->scratch[omp_get_thread_num() % r->n_scratch];
-        next[i] = sampler_sample(&u->scfg, logits + (size_t)i * u->V, u->V, sc, &u->live[i]->rng,
-                                 &lp[i], &lpm[i]);
-    }
+    if (r->fops)
+        forward_ops_run(r->fops, r->cache, n, tokens, pos, seqs, rows, n, logits, experts);
+    else
+        forward_run(r->fwd, r->cache, n, tokens, pos, seqs, rows, n, logits, experts);
+    sample_batch(u, logits, n, u->live, next, lp, lpm);
     /* bookkeeping in a fixed order; finishing swaps the last live into slot i */
     Live **snapshot = cr_malloc((size_t)n * sizeof *snapshot);
     memcpy(snapshot, u->live, (size_t)n * sizeof *snapshot);
@@ -399,7 +457,19 @@ int rollout_generate(RolloutEngine *r, const int32_t *const *prompts, const int 
     int *rows = cr_malloc((size_t)(cap + 1) * sizeof *rows);
     float *lp = cr_malloc((size_t)(cap + 1) * sizeof *lp), *lpm = cr_malloc((size_t)(cap + 1) * sizeof *lpm);
     CacheSeq **seqs = cr_malloc((size_t)(cap + 1) * sizeof *seqs);
-    float *logits = cr_malloc((size_t)(cap + 1) * u.V * sizeof *logits);
+    /* logits of a decode step: host memory on the host path, backend memory on the Ops
+     * path (plus host copies only when the backend has no sampler) */
+    size_t logit_bytes = (size_t)(cap + 1) * u.V * sizeof(float);
+    float *logits = r->fops ? r->ops->alloc(logit_bytes) : cr_malloc(logit_bytes);
+    if (r->fops && r->ops->sample_rows) {
+        u.h_uni = cr_malloc((size_t)(cap + 1) * sizeof *u.h_uni);
+        u.d_uni = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_uni);
+        u.d_tok = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_tok);
+        u.d_lp = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_lp);
+        u.d_lpm = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_lpm);
+    } else if (r->fops) {
+        u.h_logits = cr_malloc(logit_bytes);
+    }
     int32_t *experts = (sp->record_experts && u.n_moe)
                            ? cr_malloc((size_t)(cap + 1) * u.n_moe * u.K * sizeof *experts) : NULL;
     int next_group = 0;
@@ -434,7 +504,17 @@ int rollout_generate(RolloutEngine *r, const int32_t *const *prompts, const int 
     free(lp);
     free(lpm);
     free(seqs);
-    free(logits);
+    if (r->fops) {
+        r->ops->free(logits);
+        r->ops->free(u.d_uni);
+        r->ops->free(u.d_tok);
+        r->ops->free(u.d_lp);
+        r->ops->free(u.d_lpm);
+    } else {
+        free(logits);
+    }
+    free(u.h_uni);
+    free(u.h_logits);
     free(experts);
     return 0;
 }

@@ -17,6 +17,16 @@
  * the batch composition, cache budget or thread count (for up to 512 live samples per
  * step; on the same CPU instruction set).
  *
+ * Backends: on ops_cpu() the engine runs the host forward (rollout/forward.c) and the
+ * host sampler; on any other backend (CUDA) it runs rollout/forward_ops.c over a cache
+ * in that backend's memory, and samples with ops->sample_rows when the backend has one
+ * (the host uploads each live row's uniform, drawn from the row's stream exactly as the
+ * host sampler draws it, and downloads only tokens and the two log-probs), else on the
+ * host after downloading the logits. The bitwise batch invariance above holds for the
+ * host forward only; the Ops path agrees with it to rounding. Environment:
+ * CRUCIBLE_ROLLOUT_OPS=1 (read by rollout_create) sends ops_cpu() models down the Ops
+ * path too, which is how the CPU tests check that path.
+ *
  * What a Sample holds:
  *  - token_ids: every generated token, INCLUDING the stop token id that ended it (GRPO
  *    trains on EOS) and the token that completed a stop string; logprobs / logprobs_model

@@ -1,7 +1,7 @@
 /* model/cpu/cpu_ops.h — the CPU backend's op functions (private to model/cpu/).
  * Defines: cpu_* (one per Ops entry; see model/ops.h for each contract).
  * Each op family lives in its own file: ops_cpu.c (memory, GEMM, elementwise, the
- * table), embedding.c, rmsnorm.c, rope.c, swiglu.c, attention.c, mla.c, moe_route.c,
+ * table), embedding.c, rmsnorm.c, rope.c, swiglu.c, attention.c, mla.c, mla_cache.c, moe_route.c,
  * moe_dispatch.c, lmhead.c, optim.c. Parallel loops use OpenMP with static partitions over
  * output elements; cblas_sgemm is only called outside parallel regions. */
 #ifndef CRUCIBLE_MODEL_CPU_CPU_OPS_H
@@ -74,5 +74,11 @@ void cpu_lmhead_logprob_forward(float *logp, float *lse, const float *y, const f
 void cpu_lmhead_logprob_backward(float *dy, float beta_dy, float *dW, const float *dlogp, const float *lse,
                                  const float *y, const float *W, const int32_t *targets, int N, int V, int D,
                                  float *scratch);
+
+void cpu_mla_cache_scatter(float *cache, const int32_t *block_table, int max_blocks, int n_layers, int layer,
+                           int block_tokens, int rw, const float *src, const int32_t *pos, int n);
+void cpu_mla_decode_attention(float *out, const float *qa, const float *cache, const int32_t *block_table,
+                              int max_blocks, int n_layers, int layer, int block_tokens, const int32_t *pos, int n,
+                              int H, int r, int dr, float scale);
 
 #endif

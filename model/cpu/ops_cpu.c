@@ -131,6 +131,8 @@ static const Ops k_cpu = {
     .lmhead_logprob_backward = cpu_lmhead_logprob_backward,
     .adamw_update = cpu_adamw_update,
     .sumsq = cpu_sumsq,
+    .mla_cache_scatter = cpu_mla_cache_scatter,
+    .mla_decode_attention = cpu_mla_decode_attention,
 };
 
 /* OpenMP threads and OpenBLAS's own pthread pool would otherwise spin against each other

@@ -3,7 +3,7 @@
 // cpu_; see model/ops.h for each contract). The ops that call GEMMs take the table's
 // GemmFn so the fp32 and bf16 tables share one implementation. Files: ops_cuda.cu
 // (context, memory, GEMM, elementwise, AdamW, the tables), embedding.cu, rmsnorm.cu,
-// rope.cu, attention.cu, attention_gemm.cu, mla.cu, moe_route.cu, moe_dispatch.cu, lmhead.cu.
+// rope.cu, attention.cu, attention_gemm.cu, mla.cu, mla_decode.cu, moe_route.cu, moe_dispatch.cu, lmhead.cu.
 #ifndef CRUCIBLE_MODEL_CUDA_OPS_CUH
 #define CRUCIBLE_MODEL_CUDA_OPS_CUH
 
@@ -47,6 +47,13 @@ void cuda_mla_kv_assemble_forward(float *K, float *V, const float *kv, const flo
                                   int H, int dn, int dr, int dv);
 void cuda_mla_kv_assemble_backward(float *dkv, float *dkpe, int ldkpe, const float *dK, const float *dV,
                                    int N, int H, int dn, int dr, int dv);
+
+// mla_decode.cu: the paged latent cache (rollout decode).
+void cuda_mla_cache_scatter(float *cache, const int32_t *block_table, int max_blocks, int n_layers, int layer,
+                            int block_tokens, int rw, const float *src, const int32_t *pos, int n);
+void cuda_mla_decode_attention(float *out, const float *qa, const float *cache, const int32_t *block_table,
+                               int max_blocks, int n_layers, int layer, int block_tokens, const int32_t *pos, int n,
+                               int H, int r, int dr, float scale);
 
 void cuda_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,
                             const OpsMoeRoute *r);

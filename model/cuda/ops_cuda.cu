@@ -311,10 +311,9 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .lmhead_logprob_backward = lmhead_bwd_##suffix,           \
         .adamw_update = ops_cuda_adamw_update,                    \
         .sumsq = ops_cuda_sumsq,                                  \
-        /* rollout entries: filled by the GPU rollout work */     \
-        .mla_cache_scatter = NULL,                                \
-        .mla_decode_attention = NULL,                             \
-        .sample_rows = NULL,                                      \
+        .mla_cache_scatter = cuda_mla_cache_scatter,              \
+        .mla_decode_attention = cuda_mla_decode_attention,        \
+        .sample_rows = NULL, /* host sampler until a device one lands */ \
     }
 
 static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_fp32, att_bwd_fp32);

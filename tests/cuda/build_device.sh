@@ -4,7 +4,7 @@
 # build dependencies (no OpenBLAS, cJSON, ... there). Run after `make` and `make bench`
 # on a machine with nvcc; it writes build/cuda_dev/{crucible_cuda_tests,cuda_ops_bench,
 # cuda_train_step} and the libcjson.so.1 they load from their own folder.
-# OpenBLAS, libgomp, libstdc++ and cudart are linked statically; cuBLAS/cuBLASLt
+# OpenBLAS, PCRE2, libgomp, libstdc++ and cudart are linked statically; cuBLAS/cuBLASLt
 # dynamically (rpath /usr/local/cuda/lib64; LD_LIBRARY_PATH may add another).
 set -eu
 B=build/cuda_dev
@@ -21,9 +21,11 @@ for f in tests/cuda/*.c; do
 done
 GOMP=$(gcc -print-file-name=libgomp.a)
 OPENBLAS=${OPENBLAS_A:-/usr/lib/x86_64-linux-gnu/libopenblas.a}
+# PCRE2 (the tokenizer's pre-tokenizer, pulled in by the rollout engine's tests): static.
+PCRE2=${PCRE2_A:-/usr/lib/x86_64-linux-gnu/libpcre2-8.a}
 # cJSON has no static library on Debian: its shared object travels beside the binaries.
 cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 $B/
-LIBS="build/libcrucible.a $OPENBLAS $GOMP $B/libcjson.so.1 -Wl,-rpath,\$ORIGIN -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcudart_static -lcublas -lcublasLt -static-libgcc -static-libstdc++ -lstdc++ -lm -lpthread -ldl -lrt"
+LIBS="build/libcrucible.a $OPENBLAS $PCRE2 $GOMP $B/libcjson.so.1 -Wl,-rpath,\$ORIGIN -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcudart_static -lcublas -lcublasLt -static-libgcc -static-libstdc++ -lstdc++ -lm -lpthread -ldl -lrt"
 g++ -o $B/crucible_cuda_tests $OBJS $LIBS
 strip $B/crucible_cuda_tests
 for n in cuda_ops_bench cuda_train_step; do

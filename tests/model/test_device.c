@@ -330,26 +330,18 @@ TEST(model_device_shadow_backend_checkpoint_and_training_bit_exact) {
     free(js), free(ck), free(ck_cpu), free(ck_sh), free(dir);
 }
 
-static void dummy_scatter(float *cache, const int32_t *bt, int mb, int nl, int l, int bt_, int rw, const float *src,
-                          const int32_t *pos, int n) {
-    (void)cache, (void)bt, (void)mb, (void)nl, (void)l, (void)bt_, (void)rw, (void)src, (void)pos, (void)n;
-}
-static void dummy_decode(float *out, const float *qa, const float *cache, const int32_t *bt, int mb, int nl, int l,
-                         int btok, const int32_t *pos, int n, int H, int r, int dr, float scale) {
-    (void)out, (void)qa, (void)cache, (void)bt, (void)mb, (void)nl, (void)l, (void)btok, (void)pos, (void)n, (void)H,
-        (void)r, (void)dr, (void)scale;
-}
-
 TEST(model_device_rollout_needs_decode_ops) {
     CrError e;
     CHECK(device_check_rollout(ops_cpu(), &e) == 0);
     /* a non-CPU table without the paged-cache decode entries: refused, naming the flag */
     Ops o = *ops_cpu();
     o.name = "test-gpu";
+    o.mla_cache_scatter = NULL;
+    o.mla_decode_attention = NULL;
     CHECK(device_check_rollout(&o, &e) == -1);
     CHECKF(strstr(e.msg, "--device") && strstr(e.msg, "test-gpu"), "%s", e.msg);
-    o.mla_cache_scatter = dummy_scatter;
+    o.mla_cache_scatter = ops_cpu()->mla_cache_scatter;
     CHECK(device_check_rollout(&o, &e) == -1);
-    o.mla_decode_attention = dummy_decode;
-    CHECK(device_check_rollout(&o, &e) == 0);
+    o.mla_decode_attention = ops_cpu()->mla_decode_attention;   /* a table with both: the Ops engine runs */
+    CHECK(o.mla_cache_scatter && o.mla_decode_attention && device_check_rollout(&o, &e) == 0);
 }

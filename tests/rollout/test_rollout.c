@@ -146,6 +146,14 @@ TEST(rollout_greedy_matches_full_forward) {
     greedy_case(t_, k_cfg_b, 12, 0.35f);
 }
 
+/* The same through the backend-generic path (rollout/forward_ops.c on ops_cpu()). */
+TEST(rollout_ops_path_greedy_matches_full_forward) {
+    setenv("CRUCIBLE_ROLLOUT_OPS", "1", 1);
+    greedy_case(t_, k_cfg_a, 11, 0.35f);
+    greedy_case(t_, k_cfg_b, 12, 0.35f);
+    unsetenv("CRUCIBLE_ROLLOUT_OPS");
+}
+
 /* Generates n prompts x G samples with the given engine budget and prompt batching. */
 static Sample *run_sampling(TestCtx *t_, Model *m, long budget, int n, int G, int one_at_a_time,
                             const SampleParams *sp, int32_t **pr, int *lens, RolloutStats *st) {
