@@ -20,6 +20,7 @@ typedef struct EvalConfig {
     long n, max_new_tokens, workers, limit, seed;
     int ks[EVAL_MAX_K], n_ks;
     double temperature, top_p, time_limit;
+    const char *device;   /* --device value (model/device.h); NULL = cpu; opened after the pool */
 } EvalConfig;
 
 typedef struct EvalResult {

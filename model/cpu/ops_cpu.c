@@ -145,6 +145,8 @@ static const Ops k_cpu = {
     .moe_unpermute_backward = cpu_moe_unpermute_backward,
     .lmhead_logprob_forward = cpu_lmhead_logprob_forward,
     .lmhead_logprob_backward = cpu_lmhead_logprob_backward,
+    .adamw_update = cpu_adamw_update,
+    .sumsq = cpu_sumsq,
     .mla_cache_scatter = cpu_mla_cache_scatter,
     .mla_decode_attention = cpu_mla_decode_attention,
 };
