@@ -50,7 +50,7 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
      * which spawning processes is unsafe */
     SandboxPool *pool = sandbox_pool_create((int)c->workers, e);
     if (!pool) return -1;
-    const Ops *ops = device_ops(dev, e);
+    const Ops *ops = c->ops ? c->ops : device_ops(dev, e);
     if (!ops) {
         sandbox_pool_free(pool);
         return -1;

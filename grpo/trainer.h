@@ -31,6 +31,8 @@
 
 #include "core/error.h"
 
+struct Ops;
+
 typedef struct GrpoConfig {
     const char *model_dir, *tasks_path, *out_dir, *rm_dir;
     long steps, group, prompts_per_step, mu;
@@ -42,6 +44,7 @@ typedef struct GrpoConfig {
     double temperature, top_p, time_limit;
     int resume;
     const char *device;        /* --device value (model/device.h); NULL = cpu */
+    const struct Ops *ops;     /* the backend itself (library use, tests): overrides device */
     const char *config_json;
 } GrpoConfig;
 

@@ -129,7 +129,7 @@ int sft_train(const SftConfig *c, CrError *e) {
     char *tok_path = NULL, *resume_from = NULL, *state_js = NULL;
     SftState st = {0, 0, 0, 0};
 
-    const Ops *ops = device_open(c->device, e);
+    const Ops *ops = c->ops ? c->ops : device_open(c->device, e);
     if (!ops) return -1;
     fprintf(stderr, "sft: device %s\n", ops->name);
     if (c->resume) {

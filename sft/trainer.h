@@ -25,6 +25,8 @@
 
 #include "core/error.h"
 
+struct Ops;
+
 typedef struct SftConfig {
     const char *model_dir, *data_path, *out_dir, *eval_data;
     long epochs;
@@ -34,6 +36,7 @@ typedef struct SftConfig {
     long eval_every, save_every, seed, max_steps;
     int resume;
     const char *device;        /* --device value (model/device.h); NULL = cpu */
+    const struct Ops *ops;     /* the backend itself (library use, tests): overrides device */
     const char *config_json;   /* the effective flags, recorded in the run store */
 } SftConfig;
 

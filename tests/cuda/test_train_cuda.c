@@ -18,8 +18,6 @@
  * Without a GPU every test here SKIPs saying it was not run on a GPU. */
 #include "tests/test.h"
 
-#ifdef CRUCIBLE_CUDA
-
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,10 +32,13 @@
 #include "grpo/step.h"
 #include "model/adamw.h"
 #include "model/checkpoint.h"
+#ifdef CRUCIBLE_CUDA
 #include "model/cuda/ops_cuda.h"
+#endif
 #include "model/model.h"
 #include "model/ops.h"
 #include "model/schedule.h"
+#include "tests/guarded_ops.h"
 #include "tests/model/model_tiny.h"
 
 static const TinyOpts k_opts = {.q_lora = 12, .n_shared = 1, .aux_alpha = 0.01f, .seq_aux = 1};
@@ -160,12 +161,15 @@ static void sft_case(TestCtx *t_, const Ops *gpu, double tol, float lr, double u
     model_free(mg);
 }
 
+#ifdef CRUCIBLE_CUDA
 static void body_cuda_sft_step_matches_cpu(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: CUDA SFT step test NOT run on a GPU");
     /* fp32: a flipped first update of one element costs ~2 lr / ||p|| ~ 5e-6 at lr 1e-4 */
     sft_case(t_, ops_cuda(), 1e-5, 1e-4f, 0.05, "fp32");
     sft_case(t_, ops_cuda_bf16(), 1e-2, 1e-2f, 0.2, "bf16");
 }
+
+#endif
 
 /* ---- GRPO ------------------------------------------------------------------------ */
 
@@ -198,6 +202,7 @@ static float *grpo_case(TestCtx *t_, const Ops *ops, float lr, double *loss) {
     return p;
 }
 
+#ifdef CRUCIBLE_CUDA
 static void body_cuda_grpo_step_matches_cpu(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: CUDA GRPO step test NOT run on a GPU");
     double lc = 0, lc16 = 0, l32 = 0, l16 = 0;
@@ -229,3 +234,24 @@ static void body_cuda_grpo_step_matches_cpu(TestCtx *t_) {
 #endif
 TEST(cuda_sft_step_matches_cpu) { CUDA_BODY(cuda_sft_step_matches_cpu); }
 TEST(cuda_grpo_step_matches_cpu) { CUDA_BODY(cuda_grpo_step_matches_cpu); }
+
+/* The same SFT and GRPO steps, checkpoint save and reloads on the guarded CPU backend
+ * (tests/guarded_ops.h): its memory traps any host access outside its own ops, so these
+ * run everywhere and fail where the trainer's GPU path would dereference device memory
+ * on the host. Same kernels as ops_cpu(): results must be bit-identical. */
+TEST(cuda_host_sft_step_on_guarded_backend) { sft_case(t_, guarded_ops(), 0, 1e-2f, 0, "guarded"); }
+TEST(cuda_host_grpo_step_on_guarded_backend) {
+    double lc = 0, lg = 0;
+    float *pc = grpo_case(t_, ops_cpu(), 1e-2f, &lc), *pg = grpo_case(t_, guarded_ops(), 1e-2f, &lg);
+    if (!pc || !pg) return;
+    ModelConfig c;
+    tiny_config(&c, k_opts);
+    CrError e;
+    Model *shape = model_create(&c, &e);
+    size_t n = shape->n_params;
+    model_free(shape);
+    CHECKF(lg == lc, "guarded GRPO loss %.9g vs cpu %.9g", lg, lc);
+    CHECKF(memcmp(pg, pc, sizeof(float) * n) == 0, "guarded GRPO step parameters differ from the CPU step's");
+    CHECKF(guarded_ops_live_allocations() == 0, "%d backend buffers leaked", guarded_ops_live_allocations());
+    free(pc), free(pg);
+}
