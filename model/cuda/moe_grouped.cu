@@ -184,9 +184,11 @@ static int try_grouped(cublasComputeType_t ct, const ExpertGemm *p, int n) {
         cudaCheck(cudaMalloc((void **)&g_ex.dptr, bytes));
         g_ex.dptr_cap = bytes;
     }
-    // In stream order after the previous list's call; the pageable source is consumed
-    // before cudaMemcpyAsync returns, so hp can be freed below.
-    cudaCheck(cudaMemcpyAsync(g_ex.dptr, hp, bytes, cudaMemcpyHostToDevice, 0));
+    // Synchronous copy: from pageable memory only cudaMemcpy is documented to have read
+    // the source when it returns (cudaMemcpyAsync may stage it later, and hp is freed
+    // below), and its stream sync first lets the previous list's call finish reading
+    // the pointer arrays this overwrites.
+    cudaCheck(cudaMemcpy(g_ex.dptr, hp, bytes, cudaMemcpyHostToDevice));
     void **dA = g_ex.dptr, **dB = dA + n, **dC = dA + 2 * n;
     cublasStatus_t st = cublasGemmGroupedBatchedEx(cuda_ctx()->blas, opa, opb, m, nn, k, alpha,
                                                    (const void *const *)dA, CUDA_R_32F, lda,

@@ -18,7 +18,8 @@
  *    kernels instead (model/cuda/attention.cu: no scratch, much slower).
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
- *    cu_seqlens on the host) and a growth of the context scratch.
+ *    cu_seqlens on the host), a growth of the context scratch and each grouped
+ *    experts' GEMM list (its pointer arrays go up with a synchronous cudaMemcpy).
  *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run as one cuBLAS grouped
  *    GEMM per pass (fp32 table) or on 4 side streams forked from and joined back into
  *    the default stream within the op (bf16 table: cuBLAS has no grouped GEMM with
