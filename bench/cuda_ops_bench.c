@@ -223,7 +223,7 @@ int main(int argc, char **argv) {
         c.dYp = drand(o, nx, 1), c.dXp = drand(o, nx, 1), c.dWg = drand(o, nw, 1), c.dWu = drand(o, nw, 1);
         c.dWd = drand(o, nw, 1), c.dG = drand(o, ni, 1), c.dU = drand(o, ni, 1), c.dHm = drand(o, ni, 1);
         double fl = 2.0 * 3 * S * (double)c.D * c.I;
-        /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "auto" is
+        /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "loop" is
          * what the tables do when CRUCIBLE_CUDA_EXPERTS is unset */
         const char *modes[6] = {"loop", "grouped", "streams", "streams", "streams", "auto"};
         const char *nstreams[6] = {"4", "4", "2", "4", "8", "4"};  /* CRUCIBLE_CUDA_EXPERT_STREAMS */

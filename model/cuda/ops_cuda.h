@@ -20,20 +20,20 @@
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host), a growth of the context scratch and each grouped
  *    experts' GEMM list (its pointer arrays go up with a synchronous cudaMemcpy).
- *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run as one cuBLAS grouped
- *    GEMM per pass (fp32 table) or on 4 side streams forked from and joined back into
- *    the default stream within the op (bf16 table: cuBLAS has no grouped GEMM with
- *    FAST_16BF compute); CRUCIBLE_CUDA_EXPERTS=loop|grouped|streams|auto overrides it
- *    per call (loop = one GEMM after another, the first implementation), and
- *    CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
+ *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run one after another by
+ *    default (loop: the way verified on the H100); CRUCIBLE_CUDA_EXPERTS=grouped (one
+ *    cuBLAS grouped GEMM per pass), streams (4 side streams forked from and joined back
+ *    into the default stream within the op) or auto (grouped where cuBLAS supports the
+ *    compute type — fp32 —, else streams) select the ways written without a GPU, per
+ *    call; CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
  *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
  *    kept until exit: the backend is not thread-safe; call it from one host thread.
  *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
  *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
  *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused (the
- *    bf16 table adds bf16 copies of a chunk's operands and dlogits: 64 MiB + 24 KiB x D,
- *    its LM-head GEMMs reading bf16 rounded once per chunk instead of fp32;
- *    CRUCIBLE_CUDA_LMHEAD=fast16bf goes back to fp32 operands);
+ *    bf16 table with CRUCIBLE_CUDA_LMHEAD=bf16 adds bf16 copies of a chunk's operands
+ *    and dlogits, 64 MiB + 24 KiB x D, its LM-head GEMMs then reading bf16 rounded once
+ *    per chunk; unset = fp32 operands through FAST_16BF, the verified path);
  *    sample_rows (model/cuda/sample.cu) 32 bytes per row and, with top-k or top-p, the
  *    sort keys of up to 2^23 logits at a time (2 x 64 MiB) plus CUB's temporary storage.
  *    sample_rows reads its OpsSampler from host memory and copies nothing to the host.
