@@ -214,7 +214,7 @@ int reward_model_train(const RmTrainConfig *c, double *auc_out, CrError *e) {
     float *hm = NULL, *hv = NULL, *hg = NULL;
     int *idx = NULL;
     if (!tok) goto out;
-    const Ops *ops = device_open(c->device, e);
+    const Ops *ops = c->ops ? c->ops : device_open(c->device, e);
     if (!ops) goto out;
     rm = cr_calloc(1, sizeof *rm);
     rm->trunk = model_load_ops(c->model_dir, ops, e);

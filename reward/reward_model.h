@@ -52,6 +52,7 @@ typedef struct RmTrainConfig {
     double lr, holdout, weight_decay;
     int pairwise;
     const char *device;   /* --device value (model/device.h); NULL = cpu: where the trunk trains */
+    const struct Ops *ops;  /* the backend itself (library use, tests): overrides device */
 } RmTrainConfig;
 
 void rm_train_config_default(RmTrainConfig *c);
