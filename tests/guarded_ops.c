@@ -248,6 +248,11 @@ static void g_mla_decode_attention(float *out, const float *qa, const float *cac
     cpu->mla_decode_attention(out, qa, cache, block_table, max_blocks, n_layers, layer, block_tokens, pos, n, H, r, dr, scale);
     guard_close();
 }
+static void g_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w, const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K) {
+    guard_open();
+    cpu->moe_experts_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K);
+    guard_close();
+}
 
 static const Ops k_guarded = {
     .name = "guarded-cpu",
@@ -290,6 +295,7 @@ static const Ops k_guarded = {
     .sumsq = g_sumsq,
     .mla_cache_scatter = g_mla_cache_scatter,
     .mla_decode_attention = g_mla_decode_attention,
+    .moe_experts_small = g_moe_experts_small,
 };
 
 const Ops *guarded_ops(void) {

@@ -149,6 +149,7 @@ static const Ops k_cpu = {
     .sumsq = cpu_sumsq,
     .mla_cache_scatter = cpu_mla_cache_scatter,
     .mla_decode_attention = cpu_mla_decode_attention,
+    .moe_experts_small = cpu_moe_experts_small,
 };
 
 /* OpenMP threads and OpenBLAS's own pthread pool would otherwise spin against each other

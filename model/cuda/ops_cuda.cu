@@ -331,6 +331,7 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .mla_cache_scatter = cuda_mla_cache_scatter,              \
         .mla_decode_attention = cuda_mla_decode_attention,        \
         .sample_rows = cuda_sample_rows,                          \
+        .moe_experts_small = cuda_moe_experts_small,              \
     }
 
 static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_fp32, att_bwd_fp32);

@@ -16,6 +16,8 @@
  *    (model/cuda/attention_gemm.cu; a context-owned scratch of H x C x max_seqlen floats,
  *    C <= 1024 query rows). ops_cuda_flash() is ops_cuda() with the fused fp32 flash
  *    kernels instead (model/cuda/attention.cu: no scratch, much slower).
+ *    moe_experts_small (model/cuda/moe_small.cu: no GEMM, no host synchronisation) is the
+ *    same fp32 kernel pair in all three tables.
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host), a growth of the context scratch and each grouped
