@@ -110,7 +110,15 @@ void rollout_free(RolloutEngine *r) {
 }
 
 void rollout_set_progress(RolloutEngine *r, FILE *f) { r->progress = f; }
-RolloutStats rollout_stats(const RolloutEngine *r) { return r->stats; }
+RolloutStats rollout_stats(const RolloutEngine *r) {
+    RolloutStats s = r->stats;
+    if (r->fops) {
+        ForwardOpsStats f = forward_ops_stats(r->fops);
+        s.attn_mha_rows = f.mha_rows;
+        s.attn_absorbed_rows = f.absorbed_rows;
+    }
+    return s;
+}
 long rollout_cache_tokens(const RolloutEngine *r) {
     return (long)r->cache->n_blocks * r->cache->block_tokens;
 }
