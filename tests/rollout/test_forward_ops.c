@@ -392,7 +392,7 @@ TEST(rollout_forward_ops_mha_prefill_matches_forward) {
 /* ---- rollout_generate: the Ops path against the host path ---------------------------- */
 
 static Sample *generate(TestCtx *t_, Model *m, int ops_path, int n, int G, const SampleParams *sp,
-                        int32_t **pr, const int *lens) {
+                        int32_t **pr, const int *lens, RolloutStats *st) {
     if (ops_path)
         setenv("CRUCIBLE_ROLLOUT_OPS", "1", 1);
     else
@@ -403,16 +403,20 @@ static Sample *generate(TestCtx *t_, Model *m, int ops_path, int n, int G, const
     CHECKF(r != NULL, "%s", e.msg);
     if (!r) return out;
     CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, sp, 0, out, &e) == 0, "%s", e.msg);
+    if (st) *st = rollout_stats(r);
     rollout_free(r);
     unsetenv("CRUCIBLE_ROLLOUT_OPS");
     return out;
 }
 
+/* Prompts of 1 (absorbed), 17, 40 (MHA form, one chunk) and 300 tokens (two prefill
+ * chunks: the second, 44 rows behind 256 cached positions, in the MHA form over gathered
+ * context): the Ops path's rows per form are asserted. */
 static void generate_case(TestCtx *t_, const char *json, uint64_t seed, float temperature) {
     Model *m = ref_model_new(json, seed, 0.35f);
-    int n = 3, G = 3, V = m->cfg.vocab_size;
-    int32_t *pr[3];
-    int lens[3] = {1, 17, 40};
+    int n = 4, G = 3, V = m->cfg.vocab_size;
+    int32_t *pr[4];
+    int lens[4] = {1, 17, 40, 300};
     CrRng g;
     cr_rng_init(&g, seed, 1, 1);
     for (int p = 0; p < n; p++) {
@@ -426,7 +430,13 @@ static void generate_case(TestCtx *t_, const char *json, uint64_t seed, float te
     sp.ignore_eos = 1;
     sp.record_experts = 1;
     sp.seed = seed;
-    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens), *b = generate(t_, m, 1, n, G, &sp, pr, lens);
+    RolloutStats st;
+    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens, NULL), *b = generate(t_, m, 1, n, G, &sp, pr, lens, &st);
+    long want_mha = 17 + 40 + 300;
+    CHECKF(st.attn_mha_rows == want_mha, "Ops path: %ld rows through the MHA form, expected the %ld prompt rows of "
+           "prompts >= %d tokens", st.attn_mha_rows, want_mha, (int)FORWARD_OPS_MHA_MIN_RUN);
+    CHECKF(st.attn_absorbed_rows == 1 + st.generated_tokens - n * G,
+           "Ops path: %ld absorbed rows, expected the 1-token prompt and every decode row", st.attn_absorbed_rows);
     int n_moe = 0, K = m->cfg.num_experts_per_tok;
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) n_moe += model_layer_is_moe(&m->cfg, l);
     double worst = 0;
@@ -448,8 +458,9 @@ static void generate_case(TestCtx *t_, const char *json, uint64_t seed, float te
         tokens += a[i].n_tokens;
     }
     CHECKF(worst < 1e-4, "log-probs: Ops path vs host path max rel err %.3g", worst);
-    fprintf(stderr, "    T %.1f, q-LoRA %d: %ld tokens equal, log-prob err <= %.3g\n", temperature,
-            m->cfg.q_lora_rank, tokens, worst);
+    fprintf(stderr, "    T %.1f, q-LoRA %d: %ld tokens equal, log-prob err <= %.3g (Ops path: %ld MHA-form rows, "
+            "%ld absorbed)\n", temperature, m->cfg.q_lora_rank, tokens, worst, st.attn_mha_rows,
+            st.attn_absorbed_rows);
     for (int i = 0; i < n * G; i++) sample_free(&a[i]), sample_free(&b[i]);
     free(a), free(b);
     for (int p = 0; p < n; p++) free(pr[p]);
@@ -525,7 +536,7 @@ static void hook_case(TestCtx *t_, float temperature) {
     sp.ignore_eos = 1;
     sp.seed = 777;
     g_sampled_rows = 0;
-    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens), *b = generate(t_, mt, 0, n, G, &sp, pr, lens);
+    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens, NULL), *b = generate(t_, mt, 0, n, G, &sp, pr, lens, NULL);
     long total = 0;
     double worst = 0;
     for (int i = 0; i < n * G; i++) {
