@@ -10,7 +10,10 @@
  *  - rollout_generate on a tiny model held by ops_cuda() (the Ops path: forward_ops.c,
  *    cache in device memory, ops->sample_rows when the table has one) against the same
  *    weights on ops_cpu() (the host path): greedy tokens and recorded experts equal,
- *    model log-probs within 1e-4; and one sampled (T = 1, top-k) run, same draws.
+ *    model log-probs within 1e-4; and one sampled (T = 1, top-k) run, same draws. The
+ *    longest prompt (300..399 tokens: two prefill chunks) is prefilled in the MHA form of
+ *    forward_ops.h (ops->attention_forward; the second chunk over context gathered from
+ *    the device cache), asserted from the engine's stats; decode runs the absorbed form.
  * Without a GPU every test SKIPs saying it was not run on a GPU. */
 #include "tests/test.h"
 
@@ -128,13 +131,15 @@ static const char k_cfg[] =
     "\"original_max_position_embeddings\":64,\"beta_fast\":32,\"beta_slow\":1,\"mscale\":0.707,"
     "\"mscale_all_dim\":0.707},\"bos_token_id\":0,\"eos_token_id\":1}";
 
-static Sample *generate(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens) {
+static Sample *generate(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens,
+                        RolloutStats *st) {
     CrError e;
     Sample *out = calloc((size_t)n * G, sizeof *out);
     RolloutEngine *r = rollout_create(m, NULL, 4096, &e);
     CHECKF(r != NULL, "%s", e.msg);
     if (!r) return out;
     CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, sp, 0, out, &e) == 0, "%s", e.msg);
+    if (st) *st = rollout_stats(r);
     rollout_free(r);
     return out;
 }
@@ -143,7 +148,7 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
     int n = 3, G = 2, V = mc->cfg.vocab_size, K = mc->cfg.num_experts_per_tok, n_moe = 0;
     for (int l = 0; l < mc->cfg.num_hidden_layers; l++) n_moe += model_layer_is_moe(&mc->cfg, l);
     int32_t *pr[3];
-    int lens[3] = {1, 1 + (int)(cr_rng_u64(g) % 40), 100 + (int)(cr_rng_u64(g) % 200)};
+    int lens[3] = {1, 1 + (int)(cr_rng_u64(g) % 40), 300 + (int)(cr_rng_u64(g) % 100)};
     for (int p = 0; p < n; p++) {
         pr[p] = malloc(sizeof(int32_t) * lens[p]);
         for (int k = 0; k < lens[p]; k++) pr[p][k] = 2 + (int32_t)(cr_rng_u64(g) % (uint64_t)(V - 2));
@@ -155,7 +160,10 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
     sp.ignore_eos = 1;
     sp.record_experts = 1;
     sp.seed = cr_rng_u64(g);
-    Sample *a = generate(t_, mc, n, G, &sp, pr, lens), *b = generate(t_, mg, n, G, &sp, pr, lens);
+    RolloutStats st;
+    Sample *a = generate(t_, mc, n, G, &sp, pr, lens, NULL), *b = generate(t_, mg, n, G, &sp, pr, lens, &st);
+    CHECKF(st.attn_mha_rows >= lens[2], "GPU prefill: %ld rows through the MHA form, fewer than the %d-token prompt",
+           st.attn_mha_rows, lens[2]);
     double worst = 0;
     long equal = 0;
     for (int i = 0; i < n * G; i++) {
@@ -175,8 +183,9 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
         equal += a[i].n_tokens;
     }
     CHECKF(worst <= 1e-4, "log-probs GPU vs CPU: max rel err %.3g", worst);
-    fprintf(stderr, "    T %.1f: %ld tokens equal (prompts %d, %d, %d), log-prob err %.3g%s\n", temperature, equal,
-            lens[0], lens[1], lens[2], worst, mg->ops->sample_rows ? "" : " (host sampler: no device sample_rows)");
+    fprintf(stderr, "    T %.1f: %ld tokens equal (prompts %d, %d, %d; %ld MHA-form prefill rows), log-prob err %.3g%s\n",
+            temperature, equal, lens[0], lens[1], lens[2], st.attn_mha_rows, worst,
+            mg->ops->sample_rows ? "" : " (host sampler: no device sample_rows)");
     for (int i = 0; i < n * G; i++) sample_free(&a[i]), sample_free(&b[i]);
     free(a), free(b);
     for (int p = 0; p < n; p++) free(pr[p]);
