@@ -11,9 +11,9 @@
  *    cache in device memory, ops->sample_rows when the table has one) against the same
  *    weights on ops_cpu() (the host path): greedy tokens and recorded experts equal,
  *    model log-probs within 1e-4; and one sampled (T = 1, top-k) run, same draws. The
- *    longest prompt (300..399 tokens: two prefill chunks) is prefilled in the MHA form of
- *    forward_ops.h (ops->attention_forward; the second chunk over context gathered from
- *    the device cache), asserted from the engine's stats; decode runs the absorbed form.
+ *    longest prompt (300..399 tokens) is prefilled in the MHA form of forward_ops.h
+ *    (ops->attention_forward), asserted from the engine's stats; decode runs the absorbed
+ *    form; the CPU side is the host path (forward.c, absorbed, chunks of 256).
  * Without a GPU every test SKIPs saying it was not run on a GPU. */
 #include "tests/test.h"
 

@@ -409,9 +409,9 @@ static Sample *generate(TestCtx *t_, Model *m, int ops_path, int n, int G, const
     return out;
 }
 
-/* Prompts of 1 (absorbed), 17, 40 (MHA form, one chunk) and 300 tokens (two prefill
- * chunks: the second, 44 rows behind 256 cached positions, in the MHA form over gathered
- * context): the Ops path's rows per form are asserted. */
+/* Prompts of 1 (absorbed), 17, 40 and 300 tokens (MHA form: the Ops path prefills a
+ * prompt in one call; the host path in chunks of 256): the Ops path's rows per form are
+ * asserted (the MHA form over cached context is covered by the forward_ops tests above). */
 static void generate_case(TestCtx *t_, const char *json, uint64_t seed, float temperature) {
     Model *m = ref_model_new(json, seed, 0.35f);
     int n = 4, G = 3, V = m->cfg.vocab_size;
