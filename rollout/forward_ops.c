@@ -1,7 +1,7 @@
 /* rollout/forward_ops.c — see forward_ops.h. Each step mirrors forward_run (forward.c). */
 #include "rollout/forward_ops.h"
 
-#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -23,8 +23,8 @@
  *    cache after this layer's rows were written), expanded per head by one kv_b_proj GEMM
  *    to K = [W_UK c | k_pe], V = W_UV c, and ops->attention_forward runs causal attention
  *    with one cu_seqlens segment per run (query rows placed at their positions; the
- *    context rows before p0 get zero queries whose outputs are dropped). Tensor-core
- *    GEMM-shaped work, for prefill.
+ *    context rows before p0 get zero queries whose outputs are dropped). GEMM-shaped
+ *    work (tensor cores on the bf16 table), for prefill.
  * Rule (FORWARD_OPS_ATTN_AUTO): with n rows, n_keys = sum over runs of (p0 + len), the
  * call takes the MHA form iff its longest run has >= FORWARD_OPS_MHA_MIN_RUN rows,
  * n_keys <= FORWARD_OPS_MHA_KEYS_PER_ROW * n and n_keys <= FORWARD_OPS_MHA_MAX_KEYS;
@@ -55,7 +55,7 @@ enum { FORWARD_OPS_MHA_MIN_RUN = 16, FORWARD_OPS_MHA_KEYS_PER_ROW = 8, FORWARD_O
 typedef enum ForwardOpsAttention {
     FORWARD_OPS_ATTN_AUTO = 0,   /* the rule above (the default) */
     FORWARD_OPS_ATTN_ABSORBED,   /* always absorbed */
-    FORWARD_OPS_ATTN_MHA         /* always the MHA form (tests; any rows are valid runs) */
+    FORWARD_OPS_ATTN_MHA         /* always the MHA form (tests: any rows form valid runs) */
 } ForwardOpsAttention;
 
 /* Calls and rows through each form since forward_ops_new. */
@@ -68,13 +68,15 @@ typedef struct ForwardOpsStats {
 ForwardOps *forward_ops_new(Model *m);
 void forward_ops_free(ForwardOps *f);
 
+/* The form of later calls (default AUTO). Forced MHA still falls back to absorbed when
+ * the cache has more than INT32_MAX rows (the gather's int32 index). */
+void forward_ops_set_attention(ForwardOps *f, ForwardOpsAttention mode);
+ForwardOpsStats forward_ops_stats(const ForwardOps *f);
+
 /* tokens, pos, seqs, logit_rows: host. c: a cache created on m->ops. logits: backend
  * memory [n_logits, vocab] (overwritten). experts (host, may be NULL): [n][n_moe][K]
  * chosen expert ids in descending router score order. The caller has made every
  * (seq, pos) writable (cache_seq_prepare_write) and guarantees pos[i] < capacity. */
-void forward_ops_set_attention(ForwardOps *f, ForwardOpsAttention mode);
-ForwardOpsStats forward_ops_stats(const ForwardOps *f);
-
 void forward_ops_run(ForwardOps *f, LatentCache *c, int n, const int32_t *tokens, const int32_t *pos,
                      CacheSeq *const *seqs, const int *logit_rows, int n_logits, float *logits,
                      int32_t *experts);
