@@ -4,8 +4,11 @@
  * Each line: median of R timed runs after warm-up (CUDA events), on fresh random data,
  * and the rate it implies; the routed experts once per way of running their GEMMs
  * (CRUCIBLE_CUDA_EXPERTS = loop, grouped, streams on 2/4/8 side streams, auto) and the
- * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf), attention on the gemm
- * path and the wmma flash kernels (ops_cuda_bf16_wmma). Prints a table last.
+ * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf), and the routed experts of
+ * decode steps (1, 7, 16 rows) through Ops.moe_experts_small and through the dispatched
+ * path (rate: the distinct selected experts' weight bytes per second, to compare with the
+ * GPU's memory bandwidth), and attention on the bf16 table's gemm path and on the wmma
+ * flash kernels (ops_cuda_bf16_wmma). Prints a table last.
  * Without CUDA (or a GPU) it says so and exits 0. Usage: cuda_ops_bench [tokens] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +35,7 @@ typedef struct Row {
     double ms, rate;
     const char *unit;
 } Row;
-static Row g_rows[64];
+static Row g_rows[96];  /* 58 rows as of the wmma attention rows */
 static int g_nrows;
 
 static int cmpd(const void *a, const void *b) {
@@ -120,6 +123,23 @@ static void run_moe_bwd(void *p) {
     MoeCtx *c = p;
     c->o->moe_experts_backward(c->dXp, c->dWg, c->dWu, c->dWd, c->dYp, c->dG, c->dU, c->dHm, c->Xp, c->G, c->U,
                                c->Hm, c->Wg, c->Wu, c->Wd, c->off, c->E, c->D, c->I);
+}
+
+/* ---- routed experts of a decode step: the small-N op vs the dispatched path ---------- */
+typedef struct {
+    const Ops *o; int N, D, E, K, I;
+    float *x, *w, *Wg, *Wu, *Wd, *y, *h, *Xp, *Yp, *G, *U, *Hm; int32_t *idx, *ros, *sor, *off, off_host[65];
+} DecMoeCtx;
+static void run_decode_small(void *p) {
+    DecMoeCtx *c = p;
+    c->o->moe_experts_small(c->y, c->h, c->x, c->idx, c->w, c->Wg, c->Wu, c->Wd, c->N, c->D, c->I, c->K);
+}
+static void run_decode_dispatch(void *p) {  /* what model_ffn_forward_infer_ex does above its threshold */
+    DecMoeCtx *c = p;
+    c->o->moe_permute(c->Xp, c->ros, c->sor, c->off, c->x, c->idx, c->N, c->D, c->E, c->K);
+    c->o->download(c->off_host, c->off, sizeof(int32_t) * (size_t)(c->E + 1));
+    c->o->moe_experts_forward(c->Yp, c->G, c->U, c->Hm, c->Xp, c->Wg, c->Wu, c->Wd, c->off_host, c->E, c->D, c->I);
+    c->o->moe_unpermute(c->y, c->Yp, c->w, c->ros, c->N, c->D, c->K);
 }
 
 /* ---- routing + dispatch ------------------------------------------------------------- */
@@ -226,7 +246,7 @@ int main(int argc, char **argv) {
         c.dYp = drand(o, nx, 1), c.dXp = drand(o, nx, 1), c.dWg = drand(o, nw, 1), c.dWu = drand(o, nw, 1);
         c.dWd = drand(o, nw, 1), c.dG = drand(o, ni, 1), c.dU = drand(o, ni, 1), c.dHm = drand(o, ni, 1);
         double fl = 2.0 * 3 * S * (double)c.D * c.I;
-        /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "auto" is
+        /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "loop" is
          * what the tables do when CRUCIBLE_CUDA_EXPERTS is unset */
         const char *modes[6] = {"loop", "grouped", "streams", "streams", "streams", "auto"};
         const char *nstreams[6] = {"4", "4", "2", "4", "8", "4"};  /* CRUCIBLE_CUDA_EXPERT_STREAMS */
@@ -247,6 +267,50 @@ int main(int argc, char **argv) {
         unsetenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
         float *bufs[] = {c.Xp, c.Wg, c.Wu, c.Wd, c.Yp, c.G, c.U, c.Hm, c.dYp, c.dXp, c.dWg, c.dWu, c.dWd, c.dG, c.dU, c.dHm};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
+    }
+    {   /* routed experts of decode steps (Lite: E 64, top-6, 2048 -> 1408 -> 2048), fp32 table:
+         * Ops.moe_experts_small against permute + offsets download + expert GEMMs +
+         * unpermute. Rate: bytes of the distinct selected experts' weights (what a
+         * bandwidth-bound step must read) per second. */
+        const Ops *o = tables[0];
+        DecMoeCtx c = {.o = o, .D = 2048, .E = 64, .K = 6, .I = 1408};
+        size_t nw = (size_t)c.E * c.I * c.D;
+        c.Wg = drand(o, nw, 0.02f), c.Wu = drand(o, nw, 0.02f), c.Wd = drand(o, nw, 0.02f);
+        static const int Ns[3] = {1, 7, 16};
+        for (int t = 0; t < 3; t++) {
+            c.N = Ns[t];
+            size_t S = (size_t)c.N * c.K;
+            int32_t idx[16 * 6];
+            unsigned char used[64] = {0};
+            for (int n = 0; n < c.N; n++)  /* K distinct experts per row */
+                for (int k = 0; k < c.K; k++) {
+                    int e, dup;
+                    do {
+                        e = (int)(cr_rng_u64(&g_rng) % 64);
+                        dup = 0;
+                        for (int j = 0; j < k; j++) dup |= idx[n * c.K + j] == e;
+                    } while (dup);
+                    idx[n * c.K + k] = e;
+                    used[e] = 1;
+                }
+            int distinct = 0;
+            for (int e = 0; e < 64; e++) distinct += used[e];
+            c.idx = dints(o, idx, S);
+            c.x = drand(o, (size_t)c.N * c.D, 1), c.w = drand(o, S, 0.3f), c.y = drand(o, (size_t)c.N * c.D, 1);
+            c.h = drand(o, S * c.I, 1), c.Xp = drand(o, S * c.D, 1), c.Yp = drand(o, S * c.D, 1);
+            c.G = drand(o, S * c.I, 1), c.U = drand(o, S * c.I, 1), c.Hm = drand(o, S * c.I, 1);
+            c.ros = o->alloc(4 * S), c.sor = o->alloc(4 * S), c.off = o->alloc(4 * 65);
+            double bytes = 3.0 * distinct * c.I * c.D * sizeof(float);
+            char name[64];
+            snprintf(name, sizeof name, "decode experts small N=%d (%d experts)", c.N, distinct);
+            record(name, time_ms(run_decode_small, &c), bytes / 1e9, "GB/s");
+            snprintf(name, sizeof name, "decode experts dispatch N=%d", c.N);
+            record(name, time_ms(run_decode_dispatch, &c), bytes / 1e9, "GB/s");
+            float *bufs[] = {c.x, c.w, c.y, c.h, c.Xp, c.Yp, c.G, c.U, c.Hm};
+            for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
+            o->free(c.idx), o->free(c.ros), o->free(c.sor), o->free(c.off);
+        }
+        o->free(c.Wg), o->free(c.Wu), o->free(c.Wd);
     }
     {   /* router + permute + combine */
         const Ops *o = tables[0];

@@ -3,6 +3,7 @@
  * "verdicts": {"OK": ..}}; progress on stderr. */
 #include "cli/command.h"
 #include "core/args.h"
+#include "model/device.h"
 #include "grpo/eval.h"
 #include "sandbox/sandbox.h"
 
@@ -16,6 +17,7 @@ const char cmd_eval_summary[] = "pass@k of a model on a task set (HumanEval, MBP
 int cmd_eval(int argc, char **argv) {
     EvalConfig c;
     eval_config_default(&c);
+    c.device = device_default();
     const char *ks = "1";
     ArgSpec specs[] = {
         {"model", ARG_STR, &c.model_dir, "model directory (with tokenizer.json)", 1},
@@ -31,6 +33,7 @@ int cmd_eval(int argc, char **argv) {
         {"limit", ARG_INT, &c.limit, "only the first N tasks (0 = all)", 0},
         {"seed", ARG_INT, &c.seed, "sampling seed (0)", 0},
         {"samples-out", ARG_STR, &c.samples_out, "write every completion and verdict as JSONL here", 0},
+        {"device", ARG_STR, &c.device, DEVICE_FLAG_HELP, 0},
         {NULL, 0, NULL, NULL, 0}};
     CrError e;
     int rc = cr_args_parse("crucible eval --model DIR --tasks FILE -n N -k 1,10", specs, argc, argv, NULL, NULL, &e);

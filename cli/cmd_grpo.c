@@ -2,6 +2,7 @@
  * (grpo/trainer.h). */
 #include "cli/command.h"
 #include "core/args.h"
+#include "model/device.h"
 #include "grpo/trainer.h"
 
 #include <stdio.h>
@@ -12,6 +13,7 @@ const char cmd_grpo_summary[] = "GRPO with sandbox (compiler-feedback) rewards o
 int cmd_grpo(int argc, char **argv) {
     GrpoConfig c;
     grpo_config_default(&c);
+    c.device = device_default();
     int resume = 0;
     ArgSpec specs[] = {
         {"model", ARG_STR, &c.model_dir, "policy model directory (with tokenizer.json)", 1},
@@ -46,6 +48,7 @@ int cmd_grpo(int argc, char **argv) {
         {"rm", ARG_STR, &c.rm_dir, "reward model directory for --reward rm", 0},
         {"prompt-format", ARG_STR, &c.prompt_format, "chat | raw (chat)", 0},
         {"sandbox-workers", ARG_INT, &c.sandbox_workers, "sandbox worker processes (2)", 0},
+        {"device", ARG_STR, &c.device, DEVICE_FLAG_HELP, 0},
         {"time-limit", ARG_FLOAT, &c.time_limit, "CPU seconds per test run (10)", 0},
         {"batch-tokens", ARG_INT, &c.batch_tokens, "tokens per training micro-batch (8192)", 0},
         {"cache-tokens", ARG_INT, &c.cache_tokens, "rollout latent-cache budget in tokens (auto)", 0},

@@ -19,6 +19,7 @@
 #include "core/args.h"
 #include "core/file.h"
 #include "model/checkpoint.h"
+#include "model/device.h"
 #include "model/model.h"
 
 const char cmd_init_summary[] = "write a randomly initialised model checkpoint from a config.json";
@@ -48,8 +49,9 @@ static int tokenizer_max_id(const char *path, long *max_id, CrError *e) {
 }
 
 int cmd_init(int argc, char **argv) {
-    static const char usage[] = "crucible init --config CONFIG.json --out DIR [--seed N] [--tokenizer T.json]";
-    const char *config = NULL, *out = NULL, *tokenizer = NULL;
+    static const char usage[] =
+        "crucible init --config CONFIG.json --out DIR [--seed N] [--tokenizer T.json] [--device auto|cpu|cuda|cuda-fp32]";
+    const char *config = NULL, *out = NULL, *tokenizer = NULL, *device = device_default();
     long seed = 0;
     /* --config is the model config here: take it out before the shared flag parser. */
     char **rest = cr_calloc((size_t)argc + 1, sizeof *rest);
@@ -72,6 +74,7 @@ int cmd_init(int argc, char **argv) {
         {"out", ARG_STR, &out, "output checkpoint directory", 1},
         {"seed", ARG_INT, &seed, "random seed (same seed, same weights)", 0},
         {"tokenizer", ARG_STR, &tokenizer, "tokenizer.json to copy into DIR", 0},
+        {"device", ARG_STR, &device, DEVICE_FLAG_HELP " (the weights are drawn on the host: same bytes on every device)", 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e;
@@ -112,7 +115,12 @@ int cmd_init(int argc, char **argv) {
         if (tokenizer_eos_id(tk) >= 0) cfg.eos_token_id = tokenizer_eos_id(tk);
         tokenizer_free(tk);
     }
-    Model *m = model_create(&cfg, &e);
+    const struct Ops *ops = device_open(device, &e);
+    if (!ops) {
+        fprintf(stderr, "crucible init: %s\n", e.msg);
+        return 1;
+    }
+    Model *m = model_create_ops(&cfg, ops, &e);
     if (!m) {
         fprintf(stderr, "crucible init: %s: %s\n", config, e.msg);
         return 1;

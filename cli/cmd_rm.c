@@ -7,6 +7,8 @@
 #include "core/args.h"
 #include "core/file.h"
 #include "data/jsonl.h"
+#include "model/device.h"
+#include "model/ops.h"
 #include "data/tokenizer.h"
 #include "reward/reward_model.h"
 
@@ -21,6 +23,7 @@ const char cmd_rm_summary[] = "reward model: train on run stores' compiler outco
 static int rm_train_cmd(int argc, char **argv) {
     RmTrainConfig c;
     rm_train_config_default(&c);
+    c.device = device_default();
     CrStrList dbs = {0};
     ArgSpec specs[] = {
         {"db", ARG_STR_LIST, &dbs, "run store(s) with judged completions (repeat)", 1},
@@ -33,6 +36,7 @@ static int rm_train_cmd(int argc, char **argv) {
         {"holdout", ARG_FLOAT, &c.holdout, "fraction of groups held out for AUC (0.1)", 0},
         {"pairwise", ARG_BOOL, &c.pairwise, "pairwise loss within groups instead of BCE", 0},
         {"seed", ARG_INT, &c.seed, "shuffle seed (0)", 0},
+        {"device", ARG_STR, &c.device, DEVICE_FLAG_HELP, 0},
         {NULL, 0, NULL, NULL, 0}};
     CrError e;
     int rc = cr_args_parse("crucible rm train --db RUN/run.db --model DIR --out RM", specs, argc, argv, NULL, NULL, &e);
@@ -58,19 +62,22 @@ static int rm_train_cmd(int argc, char **argv) {
 }
 
 static int rm_score_cmd(int argc, char **argv) {
-    const char *rm_dir = NULL, *data = NULL;
+    const char *rm_dir = NULL, *data = NULL, *device = device_default();
     ArgSpec specs[] = {
         {"rm", ARG_STR, &rm_dir, "reward model directory", 1},
         {"data", ARG_STR, &data, "JSONL of {\"prompt\",\"completion\"}", 1},
+        {"device", ARG_STR, &device, DEVICE_FLAG_HELP, 0},
         {NULL, 0, NULL, NULL, 0}};
     CrError e;
     int rc = cr_args_parse("crucible rm score --rm RM --data FILE.jsonl", specs, argc, argv, NULL, NULL, &e);
     if (rc == CR_ARGS_HELP) return 0;
     if (rc) { fprintf(stderr, "crucible rm score: %s\n", e.msg); return 2; }
+    const Ops *ops = device_open(device, &e);
+    if (!ops) { fprintf(stderr, "crucible rm score: %s\n", e.msg); return 1; }
     size_t len;
     char *buf = jsonl_read(data, &len, &e);
     if (!buf) { fprintf(stderr, "crucible rm score: %s\n", e.msg); return 1; }
-    RewardModel *rm = reward_model_load(rm_dir, &e);
+    RewardModel *rm = reward_model_load_ops(rm_dir, ops, &e);
     char *tp = cr_path_join(rm_dir, "tokenizer.json");
     Tokenizer *tok = rm ? tokenizer_load(tp, &e) : NULL;
     free(tp);
@@ -111,6 +118,7 @@ int cmd_rm(int argc, char **argv) {
     if (argc >= 1 && !strcmp(argv[0], "train")) return rm_train_cmd(argc - 1, argv + 1);
     if (argc >= 1 && !strcmp(argv[0], "score")) return rm_score_cmd(argc - 1, argv + 1);
     fprintf(stderr, "usage: crucible rm train --db RUN/run.db [--db ...] --model DIR --out RM [flags]\n"
-                    "       crucible rm score --rm RM --data FILE.jsonl\n");
+                    "       crucible rm score --rm RM --data FILE.jsonl\n"
+                    "both take --device auto|cpu|cuda|cuda-fp32\n");
     return argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) ? 0 : 2;
 }

@@ -30,6 +30,7 @@
 #include "data/jsonl.h"
 #include "data/tokenizer.h"
 #include "data/utf8.h"
+#include "model/device.h"
 #include "model/model.h"
 #include "rollout/rollout.h"
 
@@ -127,8 +128,8 @@ static char **translate_short(int argc, char **argv) {
 int cmd_sample(int argc, char **argv) {
     static const char usage[] =
         "crucible sample --model DIR --prompts FILE.jsonl -n G [--temperature T --top-p P --top-k K "
-        "--min-p M --max-new-tokens N --stop STR ... --seed S]";
-    const char *model_dir = NULL, *prompts_path = NULL, *tok_path = NULL;
+        "--min-p M --max-new-tokens N --stop STR ... --seed S --device auto|cpu|cuda|cuda-fp32]";
+    const char *model_dir = NULL, *prompts_path = NULL, *tok_path = NULL, *device = device_default();
     long G = 1, top_k = 0, max_new = 256, seed = 0, batch_prompts = 32, cache_tokens = 0;
     double temperature = 1.0, top_p = 1.0, min_p = 0.0;
     int ignore_eos = 0;
@@ -148,6 +149,7 @@ int cmd_sample(int argc, char **argv) {
         {"tokenizer", ARG_STR, &tok_path, "tokenizer.json (default DIR/tokenizer.json)", 0},
         {"batch-prompts", ARG_INT, &batch_prompts, "prompts served together per engine call", 0},
         {"cache-tokens", ARG_INT, &cache_tokens, "latent cache size in tokens (0 = one batch, at most 2 GiB)", 0},
+        {"device", ARG_STR, &device, DEVICE_FLAG_HELP, 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e;
@@ -170,7 +172,9 @@ int cmd_sample(int argc, char **argv) {
                         "--top-k >= 0, --temperature >= 0, --cache-tokens >= 0\n");
         return 2;
     }
-    Model *m = model_load(model_dir, &e);
+    const struct Ops *ops = device_open(device, &e);
+    if (ops && device_check_rollout(ops, &e)) ops = NULL;
+    Model *m = ops ? model_load_ops(model_dir, ops, &e) : NULL;
     if (!m) {
         fprintf(stderr, "crucible sample: %s\n", e.msg);
         return 1;

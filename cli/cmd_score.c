@@ -23,6 +23,7 @@
 #include "core/args.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "model/device.h"
 #include "model/model.h"
 
 const char cmd_score_summary[] = "print per-token log-probabilities of token sequences under a model";
@@ -108,11 +109,12 @@ out:
 }
 
 int cmd_score(int argc, char **argv) {
-    static const char usage[] = "crucible score --model DIR --tokens FILE.json";
-    const char *model_dir = NULL, *tokens = NULL;
+    static const char usage[] = "crucible score --model DIR --tokens FILE.json [--device auto|cpu|cuda|cuda-fp32]";
+    const char *model_dir = NULL, *tokens = NULL, *device = device_default();
     const ArgSpec specs[] = {
         {"model", ARG_STR, &model_dir, "model directory (config.json + safetensors)", 1},
         {"tokens", ARG_STR, &tokens, "JSON file {\"sequences\": [[ids...], ...]}", 1},
+        {"device", ARG_STR, &device, DEVICE_FLAG_HELP, 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e;
@@ -122,7 +124,8 @@ int cmd_score(int argc, char **argv) {
         fprintf(stderr, "crucible score: %s\n", e.msg);
         return 2;
     }
-    Model *m = model_load(model_dir, &e);
+    const struct Ops *ops = device_open(device, &e);
+    Model *m = ops ? model_load_ops(model_dir, ops, &e) : NULL;
     if (!m) {
         fprintf(stderr, "crucible score: %s\n", e.msg);
         return 1;

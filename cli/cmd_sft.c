@@ -1,6 +1,7 @@
 /* cli/cmd_sft.c — `crucible sft`: supervised fine-tuning (sft/trainer.h). */
 #include "cli/command.h"
 #include "core/args.h"
+#include "model/device.h"
 #include "sft/trainer.h"
 
 #include <stdio.h>
@@ -11,6 +12,7 @@ const char cmd_sft_summary[] = "supervised fine-tuning on chat / prompt-completi
 int cmd_sft(int argc, char **argv) {
     SftConfig c;
     sft_config_default(&c);
+    c.device = device_default();
     int resume = 0;
     ArgSpec specs[] = {
         {"model", ARG_STR, &c.model_dir, "model directory (config.json, model.safetensors, tokenizer.json)", 1},
@@ -34,6 +36,7 @@ int cmd_sft(int argc, char **argv) {
         {"max-steps", ARG_INT, &c.max_steps, "stop after N optimizer steps (0 = epochs decide)", 0},
         {"seed", ARG_INT, &c.seed, "data order and FIM seed (0)", 0},
         {"resume", ARG_BOOL, &resume, "continue from the newest complete checkpoint in --out", 0},
+        {"device", ARG_STR, &c.device, DEVICE_FLAG_HELP, 0},
         {NULL, 0, NULL, NULL, 0}};
     CrError e;
     int rc = cr_args_parse("crucible sft --model DIR --data FILE.jsonl --out RUN [flags]", specs, argc, argv, NULL, NULL, &e);

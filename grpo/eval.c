@@ -9,13 +9,16 @@
 #include "data/utf8.h"
 #include "grpo/judge.h"
 #include "grpo/task_prompt.h"
+#include "model/device.h"
 #include "model/model.h"
+#include "model/ops.h"
 #include "reward/passk.h"
 #include "rollout/rollout.h"
 #include "sandbox/sandbox.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,8 +44,22 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
             return cr_error_set(e, "eval: -k %d needs -n >= %d samples per task (got -n %ld)", c->ks[i], c->ks[i], c->n);
     PromptFormat pf;
     if (prompt_format_parse(c->prompt_format, &pf, e)) return -1;
+    DeviceKind dev;
+    if (device_parse(c->device, &dev, e)) return -1;
+    /* the sandbox workers before the backend: device_ops may initialise CUDA, after
+     * which spawning processes is unsafe */
     SandboxPool *pool = sandbox_pool_create((int)c->workers, e);
     if (!pool) return -1;
+    const Ops *ops = c->ops ? c->ops : device_ops(dev, e);
+    if (!ops) {
+        sandbox_pool_free(pool);
+        return -1;
+    }
+    if (device_check_rollout(ops, e)) {
+        sandbox_pool_free(pool);
+        return -1;
+    }
+    fprintf(stderr, "eval: device %s\n", ops->name);
     int rc = -1;
     Task *tasks = NULL;
     int nt = 0, n_all = 0;
@@ -56,7 +73,7 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
     if (c->limit > 0 && c->limit < nt) nt = (int)c->limit;
     tok = tokenizer_load(tp, e);
     if (!tok) goto out;
-    m = model_load(c->model_dir, e);
+    m = model_load_ops(c->model_dir, ops, e);
     if (!m) goto out;
     if (c->samples_out && !(so = fopen(c->samples_out, "w"))) { cr_error_set(e, "%s: cannot create", c->samples_out); goto out; }
     /* tasks in chunks so the cache stays bounded */

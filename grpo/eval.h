@@ -13,6 +13,8 @@
 
 #include "core/error.h"
 
+struct Ops;
+
 #define EVAL_MAX_K 8
 
 typedef struct EvalConfig {
@@ -20,6 +22,8 @@ typedef struct EvalConfig {
     long n, max_new_tokens, workers, limit, seed;
     int ks[EVAL_MAX_K], n_ks;
     double temperature, top_p, time_limit;
+    const char *device;   /* --device value (model/device.h); NULL = cpu; opened after the pool */
+    const struct Ops *ops;  /* the backend itself (library use, tests): overrides device */
 } EvalConfig;
 
 typedef struct EvalResult {

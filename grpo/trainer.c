@@ -13,10 +13,13 @@
 #include "grpo/judge.h"
 #include "grpo/loss.h"
 #include "grpo/micro_batch.h"
+#include "grpo/step.h"
 #include "grpo/task_prompt.h"
 #include "model/adamw.h"
 #include "model/checkpoint.h"
+#include "model/device.h"
 #include "model/model.h"
+#include "model/ops.h"
 #include "model/schedule.h"
 #include "reward/combine.h"
 #include "reward/reward_model.h"
@@ -207,9 +210,24 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     if (has_rm && !c->rm_dir) return cr_error_set(e, "grpo: --reward rm needs --rm RM_DIR (a reward model from crucible rm train)");
     const int K = spec.n, G = (int)c->group, B = (int)c->prompts_per_step;
 
-    /* The sandbox workers first: before any large allocation or accelerator context. */
+    DeviceKind dev;
+    if (device_parse(c->device, &dev, e)) return -1;
+    /* The sandbox workers first: before any large allocation or accelerator context.
+     * Spawning (fork/exec) a process after CUDA is initialised is unsafe (the child
+     * inherits a driver state it cannot use, and a fork copies pinned mappings), so
+     * device_ops, which may initialise CUDA, comes only after the pool exists. */
     SandboxPool *pool = sandbox_pool_create((int)c->sandbox_workers, e);
     if (!pool) return -1;
+    const Ops *ops = c->ops ? c->ops : device_ops(dev, e);
+    if (!ops) {
+        sandbox_pool_free(pool);
+        return -1;
+    }
+    if (device_check_rollout(ops, e)) {
+        sandbox_pool_free(pool);
+        return -1;
+    }
+    fprintf(stderr, "grpo: device %s\n", ops->name);
     int rc = -1;
     Task *tasks = NULL;
     int n_tasks = 0;
@@ -236,7 +254,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     if (!tok) { cr_error_prefix(e, "grpo: the model directory needs a tokenizer.json"); goto out; }
     AdamWConfig acfg = {(float)c->lr, 0.9f, 0.99f, 1e-8f, (float)c->weight_decay};
     if (resume_from) {
-        m = checkpoint_load(resume_from, &opt, &state_js, e);
+        m = checkpoint_load_ops(resume_from, ops, &opt, &state_js, e);
         if (!m) goto out;
         opt.cfg = acfg;
         if (!state_js) { cr_error_set(e, "%s: no state.json", resume_from); goto out; }
@@ -248,7 +266,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         }
         fprintf(stderr, "grpo: resuming from %s (step %ld)\n", resume_from, st.step);
     } else {
-        m = model_load(c->model_dir, e);
+        m = model_load_ops(c->model_dir, ops, e);
         if (!m || adamw_init(&opt, m, acfg, e)) goto out;
     }
     if (c->beta > 0) {
@@ -257,16 +275,16 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         long R = resume_from ? ref_reset_step(st.step, c->ref_reset_every) : 0;
         if (R > 0 && R != st.step) {
             char *d = ref_dir(c->out_dir, R);
-            ref = checkpoint_load(d, NULL, NULL, e);
+            ref = checkpoint_load_ops(d, ops, NULL, NULL, e);
             if (!ref) cr_error_prefix(e, "grpo: resuming at step %ld needs the reference reset at step %ld", st.step, R);
             free(d);
         } else {
-            ref = model_load(c->model_dir, e);
+            ref = model_load_ops(c->model_dir, ops, e);
         }
         if (!ref) goto out;
     }
     if (has_rm) {
-        if (!(rm = reward_model_load(c->rm_dir, e))) goto out;
+        if (!(rm = reward_model_load_ops(c->rm_dir, ops, e))) goto out;
         /* the reward model reads text with its own tokenizer (crucible rm train copies it) */
         char *rp = cr_path_join(c->rm_dir, "tokenizer.json");
         if (cr_file_exists(rp) && !(rm_tok = tokenizer_load(rp, e))) { free(rp); goto out; }
@@ -300,7 +318,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     while (st.step < c->steps) {
         double t_step = progress_now();
         if (c->ref_reset_every > 0 && ref && st.step > 0 && st.step % c->ref_reset_every == 0)
-            memcpy(ref->params, m->params, sizeof(float) * m->n_params);
+            ops->copy(ref->params, m->params, sizeof(float) * m->n_params);
         /* ---- 1. sample and judge groups (dynamic sampling draws more) ---------- */
         n_groups = 0;
         int kept = 0, rounds = c->dynamic_sampling ? 4 : 1;
@@ -456,55 +474,15 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         free(ts);
         GrpoNorm norm = grpo_micro_norm(mb, n_mb, c->max_new_tokens);
         /* ---- 4. old / reference log-probs, then mu optimizer steps ------------- */
-        GrpoLossStats lst;
-        memset(&lst, 0, sizeof lst);
-        lst.ratio_min = INFINITY;
-        lst.ratio_max = -INFINITY;
-        double loss_sum = 0, aux_sum = 0;
-        float gnorm = 0;
         double lr = lr_schedule(st.step, (long)(c->warmup < 1 ? c->warmup * c->steps : c->warmup), c->steps, c->lr,
                                 c->min_lr_ratio);
         double t_train = progress_now();
-        int train_ok = 1;
-        if (norm.n_tokens > 0) {
-            for (int b = 0; b < n_mb; b++) {
-                float aux;
-                if (c->mu > 1) {
-                    mb[b].logp_old = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
-                    if (model_forward(m, &mb[b].b, mb[b].logp_old, &aux, e)) { train_ok = 0; break; }
-                }
-                if (ref) {
-                    mb[b].logp_ref = cr_malloc(sizeof(float) * (size_t)mb[b].b.n_tokens);
-                    if (model_forward(ref, &mb[b].b, mb[b].logp_ref, &aux, e)) { train_ok = 0; break; }
-                }
-            }
-            for (long pass = 0; train_ok && pass < c->mu; pass++) {
-                model_zero_grads(m);
-                loss_sum = 0;
-                aux_sum = 0;
-                for (int b = 0; b < n_mb && train_ok; b++) {
-                    int N = mb[b].b.n_tokens;
-                    float *logp = cr_malloc(sizeof(float) * (size_t)N), *dlogp = cr_malloc(sizeof(float) * (size_t)N);
-                    float aux = 0, aux_w = grpo_micro_aux_weight(mb, n_mb, b, m->cfg.seq_aux);
-                    GrpoLossStats s1;
-                    GrpoMicroBatch g = {N, mb[b].n_comp, mb[b].comp, mb[b].adv, logp, mb[b].logp_old, mb[b].logp_ref,
-                                        NULL, mb[b].mask};
-                    if (model_forward(m, &mb[b].b, logp, &aux, e) || grpo_loss(&lcfg, &norm, &g, dlogp, &s1, e) ||
-                        model_backward(m, &mb[b].b, dlogp, aux_w, e))
-                        train_ok = 0;
-                    else {
-                        loss_sum += s1.loss;
-                        aux_sum += aux * aux_w;
-                        if (pass == c->mu - 1) grpo_loss_stats_merge(&lst, &s1);
-                    }
-                    free(logp);
-                    free(dlogp);
-                }
-                if (!train_ok) break;
-                gnorm = grad_clip_global_norm(m, (float)c->max_grad_norm);
-                adamw_step(&opt, m, (float)lr);
-            }
-        }
+        GrpoStepResult sr;
+        int train_ok = grpo_step(m, ref, &opt, mb, n_mb, &norm, &lcfg, c->mu, (float)lr, (float)c->max_grad_norm,
+                                 &sr, e) == 0;
+        GrpoLossStats lst = sr.stats;
+        double loss_sum = sr.loss, aux_sum = sr.aux;
+        float gnorm = sr.grad_norm;
         grpo_micro_free(mb, n_mb);
         if (!train_ok) { free(adv); free(comb); goto out; }
         double train_s = progress_now() - t_train;

@@ -22,11 +22,16 @@
  * reset R = floor(step / K) K; a checkpoint taken at step s with 0 < R < s first saves
  * that reference once as RUN/reference/step-R (a complete checkpoint directory), which
  * --resume loads. state.json records the seed; resuming with another seed is an error.
- * The sandbox pool is spawned before anything else. */
+ * The sandbox pool is spawned before anything else, in particular before the compute
+ * backend named by c->device is opened (CUDA must not be initialised in a process that
+ * still has to spawn its workers). The policy, its gradients and AdamW moments, and the
+ * reference model live on that backend. */
 #ifndef CRUCIBLE_GRPO_TRAINER_H
 #define CRUCIBLE_GRPO_TRAINER_H
 
 #include "core/error.h"
+
+struct Ops;
 
 typedef struct GrpoConfig {
     const char *model_dir, *tasks_path, *out_dir, *rm_dir;
@@ -38,6 +43,8 @@ typedef struct GrpoConfig {
     long batch_tokens, cache_tokens;
     double temperature, top_p, time_limit;
     int resume;
+    const char *device;        /* --device value (model/device.h); NULL = cpu */
+    const struct Ops *ops;     /* the backend itself (library use, tests): overrides device */
     const char *config_json;
 } GrpoConfig;
 

@@ -21,9 +21,11 @@ int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e) {
         return cr_error_set(e, "adamw: weight_decay must be >= 0, got %g", cfg.weight_decay);
     if (!m->grads) return cr_error_set(e, "adamw: the model has no gradients (created by model_create_infer)");
     opt->cfg = cfg;
+    opt->ops = m->ops ? m->ops : ops_cpu();
     opt->n = m->n_params;
-    opt->m = cr_alloc_aligned(sizeof(float) * (opt->n ? opt->n : 1));
-    opt->v = cr_alloc_aligned(sizeof(float) * (opt->n ? opt->n : 1));
+    /* Moments live beside the parameters (Ops.alloc zero-fills). */
+    opt->m = opt->ops->alloc(sizeof(float) * (opt->n ? opt->n : 1));
+    opt->v = opt->ops->alloc(sizeof(float) * (opt->n ? opt->n : 1));
     opt->n_tensors = m->n_tensors;
     opt->decay = cr_calloc((size_t)(m->n_tensors > 0 ? m->n_tensors : 1), 1);
     for (int i = 0; i < m->n_tensors; i++) opt->decay[i] = m->tensors[i].ndim >= 2;
@@ -32,39 +34,32 @@ int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e) {
 
 void adamw_update(const AdamWConfig *cfg, long t, float lr, int decay, float *p, const float *g, float *m,
                   float *v, size_t n) {
-    const float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;
-    const double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
-    const float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    const float keep = decay ? 1.0f - lr * cfg->weight_decay : 1.0f;
-#pragma omp parallel for schedule(static) if (n > (1 << 15))
-    for (size_t i = 0; i < n; i++) {
-        float gi = g[i];
-        float pi = p[i] * keep;
-        float mi = m[i] + (1.0f - b1) * (gi - m[i]);     /* torch: exp_avg.lerp_(grad, 1 - beta1) */
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        p[i] = pi - step_size * (mi / denom);
-        m[i] = mi;
-        v[i] = vi;
-    }
+    /* the CPU backend's kernel (model/cpu/optim.c): one copy of the loop */
+    ops_cpu()->adamw_update(cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay, t, lr, decay, p, g, m, v, n);
 }
 
 void adamw_step(AdamW *opt, Model *m, float lr) {
     CR_CHECK(opt->n == m->n_params && opt->n_tensors == m->n_tensors);
-    if (m->ops && strcmp(m->ops->name, "cpu") != 0)
-        CR_DIE("adamw_step: parameters live on the %s backend; this optimizer needs host memory", m->ops->name);
+    const Ops *ops = m->ops ? m->ops : ops_cpu();
+    if (ops != opt->ops)
+        CR_DIE("adamw_step: the optimizer state is on the %s backend but the model is on %s", opt->ops->name,
+               ops->name);
     opt->step++;
+    const AdamWConfig *c = &opt->cfg;
     for (int i = 0; i < m->n_tensors; i++) {
         const ParamTensor *t = &m->tensors[i];
-        adamw_update(&opt->cfg, opt->step, lr, opt->decay[i], m->params + t->offset, m->grads + t->offset,
-                     opt->m + t->offset, opt->v + t->offset, t->numel);
+        ops->adamw_update(c->beta1, c->beta2, c->eps, c->weight_decay, opt->step, lr, opt->decay[i],
+                          m->params + t->offset, m->grads + t->offset, opt->m + t->offset, opt->v + t->offset,
+                          t->numel);
     }
 }
 
 void adamw_free(AdamW *opt) {
     if (!opt) return;
-    cr_free_aligned(opt->m);
-    cr_free_aligned(opt->v);
+    if (opt->ops) {
+        opt->ops->free(opt->m);
+        opt->ops->free(opt->v);
+    }
     free(opt->decay);
     memset(opt, 0, sizeof *opt);
 }

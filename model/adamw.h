@@ -10,7 +10,9 @@
  * The bias corrections are computed in double (as torch does in Python) and applied in
  * fp32. Weight decay applies to 2-D tensors (Linear weights and the embedding); 1-D
  * tensors (RMSNorm weights) are not decayed.
- * The parameters and gradients must be host memory (the CPU backend). */
+ * adamw_step runs on the model's backend (Ops.adamw_update): the moments live in that
+ * backend's memory (host memory for the CPU backend), allocated by adamw_init from the
+ * model's Ops; adamw_update is the CPU kernel on host buffers. */
 #ifndef CRUCIBLE_MODEL_ADAMW_H
 #define CRUCIBLE_MODEL_ADAMW_H
 
@@ -19,6 +21,8 @@
 #include "core/error.h"
 #include "model/model.h"
 
+struct Ops;
+
 typedef struct AdamWConfig {
     float lr, beta1, beta2, eps, weight_decay;
 } AdamWConfig;
@@ -26,7 +30,9 @@ typedef struct AdamWConfig {
 typedef struct AdamW {
     AdamWConfig cfg;
     long step;               /* optimizer steps taken */
-    float *m, *v;            /* [n] first and second moments, same layout as Model.params */
+    float *m, *v;            /* [n] first and second moments, same layout as Model.params,
+                                in ops' memory */
+    const struct Ops *ops;   /* the backend of the model given to adamw_init */
     size_t n;                /* = Model.n_params */
     unsigned char *decay;    /* [n_tensors]: 1 = weight decay applies to that tensor */
     int n_tensors;
@@ -39,10 +45,11 @@ AdamWConfig adamw_default_config(void);
  * without gradients (model_create_infer). */
 int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e);
 /* One step on every tensor using m->grads, at learning rate lr (cfg.lr is not used
- * here, so that a schedule can drive it). Increments opt->step first. */
+ * here, so that a schedule can drive it). Increments opt->step first. m must be on the
+ * backend opt was initialised for (else the process dies: a programming error). */
 void adamw_step(AdamW *opt, Model *m, float lr);
-/* The per-element update on raw buffers for step number t (>= 1): the kernel of
- * adamw_step, also usable on a shard of the parameters. */
+/* The per-element update on raw HOST buffers for step number t (>= 1): the CPU
+ * backend's kernel of adamw_step, also usable on a shard of the parameters. */
 void adamw_update(const AdamWConfig *cfg, long t, float lr, int decay, float *p, const float *g, float *m,
                   float *v, size_t n);
 void adamw_free(AdamW *opt);

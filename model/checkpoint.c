@@ -14,6 +14,7 @@
 #include "core/alloc.h"
 #include "core/file.h"
 #include "core/safetensors.h"
+#include "model/ops.h"
 
 #define OPT_FILE "optimizer.safetensors"
 
@@ -54,6 +55,17 @@ static int save_optimizer(const char *path, const Model *m, const AdamW *opt, Cr
     if (opt->n != m->n_params || opt->n_tensors != m->n_tensors)
         return cr_error_set(e, "%s: optimizer state does not match the model (%zu vs %zu parameters)", path,
                             opt->n, m->n_params);
+    /* moments in backend memory -> host once (the CPU backend's are host memory) */
+    const Ops *ops = opt->ops ? opt->ops : ops_cpu();
+    int direct = strcmp(ops->name, "cpu") == 0;
+    float *hm = opt->m, *hv = opt->v;
+    if (!direct) {
+        size_t bytes = sizeof(float) * (opt->n ? opt->n : 1);
+        hm = cr_malloc(bytes);
+        hv = cr_malloc(bytes);
+        ops->download(hm, opt->m, sizeof(float) * opt->n);
+        ops->download(hv, opt->v, sizeof(float) * opt->n);
+    }
     int n = 2 * m->n_tensors;
     StEntry *ent = cr_calloc((size_t)(n ? n : 1), sizeof *ent);
     char (*names)[112] = cr_malloc(sizeof *names * (size_t)(n ? n : 1));
@@ -66,7 +78,7 @@ static int save_optimizer(const char *path, const Model *m, const AdamW *opt, Cr
             x->dtype = ST_F32;
             x->ndim = p->ndim;
             for (int d = 0; d < p->ndim; d++) x->shape[d] = p->shape[d];
-            x->data = (k ? opt->v : opt->m) + p->offset;
+            x->data = (k ? hv : hm) + p->offset;
         }
     }
     char meta[512];
@@ -77,6 +89,10 @@ static int save_optimizer(const char *path, const Model *m, const AdamW *opt, Cr
     int rc = st_write(path, ent, n, meta, e);
     free(ent);
     free(names);
+    if (!direct) {
+        free(hm);
+        free(hv);
+    }
     return rc;
 }
 
@@ -178,7 +194,8 @@ static int load_optimizer(const char *path, const Model *m, AdamW *opt, CrError 
     SafeTensors *s = st_open(path, e);
     if (!s) return -1;
     double step, lr, b1, b2, eps, wd;
-    int rc = -1;
+    int rc = -1, direct = 1;
+    float *scratch = NULL;
     if (meta_num(s, path, "step", &step, e) || meta_num(s, path, "lr", &lr, e) ||
         meta_num(s, path, "beta1", &b1, e) || meta_num(s, path, "beta2", &b2, e) ||
         meta_num(s, path, "eps", &eps, e) || meta_num(s, path, "weight_decay", &wd, e))
@@ -193,6 +210,11 @@ static int load_optimizer(const char *path, const Model *m, AdamW *opt, CrError 
         goto out;
     }
     opt->step = (long)step;
+    /* the CPU backend reads straight into the moments; others through a host buffer */
+    direct = strcmp(opt->ops->name, "cpu") == 0;
+    size_t maxn = 1;
+    for (int i = 0; i < m->n_tensors; i++) if (m->tensors[i].numel > maxn) maxn = m->tensors[i].numel;
+    if (!direct) scratch = cr_alloc_aligned(sizeof(float) * maxn);
     if (st_count(s) != 2 * m->n_tensors) {
         cr_error_set(e, "%s: %d tensors, expected %d (exp_avg and exp_avg_sq per parameter)", path, st_count(s),
                      2 * m->n_tensors);
@@ -214,7 +236,12 @@ static int load_optimizer(const char *path, const Model *m, AdamW *opt, CrError 
                 cr_error_set(e, "%s: tensor %s must be F32 with the shape of %s", path, name, p->name);
                 goto fail;
             }
-            if (st_read_f32(t, (k ? opt->v : opt->m) + p->offset, p->numel, e)) goto fail;
+            if (direct) {
+                if (st_read_f32(t, (k ? opt->v : opt->m) + p->offset, p->numel, e)) goto fail;
+            } else {
+                if (st_read_f32(t, scratch, p->numel, e)) goto fail;
+                opt->ops->upload((k ? opt->v : opt->m) + p->offset, scratch, sizeof(float) * p->numel);
+            }
         }
     }
     rc = 0;
@@ -222,18 +249,23 @@ static int load_optimizer(const char *path, const Model *m, AdamW *opt, CrError 
 fail:
     adamw_free(opt);
 out:
+    cr_free_aligned(scratch);
     st_close(s);
     return rc;
 }
 
 Model *checkpoint_load(const char *dir, AdamW *opt, char **state_json, CrError *e) {
+    return checkpoint_load_ops(dir, ops_cpu(), opt, state_json, e);
+}
+
+Model *checkpoint_load_ops(const char *dir, const Ops *ops, AdamW *opt, char **state_json, CrError *e) {
     if (state_json) *state_json = NULL;
     char *done = cr_path_join(dir, "DONE");
     int complete = cr_file_exists(done);
     free(done);
     if (!complete)
         return cr_error_set(e, "%s: not a complete checkpoint (no DONE marker; interrupted save?)", dir), NULL;
-    Model *m = model_load(dir, e);
+    Model *m = model_load_ops(dir, ops, e);
     if (!m) return NULL;
     if (opt) {
         char *p = cr_path_join(dir, OPT_FILE);

@@ -1,6 +1,7 @@
 /* model/checkpoint.h — training checkpoints: what a run needs to resume bit for bit.
  * Defines: checkpoint_save, checkpoint_save_with_tokenizer, checkpoint_load,
- * checkpoint_latest, checkpoint_step_dir, checkpoint_prune.
+ * checkpoint_load_ops, checkpoint_latest, checkpoint_step_dir, checkpoint_prune.
+ * Models and optimizers on any backend are saved (moments downloaded to the host).
  *
  * A checkpoint is a directory that is also a Hugging Face model directory:
  *   config.json, model.safetensors        (model_save: HF names, F32)
@@ -34,6 +35,9 @@ int checkpoint_save_with_tokenizer(const char *dir, const Model *m, const AdamW 
  * checkpoint without optimizer state is then an error. *state_json (when asked) is the
  * malloc'd text of state.json or NULL if the checkpoint has none. */
 Model *checkpoint_load(const char *dir, AdamW *opt, char **state_json, CrError *e);
+/* The same onto a given backend (checkpoint_load uses ops_cpu()): the model and the
+ * optimizer moments are uploaded into ops' memory. */
+Model *checkpoint_load_ops(const char *dir, const struct Ops *ops, AdamW *opt, char **state_json, CrError *e);
 /* The newest complete checkpoint: among RUN/checkpoints/step-<N> (or RUN/step-<N> when
  * RUN has no checkpoints/ folder) holding DONE, the one with the largest N. malloc'd
  * path, or NULL (e says why: no such directory / none complete). */

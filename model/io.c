@@ -85,7 +85,9 @@ static int load_tensors(Model *m, const SafeTensors *s, const char *what, CrErro
     return rc;
 }
 
-Model *model_load(const char *dir, CrError *e) {
+Model *model_load(const char *dir, CrError *e) { return model_load_ops(dir, ops_cpu(), e); }
+
+Model *model_load_ops(const char *dir, const Ops *ops, CrError *e) {
     char *cfg_path = cr_path_join(dir, "config.json");
     ModelConfig cfg;
     int rc = model_config_load(&cfg, cfg_path, e);
@@ -101,7 +103,7 @@ Model *model_load(const char *dir, CrError *e) {
     }
     SafeTensors *s = st_open(path, e);
     if (!s) goto out;
-    m = model_create(&cfg, e);
+    m = model_create_ops(&cfg, ops, e);
     if (m && load_tensors(m, s, path, e)) {
         model_free(m);
         m = NULL;

@@ -51,7 +51,10 @@ const ModelWeights *model_grad_weights(const Model *m);
  * must not alias x_normed). No activations are kept and the training activations are
  * untouched (own scratch, grown to the largest N seen). Backend memory. Same ops and
  * routing as model_forward, so rows give the same values as in training (up to GEMM
- * blocking for a different N). */
+ * blocking for a different N). Routed experts: for N*K <= 64 slots (decode) through
+ * Ops.moe_experts_small when the backend has it (no host synchronisation), else permute +
+ * per-expert GEMMs + unpermute as in training; CRUCIBLE_MOE_SMALL_SLOTS=n sets the
+ * threshold (0: always the latter). The two agree up to rounding. */
 void model_ffn_forward_infer(Model *m, int layer, const float *x_normed, int N, float *out);
 /* The same, also copying the chosen experts of an MoE layer into experts_out [N, K]
  * (backend memory, int32, descending router score as moe_route_forward gives them);

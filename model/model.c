@@ -696,6 +696,27 @@ static void infer_carve(Model *m, Carver *cv, int N) {
     s->hm = take(cv, n * Imax);
 }
 
+/* Routed experts of at most this many (row, k) slots go through Ops.moe_experts_small (two
+ * kernels, no host synchronisation) instead of permute + per-expert GEMMs + unpermute.
+ * Why 64: an estimate for Lite (E 64, K 6, fp32 weights) on an H100, not measured yet.
+ * One expert's three matrices are 3 x 1408 x 2048 x 4 B = 34.6 MB, ~10 us at 3.35 TB/s.
+ * The small path reads them once per slot: ~10 us x N*K. The dispatched path reads them
+ * once per distinct expert (u = 64 (1 - (63/64)^(N*K)) expected), but first downloads the
+ * offsets (a sync that drains the GPU queue) and then issues ~4 launches per expert at
+ * ~4-5 us of host time each, which the idle GPU waits on: ~18 us x u. At N*K = 6 (batch 1)
+ * ~60 us vs ~105 us + the sync; at 64 (u ~ 41) ~640 vs ~730 us; at 96 (u ~ 50) ~960 vs
+ * ~900 us: the small path wins up to about 64-96 slots, i.e. batch <= 10 at top-6.
+ * CRUCIBLE_MOE_SMALL_SLOTS=n overrides it (0: always dispatch; a value that is not a
+ * non-negative integer is ignored), for benchmarks and for tests comparing the paths. */
+enum { MOE_SMALL_SLOTS = 64 };
+static long moe_small_slots(void) {
+    const char *v = getenv("CRUCIBLE_MOE_SMALL_SLOTS");
+    if (!v || !*v) return MOE_SMALL_SLOTS;
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *end || n < 0 ? MOE_SMALL_SLOTS : n;
+}
+
 void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *out) {
     model_ffn_forward_infer_ex(m, layer, x, N, out, NULL);
 }
@@ -730,11 +751,15 @@ void model_ffn_forward_infer_ex(Model *m, int layer, const float *x, int N, floa
     o->gemm(0, 1, N, E, D, 1.0f, x, D, w->router, D, 0.0f, s->logits, E);
     o->moe_route_forward(s->probs, s->idx, s->w, s->logits, N, &rc);
     if (experts_out) o->copy(experts_out, s->idx, sizeof(int32_t) * (size_t)N * K);
-    o->moe_permute(s->Xp, s->ros, s->sor, s->offsets, x, s->idx, N, D, E, K);
-    o->download(s->offsets_host, s->offsets, sizeof(int32_t) * (size_t)(E + 1));
-    o->moe_experts_forward(s->Yp, s->G, s->U, s->Hm, s->Xp, w->exp_gate, w->exp_up, w->exp_down, s->offsets_host, E,
-                           D, Ie);
-    o->moe_unpermute(out, s->Yp, s->w, s->ros, N, D, K);
+    if (o->moe_experts_small && (long)N * K <= moe_small_slots()) {
+        o->moe_experts_small(out, s->Hm, x, s->idx, s->w, w->exp_gate, w->exp_up, w->exp_down, N, D, Ie, K);
+    } else {
+        o->moe_permute(s->Xp, s->ros, s->sor, s->offsets, x, s->idx, N, D, E, K);
+        o->download(s->offsets_host, s->offsets, sizeof(int32_t) * (size_t)(E + 1));
+        o->moe_experts_forward(s->Yp, s->G, s->U, s->Hm, s->Xp, w->exp_gate, w->exp_up, w->exp_down, s->offsets_host,
+                               E, D, Ie);
+        o->moe_unpermute(out, s->Yp, s->w, s->ros, N, D, K);
+    }
     int Is = Ie * c->n_shared_experts;
     if (Is > 0) mlp_forward(o, x, N, D, Is, w->sh_gate, w->sh_up, w->sh_down, s->g, s->u, s->hm, out, 1.0f);
 }

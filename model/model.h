@@ -1,6 +1,6 @@
 /* model/model.h — the DeepSeek-V2 MoE model: the one seam every trainer uses.
- * Defines: Batch, Model, model_create/create_ops/create_infer/free/load/save/init_random,
- * model_is_infer_only, model_forward, model_backward, model_forward_hidden,
+ * Defines: Batch, Model, model_create/create_ops/create_infer/free/load/load_ops/save/
+ * init_random, model_is_infer_only, model_forward, model_backward, model_forward_hidden,
  * model_backward_hidden, model_zero_grads.
  * Per-layer weight views and inference helpers: model/layers.h. Backend ops: model/ops.h.
  *
@@ -89,6 +89,9 @@ void model_init_random(Model *m, uint64_t seed);
 /* Load DIR/config.json and DIR/model.safetensors or the sharded
  * DIR/model.safetensors.index.json (F32/BF16/F16 converted to fp32). */
 Model *model_load(const char *dir, CrError *e);
+/* The same onto a given backend (model_load = model_load_ops(dir, ops_cpu(), e)): values
+ * are converted and checked on the host, one tensor at a time, then uploaded. */
+Model *model_load_ops(const char *dir, const struct Ops *ops, CrError *e);
 /* Write DIR/config.json and DIR/model.safetensors (atomically; DIR is created). */
 int model_save(const Model *m, const char *dir, CrError *e);
 /* Look up a tensor by HF name (NULL if absent). */

@@ -55,7 +55,15 @@ typedef struct Ops {
     void (*gemm)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);
 
+    /* For b < batch: C_b = alpha op(A_b) op(B_b) + beta C_b with X_b = X + b * strideX
+     * (floats), each product as gemm() computes it (the per-head products of MLA). */
+    void (*gemm_batched)(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                         long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                         int ldc, long long strideC, int batch);
+
     /* ---- elementwise ------------------------------------------------------------ */
+    /* dst[i*ldd + j] = src[i*lds + j], i < rows, j < cols (regions do not overlap). */
+    void (*copy2d)(float *dst, int ldd, const float *src, int lds, int rows, int cols);
     void (*add)(float *y, const float *x, size_t n);            /* y += x */
     void (*scale)(float *y, float a, size_t n);                 /* y *= a */
     /* Number of non-finite values in x[0..n) written to *count (host). */
@@ -204,6 +212,20 @@ typedef struct Ops {
      * backend memory. NULL in a backend that samples on the host (the CPU one). */
     void (*sample_rows)(int32_t *tokens, float *logp_sampled, float *logp_model, const float *logits,
                         int n, int V, const struct OpsSampler *cfg, const double *uniforms);
+
+    /* ---- rollout: the routed experts of a few rows (decode), no dispatch ------------ */
+    /* For each slot s = n*K + k (n < N, k < K), expert e = idx[s]:
+     *   h[s,:] = silu(Wg_e x[n,:]) * (Wu_e x[n,:])                        ([N*K, I], overwritten)
+     *   y[n,:] = sum_k w[s] (Wd_e h[s,:])   summed k = 0..K-1 in order    ([N, D], overwritten)
+     * Wg, Wu: stacked [E, I, D]; Wd: [E, D, I] (as moe_experts_forward); x [N, D]; idx, w
+     * [N, K] as moe_route_forward writes them (0 <= idx < E; an expert may repeat across
+     * rows). Equals moe_permute + moe_experts_forward + moe_unpermute up to rounding, with
+     * no sort, no expert offsets on the host and so no host synchronisation; each slot
+     * reads its expert's weights itself (an expert chosen by r rows is read r times), so it
+     * is meant for small N*K (model.c picks it by a slot threshold). h is scratch the
+     * caller owns. NULL in a backend without it (model.c then dispatches). */
+    void (*moe_experts_small)(float *y, float *h, const float *x, const int32_t *idx, const float *w,
+                              const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K);
 } Ops;
 
 /* Chunk sizes of the LM head (rows x vocab columns of logits held at once). */

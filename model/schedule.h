@@ -17,11 +17,11 @@
 
 double lr_schedule(long step, long warmup_steps, long total_steps, double lr_max, double min_lr_ratio);
 
-/* Global L2 norm of m->grads (host memory), accumulated in double in a fixed order
- * (independent of the thread count). */
+/* Global L2 norm of m->grads on the model's backend (Ops.sumsq per tensor, summed in
+ * double in table order): independent of the thread count. */
 double grad_global_norm(const Model *m);
 /* torch.nn.utils.clip_grad_norm_: returns the pre-clip global norm; when
- * max_norm / (norm + 1e-6) < 1 every gradient is multiplied by that factor.
+ * max_norm / (norm + 1e-6) < 1 every gradient is multiplied by that factor (Ops.scale).
  * max_norm <= 0 or a non-finite norm: gradients are left alone (the caller decides
  * what a NaN/inf norm means, e.g. skip the step). */
 float grad_clip_global_norm(Model *m, float max_norm);

@@ -10,6 +10,8 @@
 #include "data/tokenizer.h"
 #include "model/adamw.h"
 #include "model/checkpoint.h"
+#include "model/device.h"
+#include "model/ops.h"
 #include "model/schedule.h"
 
 #include <math.h>
@@ -24,11 +26,13 @@ void reward_model_free(RewardModel *rm) {
     free(rm);
 }
 
-RewardModel *reward_model_load(const char *dir, CrError *e) {
+RewardModel *reward_model_load(const char *dir, CrError *e) { return reward_model_load_ops(dir, ops_cpu(), e); }
+
+RewardModel *reward_model_load_ops(const char *dir, const Ops *ops, CrError *e) {
     RewardModel *rm = cr_calloc(1, sizeof *rm);
     char *hp = cr_path_join(dir, "rm_head.safetensors");
     SafeTensors *st = NULL;
-    rm->trunk = model_load(dir, e);
+    rm->trunk = model_load_ops(dir, ops, e);
     if (!rm->trunk) goto fail;
     int D = rm->trunk->cfg.hidden_size;
     st = st_open(hp, e);
@@ -210,8 +214,10 @@ int reward_model_train(const RmTrainConfig *c, double *auc_out, CrError *e) {
     float *hm = NULL, *hv = NULL, *hg = NULL;
     int *idx = NULL;
     if (!tok) goto out;
+    const Ops *ops = c->ops ? c->ops : device_open(c->device, e);
+    if (!ops) goto out;
     rm = cr_calloc(1, sizeof *rm);
-    rm->trunk = model_load(c->model_dir, e);
+    rm->trunk = model_load_ops(c->model_dir, ops, e);
     if (!rm->trunk) goto out;
     int D = rm->trunk->cfg.hidden_size;
     rm->head_w = cr_calloc((size_t)D, sizeof(float));
@@ -233,7 +239,8 @@ int reward_model_train(const RmTrainConfig *c, double *auc_out, CrError *e) {
     int n_train = 0, n_hold = 0, n_pos = 0;
     for (int i = 0; i < col.n; i++) { col.ex[i].holdout ? n_hold++ : n_train++; n_pos += col.ex[i].label; }
     if (n_train == 0) { cr_error_set(e, "rm train: the run stores hold no judged completions"); goto out; }
-    fprintf(stderr, "rm train: %d examples (%d passed), %d train / %d held out\n", col.n, n_pos, n_train, n_hold);
+    fprintf(stderr, "rm train: %d examples (%d passed), %d train / %d held out; device %s\n", col.n, n_pos, n_train,
+            n_hold, ops->name);
     hm = cr_calloc((size_t)D + 1, sizeof(float));
     hv = cr_calloc((size_t)D + 1, sizeof(float));
     hg = cr_calloc((size_t)D + 1, sizeof(float));

@@ -2,7 +2,8 @@
  * plus a scalar head on the last token, trained to predict whether a completion passes
  * its tests from the executions recorded in run stores.
  * Defines: RewardModel, RmTrainConfig, reward_model_load, reward_model_save,
- * reward_model_score, reward_model_free, rm_train_config_default, reward_model_train.
+ * reward_model_score, reward_model_free, rm_train_config_default, reward_model_train,
+ * reward_model_load_ops.
  *
  * Input: the chat rendering of (user: prompt, assistant: completion) — the same text the
  * policy was trained on — ending with EOS; score s = w . h_last + b where h_last is the
@@ -14,7 +15,10 @@
  * split (a fixed fraction of groups, by hash) reports AUC, the probability that a
  * passing completion outscores a failing one (ties count 1/2).
  * RM directory: a model directory (config.json, model.safetensors, tokenizer.json) plus
- * rm_head.safetensors ("head.weight" [1, D], "head.bias" [1]) and rm.json. */
+ * rm_head.safetensors ("head.weight" [1, D], "head.bias" [1]) and rm.json.
+ * Backends: the trunk (parameters, gradients, AdamW moments) may live on any backend
+ * (model/device.h); hidden states come back to the host, where the head and its AdamW
+ * step run. */
 #ifndef CRUCIBLE_REWARD_REWARD_MODEL_H
 #define CRUCIBLE_REWARD_REWARD_MODEL_H
 
@@ -30,6 +34,9 @@ typedef struct RewardModel {
 } RewardModel;
 
 RewardModel *reward_model_load(const char *dir, CrError *e);
+/* The same with the trunk on a given backend (reward_model_load uses ops_cpu()); the
+ * head stays in host memory. */
+RewardModel *reward_model_load_ops(const char *dir, const struct Ops *ops, CrError *e);
 int reward_model_save(const RewardModel *rm, const char *dir, const char *tokenizer_json, const char *info_json,
                       CrError *e);
 /* P(pass) for n completions of one prompt. */
@@ -44,6 +51,8 @@ typedef struct RmTrainConfig {
     long epochs, batch_tokens, max_seq_len, seed;
     double lr, holdout, weight_decay;
     int pairwise;
+    const char *device;   /* --device value (model/device.h); NULL = cpu: where the trunk trains */
+    const struct Ops *ops;  /* the backend itself (library use, tests): overrides device */
 } RmTrainConfig;
 
 void rm_train_config_default(RmTrainConfig *c);

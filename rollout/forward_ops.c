@@ -1,6 +1,7 @@
 /* rollout/forward_ops.c — see forward_ops.h. Each step mirrors forward_run (forward.c). */
 #include "rollout/forward_ops.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,14 +13,21 @@ struct ForwardOps {
     Model *m;
     const Ops *o;
     int n_moe;
+    ForwardOpsAttention mode;
+    ForwardOpsStats stats;
     int cap, cap_logits;      /* rows / logit rows the buffers hold */
     size_t cap_bt;            /* int32 of block table held */
+    int cap_keys;             /* key rows the MHA-form buffers hold */
     /* backend memory */
     float *X, *Hn, *rstd, *CQ, *CQn, *Q, *CKV, *LAT, *QA, *OL, *O, *F, *G;
-    float *ident;             /* [dr, dr] identity: strided column copies as exact GEMMs */
-    int32_t *d_tokens, *d_pos, *d_rows, *d_bt, *d_experts;
+    int32_t *d_tokens, *d_pos, *d_rows, *d_bt, *d_experts, *d_cu;
+    /* MHA form, [n_keys, ...]: kv_b_proj output, K, V, padded Q and O, lse, gathered
+     * latent rows, their cache row indices */
+    float *KV, *Kh, *Vh, *Qp, *Op, *lse, *LATK;
+    int32_t *d_kidx;
     /* host */
-    int32_t *h_rows, *h_bt, *h_experts;
+    int32_t *h_rows, *h_bt, *h_experts, *h_cu, *h_kidx;
+    int *run_a, *run_len, *run_p0;  /* runs of the MHA form: first row, rows, first position */
 };
 
 ForwardOps *forward_ops_new(Model *m) {
@@ -28,12 +36,6 @@ ForwardOps *forward_ops_new(Model *m) {
     f->m = m;
     f->o = m->ops;
     for (int l = 0; l < c->num_hidden_layers; l++) f->n_moe += model_layer_is_moe(c, l);
-    int dr = c->qk_rope_head_dim;
-    float *id = cr_calloc((size_t)dr * dr, sizeof *id);
-    for (int i = 0; i < dr; i++) id[(size_t)i * dr + i] = 1.0f;
-    f->ident = f->o->alloc(sizeof(float) * (size_t)dr * dr);
-    f->o->upload(f->ident, id, sizeof(float) * (size_t)dr * dr);
-    free(id);
     return f;
 }
 
@@ -43,7 +45,19 @@ static void free_rows(ForwardOps *f) {
     f->o->free(f->d_tokens);
     f->o->free(f->d_pos);
     f->o->free(f->d_experts);
+    f->o->free(f->d_cu);
     free(f->h_experts);
+    free(f->h_cu);
+    free(f->run_a);
+    free(f->run_len);
+    free(f->run_p0);
+}
+
+static void free_keys(ForwardOps *f) {
+    float *bufs[] = {f->KV, f->Kh, f->Vh, f->Qp, f->Op, f->lse, f->LATK};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) f->o->free(bufs[i]);
+    f->o->free(f->d_kidx);
+    free(f->h_kidx);
 }
 
 static void free_logit_rows(ForwardOps *f) {
@@ -56,8 +70,8 @@ void forward_ops_free(ForwardOps *f) {
     if (!f) return;
     free_rows(f);
     free_logit_rows(f);
+    free_keys(f);
     f->o->free(f->d_bt);
-    f->o->free(f->ident);
     free(f->h_bt);
     free(f);
 }
@@ -90,6 +104,11 @@ static void ensure(ForwardOps *f, int n, int n_logits) {
         size_t ne = (size_t)(f->n_moe > 0 ? f->n_moe : 1) * N * K;
         f->d_experts = o->alloc(sizeof(int32_t) * ne);
         f->h_experts = cr_malloc(sizeof(int32_t) * ne);
+        f->d_cu = o->alloc(sizeof(int32_t) * (N + 1));
+        f->h_cu = cr_malloc(sizeof(int32_t) * (N + 1));
+        f->run_a = cr_malloc(sizeof(int) * N);
+        f->run_len = cr_malloc(sizeof(int) * N);
+        f->run_p0 = cr_malloc(sizeof(int) * N);
         f->cap = rows;
     }
     if (n_logits > f->cap_logits) {
@@ -99,6 +118,76 @@ static void ensure(ForwardOps *f, int n, int n_logits) {
         f->h_rows = cr_malloc(sizeof(int32_t) * (size_t)n_logits);
         f->cap_logits = n_logits;
     }
+}
+
+/* MHA-form buffers for nk key rows (grown, never shrunk). */
+static void ensure_keys(ForwardOps *f, int nk) {
+    if (nk <= f->cap_keys) return;
+    const ModelConfig *c = &f->m->cfg;
+    const Ops *o = f->o;
+    size_t N = (size_t)nk, H = c->num_attention_heads, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
+    size_t dv = c->v_head_dim, rw = c->kv_lora_rank + dr;
+    free_keys(f);
+    f->KV = o->alloc(sizeof(float) * N * H * (dn + dv));
+    f->Kh = o->alloc(sizeof(float) * N * H * (dn + dr));
+    f->Vh = o->alloc(sizeof(float) * N * H * dv);
+    f->Qp = o->alloc(sizeof(float) * N * H * (dn + dr));
+    f->Op = o->alloc(sizeof(float) * N * H * dv);
+    f->lse = o->alloc(sizeof(float) * N * H);
+    f->LATK = o->alloc(sizeof(float) * N * rw);
+    f->d_kidx = o->alloc(sizeof(int32_t) * N);
+    f->h_kidx = cr_malloc(sizeof(int32_t) * N);
+    f->cap_keys = nk;
+}
+
+void forward_ops_set_attention(ForwardOps *f, ForwardOpsAttention mode) { f->mode = mode; }
+ForwardOpsStats forward_ops_stats(const ForwardOps *f) { return f->stats; }
+
+/* Cut the rows into runs (f->run_*) and decide the form (forward_ops.h): the number of
+ * key rows of the MHA form, or 0 for the absorbed form. *n_runs gets the run count. */
+static long plan_mha(ForwardOps *f, const LatentCache *c, int n, const int32_t *pos, CacheSeq *const *seqs,
+                     int *n_runs) {
+    if (f->mode == FORWARD_OPS_ATTN_ABSORBED) return 0;
+    /* the gather addresses cache rows by an int32 index (Ops.embedding_forward) */
+    if ((long long)c->n_blocks * c->n_layers * c->block_tokens > INT32_MAX) return 0;
+    long keys = 0;
+    int R = 0, longest = 0;
+    for (int i = 0; i < n;) {
+        int j = i + 1;
+        while (j < n && seqs[j] == seqs[i] && pos[j] == pos[j - 1] + 1) j++;
+        f->run_a[R] = i;
+        f->run_len[R] = j - i;
+        f->run_p0[R] = pos[i];
+        keys += (long)pos[i] + (j - i);
+        if (j - i > longest) longest = j - i;
+        R++;
+        i = j;
+    }
+    *n_runs = R;
+    if (keys > INT32_MAX) return 0;
+    if (f->mode == FORWARD_OPS_ATTN_MHA) return keys;
+    if (longest < FORWARD_OPS_MHA_MIN_RUN || keys > (long)FORWARD_OPS_MHA_KEYS_PER_ROW * n ||
+        keys > FORWARD_OPS_MHA_MAX_KEYS)
+        return 0;
+    return keys;
+}
+
+/* Upload the MHA form's segments (one per run, its context and rows) and, when some run
+ * has context (nk > n), the cache row index of every key row: within layer 0, row
+ * (block * n_layers) * block_tokens + slot; layer l adds l * block_tokens rows. */
+static void upload_runs(ForwardOps *f, const LatentCache *c, int R, int nk, int n, CacheSeq *const *seqs) {
+    const Ops *o = f->o;
+    int bt = c->block_tokens, k = 0;
+    f->h_cu[0] = 0;
+    for (int q = 0; q < R; q++) {
+        int S = f->run_p0[q] + f->run_len[q];
+        f->h_cu[q + 1] = f->h_cu[q] + S;
+        if (nk == n) continue;
+        const CacheSeq *s = seqs[f->run_a[q]];
+        for (int p = 0; p < S; p++) f->h_kidx[k++] = (s->blocks[p / bt] * c->n_layers) * bt + p % bt;
+    }
+    o->upload(f->d_cu, f->h_cu, sizeof(int32_t) * (size_t)(R + 1));
+    if (nk > n) o->upload(f->d_kidx, f->h_kidx, sizeof(int32_t) * (size_t)nk);
 }
 
 /* The rows' block tables as one [n, max_blocks] int32 array in backend memory. */
@@ -125,6 +214,63 @@ static int upload_block_table(ForwardOps *f, const LatentCache *c, int n, const 
     return maxb;
 }
 
+/* Absorbed form (spec §9.3) of layer l for the n rows: Q [n, H*qk] (q_pe not yet rotated)
+ * -> O [n, H*dv], attending over the cached latent rows. */
+static void absorbed_attention(ForwardOps *f, const LayerWeights *lw, const LatentCache *cache, int l, int maxb,
+                               int n) {
+    const Ops *o = f->o;
+    const ModelConfig *c = &f->m->cfg;
+    int H = c->num_attention_heads, r = c->kv_lora_rank, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
+    int dv = c->v_head_dim, qk = dn + dr, rw = r + dr;
+    /* QA[i,h] = [W_UK[h]^T q_nope[i,h] | rope(q_pe[i,h])]; W_UK[h] is rows h*(dn+dv) .. +dn
+     * of kv_b_proj, [dn, r] row-major. */
+    o->gemm_batched(0, 0, n, r, dn, 1.0f, f->Q, H * qk, qk, lw->wkv_b, r, (long long)(dn + dv) * r, 0.0f, f->QA,
+                    H * rw, rw, H);
+    /* q_pe of all (row, head) pairs at once: Q as [n*H, qk], QA as [n*H, rw] */
+    o->copy2d(f->QA + r, rw, f->Q + dn, qk, n * H, dr);
+    model_rope_apply(f->m, f->QA + r, H * rw, rw, H, n, f->d_pos);
+    o->mla_decode_attention(f->OL, f->QA, cache->data, f->d_bt, maxb, cache->n_layers, l, cache->block_tokens,
+                            f->d_pos, n, H, r, dr, (float)model_softmax_scale(c));
+    /* O[i,h] = W_UV[h] o_lat[i,h] (W_UV[h]: the next dv rows of kv_b_proj) */
+    o->gemm_batched(0, 1, n, dv, r, 1.0f, f->OL, H * r, r, lw->wkv_b + (size_t)dn * r, r, (long long)(dn + dv) * r,
+                    0.0f, f->O, H * dv, dv, H);
+}
+
+/* MHA form (spec §4.2 steps 3-5, as model.c's training attention) of layer l for the n
+ * rows in R runs over nk key rows (plan_mha, upload_runs): Q [n, H*qk] (q_pe not yet
+ * rotated) -> O [n, H*dv]. Run q's key rows are cu[q] .. cu[q+1]-1 = positions
+ * 0 .. p0+len-1 of its sequence, its queries at key rows cu[q]+p0 .. */
+static void mha_attention(ForwardOps *f, const LayerWeights *lw, const LatentCache *cache, int l, int R, int nk,
+                          int n) {
+    const Ops *o = f->o;
+    const ModelConfig *c = &f->m->cfg;
+    int H = c->num_attention_heads, r = c->kv_lora_rank, dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim;
+    int dv = c->v_head_dim, qk = dn + dr, rw = r + dr;
+    model_rope_apply(f->m, f->Q + dn, H * qk, qk, H, n, f->d_pos);
+    const float *lat = f->LAT;  /* key rows = the call's own latent rows when no run has context */
+    float *Q = f->Q, *O = f->O;
+    if (nk > n) {
+        /* this layer's latent rows of every run's context and rows, from the cache (the
+         * rows of this call were scattered just before) */
+        const float *table = cache->data + (size_t)l * cache->block_tokens * rw;
+        o->embedding_forward(f->LATK, table, f->d_kidx, nk, rw);
+        lat = f->LATK;
+        for (int q = 0, k0 = 0; q < R; k0 += f->run_p0[q] + f->run_len[q], q++)
+            o->copy2d(f->Qp + (size_t)(k0 + f->run_p0[q]) * H * qk, H * qk, f->Q + (size_t)f->run_a[q] * H * qk,
+                      H * qk, f->run_len[q], H * qk);
+        Q = f->Qp;
+        O = f->Op;
+    }
+    /* k_nope | v per head from the normalised latent, K = [k_nope | k_pe], V */
+    o->gemm(0, 1, nk, H * (dn + dv), r, 1.0f, lat, rw, lw->wkv_b, r, 0.0f, f->KV, H * (dn + dv));
+    o->mla_kv_assemble_forward(f->Kh, f->Vh, f->KV, lat + r, rw, nk, H, dn, dr, dv);
+    o->attention_forward(O, f->lse, Q, f->Kh, f->Vh, f->d_cu, R, nk, H, qk, dv, (float)model_softmax_scale(c));
+    if (nk > n)
+        for (int q = 0, k0 = 0; q < R; k0 += f->run_p0[q] + f->run_len[q], q++)
+            o->copy2d(f->O + (size_t)f->run_a[q] * H * dv, H * dv, f->Op + (size_t)(k0 + f->run_p0[q]) * H * dv,
+                      H * dv, f->run_len[q], H * dv);
+}
+
 void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *tokens, const int32_t *pos,
                      CacheSeq *const *seqs, const int *logit_rows, int n_logits, float *logits,
                      int32_t *experts) {
@@ -139,11 +285,25 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
     int D = c->hidden_size, H = c->num_attention_heads, r = c->kv_lora_rank, L = c->num_hidden_layers;
     int dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim, qk = dn + dr;
     int ql = c->q_lora_rank, rw = r + dr, K = c->num_experts_per_tok;
-    float eps = c->rms_norm_eps, scale = (float)model_softmax_scale(c);
+    float eps = c->rms_norm_eps;
 
     o->upload(f->d_tokens, tokens, sizeof(int32_t) * (size_t)n);
     o->upload(f->d_pos, pos, sizeof(int32_t) * (size_t)n);
     int maxb = upload_block_table(f, cache, n, pos, seqs);
+    int R = 0;
+    int nk = (int)plan_mha(f, cache, n, pos, seqs, &R);
+    if (nk > 0) {
+        ensure_keys(f, nk);
+        upload_runs(f, cache, R, nk, n, seqs);
+        /* context rows' queries stay zero: finite scores, outputs dropped */
+        if (nk > n) o->zero(f->Qp, sizeof(float) * (size_t)nk * H * qk);
+        f->stats.mha_calls++;
+        f->stats.mha_rows += n;
+        f->stats.mha_keys += nk;
+    } else {
+        f->stats.absorbed_calls++;
+        f->stats.absorbed_rows += n;
+    }
     o->embedding_forward(f->X, w->embed, f->d_tokens, n, D);
 
     int moe_l = 0;
@@ -159,30 +319,17 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
         }
         o->gemm(0, 1, n, rw, D, 1.0f, f->Hn, D, lw->wkv_a, D, 0.0f, f->CKV, rw);
 
-        /* latent rows [rmsnorm(c) | rope(k_pe)] into the cache. The k_pe columns move with
-         * a GEMM by the identity (exact in fp32: one product by 1, the rest by 0; on a
-         * bf16 GEMM table rounded like every GEMM input there), the only strided copy the
-         * Ops table offers. */
+        /* latent rows [rmsnorm(c) | rope(k_pe)] into the cache */
         o->rmsnorm_forward(f->LAT, rw, f->rstd, f->CKV, rw, lw->kv_a_norm, n, r, eps);
-        o->gemm(0, 0, n, dr, dr, 1.0f, f->CKV + r, rw, f->ident, dr, 0.0f, f->LAT + r, rw);
+        o->copy2d(f->LAT + r, rw, f->CKV + r, rw, n, dr);
         model_rope_apply(m, f->LAT + r, rw, dr, 1, n, f->d_pos);
         o->mla_cache_scatter(cache->data, f->d_bt, maxb, L, l, cache->block_tokens, rw, f->LAT, f->d_pos, n);
 
-        /* absorbed queries QA[i,h] = [W_UK[h]^T q_nope[i,h] | rope(q_pe[i,h])]; W_UK[h] is
-         * rows h*(dn+dv) .. +dn of kv_b_proj, [dn, r] row-major. */
-        for (int h = 0; h < H; h++)
-            o->gemm(0, 0, n, r, dn, 1.0f, f->Q + (size_t)h * qk, H * qk, lw->wkv_b + (size_t)h * (dn + dv) * r, r,
-                    0.0f, f->QA + (size_t)h * rw, H * rw);
-        /* q_pe of all (row, head) pairs at once: Q as [n*H, qk], QA as [n*H, rw] */
-        o->gemm(0, 0, n * H, dr, dr, 1.0f, f->Q + dn, qk, f->ident, dr, 0.0f, f->QA + r, rw);
-        model_rope_apply(m, f->QA + r, H * rw, rw, H, n, f->d_pos);
-
-        o->mla_decode_attention(f->OL, f->QA, cache->data, f->d_bt, maxb, L, l, cache->block_tokens, f->d_pos, n,
-                                H, r, dr, scale);
-        /* O[i,h] = W_UV[h] o_lat[i,h] (W_UV[h]: the next dv rows of kv_b_proj); X += O Wo^T */
-        for (int h = 0; h < H; h++)
-            o->gemm(0, 1, n, dv, r, 1.0f, f->OL + (size_t)h * r, H * r,
-                    lw->wkv_b + ((size_t)h * (dn + dv) + dn) * r, r, 0.0f, f->O + (size_t)h * dv, H * dv);
+        /* attention (forward_ops.h: the form is the call's), X += O Wo^T */
+        if (nk > 0)
+            mha_attention(f, lw, cache, l, R, nk, n);
+        else
+            absorbed_attention(f, lw, cache, l, maxb, n);
         o->gemm(0, 1, n, D, H * dv, 1.0f, f->O, H * dv, lw->wo, H * dv, 1.0f, f->X, D);
 
         /* FFN */

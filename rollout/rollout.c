@@ -18,7 +18,12 @@
 #include "rollout/stop.h"
 
 
-enum { BLOCK_TOKENS = 16, PREFILL_CHUNK = 256 };
+/* Prompt rows per forward call: PREFILL_CHUNK on the host path (forward.c's scratch);
+ * the Ops path takes up to OPS_PREFILL_CHUNK at once, so that forward_ops prefills a
+ * prompt in the MHA form in one pass instead of re-expanding the earlier chunks as
+ * context for each later one (forward_ops.h; kept <= FORWARD_OPS_MHA_MAX_KEYS). */
+enum { BLOCK_TOKENS = 16, PREFILL_CHUNK = 256, OPS_PREFILL_CHUNK = 4096 };
+_Static_assert((int)OPS_PREFILL_CHUNK <= (int)FORWARD_OPS_MHA_MAX_KEYS, "an Ops prefill chunk from position 0 takes the MHA form");
 
 struct RolloutEngine {
     Model *m;
@@ -110,7 +115,15 @@ void rollout_free(RolloutEngine *r) {
 }
 
 void rollout_set_progress(RolloutEngine *r, FILE *f) { r->progress = f; }
-RolloutStats rollout_stats(const RolloutEngine *r) { return r->stats; }
+RolloutStats rollout_stats(const RolloutEngine *r) {
+    RolloutStats s = r->stats;
+    if (r->fops) {
+        ForwardOpsStats f = forward_ops_stats(r->fops);
+        s.attn_mha_rows = f.mha_rows;
+        s.attn_absorbed_rows = f.absorbed_rows;
+    }
+    return s;
+}
 long rollout_cache_tokens(const RolloutEngine *r) {
     return (long)r->cache->n_blocks * r->cache->block_tokens;
 }
@@ -247,12 +260,14 @@ static void prefill(Run *u, int p) {
     double t0 = now_s();
     g->logits = r->fops ? r->ops->alloc((size_t)u->V * sizeof *g->logits)
                         : cr_malloc((size_t)u->V * sizeof *g->logits);
+    int chunk = r->fops ? OPS_PREFILL_CHUNK : PREFILL_CHUNK;
+    if (chunk > P) chunk = P;
     if (u->sp->record_experts && u->n_moe)
-        g->experts = cr_malloc((size_t)PREFILL_CHUNK * u->n_moe * u->K * sizeof *g->experts);
-    int32_t pos[PREFILL_CHUNK];
-    CacheSeq *seqs[PREFILL_CHUNK];
-    for (int s0 = 0; s0 < P; s0 += PREFILL_CHUNK) {
-        int n = P - s0 < PREFILL_CHUNK ? P - s0 : PREFILL_CHUNK;
+        g->experts = cr_malloc((size_t)chunk * u->n_moe * u->K * sizeof *g->experts);
+    int32_t *pos = cr_malloc((size_t)chunk * sizeof *pos);
+    CacheSeq **seqs = cr_malloc((size_t)chunk * sizeof *seqs);
+    for (int s0 = 0; s0 < P; s0 += chunk) {
+        int n = P - s0 < chunk ? P - s0 : chunk;
         for (int i = 0; i < n; i++) {
             pos[i] = s0 + i;
             seqs[i] = &g->prefix;
@@ -267,8 +282,10 @@ static void prefill(Run *u, int p) {
             forward_run(r->fwd, r->cache, n, u->prompts[p] + s0, pos, seqs, &last, want, g->logits,
                         g->experts);
     }
+    free(pos);
+    free(seqs);
     if (g->experts) /* keep the last position's routing only */
-        memmove(g->experts, g->experts + (size_t)((P - 1) % PREFILL_CHUNK) * u->n_moe * u->K,
+        memmove(g->experts, g->experts + (size_t)((P - 1) % chunk) * u->n_moe * u->K,
                 (size_t)u->n_moe * u->K * sizeof *g->experts);
     g->prefilled = 1;
     r->stats.prefill_tokens += P;

@@ -80,6 +80,9 @@ typedef struct RolloutStats {
     long prefill_tokens, generated_tokens, decode_steps;
     double prefill_s, decode_s;       /* wall time inside forward + sampling */
     int max_live;                     /* most samples decoded in one step */
+    /* Ops path only (0 on the host path): rows through each attention form of
+     * forward_ops.h (prefill chunks: MHA form; decode steps: absorbed form) */
+    long attn_mha_rows, attn_absorbed_rows;
 } RolloutStats;
 
 typedef struct RolloutEngine RolloutEngine;

@@ -11,7 +11,9 @@
 #include "data/tokenizer.h"
 #include "model/adamw.h"
 #include "model/checkpoint.h"
+#include "model/device.h"
 #include "model/model.h"
+#include "model/ops.h"
 #include "model/schedule.h"
 #include "sft/encode.h"
 #include "sft/pack.h"
@@ -127,6 +129,9 @@ int sft_train(const SftConfig *c, CrError *e) {
     char *tok_path = NULL, *resume_from = NULL, *state_js = NULL;
     SftState st = {0, 0, 0, 0};
 
+    const Ops *ops = c->ops ? c->ops : device_open(c->device, e);
+    if (!ops) return -1;
+    fprintf(stderr, "sft: device %s\n", ops->name);
     if (c->resume) {
         CrError e2;
         resume_from = checkpoint_latest(c->out_dir, &e2);
@@ -141,16 +146,16 @@ int sft_train(const SftConfig *c, CrError *e) {
     if (!tok) { cr_error_prefix(e, "sft: the model directory needs a tokenizer.json"); goto out; }
     AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->adam_eps, (float)c->weight_decay};
     if (resume_from) {
-        m = checkpoint_load(resume_from, &opt, &state_js, e);
+        m = checkpoint_load_ops(resume_from, ops, &opt, &state_js, e);
         if (!m) goto out;
         opt.cfg = acfg;
         if (!state_js || state_from_json(state_js, &st, c->seed, e)) {
             if (!state_js) cr_error_set(e, "%s: checkpoint has no state.json", resume_from);
             goto out;
         }
-        fprintf(stderr, "sft: resuming from %s (step %ld)\n", resume_from, st.step);
+        fprintf(stderr, "sft: resuming from %s (step %ld) on %s\n", resume_from, st.step, ops->name);
     } else {
-        m = model_load(c->model_dir, e);
+        m = model_load_ops(c->model_dir, ops, e);
         if (!m) goto out;
         if (adamw_init(&opt, m, acfg, e)) goto out;
     }

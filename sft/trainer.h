@@ -17,11 +17,15 @@
  * dL/dlogp_t = -1/T; the MoE auxiliary loss is added with weight 1 (spec §6.4): each
  * micro-batch's (a mean over its sequences when seq_aux) weighted by its share of the
  * step's sequences, so that --grad-accum gives the gradient of one batch of them all
- * (tests/sft/test_sft_options.c). */
+ * (tests/sft/test_sft_options.c).
+ * Device: the model, gradients and AdamW moments live on the backend named by
+ * c->device (model/device.h); the loop is the same on every backend. */
 #ifndef CRUCIBLE_SFT_TRAINER_H
 #define CRUCIBLE_SFT_TRAINER_H
 
 #include "core/error.h"
+
+struct Ops;
 
 typedef struct SftConfig {
     const char *model_dir, *data_path, *out_dir, *eval_data;
@@ -31,6 +35,8 @@ typedef struct SftConfig {
     double fim_rate;
     long eval_every, save_every, seed, max_steps;
     int resume;
+    const char *device;        /* --device value (model/device.h); NULL = cpu */
+    const struct Ops *ops;     /* the backend itself (library use, tests): overrides device */
     const char *config_json;   /* the effective flags, recorded in the run store */
 } SftConfig;
 

@@ -85,6 +85,18 @@ static void g_gemm(int transA, int transB, int M, int N, int K, float alpha, con
     cpu->gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     guard_close();
 }
+static void g_gemm_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                           long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                           int ldc, long long strideC, int batch) {
+    guard_open();
+    cpu->gemm_batched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch);
+    guard_close();
+}
+static void g_copy2d(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+    guard_open();
+    cpu->copy2d(dst, ldd, src, lds, rows, cols);
+    guard_close();
+}
 static void g_add(float *y, const float *x, size_t n) {
     guard_open();
     cpu->add(y, x, n);
@@ -236,6 +248,11 @@ static void g_mla_decode_attention(float *out, const float *qa, const float *cac
     cpu->mla_decode_attention(out, qa, cache, block_table, max_blocks, n_layers, layer, block_tokens, pos, n, H, r, dr, scale);
     guard_close();
 }
+static void g_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w, const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K) {
+    guard_open();
+    cpu->moe_experts_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K);
+    guard_close();
+}
 
 static const Ops k_guarded = {
     .name = "guarded-cpu",
@@ -246,6 +263,8 @@ static const Ops k_guarded = {
     .zero = g_zero,
     .copy = g_copy,
     .gemm = g_gemm,
+    .gemm_batched = g_gemm_batched,
+    .copy2d = g_copy2d,
     .add = g_add,
     .scale = g_scale,
     .count_nonfinite = g_count_nonfinite,
@@ -276,6 +295,7 @@ static const Ops k_guarded = {
     .sumsq = g_sumsq,
     .mla_cache_scatter = g_mla_cache_scatter,
     .mla_decode_attention = g_mla_decode_attention,
+    .moe_experts_small = g_moe_experts_small,
 };
 
 const Ops *guarded_ops(void) {

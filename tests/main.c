@@ -73,6 +73,10 @@ static int matches(const char *name, int argc, char **argv) {
 int main(int argc, char **argv) {
     /* the same BLAS kernels and OpenMP wait policy as the crucible binary (may re-exec once) */
     ops_cpu_env_init(argc, argv);
+    /* crucible commands run by the tests default to the CPU (--device's default is
+     * $CRUCIBLE_DEVICE, else auto = cuda on a GPU machine): the CPU path is the
+     * reference the suite checks; GPU tests pass --device cuda explicitly. */
+    if (setenv("CRUCIBLE_DEVICE", "cpu", 1) != 0) { perror("setenv"); return 2; }
     int n = (int)(sizeof k_tests / sizeof k_tests[0]);
     int passed = 0, failed = 0, skipped = 0;
     const char *lim = getenv("CRUCIBLE_TEST_TIMEOUT");

@@ -2,7 +2,7 @@
  * Defines: cpu_* (one per Ops entry; see model/ops.h for each contract).
  * Each op family lives in its own file: ops_cpu.c (memory, GEMM, elementwise, the
  * table), embedding.c, rmsnorm.c, rope.c, swiglu.c, attention.c, mla.c, mla_cache.c, moe_route.c,
- * moe_dispatch.c, lmhead.c. Parallel loops use OpenMP with static partitions over
+ * moe_dispatch.c, moe_small.c, lmhead.c, optim.c. Parallel loops use OpenMP with static partitions over
  * output elements; cblas_sgemm is only called outside parallel regions. */
 #ifndef CRUCIBLE_MODEL_CPU_CPU_OPS_H
 #define CRUCIBLE_MODEL_CPU_CPU_OPS_H
@@ -15,6 +15,11 @@ enum { OPS_CPU_PAR_MIN = 32768 };
 
 void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
+/* optim.c: the optimizer entries (also called by model/adamw.c and model/schedule.c). */
+void cpu_adamw_update(float beta1, float beta2, float eps, float weight_decay, long t, float lr, int decay,
+                      float *p, const float *g, float *m, float *v, size_t n);
+double cpu_sumsq(const float *x, size_t n);
+
 void cpu_swiglu_forward(float *h, const float *g, const float *u, size_t n);
 void cpu_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n);
 
@@ -75,5 +80,8 @@ void cpu_mla_cache_scatter(float *cache, const int32_t *block_table, int max_blo
 void cpu_mla_decode_attention(float *out, const float *qa, const float *cache, const int32_t *block_table,
                               int max_blocks, int n_layers, int layer, int block_tokens, const int32_t *pos, int n,
                               int H, int r, int dr, float scale);
+/* moe_small.c: the routed experts of a few rows, slot by slot. */
+void cpu_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w,
+                           const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K);
 
 #endif

@@ -60,6 +60,20 @@ void cpu_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
     }
 }
 
+/* One gemm per batch entry, in order: the same products as separate gemm() calls. */
+static void cpu_gemm_batched(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                             long long strideA, const float *B, int ldb, long long strideB, float beta, float *C,
+                             int ldc, long long strideC, int batch) {
+    for (int b = 0; b < batch; b++)
+        cpu_gemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta, C + b * strideC,
+                 ldc);
+}
+
+static void cpu_copy2d(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+    if (cols <= 0) return;
+    for (int i = 0; i < rows; i++) memcpy(dst + (size_t)i * ldd, src + (size_t)i * lds, sizeof(float) * (size_t)cols);
+}
+
 static void cpu_add(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
@@ -103,6 +117,8 @@ static const Ops k_cpu = {
     .zero = cpu_zero,
     .copy = cpu_memcpy,
     .gemm = cpu_gemm,
+    .gemm_batched = cpu_gemm_batched,
+    .copy2d = cpu_copy2d,
     .add = cpu_add,
     .scale = cpu_scale,
     .count_nonfinite = cpu_count_nonfinite,
@@ -129,8 +145,11 @@ static const Ops k_cpu = {
     .moe_unpermute_backward = cpu_moe_unpermute_backward,
     .lmhead_logprob_forward = cpu_lmhead_logprob_forward,
     .lmhead_logprob_backward = cpu_lmhead_logprob_backward,
+    .adamw_update = cpu_adamw_update,
+    .sumsq = cpu_sumsq,
     .mla_cache_scatter = cpu_mla_cache_scatter,
     .mla_decode_attention = cpu_mla_decode_attention,
+    .moe_experts_small = cpu_moe_experts_small,
 };
 
 /* OpenMP threads and OpenBLAS's own pthread pool would otherwise spin against each other

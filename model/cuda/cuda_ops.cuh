@@ -3,8 +3,8 @@
 // cpu_; see model/ops.h for each contract). The ops that call GEMMs take the table's
 // GemmFn so the fp32 and bf16 tables share one implementation. Files: ops_cuda.cu
 // (context, memory, GEMM, elementwise, AdamW, the tables), embedding.cu, rmsnorm.cu,
-// rope.cu, attention.cu, attention_gemm.cu, attention_wmma.cu, mla.cu, mla_decode.cu, moe_route.cu, moe_dispatch.cu, lmhead.cu,
-// sample.cu.
+// rope.cu, attention.cu, attention_gemm.cu, attention_wmma.cu, mla.cu, mla_decode.cu, moe_route.cu,
+// moe_dispatch.cu, moe_small.cu, lmhead.cu, sample.cu.
 #ifndef CRUCIBLE_MODEL_CUDA_OPS_CUH
 #define CRUCIBLE_MODEL_CUDA_OPS_CUH
 
@@ -100,6 +100,10 @@ void cuda_lmhead_logprob_forward_g(GemmFn gemm, float *logp, float *lse, const f
 void cuda_lmhead_logprob_backward_g(GemmFn gemm, float *dy, float beta_dy, float *dW, const float *dlogp,
                                     const float *lse, const float *y, const float *W, const int32_t *targets,
                                     int N, int V, int D, float *scratch);
+
+// moe_small.cu: the routed experts of a few rows, slot by slot (no host sync).
+void cuda_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w, const float *Wg,
+                            const float *Wu, const float *Wd, int N, int D, int I, int K);
 
 // sample.cu: cfg is host memory. Scratch: the context's big buffer (RowStat per row, and
 // with top-k/top-p up to 2 x 2^23 sort keys plus CUB's temporary storage).

@@ -161,12 +161,15 @@ void cuda_mla_decode_attention(float *out, const float *qa, const float *cache, 
     float *acc = (float *)cuda_big_scratch(parts * ((size_t)r + 2) * sizeof(float));
     float *ml = acc + parts * r;
     int hg = H < MLA_HG ? H : MLA_HG;
+    // Without an opt-in a block has 48 KiB of shared memory, static (the kernel's red[32])
+    // and dynamic together.
+    const size_t shm_max = 48 * 1024 - 32 * sizeof(float);
     size_t shm = sizeof(float) * (size_t)hg * ((size_t)r + dr + MLA_SPLIT);
-    while (hg > 1 && shm > 48 * 1024) {
+    while (hg > 1 && shm > shm_max) {
         hg /= 2;
         shm = sizeof(float) * (size_t)hg * ((size_t)r + dr + MLA_SPLIT);
     }
-    if (shm > 48 * 1024) cuda_fail("mla_decode_attention", "latent row too wide for shared memory", __FILE__, __LINE__);
+    if (shm > shm_max) cuda_fail("mla_decode_attention", "latent row too wide for shared memory", __FILE__, __LINE__);
     dim3 grid((unsigned)n_split, (unsigned)((H + hg - 1) / hg), (unsigned)n);
     mla_decode_split_kernel<<<grid, MLA_THREADS, shm>>>(acc, ml, qa, cache, block_table, max_blocks, n_layers, layer,
                                                         block_tokens, pos, H, r, dr, scale, n_split, hg);

@@ -15,7 +15,10 @@
 //            one cuBLAS handle and workspace each), forked from and joined back into the
 //            default stream, so an expert's GEMM (a few hundred rows: a quarter of an
 //            H100's SMs) runs beside the others instead of after them;
-//   auto     (unset) grouped where cuBLAS supports the compute type, else streams.
+//   auto     grouped where cuBLAS supports the compute type, else streams.
+// Unset: loop, the only way that has run on a GPU so far (the H100 runs of 2026-11-22);
+// grouped / streams / auto were written without a GPU and are opt-in until
+// tests/cuda/test_experts_grouped_cuda.c and the bench have run them.
 // Lists: forward {G_e, U_e} -> SwiGLU over all rows -> {Yp_e}; backward {dHm_e, dWd_e}
 // -> SwiGLU backward -> {dXp_e = dG_e Wg_e, dWg_e, dWu_e} -> {dXp_e += dU_e Wu_e}.
 // Gate and up share a launch (their stacks are separate [E, I, D] tensors, so a fused
@@ -57,8 +60,8 @@ static ExpertsCtx g_ex;
 
 static ExpertsMode experts_mode(void) {
     const char *s = getenv("CRUCIBLE_CUDA_EXPERTS");
-    if (!s || !*s || !strcmp(s, "auto")) return MODE_AUTO;
-    if (!strcmp(s, "loop")) return MODE_LOOP;
+    if (!s || !*s || !strcmp(s, "loop")) return MODE_LOOP;
+    if (!strcmp(s, "auto")) return MODE_AUTO;
     if (!strcmp(s, "grouped")) return MODE_GROUPED;
     if (!strcmp(s, "streams")) return MODE_STREAMS;
     cuda_fail("CRUCIBLE_CUDA_EXPERTS", "must be auto, loop, grouped or streams", __FILE__, __LINE__);
@@ -184,9 +187,11 @@ static int try_grouped(cublasComputeType_t ct, const ExpertGemm *p, int n) {
         cudaCheck(cudaMalloc((void **)&g_ex.dptr, bytes));
         g_ex.dptr_cap = bytes;
     }
-    // In stream order after the previous list's call; the pageable source is consumed
-    // before cudaMemcpyAsync returns, so hp can be freed below.
-    cudaCheck(cudaMemcpyAsync(g_ex.dptr, hp, bytes, cudaMemcpyHostToDevice, 0));
+    // Synchronous copy: from pageable memory only cudaMemcpy is documented to have read
+    // the source when it returns (cudaMemcpyAsync may stage it later, and hp is freed
+    // below), and its stream sync first lets the previous list's call finish reading
+    // the pointer arrays this overwrites.
+    cudaCheck(cudaMemcpy(g_ex.dptr, hp, bytes, cudaMemcpyHostToDevice));
     void **dA = g_ex.dptr, **dB = dA + n, **dC = dA + 2 * n;
     cublasStatus_t st = cublasGemmGroupedBatchedEx(cuda_ctx()->blas, opa, opb, m, nn, k, alpha,
                                                    (const void *const *)dA, CUDA_R_32F, lda,

@@ -65,6 +65,13 @@ static void cuda_copy(void *dst, const void *src, size_t bytes) {
     if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
 }
 
+// dst[i*ldd + j] = src[i*lds + j]: one 2-D device-to-device copy, in stream order.
+static void cuda_copy2d(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
+    if (rows <= 0 || cols <= 0) return;
+    cudaCheck(cudaMemcpy2DAsync(dst, sizeof(float) * (size_t)ldd, src, sizeof(float) * (size_t)lds,
+                                sizeof(float) * (size_t)cols, (size_t)rows, cudaMemcpyDeviceToDevice, 0));
+}
+
 // ---- GEMM --------------------------------------------------------------------------
 
 __global__ void scale_matrix_kernel(float *C, int M, int N, int ldc, float beta) {
@@ -240,6 +247,14 @@ extern "C" void ops_cuda_adamw_update(float beta1, float beta2, float eps, float
 // ---- the tables --------------------------------------------------------------------
 
 #define DEFINE_GEMM_OPS(suffix, gemmfn, ct)                                                                  \
+    static void gemm_batched_##suffix(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, \
+                                      long long sA, const float *B, int ldb, long long sB, float beta, float *C,  \
+                                      int ldc, long long sC, int batch) {                                      \
+        if (K <= 0) /* C = beta C per entry, as gemm() does */                                            \
+            for (int b = 0; b < batch; b++) gemmfn(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C + b * sC, ldc); \
+        else if (batch > 0)                                                                                  \
+            cuda_gemm_batched(ct, tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch);  \
+    }                                                                                                        \
     static void att_fwd_##suffix(float *O, float *lse, const float *Q, const float *K, const float *V,         \
                                  const int32_t *cu, int S, int N, int H, int dqk, int dv, float scale) {       \
         cuda_attention_forward_table(ct, O, lse, Q, K, V, cu, S, N, H, dqk, dv, scale);                      \
@@ -283,6 +298,8 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .zero = cuda_zero,                                        \
         .copy = cuda_copy,                                        \
         .gemm = gemmfn,                                           \
+        .gemm_batched = gemm_batched_##suffix,                    \
+        .copy2d = cuda_copy2d,                                    \
         .add = cuda_add,                                          \
         .scale = cuda_scale,                                      \
         .count_nonfinite = cuda_count_nonfinite,                  \
@@ -314,6 +331,7 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .mla_cache_scatter = cuda_mla_cache_scatter,              \
         .mla_decode_attention = cuda_mla_decode_attention,        \
         .sample_rows = cuda_sample_rows,                          \
+        .moe_experts_small = cuda_moe_experts_small,              \
     }
 
 static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_fp32, att_bwd_fp32);

@@ -21,23 +21,26 @@
  *    tiles in shared memory, fp32 softmax and accumulation, no score scratch; NOT yet
  *    run on a GPU) or flash (the fused fp32 kernels); another value is an error.
  *    ops_cuda_bf16_wmma() is ops_cuda_bf16() with the wmma kernels always.
+ *    moe_experts_small (model/cuda/moe_small.cu: no GEMM, no host synchronisation) is the
+ *    same fp32 kernel pair in all four tables.
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
- *    cu_seqlens on the host) and a growth of the context scratch.
- *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run as one cuBLAS grouped
- *    GEMM per pass (fp32 table) or on 4 side streams forked from and joined back into
- *    the default stream within the op (bf16 table: cuBLAS has no grouped GEMM with
- *    FAST_16BF compute); CRUCIBLE_CUDA_EXPERTS=loop|grouped|streams|auto overrides it
- *    per call (loop = one GEMM after another, the first implementation), and
- *    CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
+ *    cu_seqlens on the host), a growth of the context scratch and each grouped
+ *    experts' GEMM list (its pointer arrays go up with a synchronous cudaMemcpy).
+ *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run one after another by
+ *    default (loop: the way verified on the H100); CRUCIBLE_CUDA_EXPERTS=grouped (one
+ *    cuBLAS grouped GEMM per pass), streams (4 side streams forked from and joined back
+ *    into the default stream within the op) or auto (grouped where cuBLAS supports the
+ *    compute type — fp32 —, else streams) select the ways written without a GPU, per
+ *    call; CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
  *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
  *    kept until exit: the backend is not thread-safe; call it from one host thread.
  *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
  *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
  *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused (the
- *    bf16 table adds bf16 copies of a chunk's operands and dlogits: 64 MiB + 24 KiB x D,
- *    its LM-head GEMMs reading bf16 rounded once per chunk instead of fp32;
- *    CRUCIBLE_CUDA_LMHEAD=fast16bf goes back to fp32 operands);
+ *    bf16 table with CRUCIBLE_CUDA_LMHEAD=bf16 adds bf16 copies of a chunk's operands
+ *    and dlogits, 64 MiB + 24 KiB x D, its LM-head GEMMs then reading bf16 rounded once
+ *    per chunk; unset = fp32 operands through FAST_16BF, the verified path);
  *    the wmma attention (CRUCIBLE_CUDA_ATTENTION=wmma, ops_cuda_bf16_wmma) keeps bf16
  *    copies of its operands: 2 x N x H x (2 dqk + dv) bytes forward, + 2 N H dv and
  *    4 N H (D = rowsum(dO O)) backward;

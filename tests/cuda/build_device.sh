@@ -12,11 +12,14 @@ B=build/cuda_dev
 LIB=${LIB:-build/libcrucible.a}
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 mkdir -p $B/gen $B/obj
-cat /dev/null tests/cuda/*.c | sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' > $B/gen/test_list.h
+# The GPU tests: tests/cuda/*.c, the transformers-fixture parity tests (whose cuda_parity_*
+# run the committed fixtures on the GPU), and the guarded test backend they share.
+SRCS="tests/cuda/*.c tests/model/test_parity.c tests/guarded_ops.c"
+cat /dev/null $SRCS | sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' > $B/gen/test_list.h
 CF="-std=c17 -O2 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -DCRUCIBLE_CUDA -I. -I$CUDA_HOME/include"
 gcc $CF -I$B/gen -c tests/main.c -o $B/obj/main.o
 OBJS=$B/obj/main.o
-for f in tests/cuda/*.c; do
+for f in $SRCS; do
     o=$B/obj/$(basename $f .c).o
     gcc $CF -c $f -o $o
     OBJS="$OBJS $o"

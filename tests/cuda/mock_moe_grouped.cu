@@ -20,7 +20,7 @@
 static int g_grouped_calls, g_gemmex_calls, g_fast16bf_grouped_ok, g_events;
 static cudaError_t m_cudaMalloc(void **p, size_t b) { *p = malloc(b); return cudaSuccess; }
 static cudaError_t m_cudaFree(void *p) { free(p); return cudaSuccess; }
-static cudaError_t m_cudaMemcpyAsync(void *d, const void *s, size_t b, cudaMemcpyKind, cudaStream_t) { memcpy(d, s, b); return cudaSuccess; }
+static cudaError_t m_cudaMemcpy(void *d, const void *s, size_t b, cudaMemcpyKind) { memcpy(d, s, b); return cudaSuccess; }
 static cudaError_t m_cudaStreamCreateWithFlags(cudaStream_t *s, unsigned) { static long k = 1; *s = (cudaStream_t)(k++); return cudaSuccess; }
 static cudaError_t m_cudaEventCreateWithFlags(cudaEvent_t *e, unsigned) { static long k = 100; *e = (cudaEvent_t)(k++); return cudaSuccess; }
 static cudaError_t m_cudaEventRecord(cudaEvent_t, cudaStream_t) { g_events++; return cudaSuccess; }
@@ -73,7 +73,7 @@ static cublasStatus_t m_cublasGemmGroupedBatchedEx(cublasHandle_t, const cublasO
 }
 #define cudaMalloc m_cudaMalloc
 #define cudaFree m_cudaFree
-#define cudaMemcpyAsync m_cudaMemcpyAsync
+#define cudaMemcpy m_cudaMemcpy
 #define cudaStreamCreateWithFlags m_cudaStreamCreateWithFlags
 #define cudaEventCreateWithFlags m_cudaEventCreateWithFlags
 #define cudaEventRecord m_cudaEventRecord

@@ -155,6 +155,52 @@ static void body_cuda_ops_gemm(TestCtx *t_) {
     h->gpu->free(dC);
 }
 
+/* gemm_batched (MLA's per-head products: strided views into wider rows) and copy2d. */
+static void batched_case(H *h, const Ops *g, double tol, int ta, int tb) {
+    int M = rndi(h, 1, 40), N = rndi(h, 1, 70), K = rndi(h, 1, 90), batch = rndi(h, 1, 17);
+    /* each entry is a column slice of a row-major [rows, batch * width] matrix */
+    int lda = batch * (ta ? M : K), ldb = batch * (tb ? K : N), ldc = batch * N;
+    long long sA = ta ? M : K, sB = tb ? K : N, sC = N;
+    size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
+    float *A = rnd(h, na, 1), *B = rnd(h, nb, 1), *C = rnd(h, nc, 1);
+    float *dA = dput(h, A, 4 * na), *dB = dput(h, B, 4 * nb), *dC = dput(h, C, 4 * nc);
+    h->cpu->gemm_batched(ta, tb, M, N, K, 0.9f, A, lda, sA, B, ldb, sB, 0.5f, C, ldc, sC, batch);
+    g->gemm_batched(ta, tb, M, N, K, 0.9f, dA, lda, sA, dB, ldb, sB, 0.5f, dC, ldc, sC, batch);
+    char what[96];
+    snprintf(what, sizeof what, "gemm_batched %s tA%d tB%d x%d", g->name, ta, tb, batch);
+    cmpf(h, what, dC, C, nc, tol);
+    g->free(dA), g->free(dB), g->free(dC);
+    free(A), free(B), free(C);
+}
+
+static void body_cuda_ops_gemm_batched_copy2d(TestCtx *t_) {
+    CUDA_PRELUDE(cuda_ops_gemm_batched_copy2d);
+    const Ops *tables[2] = {h->gpu, ops_cuda_bf16()};
+    double tols[2] = {TOL_FP32, TOL_BF16};
+    for (int k = 0; k < 2; k++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) batched_case(h, tables[k], tols[k], ta, tb);
+    /* copy2d: a column block of a wide matrix into the middle of another; the rest of dst
+     * must keep its (NaN) contents, so only the block is compared */
+    int rows = rndi(h, 1, 300), cols = rndi(h, 1, 64), lds = cols + rndi(h, 0, 50), ldd = cols + rndi(h, 0, 50);
+    size_t ns = (size_t)rows * lds, nd = (size_t)rows * ldd;
+    float *S = rnd(h, ns, 1), *D = malloc(sizeof(float) * nd), *got = malloc(sizeof(float) * nd);
+    for (size_t i = 0; i < nd; i++) D[i] = NAN;
+    float *dS = dput(h, S, 4 * ns), *dD = dnan(h, nd);
+    h->cpu->copy2d(D, ldd, S, lds, rows, cols);
+    h->gpu->copy2d(dD, ldd, dS, lds, rows, cols);
+    h->gpu->download(got, dD, 4 * nd);
+    size_t bad = 0;
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < ldd; j++) {
+            float a = got[(size_t)i * ldd + j], b = D[(size_t)i * ldd + j];
+            bad += j < cols ? a != b : !isnan(a);
+        }
+    CHECKF(bad == 0, "copy2d: %zu of %zu values wrong (rows %d cols %d lds %d ldd %d)", bad, nd, rows, cols, lds, ldd);
+    h->gpu->free(dS), h->gpu->free(dD);
+    free(S), free(D), free(got);
+}
+
 /* ---- memory and elementwise --------------------------------------------------------- */
 
 static void body_cuda_ops_elementwise(TestCtx *t_) {
@@ -577,6 +623,7 @@ static void body_cuda_ops_lmhead(TestCtx *t_) {
 #define CUDA_BODY(name) SKIP("CUDA backend not built (no nvcc at build time, or NO_CUDA=1): not run")
 #endif
 TEST(cuda_ops_gemm) { CUDA_BODY(cuda_ops_gemm); }
+TEST(cuda_ops_gemm_batched_copy2d) { CUDA_BODY(cuda_ops_gemm_batched_copy2d); }
 TEST(cuda_ops_elementwise) { CUDA_BODY(cuda_ops_elementwise); }
 TEST(cuda_ops_adamw_sumsq) { CUDA_BODY(cuda_ops_adamw_sumsq); }
 TEST(cuda_ops_embedding) { CUDA_BODY(cuda_ops_embedding); }

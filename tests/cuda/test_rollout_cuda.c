@@ -10,7 +10,16 @@
  *  - rollout_generate on a tiny model held by ops_cuda() (the Ops path: forward_ops.c,
  *    cache in device memory, ops->sample_rows when the table has one) against the same
  *    weights on ops_cpu() (the host path): greedy tokens and recorded experts equal,
- *    model log-probs within 1e-4; and one sampled (T = 1, top-k) run, same draws.
+ *    model log-probs within 1e-4; and one sampled (T = 1, top-k) run, same draws. The
+ *    longest prompt (300..399 tokens) is prefilled in the MHA form of forward_ops.h
+ *    (ops->attention_forward), asserted from the engine's stats; decode runs the absorbed
+ *    form; the CPU side is the host path (forward.c, absorbed, chunks of 256).
+ *  - forward_ops_run on ops_cuda() against forward_ops_run on ops_cpu() (same calls, same
+ *    weights), under the rule and with each attention form forced: prompts of 1, 5, 40
+ *    and 130 tokens in one call, continuations over cached context (MHA form: context
+ *    gathered from the device cache, queries placed behind it), decode steps with a fork
+ *    (absorbed form reading what the MHA form cached); logits (poisoned first) and every
+ *    cached row within a normalised error of 1e-5.
  * Without a GPU every test SKIPs saying it was not run on a GPU. */
 #include "tests/test.h"
 
@@ -27,6 +36,8 @@
 #include "model/cuda/ops_cuda.h"
 #include "model/model.h"
 #include "model/ops.h"
+#include "rollout/forward_ops.h"
+#include "rollout/kv_cache.h"
 #include "rollout/rollout.h"
 
 static uint64_t test_seed(const char *name) {
@@ -128,13 +139,15 @@ static const char k_cfg[] =
     "\"original_max_position_embeddings\":64,\"beta_fast\":32,\"beta_slow\":1,\"mscale\":0.707,"
     "\"mscale_all_dim\":0.707},\"bos_token_id\":0,\"eos_token_id\":1}";
 
-static Sample *generate(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens) {
+static Sample *generate(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens,
+                        RolloutStats *st) {
     CrError e;
     Sample *out = calloc((size_t)n * G, sizeof *out);
     RolloutEngine *r = rollout_create(m, NULL, 4096, &e);
     CHECKF(r != NULL, "%s", e.msg);
     if (!r) return out;
     CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, sp, 0, out, &e) == 0, "%s", e.msg);
+    if (st) *st = rollout_stats(r);
     rollout_free(r);
     return out;
 }
@@ -143,7 +156,7 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
     int n = 3, G = 2, V = mc->cfg.vocab_size, K = mc->cfg.num_experts_per_tok, n_moe = 0;
     for (int l = 0; l < mc->cfg.num_hidden_layers; l++) n_moe += model_layer_is_moe(&mc->cfg, l);
     int32_t *pr[3];
-    int lens[3] = {1, 1 + (int)(cr_rng_u64(g) % 40), 100 + (int)(cr_rng_u64(g) % 200)};
+    int lens[3] = {1, 1 + (int)(cr_rng_u64(g) % 40), 300 + (int)(cr_rng_u64(g) % 100)};
     for (int p = 0; p < n; p++) {
         pr[p] = malloc(sizeof(int32_t) * lens[p]);
         for (int k = 0; k < lens[p]; k++) pr[p][k] = 2 + (int32_t)(cr_rng_u64(g) % (uint64_t)(V - 2));
@@ -155,7 +168,10 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
     sp.ignore_eos = 1;
     sp.record_experts = 1;
     sp.seed = cr_rng_u64(g);
-    Sample *a = generate(t_, mc, n, G, &sp, pr, lens), *b = generate(t_, mg, n, G, &sp, pr, lens);
+    RolloutStats st;
+    Sample *a = generate(t_, mc, n, G, &sp, pr, lens, NULL), *b = generate(t_, mg, n, G, &sp, pr, lens, &st);
+    CHECKF(st.attn_mha_rows >= lens[2], "GPU prefill: %ld rows through the MHA form, fewer than the %d-token prompt",
+           st.attn_mha_rows, lens[2]);
     double worst = 0;
     long equal = 0;
     for (int i = 0; i < n * G; i++) {
@@ -175,8 +191,9 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
         equal += a[i].n_tokens;
     }
     CHECKF(worst <= 1e-4, "log-probs GPU vs CPU: max rel err %.3g", worst);
-    fprintf(stderr, "    T %.1f: %ld tokens equal (prompts %d, %d, %d), log-prob err %.3g%s\n", temperature, equal,
-            lens[0], lens[1], lens[2], worst, mg->ops->sample_rows ? "" : " (host sampler: no device sample_rows)");
+    fprintf(stderr, "    T %.1f: %ld tokens equal (prompts %d, %d, %d; %ld MHA-form prefill rows), log-prob err %.3g%s\n",
+            temperature, equal, lens[0], lens[1], lens[2], st.attn_mha_rows, worst,
+            mg->ops->sample_rows ? "" : " (host sampler: no device sample_rows)");
     for (int i = 0; i < n * G; i++) sample_free(&a[i]), sample_free(&b[i]);
     free(a), free(b);
     for (int p = 0; p < n; p++) free(pr[p]);
@@ -206,6 +223,149 @@ static void body_cuda_rollout_matches_cpu(TestCtx *t_) {
     model_free(mg);
 }
 
+/* ---- forward_ops_run on the GPU vs on the CPU, per attention form ---------------------- */
+
+enum { FMAXN = 256, FSEQ = 4 };
+
+/* The two engines side by side (k = 0: ops_cpu(), k = 1: ops_cuda()). */
+typedef struct FTwin {
+    Model *m[2];
+    ForwardOps *f[2];
+    LatentCache *c[2];
+    CacheSeq s[2][FSEQ];
+    int reserved[2];
+    float *host, *back, *dlog;  /* CPU logits, GPU logits downloaded, GPU logits */
+    double worst;
+    int calls;
+} FTwin;
+
+static void ftwin_call(TestCtx *t_, FTwin *w, int n, const int *seq, const int32_t *pos, const int32_t *tok,
+                       const int *lr, int nl) {
+    CacheSeq *sp[2][FMAXN];
+    int V = w->m[0]->cfg.vocab_size;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < n; i++) {
+            CacheSeq *q = &w->s[k][seq[i]];
+            cache_seq_prepare_write(w->c[k], q, pos[i], &w->reserved[k]);
+            if (pos[i] + 1 > q->len) q->len = pos[i] + 1;
+            sp[k][i] = q;
+        }
+    for (size_t k = 0; k < (size_t)nl * V; k++) w->back[k] = NAN;
+    w->m[1]->ops->upload(w->dlog, w->back, sizeof(float) * (size_t)nl * V);  /* poisoned */
+    forward_ops_run(w->f[0], w->c[0], n, tok, pos, sp[0], lr, nl, w->host, NULL);
+    forward_ops_run(w->f[1], w->c[1], n, tok, pos, sp[1], lr, nl, w->dlog, NULL);
+    w->m[1]->ops->download(w->back, w->dlog, sizeof(float) * (size_t)nl * V);
+    double err = test_rel_err(w->back, w->host, (size_t)nl * V);
+    if (err > w->worst) w->worst = err;
+    CHECKF(err <= 1e-5, "call %d (%d rows): GPU logits normalised error %.3g", w->calls, n, err);
+    w->calls++;
+}
+
+/* Every cached row of every sequence: the device cache against the CPU one. */
+static double ftwin_cache_err(FTwin *w) {
+    LatentCache *cc = w->c[0], *cg = w->c[1];
+    size_t nf = (size_t)cc->n_blocks * cc->n_layers * cc->block_tokens * cc->row;
+    float *g = malloc(sizeof(float) * nf);
+    w->m[1]->ops->download(g, cg->data, sizeof(float) * nf);
+    double worst = 0;
+    for (int q = 0; q < FSEQ; q++)
+        for (int l = 0; l < cc->n_layers; l++)
+            for (int p = 0; p < w->s[0][q].len; p++) {
+                const float *a = cache_row(cc, &w->s[0][q], l, p);
+                const float *b = g + (cache_row(cg, &w->s[1][q], l, p) - cg->data);  /* offset only */
+                double e = test_rel_err(b, a, (size_t)cc->row);
+                if (e > worst) worst = e;
+            }
+    free(g);
+    return worst;
+}
+
+static void forms_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, ForwardOpsAttention mode) {
+    FTwin w = {0};
+    w.m[0] = mc, w.m[1] = mg;
+    const ModelConfig *c = &mc->cfg;
+    int V = c->vocab_size, rw = c->kv_lora_rank + c->qk_rope_head_dim;
+    CrError e;
+    for (int k = 0; k < 2; k++) {
+        w.f[k] = forward_ops_new(w.m[k]);
+        forward_ops_set_attention(w.f[k], mode);
+        w.c[k] = latent_cache_create_ops(w.m[k]->ops, c->num_hidden_layers, rw, 8, 640, &e);
+        CHECKF(w.c[k] != NULL, "%s", e.msg);
+        if (!w.c[k]) return;
+        w.reserved[k] = w.c[k]->n_blocks;
+        CHECK(cache_reserve(w.c[k], w.reserved[k]) == 0);
+    }
+    w.host = malloc(sizeof(float) * FMAXN * V);
+    w.back = malloc(sizeof(float) * FMAXN * V);
+    w.dlog = mg->ops->alloc(sizeof(float) * FMAXN * V);
+    static int seq[FMAXN], lr[FMAXN];
+    static int32_t pos[FMAXN], tok[FMAXN];
+#define TOK() (int32_t)(2 + cr_rng_u64(g) % (uint64_t)(V - 2))
+    const int plen[FSEQ] = {1, 5, 40, 130};
+    int n = 0, nl = 0;
+    for (int q = 0; q < FSEQ; q++) {
+        for (int p = 0; p < plen[q]; p++) seq[n] = q, pos[n] = p, tok[n] = TOK(), n++;
+        lr[nl++] = n - 1;
+    }
+    lr[nl++] = 7, lr[nl++] = 100;
+    ftwin_call(t_, &w, n, seq, pos, tok, lr, nl);
+    n = nl = 0;
+    for (int p = 40; p < 60; p++) seq[n] = 2, pos[n] = p, tok[n] = TOK(), n++;
+    lr[nl++] = n - 1;
+    for (int p = 130; p < 170; p++) seq[n] = 3, pos[n] = p, tok[n] = TOK(), n++;
+    lr[nl++] = n - 1, lr[nl++] = 0;
+    ftwin_call(t_, &w, n, seq, pos, tok, lr, nl);
+    for (int k = 0; k < 2; k++) { /* sequence 0 forks sequence 2 */
+        cache_seq_release(w.c[k], &w.s[k][0]);
+        cache_seq_fork(w.c[k], &w.s[k][0], &w.s[k][2]);
+    }
+    for (int step = 0; step < 6; step++) {
+        for (int q = 0; q < FSEQ; q++) seq[q] = q, pos[q] = w.s[0][q].len, tok[q] = TOK(), lr[q] = FSEQ - 1 - q;
+        ftwin_call(t_, &w, FSEQ, seq, pos, tok, lr, FSEQ);
+    }
+#undef TOK
+    double ce = ftwin_cache_err(&w);
+    CHECKF(ce <= 1e-5, "cached latent rows: GPU vs CPU normalised error %.3g", ce);
+    ForwardOpsStats a = forward_ops_stats(w.f[0]), b = forward_ops_stats(w.f[1]);
+    CHECKF(a.mha_calls == b.mha_calls && a.mha_keys == b.mha_keys, "the GPU and CPU engines chose different forms");
+    if (mode != FORWARD_OPS_ATTN_ABSORBED) CHECKF(b.mha_calls >= 2, "the prefill calls did not take the MHA form");
+    fprintf(stderr, "    %s: %d calls, logits err <= %.3g, cache err %.3g (%ld MHA-form calls over %ld keys, %ld absorbed)\n",
+            mode == FORWARD_OPS_ATTN_AUTO ? "rule" : mode == FORWARD_OPS_ATTN_MHA ? "MHA form" : "absorbed", w.calls,
+            w.worst, ce, b.mha_calls, b.mha_keys, b.absorbed_calls);
+    for (int k = 0; k < 2; k++) {
+        for (int q = 0; q < FSEQ; q++) cache_seq_release(w.c[k], &w.s[k][q]);
+        cache_unreserve(w.c[k], w.reserved[k]);
+        latent_cache_free(w.c[k]);
+        forward_ops_free(w.f[k]);
+    }
+    mg->ops->free(w.dlog);
+    free(w.host), free(w.back);
+}
+
+static void body_cuda_rollout_forward_ops_forms(TestCtx *t_) {
+    if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: not run on a GPU");
+    CrRng g;
+    cr_rng_init(&g, test_seed("cuda_rollout_forward_ops_forms"), 0x5A4, 0);
+    ModelConfig cfg;
+    CrError e;
+    CHECKF(model_config_parse(&cfg, k_cfg, "test config", &e) == 0, "%s", e.msg);
+    Model *mc = model_create(&cfg, &e), *mg = model_create_ops(&cfg, ops_cuda(), &e);
+    CHECK(mc && mg);
+    if (!mc || !mg) return;
+    for (int i = 0; i < mc->n_tensors; i++) {
+        ParamTensor *pt = &mc->tensors[i];
+        float *p = mc->params + pt->offset;
+        for (size_t k = 0; k < pt->numel; k++)
+            p[k] = pt->ndim == 1 ? (float)(1.0 + 0.2 * cr_rng_normal(&g)) : (float)(0.35 * cr_rng_normal(&g));
+    }
+    mg->ops->upload(mg->params, mc->params, sizeof(float) * mc->n_params);
+    forms_case(t_, mc, mg, &g, FORWARD_OPS_ATTN_AUTO);
+    forms_case(t_, mc, mg, &g, FORWARD_OPS_ATTN_MHA);
+    forms_case(t_, mc, mg, &g, FORWARD_OPS_ATTN_ABSORBED);
+    model_free(mc);
+    model_free(mg);
+}
+
 #endif
 
 #ifdef CRUCIBLE_CUDA
@@ -215,3 +375,4 @@ static void body_cuda_rollout_matches_cpu(TestCtx *t_) {
 #endif
 TEST(cuda_rollout_mla_cache_ops) { CUDA_BODY(cuda_rollout_mla_cache_ops); }
 TEST(cuda_rollout_matches_cpu) { CUDA_BODY(cuda_rollout_matches_cpu); }
+TEST(cuda_rollout_forward_ops_forms) { CUDA_BODY(cuda_rollout_forward_ops_forms); }

@@ -86,14 +86,16 @@ static void ffn_ref(const Model *m, int l, const float *x, double *out) {
         mlp_ref(x, D, Ie * c->n_shared_experts, w->sh_gate, w->sh_up, w->sh_down, 1.0, out);
 }
 
-static void infer_case(TestCtx *t_, TinyOpts o) {
+/* N rows through every layer; K = 3, so N = 37 (111 slots) takes the dispatched routed
+ * experts (permute, per-expert GEMMs, unpermute) and N = 5 (15 slots) the small-N op
+ * (Ops.moe_experts_small, model.c's slot threshold 64). */
+static void infer_case_n(TestCtx *t_, TinyOpts o, int N) {
     ModelConfig cfg;
     CHECK(tiny_config(&cfg, o) == 0);
     CrError e;
     Model *m = model_create(&cfg, &e);
     if (!m) { CHECK(0); return; }
     model_init_random(m, 21);
-    enum { N = 37 };
     int D = cfg.hidden_size;
     float *x = malloc(sizeof(float) * N * D), *out = malloc(sizeof(float) * N * D);
     double ref[64];
@@ -108,11 +110,16 @@ static void infer_case(TestCtx *t_, TinyOpts o) {
                 den += ref[d] * ref[d];
             }
         }
-        CHECKF(sqrt(num / den) < 1e-5, "layer %d: relative error %.3g", l, sqrt(num / den));
+        CHECKF(sqrt(num / den) < 1e-5, "layer %d, %d rows: relative error %.3g", l, N, sqrt(num / den));
     }
     free(x);
     free(out);
     model_free(m);
+}
+
+static void infer_case(TestCtx *t_, TinyOpts o) {
+    infer_case_n(t_, o, 37);
+    infer_case_n(t_, o, 5);
 }
 
 TEST(model_ffn_forward_infer_matches_reference) {

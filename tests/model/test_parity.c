@@ -9,11 +9,19 @@
  *   backward  every parameter: ||g - g_ref|| / ||g_ref|| < 1e-3 for
  *             L = sum_t dlogp[t] logp[t] + sum_l aux_l (aux_weight 1)
  *   adamw     3 x (forward, backward, AdamW step) vs torch.optim.AdamW: per tensor
- *             ||p - p_ref|| / ||p_ref - p0|| < 1e-3 (error relative to the update itself) */
+ *             ||p - p_ref|| / ||p_ref - p0|| < 1e-3 (error relative to the update itself)
+ * The same three checks run on the guarded CPU backend (tests/guarded_ops.h: the model's
+ * memory traps host access, as device memory would) and, with a GPU, on the CUDA fp32
+ * table (ops_cuda(), the parity mode) with the same limits; without one those SKIP. */
 #include "tests/test.h"
 #include "core/safetensors.h"
 #include "model/adamw.h"
 #include "model/model.h"
+#include "model/ops.h"
+#include "tests/guarded_ops.h"
+#ifdef CRUCIBLE_CUDA
+#include "model/cuda/ops_cuda.h"
+#endif
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,12 +63,19 @@ static void fixture_free(Fixture *f) {
     memset(f, 0, sizeof *f);
 }
 
-static int fixture_load(Fixture *f, const char *name, CrError *e) {
+/* n floats of backend memory to a malloc'd host copy */
+static float *host_of(const Model *m, const float *x, size_t n) {
+    float *h = malloc((n ? n : 1) * sizeof *h);
+    if (h) m->ops->download(h, x, n * sizeof *h);
+    return h;
+}
+
+static int fixture_load(Fixture *f, const char *name, const Ops *ops, CrError *e) {
     memset(f, 0, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "tests/fixtures/model/%s", name);
     char path[300];
     snprintf(path, sizeof path, "%s/data.safetensors", f->dir);
-    if (!(f->m = model_load(f->dir, e))) return -1;
+    if (!(f->m = model_load_ops(f->dir, ops, e))) return -1;
     if (!(f->data = st_open(path, e))) return -1;
     const StTensor *tk = st_find(f->data, "tokens"), *cu = st_find(f->data, "cu_seqlens");
     if (!tk || !cu || tk->ndim != 1 || cu->ndim != 1)
@@ -81,10 +96,10 @@ static int fixture_load(Fixture *f, const char *name, CrError *e) {
     return 0;
 }
 
-static void parity_forward(TestCtx *t_, const char *name) {
+static void parity_forward(TestCtx *t_, const char *name, const Ops *ops) {
     Fixture f;
     CrError e = {{0}};
-    CHECKF(fixture_load(&f, name, &e) == 0, "%s", e.msg);
+    CHECKF(fixture_load(&f, name, ops, &e) == 0, "%s", e.msg);
     if (FAILED()) { fixture_free(&f); return; }
     int n = f.b.n_tokens;
     float *logp = calloc((size_t)n, sizeof *logp), aux = -1;
@@ -100,16 +115,17 @@ static void parity_forward(TestCtx *t_, const char *name) {
         }
         double ra = fabs((double)aux - f.aux_ref) / fabs((double)f.aux_ref);
         CHECKF(ra < 1e-4, "%s: aux = %.7g, reference %.7g (rel %.2e)", name, aux, f.aux_ref, ra);
-        fprintf(stderr, "    %s: worst logp rel err %.2e over %d tokens, aux rel err %.2e\n", name, worst, n, ra);
+        fprintf(stderr, "    %s (%s): worst logp rel err %.2e over %d tokens, aux rel err %.2e\n", name, ops->name, worst, n,
+                ra);
     }
     free(logp);
     fixture_free(&f);
 }
 
-static void parity_backward(TestCtx *t_, const char *name) {
+static void parity_backward(TestCtx *t_, const char *name, const Ops *ops) {
     Fixture f;
     CrError e = {{0}};
-    CHECKF(fixture_load(&f, name, &e) == 0, "%s", e.msg);
+    CHECKF(fixture_load(&f, name, ops, &e) == 0, "%s", e.msg);
     if (FAILED()) { fixture_free(&f); return; }
     float *logp = calloc((size_t)f.b.n_tokens, sizeof *logp), aux;
     CHECK(logp);
@@ -123,28 +139,32 @@ static void parity_backward(TestCtx *t_, const char *name) {
         CHECKF(n_ref == f.m->n_tensors, "%s: %d reference gradients, model has %d tensors", name, n_ref, f.m->n_tensors);
         double worst = 0;
         const char *worst_name = "";
-        for (int i = 0; i < f.m->n_tensors; i++) {
+        float *grads = host_of(f.m, f.m->grads, f.m->n_params);
+        CHECK(grads);
+        for (int i = 0; grads && i < f.m->n_tensors; i++) {
             const ParamTensor *p = &f.m->tensors[i];
             char key[128];
             snprintf(key, sizeof key, "grad.%s", p->name);
             float *ref = read_f32(f.data, key, p->numel, &e);
             CHECKF(ref, "%s", e.msg);
             if (!ref) continue;
-            double r = test_rel_err(f.m->grads + p->offset, ref, p->numel);
+            double r = test_rel_err(grads + p->offset, ref, p->numel);
             if (r > worst) { worst = r; worst_name = p->name; }
             CHECKF(r < 1e-3, "%s: grad %s rel err %.3e", name, p->name, r);
             free(ref);
         }
-        fprintf(stderr, "    %s: %d gradients, worst rel err %.2e (%s)\n", name, f.m->n_tensors, worst, worst_name);
+        free(grads);
+        fprintf(stderr, "    %s (%s): %d gradients, worst rel err %.2e (%s)\n", name, ops->name, f.m->n_tensors, worst,
+                worst_name);
     }
     free(logp);
     fixture_free(&f);
 }
 
-static void parity_adamw(TestCtx *t_, const char *name) {
+static void parity_adamw(TestCtx *t_, const char *name, const Ops *ops) {
     Fixture f;
     CrError e = {{0}};
-    CHECKF(fixture_load(&f, name, &e) == 0, "%s", e.msg);
+    CHECKF(fixture_load(&f, name, ops, &e) == 0, "%s", e.msg);
     if (FAILED()) { fixture_free(&f); return; }
     float hp[5];
     static const char *hk[5] = {"adamw.lr", "adamw.beta1", "adamw.beta2", "adamw.eps", "adamw.weight_decay"};
@@ -158,7 +178,7 @@ static void parity_adamw(TestCtx *t_, const char *name) {
     float *logp = calloc((size_t)f.b.n_tokens, sizeof *logp), aux;
     CHECK(p0 && logp);
     if (FAILED()) { free(p0); free(logp); fixture_free(&f); return; }
-    memcpy(p0, f.m->params, f.m->n_params * sizeof *p0);
+    f.m->ops->download(p0, f.m->params, f.m->n_params * sizeof *p0);
     AdamW opt;
     AdamWConfig cfg = {.lr = hp[0], .beta1 = hp[1], .beta2 = hp[2], .eps = hp[3], .weight_decay = hp[4]};
     CHECKF(adamw_init(&opt, f.m, cfg, &e) == 0, "%s", e.msg);
@@ -169,7 +189,8 @@ static void parity_adamw(TestCtx *t_, const char *name) {
         if (!FAILED()) CHECKF(model_backward(f.m, &f.b, f.dlogp, 1.0f, &e) == 0, "step %d: %s", step, e.msg);
         if (!FAILED()) adamw_step(&opt, f.m, hp[0]);
     }
-    if (!FAILED()) {
+    float *params = FAILED() ? NULL : host_of(f.m, f.m->params, f.m->n_params);
+    if (params) {
         double worst = 0;
         const char *worst_name = "";
         for (int i = 0; i < f.m->n_tensors; i++) {
@@ -182,7 +203,7 @@ static void parity_adamw(TestCtx *t_, const char *name) {
             /* error of our update relative to the reference update */
             double num = 0, den = 0;
             for (size_t j = 0; j < p->numel; j++) {
-                double d = (double)f.m->params[p->offset + j] - ref[j];
+                double d = (double)params[p->offset + j] - ref[j];
                 double u = (double)ref[j] - p0[p->offset + j];
                 num += d * d;
                 den += u * u;
@@ -192,17 +213,47 @@ static void parity_adamw(TestCtx *t_, const char *name) {
             CHECKF(r < 1e-3, "%s: after 3 AdamW steps %s: rel err of the update %.3e", name, p->name, r);
             free(ref);
         }
-        fprintf(stderr, "    %s: 3 AdamW steps, worst update rel err %.2e (%s)\n", name, worst, worst_name);
+        fprintf(stderr, "    %s (%s): 3 AdamW steps, worst update rel err %.2e (%s)\n", name, ops->name, worst,
+                worst_name);
     }
+    free(params);
     adamw_free(&opt);
     free(p0);
     free(logp);
     fixture_free(&f);
 }
 
-TEST(model_parity_lite_forward) { parity_forward(t_, "lite"); }
-TEST(model_parity_v2_forward) { parity_forward(t_, "v2"); }
-TEST(model_parity_lite_backward) { parity_backward(t_, "lite"); }
-TEST(model_parity_v2_backward) { parity_backward(t_, "v2"); }
-TEST(model_parity_lite_adamw) { parity_adamw(t_, "lite"); }
-TEST(model_parity_v2_adamw) { parity_adamw(t_, "v2"); }
+TEST(model_parity_lite_forward) { parity_forward(t_, "lite", ops_cpu()); }
+TEST(model_parity_v2_forward) { parity_forward(t_, "v2", ops_cpu()); }
+TEST(model_parity_lite_backward) { parity_backward(t_, "lite", ops_cpu()); }
+TEST(model_parity_v2_backward) { parity_backward(t_, "v2", ops_cpu()); }
+TEST(model_parity_lite_adamw) { parity_adamw(t_, "lite", ops_cpu()); }
+TEST(model_parity_v2_adamw) { parity_adamw(t_, "v2", ops_cpu()); }
+
+/* the backend-generic path (uploads, downloads, AdamW and its moments through the table) */
+TEST(model_parity_guarded_backend) {
+    parity_forward(t_, "v2", guarded_ops());
+    parity_backward(t_, "lite", guarded_ops());
+    parity_adamw(t_, "v2", guarded_ops());
+}
+
+/* the committed transformers fixtures on the GPU (fp32 table) */
+static const Ops *cuda_fp32_or_null(void) {
+#ifdef CRUCIBLE_CUDA
+    return ops_cuda();
+#else
+    return NULL;
+#endif
+}
+#define CUDA_PARITY(call)                                                                            \
+    do {                                                                                             \
+        const Ops *o_ = cuda_fp32_or_null();                                                         \
+        if (!o_) SKIP("no CUDA device visible (or CUDA not built): fixture parity NOT run on a GPU"); \
+        call;                                                                                        \
+    } while (0)
+TEST(cuda_parity_lite_forward) { CUDA_PARITY(parity_forward(t_, "lite", o_)); }
+TEST(cuda_parity_v2_forward) { CUDA_PARITY(parity_forward(t_, "v2", o_)); }
+TEST(cuda_parity_lite_backward) { CUDA_PARITY(parity_backward(t_, "lite", o_)); }
+TEST(cuda_parity_v2_backward) { CUDA_PARITY(parity_backward(t_, "v2", o_)); }
+TEST(cuda_parity_lite_adamw) { CUDA_PARITY(parity_adamw(t_, "lite", o_)); }
+TEST(cuda_parity_v2_adamw) { CUDA_PARITY(parity_adamw(t_, "v2", o_)); }

@@ -5,6 +5,10 @@
  *    checked specification) on the same model and the same cache operations: prefill
  *    chunks, a call mixing two sequences, forks sharing blocks, decode steps crossing
  *    block boundaries with copy-on-write; logits, routing and the cached rows compared;
+ *    the whole script once per attention form (rule, forced absorbed, forced MHA);
+ *  - the MHA (non-absorbed) prefill form: prompts of 1, 5, 40 and 130 tokens in one call,
+ *    then continuation chunks over cached context, then absorbed decode steps reading
+ *    what the MHA form cached, against forward_run; the form each call took is asserted;
  *  - rollout_generate through the Ops path (CRUCIBLE_ROLLOUT_OPS=1) against the host path. */
 #include "tests/test.h"
 
@@ -143,7 +147,7 @@ static const char k_cfg_lora[] =
     "\"original_max_position_embeddings\":64,\"beta_fast\":32,\"beta_slow\":1,\"mscale\":0.707,"
     "\"mscale_all_dim\":0.707},\"bos_token_id\":0,\"eos_token_id\":1}";
 
-enum { NSEQ = 4, BT = 4 };
+enum { NSEQ = 4, BT = 4, MAXROWS = 256 };
 
 /* The two engines side by side: same model, two caches given the same operations. */
 typedef struct Pair {
@@ -162,7 +166,8 @@ typedef struct Pair {
 /* One call: rows (seq[i], pos[i], tok[i]); logits for rows lr[0..nl). Both engines. */
 static void pair_run(TestCtx *t_, Pair *P, int n, const int *seq, const int32_t *pos, const int32_t *tok,
                      const int *lr, int nl) {
-    CacheSeq *sp[2][64];
+    CacheSeq *sp[2][MAXROWS];
+    CHECK(n <= MAXROWS);
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < n; i++) {
             CacheSeq *s = &P->s[k][seq[i]];
@@ -204,24 +209,48 @@ static double pair_cache_err(Pair *P) {
     return worst;
 }
 
-static void forward_case(TestCtx *t_, const char *json, uint64_t seed) {
-    Pair P = {0};
-    P.m = ref_model_new(json, seed, 0.3f);
+static void pair_open(TestCtx *t_, Pair *P, const char *json, uint64_t seed, ForwardOpsAttention mode) {
+    memset(P, 0, sizeof *P);
+    P->m = ref_model_new(json, seed, 0.3f);
     CrError e;
-    CHECK(rollout_weights_bind(&P.w, P.m, &e) == 0);
-    const ModelConfig *c = &P.m->cfg;
-    P.ref = forward_new(&P.w);
-    P.ops = forward_ops_new(P.m);
-    P.n_moe = P.w.n_moe_layers;
-    P.K = c->num_experts_per_tok;
-    P.V = c->vocab_size;
+    CHECK(rollout_weights_bind(&P->w, P->m, &e) == 0);
+    const ModelConfig *c = &P->m->cfg;
+    P->ref = forward_new(&P->w);
+    P->ops = forward_ops_new(P->m);
+    forward_ops_set_attention(P->ops, mode);
+    P->n_moe = P->w.n_moe_layers;
+    P->K = c->num_experts_per_tok;
+    P->V = c->vocab_size;
     int rw = c->kv_lora_rank + c->qk_rope_head_dim;
-    P.c[0] = latent_cache_create(c->num_hidden_layers, rw, BT, 400, &e);
-    P.c[1] = latent_cache_create_ops(ops_cpu(), c->num_hidden_layers, rw, BT, 400, &e);
+    P->c[0] = latent_cache_create(c->num_hidden_layers, rw, BT, 480, &e);
+    P->c[1] = latent_cache_create_ops(ops_cpu(), c->num_hidden_layers, rw, BT, 480, &e);
     for (int k = 0; k < 2; k++) {
-        P.reserved[k] = P.c[k]->n_blocks;
-        CHECK(cache_reserve(P.c[k], P.reserved[k]) == 0);
+        P->reserved[k] = P->c[k]->n_blocks;
+        CHECK(cache_reserve(P->c[k], P->reserved[k]) == 0);
     }
+}
+
+static void pair_close(TestCtx *t_, Pair *P) {
+    for (int k = 0; k < 2; k++) {
+        for (int q = 0; q < NSEQ; q++) cache_seq_release(P->c[k], &P->s[k][q]);
+        cache_unreserve(P->c[k], P->reserved[k]);
+        CHECK(P->c[k]->n_free == P->c[k]->n_blocks);
+        latent_cache_free(P->c[k]);
+    }
+    forward_free(P->ref);
+    forward_ops_free(P->ops);
+    rollout_weights_release(&P->w);
+    ref_model_free(P->m);
+}
+
+static const char *mode_name(ForwardOpsAttention mode) {
+    return mode == FORWARD_OPS_ATTN_MHA ? "MHA form" : mode == FORWARD_OPS_ATTN_ABSORBED ? "absorbed" : "rule";
+}
+
+static void forward_case(TestCtx *t_, const char *json, uint64_t seed, ForwardOpsAttention mode) {
+    Pair P;
+    pair_open(t_, &P, json, seed, mode);
+    const ModelConfig *c = &P.m->cfg;
     CrRng g;
     cr_rng_init(&g, seed, 3, 3);
     int seq[64];
@@ -264,29 +293,106 @@ static void forward_case(TestCtx *t_, const char *json, uint64_t seed) {
 #undef TOK
     double ce = pair_cache_err(&P);
     CHECKF(ce < 1e-5, "cached latent rows differ: normalised error %.3g", ce);
-    fprintf(stderr, "    %s: %ld calls, logits err <= %.3g, cache rows err <= %.3g\n",
-            c->q_lora_rank ? "q-LoRA" : "q_proj", P.calls, P.worst, ce);
-    for (int k = 0; k < 2; k++) {
-        for (int q = 0; q < NSEQ; q++) cache_seq_release(P.c[k], &P.s[k][q]);
-        cache_unreserve(P.c[k], P.reserved[k]);
-        CHECK(P.c[k]->n_free == P.c[k]->n_blocks);
-        latent_cache_free(P.c[k]);
-    }
-    forward_free(P.ref);
-    forward_ops_free(P.ops);
-    rollout_weights_release(&P.w);
-    ref_model_free(P.m);
+    ForwardOpsStats st = forward_ops_stats(P.ops);
+    /* the forced forms took every call; the rule keeps these small calls absorbed */
+    if (mode == FORWARD_OPS_ATTN_MHA)
+        CHECKF(st.absorbed_calls == 0 && st.mha_calls == P.calls, "forced MHA: %ld absorbed, %ld MHA calls",
+               st.absorbed_calls, st.mha_calls);
+    else
+        CHECKF(st.mha_calls == 0 && st.absorbed_calls == P.calls, "%s: %ld MHA calls of %ld", mode_name(mode),
+               st.mha_calls, P.calls);
+    fprintf(stderr, "    %s, %s: %ld calls, logits err <= %.3g, cache rows err <= %.3g\n",
+            c->q_lora_rank ? "q-LoRA" : "q_proj", mode_name(mode), P.calls, P.worst, ce);
+    pair_close(t_, &P);
 }
 
 TEST(rollout_forward_ops_matches_forward) {
-    forward_case(t_, k_cfg_plain, 31);
-    forward_case(t_, k_cfg_lora, 32);
+    for (int mode = 0; mode < 3; mode++) {
+        forward_case(t_, k_cfg_plain, 31, (ForwardOpsAttention)mode);
+        forward_case(t_, k_cfg_lora, 32, (ForwardOpsAttention)mode);
+    }
+}
+
+/* Prefill through the MHA form under the rule, then absorbed decode over what it cached:
+ * prompts of 1, 5, 40 and 130 tokens in one call (no context: keys = the call's rows);
+ * continuations of two of them at positions 40 and 130 (cached context gathered, queries
+ * placed behind it); a 6-row chunk behind 170 positions (the rule: absorbed); decode
+ * steps (absorbed) crossing blocks, with a fork. Every call against forward_run. */
+static void prefill_case(TestCtx *t_, const char *json, uint64_t seed) {
+    Pair P;
+    pair_open(t_, &P, json, seed, FORWARD_OPS_ATTN_AUTO);
+    const ModelConfig *c = &P.m->cfg;
+    CrRng g;
+    cr_rng_init(&g, seed, 5, 5);
+    static int seq[MAXROWS], lr[MAXROWS];
+    static int32_t pos[MAXROWS], tok[MAXROWS];
+#define TOK() (int32_t)(2 + cr_rng_u64(&g) % (uint64_t)(P.V - 2))
+    ForwardOpsStats s0, s1;
+    /* 1: four prompts, rows grouped by sequence; logits of every prompt's last row and a
+     * few inner ones */
+    const int plen[NSEQ] = {1, 5, 40, 130};
+    int n = 0, nl = 0;
+    for (int q = 0; q < NSEQ; q++) {
+        for (int p = 0; p < plen[q]; p++) seq[n] = q, pos[n] = p, tok[n] = TOK(), n++;
+        lr[nl++] = n - 1;
+    }
+    lr[nl++] = 7, lr[nl++] = 100;
+    s0 = forward_ops_stats(P.ops);
+    pair_run(t_, &P, n, seq, pos, tok, lr, nl);
+    s1 = forward_ops_stats(P.ops);
+    CHECKF(s1.mha_calls == s0.mha_calls + 1 && s1.mha_keys - s0.mha_keys == n,
+           "prompts 1/5/40/130 in one call: not the MHA form without context (%ld keys)", s1.mha_keys - s0.mha_keys);
+    /* 2: continuations: sequence 2 at 40..59, sequence 3 at 130..169 */
+    n = nl = 0;
+    for (int p = 40; p < 60; p++) seq[n] = 2, pos[n] = p, tok[n] = TOK(), n++;
+    lr[nl++] = n - 1;
+    for (int p = 130; p < 170; p++) seq[n] = 3, pos[n] = p, tok[n] = TOK(), n++;
+    lr[nl++] = n - 1, lr[nl++] = 0, lr[nl++] = 25;
+    s0 = forward_ops_stats(P.ops);
+    pair_run(t_, &P, n, seq, pos, tok, lr, nl);
+    s1 = forward_ops_stats(P.ops);
+    CHECKF(s1.mha_calls == s0.mha_calls + 1 && s1.mha_keys - s0.mha_keys == 60 + 170,
+           "continuation chunks: not the MHA form over 230 key rows (%ld)", s1.mha_keys - s0.mha_keys);
+    /* 3: a short chunk behind a long context: 6 rows, 176 keys > 8 per row -> absorbed */
+    n = 0;
+    for (int p = 170; p < 176; p++) seq[n] = 3, pos[n] = p, tok[n] = TOK(), n++;
+    s0 = forward_ops_stats(P.ops);
+    pair_run(t_, &P, n, seq, pos, tok, (const int[]){5, 2}, 2);
+    s1 = forward_ops_stats(P.ops);
+    CHECKF(s1.absorbed_calls == s0.absorbed_calls + 1, "a 6-row chunk at position 170 took the MHA form");
+    /* 4: sequence 0 forks sequence 2 (60 positions), then decode steps of all four */
+    for (int k = 0; k < 2; k++) {
+        cache_seq_release(P.c[k], &P.s[k][0]);
+        cache_seq_fork(P.c[k], &P.s[k][0], &P.s[k][2]);
+    }
+    s0 = forward_ops_stats(P.ops);
+    for (int step = 0; step < 6; step++) {
+        for (int q = 0; q < NSEQ; q++) seq[q] = q, pos[q] = P.s[0][q].len, tok[q] = TOK(), lr[q] = NSEQ - 1 - q;
+        pair_run(t_, &P, NSEQ, seq, pos, tok, lr, NSEQ);
+    }
+    s1 = forward_ops_stats(P.ops);
+    CHECKF(s1.mha_calls == s0.mha_calls, "decode steps took the MHA form");
+#undef TOK
+    double ce = pair_cache_err(&P);
+    CHECKF(ce < 1e-5, "cached latent rows differ: normalised error %.3g", ce);
+    ForwardOpsStats st = forward_ops_stats(P.ops);
+    fprintf(stderr,
+            "    %s: %ld calls (%ld MHA: %ld rows over %ld keys; %ld absorbed), logits err <= %.3g, cache rows err "
+            "<= %.3g\n",
+            c->q_lora_rank ? "q-LoRA" : "q_proj", P.calls, st.mha_calls, st.mha_rows, st.mha_keys, st.absorbed_calls,
+            P.worst, ce);
+    pair_close(t_, &P);
+}
+
+TEST(rollout_forward_ops_mha_prefill_matches_forward) {
+    prefill_case(t_, k_cfg_plain, 33);
+    prefill_case(t_, k_cfg_lora, 34);
 }
 
 /* ---- rollout_generate: the Ops path against the host path ---------------------------- */
 
 static Sample *generate(TestCtx *t_, Model *m, int ops_path, int n, int G, const SampleParams *sp,
-                        int32_t **pr, const int *lens) {
+                        int32_t **pr, const int *lens, RolloutStats *st) {
     if (ops_path)
         setenv("CRUCIBLE_ROLLOUT_OPS", "1", 1);
     else
@@ -297,16 +403,20 @@ static Sample *generate(TestCtx *t_, Model *m, int ops_path, int n, int G, const
     CHECKF(r != NULL, "%s", e.msg);
     if (!r) return out;
     CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, sp, 0, out, &e) == 0, "%s", e.msg);
+    if (st) *st = rollout_stats(r);
     rollout_free(r);
     unsetenv("CRUCIBLE_ROLLOUT_OPS");
     return out;
 }
 
+/* Prompts of 1 (absorbed), 17, 40 and 300 tokens (MHA form: the Ops path prefills a
+ * prompt in one call; the host path in chunks of 256): the Ops path's rows per form are
+ * asserted (the MHA form over cached context is covered by the forward_ops tests above). */
 static void generate_case(TestCtx *t_, const char *json, uint64_t seed, float temperature) {
     Model *m = ref_model_new(json, seed, 0.35f);
-    int n = 3, G = 3, V = m->cfg.vocab_size;
-    int32_t *pr[3];
-    int lens[3] = {1, 17, 40};
+    int n = 4, G = 3, V = m->cfg.vocab_size;
+    int32_t *pr[4];
+    int lens[4] = {1, 17, 40, 300};
     CrRng g;
     cr_rng_init(&g, seed, 1, 1);
     for (int p = 0; p < n; p++) {
@@ -320,7 +430,13 @@ static void generate_case(TestCtx *t_, const char *json, uint64_t seed, float te
     sp.ignore_eos = 1;
     sp.record_experts = 1;
     sp.seed = seed;
-    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens), *b = generate(t_, m, 1, n, G, &sp, pr, lens);
+    RolloutStats st;
+    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens, NULL), *b = generate(t_, m, 1, n, G, &sp, pr, lens, &st);
+    long want_mha = 17 + 40 + 300;
+    CHECKF(st.attn_mha_rows == want_mha, "Ops path: %ld rows through the MHA form, expected the %ld prompt rows of "
+           "prompts >= %d tokens", st.attn_mha_rows, want_mha, (int)FORWARD_OPS_MHA_MIN_RUN);
+    CHECKF(st.attn_absorbed_rows == 1 + st.generated_tokens - n * G,
+           "Ops path: %ld absorbed rows, expected the 1-token prompt and every decode row", st.attn_absorbed_rows);
     int n_moe = 0, K = m->cfg.num_experts_per_tok;
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) n_moe += model_layer_is_moe(&m->cfg, l);
     double worst = 0;
@@ -342,8 +458,9 @@ static void generate_case(TestCtx *t_, const char *json, uint64_t seed, float te
         tokens += a[i].n_tokens;
     }
     CHECKF(worst < 1e-4, "log-probs: Ops path vs host path max rel err %.3g", worst);
-    fprintf(stderr, "    T %.1f, q-LoRA %d: %ld tokens equal, log-prob err <= %.3g\n", temperature,
-            m->cfg.q_lora_rank, tokens, worst);
+    fprintf(stderr, "    T %.1f, q-LoRA %d: %ld tokens equal, log-prob err <= %.3g (Ops path: %ld MHA-form rows, "
+            "%ld absorbed)\n", temperature, m->cfg.q_lora_rank, tokens, worst, st.attn_mha_rows,
+            st.attn_absorbed_rows);
     for (int i = 0; i < n * G; i++) sample_free(&a[i]), sample_free(&b[i]);
     free(a), free(b);
     for (int p = 0; p < n; p++) free(pr[p]);
@@ -419,7 +536,7 @@ static void hook_case(TestCtx *t_, float temperature) {
     sp.ignore_eos = 1;
     sp.seed = 777;
     g_sampled_rows = 0;
-    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens), *b = generate(t_, mt, 0, n, G, &sp, pr, lens);
+    Sample *a = generate(t_, m, 0, n, G, &sp, pr, lens, NULL), *b = generate(t_, mt, 0, n, G, &sp, pr, lens, NULL);
     long total = 0;
     double worst = 0;
     for (int i = 0; i < n * G; i++) {

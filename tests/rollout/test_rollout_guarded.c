@@ -3,7 +3,9 @@
  * cache in backend memory, copy-on-write forks, logits and sampling) must reach backend
  * memory only through the Ops table. A host dereference of a backend pointer kills the
  * test with SIGSEGV here, as it would corrupt or crash a GPU run. The samples must equal
- * the same engine's Ops path on ops_cpu() (same kernels). */
+ * the same engine's Ops path on ops_cpu() (same kernels). Both attention forms of
+ * forward_ops.h run there: the MHA (non-absorbed) prefill form, with and without cached
+ * context gathered from the cache, and the absorbed decode form. */
 #include "tests/test.h"
 
 #include <math.h>
@@ -12,6 +14,8 @@
 
 #include "core/rng.h"
 #include "model/ops.h"
+#include "rollout/forward_ops.h"
+#include "rollout/kv_cache.h"
 #include "rollout/rollout.h"
 #include "tests/guarded_ops.h"
 #include "tests/rollout/ref_model.h"
@@ -23,7 +27,8 @@ static const char k_cfg[] =
     " \"qk_nope_head_dim\": 8, \"qk_rope_head_dim\": 8, \"v_head_dim\": 8, \"max_position_embeddings\": 256,"
     " \"topk_method\": \"group_limited_greedy\", \"n_group\": 3, \"topk_group\": 2}";
 
-static Sample *run(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens) {
+static Sample *run(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens,
+                   RolloutStats *st) {
     CrError e;
     Sample *out = calloc((size_t)n * G, sizeof *out);
     /* a small budget: forks share blocks, finished samples free theirs, waiting ones reuse them */
@@ -31,6 +36,7 @@ static Sample *run(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, 
     CHECKF(r != NULL, "%s", e.msg);
     if (!r) return out;
     CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, sp, 0, out, &e) == 0, "%s", e.msg);
+    if (st) *st = rollout_stats(r);
     rollout_free(r);
     return out;
 }
@@ -61,9 +67,12 @@ TEST(rollout_guarded_backend_generate) {
         sp.record_experts = 1;
         sp.seed = 7 + (uint64_t)c;
         setenv("CRUCIBLE_ROLLOUT_OPS", "1", 1);
-        Sample *a = run(t_, ref, n, G, &sp, pr, lens);
+        Sample *a = run(t_, ref, n, G, &sp, pr, lens, NULL);
         unsetenv("CRUCIBLE_ROLLOUT_OPS");
-        Sample *b = run(t_, m, n, G, &sp, pr, lens);
+        RolloutStats st;
+        Sample *b = run(t_, m, n, G, &sp, pr, lens, &st);
+        CHECKF(st.attn_mha_rows == 30, "the 30-token prompt's prefill took the MHA form for %ld rows, not 30",
+               st.attn_mha_rows);
         long tokens = 0;
         for (int i = 0; i < n * G && !FAILED(); i++) {
             CHECKF(a[i].n_tokens == b[i].n_tokens, "sample %d: %d vs %d tokens", i, a[i].n_tokens, b[i].n_tokens);
@@ -83,4 +92,99 @@ TEST(rollout_guarded_backend_generate) {
     model_free(m);
     CHECKF(guarded_ops_live_allocations() == 0, "%d backend buffers leaked", guarded_ops_live_allocations());
     ref_model_free(ref);
+}
+
+/* forward_ops_run on ops_cpu() (k = 0) and on the guarded backend (k = 1) side by side. */
+enum { GMAXN = 128, GSEQ = 3 };
+typedef struct Twin {
+    Model *m[2];
+    ForwardOps *f[2];
+    LatentCache *c[2];
+    CacheSeq s[2][GSEQ];
+    int reserved[2];
+    float *host, *back, *dlog;  /* ops_cpu logits, guarded logits downloaded, guarded logits */
+    int calls;
+} Twin;
+
+/* One call of both engines: rows (seq[i], pos[i], tok[i]), logits of rows lr[0..nl);
+ * the logits must be equal bit for bit (same kernels). */
+static void twin_call(TestCtx *t_, Twin *w, int n, const int *seq, const int32_t *pos, const int32_t *tok,
+                      const int *lr, int nl) {
+    CacheSeq *sp[2][GMAXN];
+    int V = w->m[0]->cfg.vocab_size;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < n; i++) {
+            CacheSeq *q = &w->s[k][seq[i]];
+            cache_seq_prepare_write(w->c[k], q, pos[i], &w->reserved[k]);
+            if (pos[i] + 1 > q->len) q->len = pos[i] + 1;
+            sp[k][i] = q;
+        }
+    forward_ops_run(w->f[0], w->c[0], n, tok, pos, sp[0], lr, nl, w->host, NULL);
+    forward_ops_run(w->f[1], w->c[1], n, tok, pos, sp[1], lr, nl, w->dlog, NULL);
+    w->m[1]->ops->download(w->back, w->dlog, sizeof(float) * (size_t)nl * V);
+    CHECKF(!memcmp(w->host, w->back, sizeof(float) * (size_t)nl * V),
+           "call %d: guarded-backend logits differ from ops_cpu's", w->calls);
+    w->calls++;
+}
+
+/* forward_ops_run directly on the guarded backend against ops_cpu(): two prompts in one
+ * call (MHA form, keys = the rows), a continuation behind 40 cached positions with a
+ * fresh 1-row prompt (MHA form, context gathered from the cache, queries placed behind
+ * it), then decode steps (absorbed, reading rows the MHA form cached). */
+TEST(rollout_guarded_backend_forward_ops_both_forms) {
+    Twin w = {0};
+    w.m[0] = ref_model_new(k_cfg, 62, 0.35f);
+    CrError e;
+    w.m[1] = model_create_ops(&w.m[0]->cfg, guarded_ops(), &e);
+    CHECKF(w.m[1] != NULL, "%s", e.msg);
+    if (!w.m[1]) return;
+    w.m[1]->ops->upload(w.m[1]->params, w.m[0]->params, sizeof(float) * w.m[0]->n_params);
+    const ModelConfig *c = &w.m[0]->cfg;
+    int V = c->vocab_size, rw = c->kv_lora_rank + c->qk_rope_head_dim;
+    for (int k = 0; k < 2; k++) {
+        w.f[k] = forward_ops_new(w.m[k]);
+        w.c[k] = latent_cache_create_ops(w.m[k]->ops, c->num_hidden_layers, rw, 8, 160, &e);
+        CHECKF(w.c[k] != NULL, "%s", e.msg);
+        if (!w.c[k]) return;
+        w.reserved[k] = w.c[k]->n_blocks;
+        CHECK(cache_reserve(w.c[k], w.reserved[k]) == 0);
+    }
+    w.host = malloc(sizeof(float) * GMAXN * V);
+    w.back = malloc(sizeof(float) * GMAXN * V);
+    w.dlog = w.m[1]->ops->alloc(sizeof(float) * GMAXN * V);
+    CrRng g;
+    cr_rng_init(&g, 62, 4, 4);
+    int seq[GMAXN], n = 0;
+    int32_t pos[GMAXN], tok[GMAXN];
+#define TOK() (int32_t)(2 + cr_rng_u64(&g) % (uint64_t)(V - 2))
+    for (int p = 0; p < 40; p++) seq[n] = 0, pos[n] = p, tok[n] = TOK(), n++;
+    for (int p = 0; p < 20; p++) seq[n] = 1, pos[n] = p, tok[n] = TOK(), n++;
+    twin_call(t_, &w, n, seq, pos, tok, (const int[]){39, 59, 3}, 3);
+    n = 0;
+    for (int p = 40; p < 64; p++) seq[n] = 0, pos[n] = p, tok[n] = TOK(), n++;
+    seq[n] = 2, pos[n] = 0, tok[n] = TOK(), n++;
+    twin_call(t_, &w, n, seq, pos, tok, (const int[]){23, 24, 0}, 3);
+    ForwardOpsStats a = forward_ops_stats(w.f[1]);
+    CHECKF(a.mha_calls == 2 && a.mha_keys == 60 + 65,
+           "prefill calls: %ld MHA-form calls over %ld keys, expected 2 over 125", a.mha_calls, a.mha_keys);
+    for (int step = 0; step < 10; step++) {
+        for (int q = 0; q < GSEQ; q++) seq[q] = q, pos[q] = w.s[0][q].len, tok[q] = TOK();
+        twin_call(t_, &w, GSEQ, seq, pos, tok, (const int[]){2, 1, 0}, GSEQ);
+    }
+#undef TOK
+    ForwardOpsStats b = forward_ops_stats(w.f[1]);
+    CHECKF(b.mha_calls == 2 && b.absorbed_calls == 10, "decode steps: %ld absorbed calls of 10", b.absorbed_calls);
+    fprintf(stderr, "    %d calls equal on the guarded backend (%ld MHA-form rows over %ld keys, %ld absorbed rows)\n",
+            w.calls, b.mha_rows, b.mha_keys, b.absorbed_rows);
+    for (int k = 0; k < 2; k++) {
+        for (int q = 0; q < GSEQ; q++) cache_seq_release(w.c[k], &w.s[k][q]);
+        cache_unreserve(w.c[k], w.reserved[k]);
+        latent_cache_free(w.c[k]);
+        forward_ops_free(w.f[k]);
+    }
+    w.m[1]->ops->free(w.dlog);
+    free(w.host), free(w.back);
+    model_free(w.m[1]);
+    CHECKF(guarded_ops_live_allocations() == 0, "%d backend buffers leaked", guarded_ops_live_allocations());
+    ref_model_free(w.m[0]);
 }
