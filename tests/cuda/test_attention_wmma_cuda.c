@@ -32,14 +32,6 @@ typedef struct AwCase {
     float *O, *lse, *gQ, *gK, *gV;     /* CPU reference outputs */
 } AwCase;
 
-static uint64_t aw_seed(void) {
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    if (s && *s) return strtoull(s, NULL, 10);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
-}
-
 static float *aw_rnd(CrRng *r, size_t n) {
     float *x = malloc(sizeof(float) * (n ? n : 1));
     for (size_t i = 0; i < n; i++) x[i] = (float)cr_rng_normal(r);
@@ -144,8 +136,7 @@ static const int k_lens[6] = {1, 17, 64, 65, 300, 1000};
 
 /* Seeds r and prints the seed. */
 static void aw_seed_rng(CrRng *r, const char *name) {
-    uint64_t seed = aw_seed();
-    fprintf(stderr, "    %s: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", name, (unsigned long long)seed);
+    uint64_t seed = test_random_seed(name);
     cr_rng_init(r, seed, 0xF1A5, 0);
 }
 #define AW_PRELUDE(name)                                                                     \
