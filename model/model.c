@@ -212,6 +212,7 @@ static Model *create(const ModelConfig *cfg, const Ops *ops, int train, CrError 
     m->tensors = model_params_layout(cfg, &m->n_tensors, &m->n_params);
     m->params = m->ops->alloc(sizeof(float) * m->n_params);
     if (train) m->grads = m->ops->alloc(sizeof(float) * m->n_params);
+    if (m->ops->declare_params) m->ops->declare_params(m->params, m->n_params);
     ModelState *st = cr_calloc(1, sizeof *st);
     m->state = st;
     st->infer_only = !train;

@@ -226,6 +226,15 @@ typedef struct Ops {
      * caller owns. NULL in a backend without it (model.c then dispatches). */
     void (*moe_experts_small)(float *y, float *h, const float *x, const int32_t *idx, const float *w,
                               const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K);
+
+    /* ---- parameters (optional) ----------------------------------------------------- */
+    /* p[0..n) (floats, one whole allocation of this table's alloc) holds model parameters:
+     * the backend may keep a lower-precision copy of the range for its GEMMs. The caller
+     * promises that every write to the range goes through this table's upload, copy,
+     * copy2d, zero, add, scale, adamw_update or a GEMM's C (how the backend learns that its
+     * copy is stale); free(p) forgets the range. Declaring the same p again is allowed.
+     * NULL in a backend that keeps no copies (the CPU one); model.c calls it when set. */
+    void (*declare_params)(const float *p, size_t n);
 } Ops;
 
 /* Chunk sizes of the LM head (rows x vocab columns of logits held at once). */

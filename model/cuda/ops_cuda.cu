@@ -2,6 +2,7 @@
 // GEMM (cuBLAS, fp32 or bf16 tensor-core compute), elementwise ops, SwiGLU, fused AdamW,
 // the sum of squares for the global grad norm, and the two Ops tables.
 #include "model/cuda/cuda_ops.cuh"
+#include "model/cuda/param_shadow.cuh"
 
 #include <math.h>
 #include <string.h>
@@ -50,24 +51,29 @@ static void *cuda_alloc(size_t bytes) {
     return p;
 }
 static void cuda_free(void *p) {
+    cuda_params_freed(p);
     if (p) cudaCheck(cudaFree(p));
 }
 static void cuda_upload(void *dst, const void *src, size_t bytes) {
+    cuda_params_written(dst, bytes);
     if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
 }
 static void cuda_download(void *dst, const void *src, size_t bytes) {
     if (bytes) cudaCheck(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 static void cuda_zero(void *p, size_t bytes) {
+    cuda_params_written(p, bytes);
     if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, 0));
 }
 static void cuda_copy(void *dst, const void *src, size_t bytes) {
+    cuda_params_written(dst, bytes);
     if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
 }
 
 // dst[i*ldd + j] = src[i*lds + j]: one 2-D device-to-device copy, in stream order.
 static void cuda_copy2d(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
     if (rows <= 0 || cols <= 0) return;
+    cuda_params_written_matrix(dst, rows, cols, ldd);
     cudaCheck(cudaMemcpy2DAsync(dst, sizeof(float) * (size_t)ldd, src, sizeof(float) * (size_t)lds,
                                 sizeof(float) * (size_t)cols, (size_t)rows, cudaMemcpyDeviceToDevice, 0));
 }
@@ -88,6 +94,7 @@ __global__ void scale_matrix_kernel(float *C, int M, int N, int ldc, float beta)
 void cuda_gemm_ex(cublasComputeType_t ct, int transA, int transB, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
+    cuda_params_written_matrix(C, M, N, ldc);
     if (K <= 0) {  // as the CPU path: C = beta C (beta == 0 clears, even NaN)
         scale_matrix_kernel<<<grid_for((size_t)M * N), CUDA_THREADS>>>(C, M, N, ldc, beta);
         launchCheck();
@@ -104,6 +111,7 @@ void cuda_gemm_batched(cublasComputeType_t ct, int transA, int transB, int M, in
                        float beta, float *C, int ldc, long long strideC, int batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
     if (K <= 0) cuda_fail("cuda_gemm_batched", "K must be positive", __FILE__, __LINE__);
+    cuda_params_written(C, sizeof(float) * ((size_t)(batch - 1) * (size_t)strideC + (size_t)(M - 1) * ldc + N));
     CudaCtx *c = cuda_ctx();
     cublasCheck(cublasGemmStridedBatchedEx(c->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
                                            transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_32F, ldb,
@@ -117,6 +125,8 @@ void cuda_gemm_fp32(int transA, int transB, int M, int N, int K, float alpha, co
 }
 void cuda_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc) {
+    // CRUCIBLE_CUDA_BF16_WEIGHTS=1: large GEMMs on declared parameters read their bf16 copy.
+    if (cuda_gemm_bf16_shadow(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
     cuda_gemm_ex(CUBLAS_COMPUTE_32F_FAST_16BF, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
@@ -133,11 +143,13 @@ __global__ void scale_kernel(float *y, float a, size_t n) {
 }
 static void cuda_add(float *y, const float *x, size_t n) {
     if (!n) return;
+    cuda_params_written(y, sizeof(float) * n);
     add_kernel<<<grid_for(n), CUDA_THREADS>>>(y, x, n);
     launchCheck();
 }
 static void cuda_scale(float *y, float a, size_t n) {
     if (!n) return;
+    cuda_params_written(y, sizeof(float) * n);
     scale_kernel<<<grid_for(n), CUDA_THREADS>>>(y, a, n);
     launchCheck();
 }
@@ -237,6 +249,7 @@ __global__ void adamw_kernel(float *p, const float *g, float *m, float *v, size_
 extern "C" void ops_cuda_adamw_update(float beta1, float beta2, float eps, float weight_decay, long t, float lr,
                                       int decay, float *p, const float *g, float *m, float *v, size_t n) {
     if (!n) return;
+    cuda_params_written(p, sizeof(float) * n);
     double bc1 = 1.0 - pow((double)beta1, (double)t), bc2 = 1.0 - pow((double)beta2, (double)t);
     float keep = decay ? 1.0f - lr * weight_decay : 1.0f;
     adamw_kernel<<<grid_for(n), CUDA_THREADS>>>(p, g, m, v, n, beta1, beta2, eps, keep,
@@ -332,6 +345,7 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .mla_decode_attention = cuda_mla_decode_attention,        \
         .sample_rows = cuda_sample_rows,                          \
         .moe_experts_small = cuda_moe_experts_small,              \
+        .declare_params = cuda_declare_params,                    \
     }
 
 static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_fp32, att_bwd_fp32);

@@ -47,6 +47,13 @@
  *    sample_rows (model/cuda/sample.cu) 32 bytes per row and, with top-k or top-p, the
  *    sort keys of up to 2^23 logits at a time (2 x 64 MiB) plus CUB's temporary storage.
  *    sample_rows reads its OpsSampler from host memory and copies nothing to the host.
+ *  - declare_params (all four tables) registers parameter ranges; the bf16 tables with
+ *    CRUCIBLE_CUDA_BF16_WEIGHTS=1 then run large GEMMs that read a declared range on a
+ *    bf16 copy of it (2 bytes per parameter, refreshed once after each write to the
+ *    range) and a bf16 copy of the other operand (a scratch of its size), with bf16
+ *    operands, fp32 accumulation and output (model/cuda/param_shadow.cu). Unset or 0 (the
+ *    default) keeps FAST_16BF on the fp32 operands, the path verified on the H100: the
+ *    shadow path was written without a GPU (tests/cuda/test_param_shadow_cuda.c runs it).
  *  - Determinism: no floating-point atomics; every reduction has a fixed order for given
  *    shapes, so a run repeats bit for bit on the same GPU and cuBLAS version.
  *  - ops_cuda() / ops_cuda_bf16() return NULL when no CUDA device is usable (no driver,
@@ -81,6 +88,10 @@ void ops_cuda_adamw_update(float beta1, float beta2, float eps, float weight_dec
                            int decay, float *p, const float *g, float *m, float *v, size_t n);
 /* Sum of squares of x[0..n) in double, fixed reduction order (global grad norm^2). */
 double ops_cuda_sumsq(const float *x, size_t n);
+
+/* Parameter shadows (declare_params, CRUCIBLE_CUDA_BF16_WEIGHTS=1; model/cuda/param_shadow.cu):
+ * bf16 refreshes of declared ranges and GEMMs that read a shadow, since the process began. */
+void ops_cuda_param_shadow_counts(long *refreshes, long *gemms);
 
 #ifdef __cplusplus
 }

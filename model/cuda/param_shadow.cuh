@@ -1,0 +1,38 @@
+// model/cuda/param_shadow.cuh — bf16 shadows of declared parameter ranges for the bf16
+// table's GEMMs (private to model/cuda/; Ops.declare_params in model/ops.h is the contract).
+// Defines: cuda_declare_params, cuda_params_written, cuda_params_freed, cuda_gemm_bf16_shadow,
+// cuda_bf16_weights_enabled.
+//
+//  - A registry of up to PARAM_SHADOW_SLOTS declared ranges (policy, reference, reward
+//    model, ...); a declaration beyond that is ignored (its GEMMs keep FAST_16BF). Each
+//    range has a bf16 copy (allocated on first GEMM use, 2 bytes per parameter) and a
+//    dirty flag. Declared ranges must not overlap (a programming error: cuda_fail).
+//  - Every op of the tables that writes device memory a caller could point at parameters
+//    (upload, copy, copy2d, zero, add, scale, adamw_update, a GEMM's C) calls
+//    cuda_params_written first: each range overlapping the written bytes turns dirty.
+//  - cuda_gemm_bf16 asks cuda_gemm_bf16_shadow first; it returns 0 (the caller runs the
+//    FAST_16BF GEMM on the fp32 operands) unless CRUCIBLE_CUDA_BF16_WEIGHTS=1, an operand
+//    lies wholly inside a declared range and the GEMM is large enough (param_shadow.cu
+//    says why). Otherwise it refreshes a dirty shadow (one conversion over the range),
+//    converts the other operand into a bf16 scratch this file owns (unless it is declared
+//    too) and runs cublasGemmEx on bf16 A/B, fp32 C, CUBLAS_COMPUTE_32F, returning 1.
+//  - All in stream order on the legacy default stream, like the rest of the backend;
+//    the scratch and shadows are freed by cudaFree (synchronising) when replaced.
+#ifndef CRUCIBLE_MODEL_CUDA_PARAM_SHADOW_CUH
+#define CRUCIBLE_MODEL_CUDA_PARAM_SHADOW_CUH
+
+#include <stddef.h>
+
+enum { PARAM_SHADOW_SLOTS = 8 };
+
+void cuda_declare_params(const float *p, size_t n);
+void cuda_params_written(const void *dst, size_t bytes);
+// A GEMM's C [M rows of N floats, stride ldc] as written bytes.
+void cuda_params_written_matrix(const float *C, int M, int N, int ldc);
+void cuda_params_freed(const void *p);
+// 1: CRUCIBLE_CUDA_BF16_WEIGHTS=1; 0: unset, empty or 0; another value: cuda_fail.
+int cuda_bf16_weights_enabled(void);
+int cuda_gemm_bf16_shadow(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                          const float *B, int ldb, float beta, float *C, int ldc);
+
+#endif
