@@ -51,7 +51,8 @@
  *    CRUCIBLE_CUDA_BF16_WEIGHTS=1 then run large GEMMs that read a declared range on a
  *    bf16 copy of it (2 bytes per parameter, refreshed once after each write to the
  *    range) and a bf16 copy of the other operand (a scratch of its size), with bf16
- *    operands, fp32 accumulation and output (model/cuda/param_shadow.cu). Unset or 0 (the
+ *    operands, fp32 accumulation and output (model/cuda/param_shadow.cu; =all: GEMMs of
+ *    any size, for tests and timing the size rule). Unset or 0 (the
  *    default) keeps FAST_16BF on the fp32 operands, the path verified on the H100: the
  *    shadow path was written without a GPU (tests/cuda/test_param_shadow_cuda.c runs it).
  *  - Determinism: no floating-point atomics; every reduction has a fixed order for given

@@ -20,6 +20,8 @@
 // DeepSeek-V2-Lite training shapes (q/kv_b/o projections, shared experts, LM head chunks:
 // M N K >= 2^33 with F_w >= 2048); the routed experts' gate/up GEMMs (F_w = 1408, rows per
 // expert ~384) sit near the edge. Decode GEMMs (a few rows) stay on FAST_16BF.
+// CRUCIBLE_CUDA_BF16_WEIGHTS=all drops the rule (every GEMM with a declared operand reads
+// its shadow): the tests' tiny models, and timing the rule against no rule.
 //
 // GEMMs with no declared operand (the weight gradients dW = dY^T X, attention's chunks)
 // keep FAST_16BF: both operands would need a conversion used once (6 B per element each,
@@ -107,7 +109,8 @@ int cuda_bf16_weights_enabled(void) {
     const char *v = getenv("CRUCIBLE_CUDA_BF16_WEIGHTS");
     if (!v || !*v || !strcmp(v, "0")) return 0;
     if (!strcmp(v, "1")) return 1;
-    cuda_fail("CRUCIBLE_CUDA_BF16_WEIGHTS", "must be 0 or 1", __FILE__, __LINE__);
+    if (!strcmp(v, "all")) return 2;
+    cuda_fail("CRUCIBLE_CUDA_BF16_WEIGHTS", "must be 0, 1 or all", __FILE__, __LINE__);
     return 0;
 }
 
@@ -158,12 +161,13 @@ static const uint16_t *activation_bits(const float *X, int rows, int cols, int l
 
 int cuda_gemm_bf16_shadow(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                           const float *B, int ldb, float beta, float *C, int ldc) {
-    if (M <= 0 || N <= 0 || K <= 0 || !cuda_bf16_weights_enabled()) return 0;
+    int mode = M > 0 && N > 0 && K > 0 ? cuda_bf16_weights_enabled() : 0;
+    if (!mode) return 0;
     // Stored shapes (row-major): A is M x K, or K x M when transposed; B is K x N or N x K.
     int ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
     Shadow *sa = shadow_of(A, ar, ac, lda), *sb = shadow_of(B, br, bc, ldb);
     if (!sa && !sb) return 0;
-    if (!shadow_pays(M, N, K, sa && sb ? -1 : sb ? N : M)) return 0;
+    if (mode == 1 && !shadow_pays(M, N, K, sa && sb ? -1 : sb ? N : M)) return 0;
     const uint16_t *a16, *b16;
     int lda16 = lda, ldb16 = ldb;
     if (sa) {

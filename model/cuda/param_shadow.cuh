@@ -13,7 +13,7 @@
 //  - cuda_gemm_bf16 asks cuda_gemm_bf16_shadow first; it returns 0 (the caller runs the
 //    FAST_16BF GEMM on the fp32 operands) unless CRUCIBLE_CUDA_BF16_WEIGHTS=1, an operand
 //    lies wholly inside a declared range and the GEMM is large enough (param_shadow.cu
-//    says why). Otherwise it refreshes a dirty shadow (one conversion over the range),
+//    says why; =all: any size). Otherwise it refreshes a dirty shadow (one conversion over the range),
 //    converts the other operand into a bf16 scratch this file owns (unless it is declared
 //    too) and runs cublasGemmEx on bf16 A/B, fp32 C, CUBLAS_COMPUTE_32F, returning 1.
 //  - All in stream order on the legacy default stream, like the rest of the backend;
@@ -30,7 +30,8 @@ void cuda_params_written(const void *dst, size_t bytes);
 // A GEMM's C [M rows of N floats, stride ldc] as written bytes.
 void cuda_params_written_matrix(const float *C, int M, int N, int ldc);
 void cuda_params_freed(const void *p);
-// 1: CRUCIBLE_CUDA_BF16_WEIGHTS=1; 0: unset, empty or 0; another value: cuda_fail.
+// CRUCIBLE_CUDA_BF16_WEIGHTS: 0 when unset, empty or 0; 1 for 1 (large GEMMs); 2 for all
+// (every GEMM with a declared operand, whatever its size); another value: cuda_fail.
 int cuda_bf16_weights_enabled(void);
 int cuda_gemm_bf16_shadow(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                           const float *B, int ldb, float beta, float *C, int ldc);
