@@ -8,7 +8,13 @@
  * decode steps (1, 7, 16 rows) through Ops.moe_experts_small and through the dispatched
  * path (rate: the distinct selected experts' weight bytes per second, to compare with the
  * GPU's memory bandwidth), and attention on the bf16 table's gemm path and on the wmma
- * flash kernels (ops_cuda_bf16_wmma). Prints a table last.
+ * flash kernels (ops_cuda_bf16_wmma), and the bf16 table's GEMMs, routed experts (loop)
+ * and LM head (fast16bf) with the weights declared and CRUCIBLE_CUDA_BF16_WEIGHTS=1 (and
+ * =all for the experts: every expert GEMM, not only those the size rule takes), rows
+ * "+shadow": bf16 copies of the weights (model/cuda/param_shadow.cu), refreshed once before
+ * the timed runs, so a row shows the steady state between optimizer steps (the activation
+ * converted per call, the weight's refresh — one pass over it per step — not included).
+ * Prints a table last.
  * Without CUDA (or a GPU) it says so and exits 0. Usage: cuda_ops_bench [tokens] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +207,13 @@ int main(int argc, char **argv) {
             char name[64];
             snprintf(name, sizeof name, "gemm %s %dx%dx%d", tn[k], c.M, c.N, c.K);
             record(name, time_ms(run_gemm, &c), 2.0 * c.M * c.N * c.K / 1e12, "TFLOP/s");
+            if (k == 1) {  /* B [N, K] as a declared weight read from its bf16 copy */
+                o->declare_params(c.B, (size_t)c.N * c.K);
+                if (setenv("CRUCIBLE_CUDA_BF16_WEIGHTS", "1", 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+                snprintf(name, sizeof name, "gemm %s+shadow %dx%dx%d", tn[k], c.M, c.N, c.K);
+                record(name, time_ms(run_gemm, &c), 2.0 * c.M * c.N * c.K / 1e12, "TFLOP/s");
+                unsetenv("CRUCIBLE_CUDA_BF16_WEIGHTS");
+            }
             o->free(c.A), o->free(c.B), o->free(c.C);
         }
     }
@@ -262,6 +275,23 @@ int main(int argc, char **argv) {
             record(name, time_ms(run_moe_fwd, &c), fl / 1e12, "TFLOP/s");
             snprintf(name, sizeof name, "moe experts bwd %s %s%s", tn[k], modes[m], st ? nstreams[m] : "");
             record(name, time_ms(run_moe_bwd, &c), 2 * fl / 1e12, "TFLOP/s");
+        }
+        if (k == 1) {  /* loop, the weights as declared parameters read from bf16 copies */
+            o->declare_params(c.Wg, nw), o->declare_params(c.Wu, nw), o->declare_params(c.Wd, nw);
+            const char *wmodes[2] = {"1", "all"};
+            for (int w = 0; w < 2; w++) {
+                if (setenv("CRUCIBLE_CUDA_EXPERTS", "loop", 1) != 0 ||
+                    setenv("CRUCIBLE_CUDA_BF16_WEIGHTS", wmodes[w], 1) != 0) {
+                    fprintf(stderr, "setenv failed\n");
+                    return 1;
+                }
+                char name[64];
+                snprintf(name, sizeof name, "moe experts fwd %s loop+shadow%s", tn[k], w ? " all" : "");
+                record(name, time_ms(run_moe_fwd, &c), fl / 1e12, "TFLOP/s");
+                snprintf(name, sizeof name, "moe experts bwd %s loop+shadow%s", tn[k], w ? " all" : "");
+                record(name, time_ms(run_moe_bwd, &c), 2 * fl / 1e12, "TFLOP/s");
+            }
+            unsetenv("CRUCIBLE_CUDA_BF16_WEIGHTS");
         }
         unsetenv("CRUCIBLE_CUDA_EXPERTS");
         unsetenv("CRUCIBLE_CUDA_EXPERT_STREAMS");
@@ -357,6 +387,16 @@ int main(int argc, char **argv) {
             record(name, time_ms(run_lm_fwd, &c), fl / 1e12, "TFLOP/s");
             snprintf(name, sizeof name, "lmhead bwd %s%s%s", tn[k], k ? " " : "", k ? lmodes[m] : "");
             record(name, time_ms(run_lm_bwd, &c), 3 * fl / 1e12, "TFLOP/s");
+        }
+        if (k == 1) {  /* fast16bf with W a declared weight read from its bf16 copy */
+            o->declare_params(c.W, (size_t)c.V * c.D);
+            if (setenv("CRUCIBLE_CUDA_LMHEAD", "fast16bf", 1) != 0 || setenv("CRUCIBLE_CUDA_BF16_WEIGHTS", "1", 1) != 0) {
+                fprintf(stderr, "setenv failed\n");
+                return 1;
+            }
+            record("lmhead fwd bf16 fast16bf+shadow", time_ms(run_lm_fwd, &c), fl / 1e12, "TFLOP/s");
+            record("lmhead bwd bf16 fast16bf+shadow", time_ms(run_lm_bwd, &c), 3 * fl / 1e12, "TFLOP/s");
+            unsetenv("CRUCIBLE_CUDA_BF16_WEIGHTS");
         }
         unsetenv("CRUCIBLE_CUDA_LMHEAD");
         float *bufs[] = {c.y, c.W, c.logp, c.lse, c.scratch, c.dlogp, c.dy, c.dW};

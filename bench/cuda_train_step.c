@@ -2,7 +2,9 @@
  * DeepSeek-Coder-V2-Lite-shaped model (hidden 2048, MLA without q-LoRA, kv rank 512,
  * 16 heads 192/128, 64 routed experts top-6 + 2 shared, first layer dense, vocab 102400,
  * YaRN) truncated to L layers, on N packed tokens (one sequence), on the CUDA backend:
- * fp32 table and bf16-GEMM table. Prints ms/step, tokens/s and MFU (model FLOPs counted
+ * fp32 table, bf16-GEMM table, and the bf16 table with CRUCIBLE_CUDA_BF16_WEIGHTS=1 (row
+ * "+bf16 weights": large GEMMs read bf16 copies of the parameters, refreshed once per
+ * step after AdamW; model/cuda/param_shadow.cu). Prints ms/step, tokens/s and MFU (model FLOPs counted
  * as bench/cuda_torch_peer.py does, over 989 TFLOP/s dense bf16 of an H100 SXM).
  * Usage: cuda_train_step [layers] [tokens] */
 #include <stdio.h>
@@ -75,14 +77,18 @@ int main(int argc, char **argv) {
     double active = L * attn_p + 3 * D * 10944 + (L - 1) * (8 * 3 * D * 1408 + D * 64) + D * 102400;
     double flops = 6.0 * N * active + L * 6.0 * pairs * H * (192 + 128);
 
-    const Ops *tables[2] = {ops_cuda(), ops_cuda_bf16()};
+    const Ops *tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_bf16()};
     printf("cuda_train_step: %d layers, %d tokens, %.3f model TFLOP/step\n", L, N, flops / 1e12);
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
+        if (k == 2 && setenv("CRUCIBLE_CUDA_BF16_WEIGHTS", "1", 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+        const char *label = k == 2 ? "cuda-bf16 +bf16 weights" : tables[k]->name;
+        long r0 = 0, g0 = 0;
+        ops_cuda_param_shadow_counts(&r0, &g0);
         Model *m = model_create_ops(&cfg, tables[k], &e);
         if (!m) { fprintf(stderr, "model: %s\n", e.msg); return 1; }
         double t0 = now_ms();
         model_init_random(m, 1234);
-        printf("  [%s] %.2f B params, init %.1f s\n", m->ops->name, m->n_params / 1e9, (sync_ms() - t0) / 1e3);
+        printf("  [%s] %.2f B params, init %.1f s\n", label, m->n_params / 1e9, (sync_ms() - t0) / 1e3);
         float *am = m->ops->alloc(sizeof(float) * m->n_params), *av = m->ops->alloc(sizeof(float) * m->n_params);
         double tf[REPS], tb[REPS], to[REPS], tt[REPS];
         for (int it = 0; it < WARM + REPS; it++) {
@@ -103,7 +109,7 @@ int main(int argc, char **argv) {
             if (it == 0) {
                 double nll = 0;
                 for (int i = 0; i + 1 < N; i++) nll -= logp[i];
-                printf("  [%s] first step: mean NLL %.4f (ln V = 11.54), aux %.5f\n", m->ops->name, nll / (N - 1), aux);
+                printf("  [%s] first step: mean NLL %.4f (ln V = 11.54), aux %.5f\n", label, nll / (N - 1), aux);
             }
             if (it >= WARM) tf[it - WARM] = bq - a, tb[it - WARM] = c - bq, to[it - WARM] = d - c, tt[it - WARM] = d - a;
         }
@@ -111,8 +117,15 @@ int main(int argc, char **argv) {
         qsort(to, REPS, sizeof(double), cmpd), qsort(tt, REPS, sizeof(double), cmpd);
         double ms = tt[REPS / 2];
         printf("  [%s] step %.1f ms (fwd %.1f, bwd %.1f, adamw %.1f): %.0f tokens/s, %.1f TFLOP/s, MFU %.1f%%\n",
-               m->ops->name, ms, tf[REPS / 2], tb[REPS / 2], to[REPS / 2], N / (ms / 1e3), flops / ms / 1e9,
+               label, ms, tf[REPS / 2], tb[REPS / 2], to[REPS / 2], N / (ms / 1e3), flops / ms / 1e9,
                100 * flops / ms / 1e9 / 989);
+        long r1 = 0, g1 = 0;
+        ops_cuda_param_shadow_counts(&r1, &g1);
+        if (k == 2) {
+            printf("  [%s] %.1f shadow refreshes and %.0f bf16-weight GEMMs per step\n", label,
+                   (double)(r1 - r0) / (WARM + REPS), (double)(g1 - g0) / (WARM + REPS));
+            unsetenv("CRUCIBLE_CUDA_BF16_WEIGHTS");
+        }
         m->ops->free(am), m->ops->free(av);
         model_free(m);
     }
