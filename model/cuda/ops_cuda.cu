@@ -111,7 +111,8 @@ void cuda_gemm_batched(cublasComputeType_t ct, int transA, int transB, int M, in
                        float beta, float *C, int ldc, long long strideC, int batch) {
     if (M <= 0 || N <= 0 || batch <= 0) return;
     if (K <= 0) cuda_fail("cuda_gemm_batched", "K must be positive", __FILE__, __LINE__);
-    cuda_params_written(C, sizeof(float) * ((size_t)(batch - 1) * (size_t)strideC + (size_t)(M - 1) * ldc + N));
+    if (strideC >= 0)  // (attention's chunks; none writes parameters with a negative stride)
+        cuda_params_written(C, sizeof(float) * ((size_t)(batch - 1) * (size_t)strideC + (size_t)(M - 1) * ldc + N));
     CudaCtx *c = cuda_ctx();
     cublasCheck(cublasGemmStridedBatchedEx(c->blas, transB ? CUBLAS_OP_T : CUBLAS_OP_N,
                                            transA ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, CUDA_R_32F, ldb,
