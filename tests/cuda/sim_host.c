@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "tests/test.h"
 
 const char *sim_host_cuda_include(void) {
     static char path[512];
@@ -221,4 +222,33 @@ int sim_host_build(const char *dir, const char *exe, const char *cc, const char 
         return 0;
     }
     return 1;
+}
+
+/* Builds exe with san and runs it with each argument; failures counted and described. */
+static int sim_host_runs(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *c_srcs,
+                         const char *const *runs, const char *san) {
+    if (!sim_host_build(dir, exe, cc, cu, c_srcs, san)) {
+        fprintf(stderr, "    could not build %s with %s (-fsanitize=%s)\n", cc, cu, san);
+        return 1;
+    }
+    int failed = 0;
+    for (int i = 0; runs && runs[i]; i++) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd, "'%s/%s' %s 2>&1", dir, exe, runs[i]);
+        if (!sim_host_run(cmd, "all ok")) {
+            fprintf(stderr, "    simulated %s failed: %s %s (-fsanitize=%s)\n", cu, cc, runs[i], san);
+            failed++;
+        }
+    }
+    return failed;
+}
+
+int sim_host_check(const char *dir, const char *cc, const char *cu, const char *const *c_srcs,
+                   const char *const *runs, const char *const *tsan_runs) {
+    int failed = sim_host_runs(dir, "sim_asan", cc, cu, c_srcs, runs, "address,undefined");
+    if (test_check_all())
+        failed += sim_host_runs(dir, "sim_tsan", cc, cu, c_srcs, tsan_runs, "thread");
+    else
+        fprintf(stderr, "    (ThreadSanitizer run only under make check-all)\n");
+    return failed;
 }

@@ -1,7 +1,7 @@
 /* tests/cuda/sim_host.h — building and running the CPU-simulated CUDA kernels
  * (tests/cuda/sim/cuda_sim.h) from host tests.
  * Defines: sim_host_cuda_include, sim_host_have_gxx, sim_host_rewrite, sim_host_build,
- * sim_host_run.
+ * sim_host_run, sim_host_check.
  *
  * A simulated test is a C++ file (tests/cuda/sim_NAME.cc) that includes cuda_sim.h and
  * then `#include SIM_CU`: the model/cuda/ .cu file under test, rewritten by
@@ -30,5 +30,12 @@ int sim_host_build(const char *dir, const char *exe, const char *cc, const char 
 /* Runs cmd (its stderr joined to stdout); 1 when it exits 0 and printed want. Lines with
  * FAIL / error / ERROR / WARNING are echoed to stderr. */
 int sim_host_run(const char *cmd, const char *want);
+/* The whole check: builds cc with cu (and c_srcs) under AddressSanitizer + UBSan into
+ * dir and runs it once per entry of runs (NULL-terminated; each the program's argument,
+ * "" for none), each run expected to print "all ok"; then, only under make check-all,
+ * the same with ThreadSanitizer for the entries of tsan_runs. Returns the number of
+ * failures, each described on stderr. */
+int sim_host_check(const char *dir, const char *cc, const char *cu, const char *const *c_srcs,
+                   const char *const *runs, const char *const *tsan_runs);
 
 #endif

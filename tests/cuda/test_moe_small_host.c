@@ -10,31 +10,15 @@
  * tests/cuda/test_moe_small_cuda.c). */
 #include "tests/test.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "tests/cuda/sim_host.h"
 
 TEST(cuda_moe_small_host) {
-    if (!sim_host_cuda_include()) SKIP("no CUDA headers: the simulated moe_small kernels not run");
-    if (!sim_host_have_gxx()) SKIP("no g++: the simulated moe_small kernels not run");
-    char *dir = test_tmpdir(), cmd[1200];
-    const char *cc = "tests/cuda/sim_moe_small.cc", *cu = "model/cuda/moe_small.cu";
-    int built = sim_host_build(dir, "sim_asan", cc, cu, NULL, "address,undefined");
-    CHECKF(built, "could not build %s with %s", cc, cu);
-    if (built) {
-        snprintf(cmd, sizeof cmd, "'%s/sim_asan' 2>&1", dir);
-        CHECKF(sim_host_run(cmd, "all ok"), "simulated moe_small (small shapes) failed");
-        snprintf(cmd, sizeof cmd, "'%s/sim_asan' big 2>&1", dir);
-        CHECKF(sim_host_run(cmd, "all ok"), "simulated moe_small (D above the staging limit) failed");
-    }
-    if (test_check_all()) {
-        int tb = sim_host_build(dir, "sim_tsan", cc, cu, NULL, "thread");
-        CHECKF(tb, "could not build %s under ThreadSanitizer", cc);
-        snprintf(cmd, sizeof cmd, "'%s/sim_tsan' 2>&1", dir);
-        if (tb) CHECKF(sim_host_run(cmd, "all ok"), "simulated moe_small under ThreadSanitizer failed");
-    } else {
-        fprintf(stderr, "    (ThreadSanitizer run only under make check-all)\n");
-    }
+    if (!sim_host_cuda_include()) SKIP("no CUDA headers: the simulated moe_small kernels NOT run");
+    if (!sim_host_have_gxx()) SKIP("no g++: the simulated moe_small kernels NOT run");
+    char *dir = test_tmpdir();
+    const char *runs[] = {"", "big", NULL}, *tsan_runs[] = {"", NULL};
+    CHECK(sim_host_check(dir, "tests/cuda/sim_moe_small.cc", "model/cuda/moe_small.cu", NULL, runs, tsan_runs) == 0);
     free(dir);
 }
