@@ -97,7 +97,22 @@ static const char *kernel_start(const char *s, const char *end) {
     return q < p ? q : NULL;
 }
 
-int sim_host_rewrite(const char *src, const char *dst) {
+/* text with the one occurrence of `from` replaced by `to` (text freed), or NULL. */
+static char *replace_once(char *text, const char *from, const char *to, const char *src) {
+    char *at = strstr(text, from);
+    if (!at || strstr(at + 1, from)) {
+        fprintf(stderr, "sim_host_rewrite: %s: \"%s\" occurs %s\n", src, from, at ? "more than once" : "nowhere");
+        free(text);
+        return NULL;
+    }
+    size_t n = strlen(text) - strlen(from) + strlen(to) + 1, pre = (size_t)(at - text);
+    char *out = malloc(n);
+    if (out) snprintf(out, n, "%.*s%s%s", (int)pre, text, to, at + strlen(from));
+    free(text);
+    return out;
+}
+
+int sim_host_rewrite(const char *src, const char *dst, const char *const *subst) {
     size_t len = 0;
     CrError err = {0};
     char *text = cr_read_file(src, &len, &err);
@@ -105,6 +120,8 @@ int sim_host_rewrite(const char *src, const char *dst) {
         fprintf(stderr, "sim_host_rewrite: %s\n", err.msg);
         return -1;
     }
+    for (int i = 0; subst && subst[i] && subst[i + 1] && text; i += 2) text = replace_once(text, subst[i], subst[i + 1], src);
+    if (!text) return -1;
     Buf out = {0};
     char head[700];
     snprintf(head, sizeof head, "#line 1 \"%s\"\n", src);
@@ -191,15 +208,15 @@ int sim_host_rewrite(const char *src, const char *dst) {
 
 /* ---- build -------------------------------------------------------------------------- */
 
-int sim_host_build(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *c_srcs,
-                   const char *san) {
+int sim_host_build(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *subst,
+                   const char *const *c_srcs, const char *san) {
     const char *inc = sim_host_cuda_include();
     if (!inc) return 0;
     const char *base = strrchr(cu, '/');
     base = base ? base + 1 : cu;
     char rewritten[600], objs[4096] = "", cmd[8192];
     snprintf(rewritten, sizeof rewritten, "%s/%s.sim.cu", dir, base);
-    if (sim_host_rewrite(cu, rewritten) != 0) return 0;
+    if (sim_host_rewrite(cu, rewritten, subst) != 0) return 0;
     for (int i = 0; c_srcs && c_srcs[i]; i++) {
         char obj[600];
         snprintf(obj, sizeof obj, "%s/%s.ref%d.o", dir, exe, i);
@@ -225,9 +242,9 @@ int sim_host_build(const char *dir, const char *exe, const char *cc, const char 
 }
 
 /* Builds exe with san and runs it with each argument; failures counted and described. */
-static int sim_host_runs(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *c_srcs,
-                         const char *const *runs, const char *san) {
-    if (!sim_host_build(dir, exe, cc, cu, c_srcs, san)) {
+static int sim_host_runs(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *subst,
+                         const char *const *c_srcs, const char *const *runs, const char *san) {
+    if (!sim_host_build(dir, exe, cc, cu, subst, c_srcs, san)) {
         fprintf(stderr, "    could not build %s with %s (-fsanitize=%s)\n", cc, cu, san);
         return 1;
     }
@@ -243,11 +260,11 @@ static int sim_host_runs(const char *dir, const char *exe, const char *cc, const
     return failed;
 }
 
-int sim_host_check(const char *dir, const char *cc, const char *cu, const char *const *c_srcs,
-                   const char *const *runs, const char *const *tsan_runs) {
-    int failed = sim_host_runs(dir, "sim_asan", cc, cu, c_srcs, runs, "address,undefined");
+int sim_host_check(const char *dir, const char *cc, const char *cu, const char *const *subst,
+                   const char *const *c_srcs, const char *const *runs, const char *const *tsan_runs) {
+    int failed = sim_host_runs(dir, "sim_asan", cc, cu, subst, c_srcs, runs, "address,undefined");
     if (test_check_all())
-        failed += sim_host_runs(dir, "sim_tsan", cc, cu, c_srcs, tsan_runs, "thread");
+        failed += sim_host_runs(dir, "sim_tsan", cc, cu, subst, c_srcs, tsan_runs, "thread");
     else
         fprintf(stderr, "    (ThreadSanitizer run only under make check-all)\n");
     return failed;

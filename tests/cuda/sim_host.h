@@ -20,13 +20,16 @@ int sim_host_have_gxx(void);
 /* Writes src (a .cu file) to dst with every launch `k<<<cfg>>>(args)` turned into
  * `sim_launch(SimCfg(cfg), k, args)` (k a name, possibly with template arguments) and
  * every `extern __shared__ T name[];` into `T *const name = (T *)sim_dynamic_smem();`,
- * comments and line numbers kept (a #line names src). 0, or -1 with a message on stderr. */
-int sim_host_rewrite(const char *src, const char *dst);
-/* Builds dir/exe from the simulator file cc with cu rewritten into dir, plus the C
+ * comments and line numbers kept (a #line names src). subst (may be NULL): pairs of
+ * exact strings {from, to, ..., NULL}, each `from` replaced first and required to occur
+ * exactly once (a test's knob, e.g. a smaller chunk size, fails loudly when the source
+ * changes). 0, or -1 with a message on stderr. */
+int sim_host_rewrite(const char *src, const char *dst, const char *const *subst);
+/* Builds dir/exe from the simulator file cc with cu rewritten (with subst) into dir, plus the C
  * sources in c_srcs (NULL-terminated; the CPU references), all with the sanitizers
  * `san` ("address,undefined" or "thread"). 1 when built; compiler errors are echoed. */
-int sim_host_build(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *c_srcs,
-                   const char *san);
+int sim_host_build(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *subst,
+                   const char *const *c_srcs, const char *san);
 /* Runs cmd (its stderr joined to stdout); 1 when it exits 0 and printed want. Lines with
  * FAIL / error / ERROR / WARNING are echoed to stderr. */
 int sim_host_run(const char *cmd, const char *want);
@@ -35,7 +38,7 @@ int sim_host_run(const char *cmd, const char *want);
  * "" for none), each run expected to print "all ok"; then, only under make check-all,
  * the same with ThreadSanitizer for the entries of tsan_runs. Returns the number of
  * failures, each described on stderr. */
-int sim_host_check(const char *dir, const char *cc, const char *cu, const char *const *c_srcs,
-                   const char *const *runs, const char *const *tsan_runs);
+int sim_host_check(const char *dir, const char *cc, const char *cu, const char *const *subst,
+                   const char *const *c_srcs, const char *const *runs, const char *const *tsan_runs);
 
 #endif

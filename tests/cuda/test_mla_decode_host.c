@@ -18,6 +18,8 @@ TEST(cuda_mla_decode_host) {
     if (!sim_host_have_gxx()) SKIP("no g++: the simulated mla_decode kernels NOT run");
     char *dir = test_tmpdir();
     const char *runs[] = {"small", "wide", NULL}, *tsan_runs[] = {"small", NULL};
-    CHECK(sim_host_check(dir, "tests/cuda/sim_mla_decode.cc", "model/cuda/mla_decode.cu", NULL, runs, tsan_runs) == 0);
+    int failed = sim_host_check(dir, "tests/cuda/sim_mla_decode.cc", "model/cuda/mla_decode.cu", NULL, NULL, runs,
+                                tsan_runs);
+    CHECKF(failed == 0, "%d simulated build(s) or run(s) failed", failed);
     free(dir);
 }

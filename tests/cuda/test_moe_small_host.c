@@ -19,6 +19,8 @@ TEST(cuda_moe_small_host) {
     if (!sim_host_have_gxx()) SKIP("no g++: the simulated moe_small kernels NOT run");
     char *dir = test_tmpdir();
     const char *runs[] = {"", "big", NULL}, *tsan_runs[] = {"", NULL};
-    CHECK(sim_host_check(dir, "tests/cuda/sim_moe_small.cc", "model/cuda/moe_small.cu", NULL, runs, tsan_runs) == 0);
+    int failed = sim_host_check(dir, "tests/cuda/sim_moe_small.cc", "model/cuda/moe_small.cu", NULL, NULL, runs,
+                                tsan_runs);
+    CHECKF(failed == 0, "%d simulated build(s) or run(s) failed", failed);
     free(dir);
 }
