@@ -3,7 +3,7 @@
 // segmented radix sort replaced by the fakes of tests/cuda/sim/cub_sim.h (CUB's contracts,
 // not its algorithms), against rollout/sampler.c's sampler_sample (the specification,
 // linked in). Rows of logits with exact ties, the maximum repeated and -inf entries;
-// V 7 and 1000 with 13 configurations (greedy, each of temperature 0.7 / 1, top-k 1 / 5,
+// V 1, 7 and 1000 with 13 configurations (greedy, each of temperature 0.7 / 1, top-k 1 / 5,
 // top-p 0.9 / 0.3, min-p 0.05 alone, pairs, all; argument "every": all 54 combinations of
 // temperature 0/0.7/1, top-k off/1/5, top-p off/0.9/0.3, min-p off/0.05); sample.cu's sort chunk is forced down to
 // 2048 logits by the test (so V 1000 rows are sorted two at a time, the last chunk
@@ -105,6 +105,7 @@ int main(int argc, char **argv) {
     bool every = !strcmp(which, "every");
     if (!strcmp(which, "small") || every) {
         run_case(11, 7, 4, every);
+        run_case(10, 1, 2, every);  // one token: every rule keeps it
         run_case(12, 1000, 3, every);  // sorted in chunks of 2 rows (2048 logits), the last shorter
     } else if (!strcmp(which, "wide")) {
         run_case(13, 2100, 2, false);  // V above the chunk: one row per chunk
