@@ -25,7 +25,7 @@ int sim_host_have_gxx(void);
  * exactly once (a test's knob, e.g. a smaller chunk size, fails loudly when the source
  * changes). 0, or -1 with a message on stderr. */
 int sim_host_rewrite(const char *src, const char *dst, const char *const *subst);
-/* Builds dir/exe from the simulator file cc with cu rewritten (with subst) into dir, plus the C
+/* Builds dir/exe from the simulator file cc with cu (NULL: none) rewritten (with subst) into dir, plus the C
  * sources in c_srcs (NULL-terminated; the CPU references), all with the sanitizers
  * `san` ("address,undefined" or "thread"). 1 when built; compiler errors are echoed. */
 int sim_host_build(const char *dir, const char *exe, const char *cc, const char *cu, const char *const *subst,
