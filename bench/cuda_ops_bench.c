@@ -7,7 +7,8 @@
  * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf), and the routed experts of
  * decode steps (1, 7, 16 rows) through Ops.moe_experts_small and through the dispatched
  * path (rate: the distinct selected experts' weight bytes per second, to compare with the
- * GPU's memory bandwidth). Prints a table last.
+ * GPU's memory bandwidth), and attention on the bf16 table's gemm path and on the wmma
+ * flash kernels (ops_cuda_bf16_wmma). Prints a table last.
  * Without CUDA (or a GPU) it says so and exits 0. Usage: cuda_ops_bench [tokens] */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ typedef struct Row {
     double ms, rate;
     const char *unit;
 } Row;
-static Row g_rows[64];
+static Row g_rows[96];  /* 58 rows as of the wmma attention rows */
 static int g_nrows;
 
 static int cmpd(const void *a, const void *b) {
@@ -203,8 +204,10 @@ int main(int argc, char **argv) {
             o->free(c.A), o->free(c.B), o->free(c.C);
         }
     }
-    const Ops *att_tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};
-    for (int k = 0; k < 3; k++) {  /* attention: one sequence, and 4 packed sequences */
+    /* attention: one sequence, and 4 packed sequences; the bf16 table's gemm path next to
+     * its tensor-core flash kernels (ops_cuda_bf16_wmma, model/cuda/attention_wmma.cu) */
+    const Ops *att_tables[4] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_bf16_wmma(), ops_cuda_flash()};
+    for (int k = 0; k < 4; k++) {
         const Ops *o = att_tables[k];
         for (int S = 1; S <= 4; S *= 4) {
             AttCtx c = {.o = o, .N = N, .H = 16, .dqk = 192, .dv = 128, .S = S};

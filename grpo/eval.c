@@ -50,12 +50,8 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
      * which spawning processes is unsafe */
     SandboxPool *pool = sandbox_pool_create((int)c->workers, e);
     if (!pool) return -1;
-    const Ops *ops = c->ops ? c->ops : device_ops(dev, e);
+    const Ops *ops = device_ops_for_rollout(dev, c->ops, e);
     if (!ops) {
-        sandbox_pool_free(pool);
-        return -1;
-    }
-    if (device_check_rollout(ops, e)) {
         sandbox_pool_free(pool);
         return -1;
     }

@@ -218,12 +218,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
      * device_ops, which may initialise CUDA, comes only after the pool exists. */
     SandboxPool *pool = sandbox_pool_create((int)c->sandbox_workers, e);
     if (!pool) return -1;
-    const Ops *ops = c->ops ? c->ops : device_ops(dev, e);
+    const Ops *ops = device_ops_for_rollout(dev, c->ops, e);
     if (!ops) {
-        sandbox_pool_free(pool);
-        return -1;
-    }
-    if (device_check_rollout(ops, e)) {
         sandbox_pool_free(pool);
         return -1;
     }

@@ -47,9 +47,16 @@ const Ops *device_open(const char *value, CrError *e) {
 }
 
 int device_check_rollout(const Ops *ops, CrError *e) {
-    if (!strcmp(ops->name, "cpu") || (ops->mla_cache_scatter && ops->mla_decode_attention)) return 0;
+    if (!strcmp(ops->name, "cpu") ||
+        (ops->mla_cache_scatter && ops->mla_decode_attention && ops->gemm_batched && ops->copy2d))
+        return 0;
     return cr_error_set(e, "--device: generation (the rollout engine) does not run on the %s backend in this build "
                            "(no GPU decode ops yet); use --device cpu", ops->name);
+}
+
+const Ops *device_ops_for_rollout(DeviceKind kind, const Ops *given, CrError *e) {
+    const Ops *ops = given ? given : device_ops(kind, e);
+    return ops && !device_check_rollout(ops, e) ? ops : NULL;
 }
 
 const char *device_default(void) {

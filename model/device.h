@@ -39,9 +39,13 @@ const struct Ops *device_open(const char *value, CrError *e);
  * CPU on a machine with a GPU; GPU tests ask for cuda explicitly.) */
 const char *device_default(void);
 /* 0 when the rollout engine can generate on ops: the CPU backend, or one that fills the
- * paged-latent-cache decode entries of model/ops.h (mla_cache_scatter and
- * mla_decode_attention). Else -1 and an error naming --device (a GPU table without them
+ * entries rollout/forward_ops.c needs (mla_cache_scatter, mla_decode_attention,
+ * gemm_batched, copy2d). Else -1 and an error naming --device (a GPU table without them
  * would otherwise have the host engine read device memory). */
 int device_check_rollout(const struct Ops *ops, CrError *e);
+/* The backend a generating trainer uses: `given` when not NULL, else device_ops(kind);
+ * then device_check_rollout. NULL + e on failure. Call it after spawning any worker
+ * processes (it may initialise CUDA). */
+const struct Ops *device_ops_for_rollout(DeviceKind kind, const struct Ops *given, CrError *e);
 
 #endif

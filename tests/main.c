@@ -46,6 +46,20 @@ const char *test_crucible_bin(void) {
     return v && *v ? v : "build/crucible";
 }
 
+unsigned long long test_random_seed(const char *name) {
+    const char *s = getenv("CRUCIBLE_TEST_SEED");
+    unsigned long long seed;
+    if (s && *s) {
+        seed = strtoull(s, NULL, 10);
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed = (unsigned long long)ts.tv_nsec ^ ((unsigned long long)ts.tv_sec << 20) ^ (unsigned long long)getpid();
+    }
+    fprintf(stderr, "    %s: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", name, seed);
+    return seed;
+}
+
 static char g_tmpdir[256];  /* runner-owned: one per forked test child */
 
 char *test_tmpdir(void) {

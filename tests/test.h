@@ -1,5 +1,6 @@
 /* tests/test.h — the test harness.
- * Defines: TEST, CHECK, CHECKF, CHECK_NEAR, SKIP, TestCtx, test_rel_err, test_repo_path.
+ * Defines: TEST, CHECK, CHECKF, CHECK_NEAR, SKIP, TestCtx, test_rel_err, test_repo_path,
+ *          test_random_seed.
  *
  * Each test is `TEST(module_name) { ... }` in tests/<module>/test_*.c; the Makefile
  * collects every TEST(...) into the runner. Names are global: prefix them with the
@@ -57,5 +58,8 @@ int test_check_all(void);
 const char *test_crucible_bin(void);
 /* A fresh temporary directory (malloc'd path), removed by the runner after the test. */
 char *test_tmpdir(void);
+/* A fresh seed for a randomised test (CRUCIBLE_TEST_SEED=n repeats one run), printed
+ * as "    NAME: seed N (CRUCIBLE_TEST_SEED to repeat)". */
+unsigned long long test_random_seed(const char *name);
 
 #endif

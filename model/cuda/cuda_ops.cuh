@@ -3,8 +3,8 @@
 // cpu_; see model/ops.h for each contract). The ops that call GEMMs take the table's
 // GemmFn so the fp32 and bf16 tables share one implementation. Files: ops_cuda.cu
 // (context, memory, GEMM, elementwise, AdamW, the tables), embedding.cu, rmsnorm.cu,
-// rope.cu, attention.cu, attention_gemm.cu, mla.cu, mla_decode.cu, moe_route.cu, moe_dispatch.cu,
-// moe_small.cu, lmhead.cu, sample.cu.
+// rope.cu, attention.cu, attention_gemm.cu, attention_wmma.cu, mla.cu, mla_decode.cu, moe_route.cu,
+// moe_dispatch.cu, moe_small.cu, lmhead.cu, sample.cu.
 #ifndef CRUCIBLE_MODEL_CUDA_OPS_CUH
 #define CRUCIBLE_MODEL_CUDA_OPS_CUH
 
@@ -43,6 +43,22 @@ void cuda_attention_forward_gemm(cublasComputeType_t ct, float *O, float *lse, c
 void cuda_attention_backward_gemm(cublasComputeType_t ct, float *dQ, float *dK, float *dV, const float *dO,
                                   const float *O, const float *lse, const float *Q, const float *K, const float *V,
                                   const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+// attention_wmma.cu: tensor-core (wmma bf16) flash kernels; shapes they do not take
+// (dqk, dv not multiples of 16, dqk > 192, dv > 128) go to the gemm path (bf16 compute).
+void cuda_attention_forward_wmma(float *O, float *lse, const float *Q, const float *K, const float *V,
+                                 const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+void cuda_attention_backward_wmma(float *dQ, float *dK, float *dV, const float *dO, const float *O,
+                                  const float *lse, const float *Q, const float *K, const float *V,
+                                  const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv, float scale);
+// What a table with GEMM compute type ct runs: the gemm path, except that the bf16 table
+// (ct = CUBLAS_COMPUTE_32F_FAST_16BF) follows CRUCIBLE_CUDA_ATTENTION=gemm|wmma|flash.
+void cuda_attention_forward_table(cublasComputeType_t ct, float *O, float *lse, const float *Q, const float *K,
+                                  const float *V, const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk,
+                                  int dv, float scale);
+void cuda_attention_backward_table(cublasComputeType_t ct, float *dQ, float *dK, float *dV, const float *dO,
+                                   const float *O, const float *lse, const float *Q, const float *K, const float *V,
+                                   const int32_t *cu_seqlens, int n_seqs, int N, int H, int dqk, int dv,
+                                   float scale);
 
 void cuda_mla_kv_assemble_forward(float *K, float *V, const float *kv, const float *kpe, int ldkpe, int N,
                                   int H, int dn, int dr, int dv);

@@ -257,12 +257,12 @@ extern "C" void ops_cuda_adamw_update(float beta1, float beta2, float eps, float
     }                                                                                                        \
     static void att_fwd_##suffix(float *O, float *lse, const float *Q, const float *K, const float *V,         \
                                  const int32_t *cu, int S, int N, int H, int dqk, int dv, float scale) {       \
-        cuda_attention_forward_gemm(ct, O, lse, Q, K, V, cu, S, N, H, dqk, dv, scale);                       \
+        cuda_attention_forward_table(ct, O, lse, Q, K, V, cu, S, N, H, dqk, dv, scale);                      \
     }                                                                                                        \
     static void att_bwd_##suffix(float *dQ, float *dK, float *dV, const float *dO, const float *O,             \
                                  const float *lse, const float *Q, const float *K, const float *V,             \
                                  const int32_t *cu, int S, int N, int H, int dqk, int dv, float scale) {       \
-        cuda_attention_backward_gemm(ct, dQ, dK, dV, dO, O, lse, Q, K, V, cu, S, N, H, dqk, dv, scale);      \
+        cuda_attention_backward_table(ct, dQ, dK, dV, dO, O, lse, Q, K, V, cu, S, N, H, dqk, dv, scale);     \
     }                                                                                                        \
     static void experts_fwd_##suffix(float *Yp, float *G, float *U, float *Hm, const float *Xp, const float *Wg, \
                                      const float *Wu, const float *Wd, const int32_t *off, int E, int D, int I) { \
@@ -338,6 +338,8 @@ static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_f
 static const Ops k_cuda_bf16 = OPS_TABLE("cuda-bf16", bf16, cuda_gemm_bf16, att_fwd_bf16, att_bwd_bf16);
 static const Ops k_cuda_flash = OPS_TABLE("cuda-flash", fp32, cuda_gemm_fp32, cuda_attention_forward_flash,
                                           cuda_attention_backward_flash);
+static const Ops k_cuda_bf16_wmma = OPS_TABLE("cuda-bf16-wmma", bf16, cuda_gemm_bf16, cuda_attention_forward_wmma,
+                                              cuda_attention_backward_wmma);
 
 static int cuda_usable(void) {
     if (crucible_cuda_device_count() <= 0) return 0;
@@ -347,3 +349,4 @@ static int cuda_usable(void) {
 extern "C" const Ops *ops_cuda(void) { return cuda_usable() ? &k_cuda_fp32 : NULL; }
 extern "C" const Ops *ops_cuda_bf16(void) { return cuda_usable() ? &k_cuda_bf16 : NULL; }
 extern "C" const Ops *ops_cuda_flash(void) { return cuda_usable() ? &k_cuda_flash : NULL; }
+extern "C" const Ops *ops_cuda_bf16_wmma(void) { return cuda_usable() ? &k_cuda_bf16_wmma : NULL; }

@@ -1,5 +1,5 @@
 /* model/cuda/ops_cuda.h — the CUDA backend of model/ops.h (C-compatible header).
- * Defines: ops_cuda, ops_cuda_bf16, ops_cuda_flash, ops_cuda_adamw_update,
+ * Defines: ops_cuda, ops_cuda_bf16, ops_cuda_flash, ops_cuda_bf16_wmma, ops_cuda_adamw_update,
  *          ops_cuda_sumsq, crucible_cuda_device_count.
  *
  * CONTRACT
@@ -16,8 +16,13 @@
  *    (model/cuda/attention_gemm.cu; a context-owned scratch of H x C x max_seqlen floats,
  *    C <= 1024 query rows). ops_cuda_flash() is ops_cuda() with the fused fp32 flash
  *    kernels instead (model/cuda/attention.cu: no scratch, much slower).
+ *    The bf16 table reads CRUCIBLE_CUDA_ATTENTION on every attention call: gemm (the
+ *    default), wmma (tensor-core flash kernels, model/cuda/attention_wmma.cu: bf16
+ *    tiles in shared memory, fp32 softmax and accumulation, no score scratch; NOT yet
+ *    run on a GPU) or flash (the fused fp32 kernels); another value is an error.
+ *    ops_cuda_bf16_wmma() is ops_cuda_bf16() with the wmma kernels always.
  *    moe_experts_small (model/cuda/moe_small.cu: no GEMM, no host synchronisation) is the
- *    same fp32 kernel pair in all three tables.
+ *    same fp32 kernel pair in all four tables.
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host), a growth of the context scratch and each grouped
@@ -36,6 +41,9 @@
  *    bf16 table with CRUCIBLE_CUDA_LMHEAD=bf16 adds bf16 copies of a chunk's operands
  *    and dlogits, 64 MiB + 24 KiB x D, its LM-head GEMMs then reading bf16 rounded once
  *    per chunk; unset = fp32 operands through FAST_16BF, the verified path);
+ *    the wmma attention (CRUCIBLE_CUDA_ATTENTION=wmma, ops_cuda_bf16_wmma) keeps bf16
+ *    copies of its operands: 2 x N x H x (2 dqk + dv) bytes forward, + 2 N H dv and
+ *    4 N H (D = rowsum(dO O)) backward;
  *    sample_rows (model/cuda/sample.cu) 32 bytes per row and, with top-k or top-p, the
  *    sort keys of up to 2^23 logits at a time (2 x 64 MiB) plus CUB's temporary storage.
  *    sample_rows reads its OpsSampler from host memory and copies nothing to the host.
@@ -61,6 +69,11 @@ int crucible_cuda_device_count(void);
 const Ops *ops_cuda(void);
 const Ops *ops_cuda_bf16(void);
 const Ops *ops_cuda_flash(void);
+const Ops *ops_cuda_bf16_wmma(void);
+/* 1 when the wmma attention kernels take head dims dqk / dv on this device (multiples of
+ * 16, dqk <= 192, dv <= 128, shared memory within the device's limit); otherwise the
+ * wmma selections run the gemm path instead. 0 without a usable device. */
+int ops_cuda_attention_wmma_supported(int dqk, int dv);
 
 /* Fused AdamW on device buffers, the same per-element update as adamw_update()
  * (model/adamw.h): bias corrections computed in double on the host, applied in fp32. */

@@ -38,4 +38,18 @@ for n in cuda_ops_bench cuda_train_step cuda_decode; do
     g++ -o $B/$n $B/obj/$n.o $LIBS
     strip $B/$n
 done
-echo "build_device: $B/crucible_cuda_tests $B/cuda_ops_bench $B/cuda_train_step $B/cuda_decode"
+# The CLI, for the end-to-end demo step of cuda_check.sh: the libraries with a static
+# archive are linked in; libgit2's GSSAPI dependency has none, so its shared objects travel
+# in $B/lib (RPATH, not RUNPATH, so that they are found for the libraries that load them).
+L=/usr/lib/x86_64-linux-gnu
+mkdir -p $B/lib
+for so in libgssapi_krb5.so.2 libkrb5.so.3 libk5crypto.so.3 libcom_err.so.2 libkrb5support.so.0 libkeyutils.so.1; do
+    cp -L $L/$so $B/lib/ 2>/dev/null || cp -L /lib/x86_64-linux-gnu/$so $B/lib/
+done
+g++ -fopenmp -o $B/crucible build/obj/cli/*.o $LIB $L/libpcre2-8.a $L/libsqlite3.a $L/libseccomp.a $L/libgit2.a \
+    $L/libmbedtls.a $L/libmbedx509.a $L/libmbedcrypto.a $L/libhttp_parser.a $L/libssh2.a $L/libssl.a $L/libcrypto.a \
+    $L/libz.a $OPENBLAS $GOMP $B/libcjson.so.1 $B/lib/libgssapi_krb5.so.2 -Wl,--disable-new-dtags \
+    -Wl,-rpath,\$ORIGIN:\$ORIGIN/lib -L$CUDA_HOME/lib64 -Wl,-rpath,$CUDA_HOME/lib64 -lcudart_static -lcublas -lcublasLt \
+    -static-libgcc -static-libstdc++ -lm -lpthread -ldl -lrt 2>&1 | grep -v "warning: Using\|statically linked" || true
+strip $B/crucible
+echo "build_device: $B/crucible_cuda_tests $B/cuda_ops_bench $B/cuda_train_step $B/cuda_decode $B/crucible"

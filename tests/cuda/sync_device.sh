@@ -9,6 +9,7 @@ DEST=$1
 rm -rf "$DEST"
 mkdir -p "$DEST/build/cuda_dev"
 git ls-files -z | xargs -0 cp --parents -t "$DEST"
-for f in crucible_cuda_tests cuda_ops_bench cuda_train_step cuda_decode; do gzip -1 -c build/cuda_dev/$f > "$DEST/build/cuda_dev/$f.gz"; done
+for f in crucible_cuda_tests cuda_ops_bench cuda_train_step cuda_decode crucible; do gzip -1 -c build/cuda_dev/$f > "$DEST/build/cuda_dev/$f.gz"; done
 cp build/cuda_dev/libcjson.so.1 "$DEST/build/cuda_dev/"
+cp -r build/cuda_dev/lib "$DEST/build/cuda_dev/"
 du -sh "$DEST"

@@ -190,19 +190,11 @@ static void check_case(TestCtx *t_, const Ops *g, double tol, const Case *c, con
     out_free(&loop);
 }
 
-static uint64_t test_seed(void) {
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    if (s && *s) return strtoull(s, NULL, 10);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
-}
 static int rndi(CrRng *r, int lo, int hi) { return lo + (int)(cr_rng_u64(r) % (uint64_t)(hi - lo + 1)); }
 
 static void body(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: routed-experts GEMM test not run on a GPU");
-    uint64_t seed = test_seed();
-    fprintf(stderr, "    cuda_experts_grouped: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    uint64_t seed = test_random_seed("cuda_experts_grouped");
     CrRng r;
     cr_rng_init(&r, seed, 0xE7, 0);
     const Ops *tables[2] = {ops_cuda(), ops_cuda_bf16()};

@@ -21,13 +21,6 @@
 #include "model/cuda/ops_cuda.h"
 #include "model/ops.h"
 
-static uint64_t seed_now(void) {
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    if (s && *s) return strtoull(s, NULL, 10);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
-}
 static int rint_in(CrRng *r, int lo, int hi) { return lo + (int)(cr_rng_u64(r) % (uint64_t)(hi - lo + 1)); }
 static float *hrand(CrRng *r, size_t n, float scale) {
     float *x = malloc(sizeof(float) * (n ? n : 1));
@@ -97,8 +90,7 @@ static void run_case(TestCtx *t_, uint64_t seed, uint64_t stream, const char *mo
 
 static void body(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: bf16 LM head test not run on a GPU");
-    uint64_t seed = seed_now();
-    fprintf(stderr, "    cuda_lmhead_bf16_chunks: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    uint64_t seed = test_random_seed("cuda_lmhead_bf16_chunks");
     run_case(t_, seed, 0, "bf16");
     run_case(t_, seed, 1, "fast16bf");
 }

@@ -73,11 +73,7 @@ static void model_case(TestCtx *t_, TinyOpts o, CrRng *rng, const char *label) {
 
 static void body_cuda_model_matches_cpu(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: whole-model CUDA test not run");
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t seed = s && *s ? strtoull(s, NULL, 10) : ((uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32);
-    fprintf(stderr, "    cuda_model_matches_cpu: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    uint64_t seed = test_random_seed("cuda_model_matches_cpu");
     CrRng rng;
     cr_rng_init(&rng, seed, 0x40DE1, 0);
     model_case(t_, (TinyOpts){.aux_alpha = 0.01f, .n_shared = 1}, &rng, "greedy, shared, aux");

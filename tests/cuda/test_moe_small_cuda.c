@@ -134,18 +134,9 @@ static void check_case(TestCtx *t_, CrRng *r, const Case *c, const Ops *const *t
     free(x), free(w), free(idx), free(used), free(y), free(h);
 }
 
-static uint64_t test_seed(void) {
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    if (s && *s) return strtoull(s, NULL, 10);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
-}
-
 static void body(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: moe_experts_small not run on a GPU");
-    uint64_t seed = test_seed();
-    fprintf(stderr, "    cuda_moe_experts_small: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    uint64_t seed = test_random_seed("cuda_moe_experts_small");
     CrRng r;
     cr_rng_init(&r, seed, 0x5A11, 0);
     const Ops *tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};

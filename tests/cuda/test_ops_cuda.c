@@ -34,22 +34,13 @@ typedef struct H {
     TestCtx *t;
 } H;
 
-static uint64_t test_seed(void) {
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    if (s && *s) return strtoull(s, NULL, 10);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
-}
-
 /* 0 = ready; 1 = skipped (no device). */
 static int h_init(H *h, TestCtx *t, const char *name) {
     h->t = t;
     h->cpu = ops_cpu();
     if (crucible_cuda_device_count() <= 0) return 1;
     h->gpu = ops_cuda();
-    uint64_t seed = test_seed();
-    fprintf(stderr, "    %s: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", name, (unsigned long long)seed);
+    uint64_t seed = test_random_seed(name);
     cr_rng_init(&h->rng, seed, 0xC0DA, 0);
     return 0;
 }

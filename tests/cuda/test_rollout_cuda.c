@@ -40,19 +40,6 @@
 #include "rollout/kv_cache.h"
 #include "rollout/rollout.h"
 
-static uint64_t test_seed(const char *name) {
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    uint64_t seed;
-    if (s && *s) {
-        seed = strtoull(s, NULL, 10);
-    } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
-    }
-    fprintf(stderr, "    %s: seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", name, (unsigned long long)seed);
-    return seed;
-}
 
 static void *dput(const Ops *g, const void *x, size_t bytes) {
     void *d = g->alloc(bytes);
@@ -116,7 +103,7 @@ static void cache_case(TestCtx *t_, CrRng *g, int n, int ctx, int H, int r, int 
 static void body_cuda_rollout_mla_cache_ops(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: not run on a GPU");
     CrRng g;
-    cr_rng_init(&g, test_seed("cuda_rollout_mla_cache_ops"), 0x3A7, 0);
+    cr_rng_init(&g, test_random_seed("cuda_rollout_mla_cache_ops"), 0x3A7, 0);
     cache_case(t_, &g, 1, 1, 3, 20, 6, 5);
     cache_case(t_, &g, 4, 37, 3, 20, 6, 5);
     cache_case(t_, &g, 4, 37, 16, 512, 64, 16);
@@ -202,7 +189,7 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
 static void body_cuda_rollout_matches_cpu(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: not run on a GPU");
     CrRng g;
-    cr_rng_init(&g, test_seed("cuda_rollout_matches_cpu"), 0x5A3, 0);
+    cr_rng_init(&g, test_random_seed("cuda_rollout_matches_cpu"), 0x5A3, 0);
     ModelConfig cfg;
     CrError e;
     CHECKF(model_config_parse(&cfg, k_cfg, "test config", &e) == 0, "%s", e.msg);
@@ -345,7 +332,7 @@ static void forms_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, ForwardOpsAt
 static void body_cuda_rollout_forward_ops_forms(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: not run on a GPU");
     CrRng g;
-    cr_rng_init(&g, test_seed("cuda_rollout_forward_ops_forms"), 0x5A4, 0);
+    cr_rng_init(&g, test_random_seed("cuda_rollout_forward_ops_forms"), 0x5A4, 0);
     ModelConfig cfg;
     CrError e;
     CHECKF(model_config_parse(&cfg, k_cfg, "test config", &e) == 0, "%s", e.msg);

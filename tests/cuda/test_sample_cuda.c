@@ -27,14 +27,6 @@
 #include "model/ops.h"
 #include "rollout/sampler.h"
 
-static uint64_t sample_test_seed(void) {
-    const char *s = getenv("CRUCIBLE_TEST_SEED");
-    if (s && *s) return strtoull(s, NULL, 10);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uint64_t)getpid();
-}
-
 /* n rows of V logits: normal * 3, then about 10% copies of earlier entries (exact ties),
  * about 3% -inf, and in every other row the maximum repeated at a later id. */
 static float *make_logits(CrRng *rng, int n, int V) {
@@ -150,8 +142,7 @@ static void sample_case(TestCtx *t_, const Ops *g, CrRng *rng, uint64_t seed, in
 
 static void body_cuda_sample_rows(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: sample_rows was NOT run on a GPU");
-    uint64_t seed = sample_test_seed();
-    fprintf(stderr, "    seed %llu (CRUCIBLE_TEST_SEED to repeat)\n", (unsigned long long)seed);
+    uint64_t seed = test_random_seed("cuda_sample_rows_matches_cpu");
     CrRng rng;
     cr_rng_init(&rng, seed, 0x5A3, 0);
     const Ops *tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};
