@@ -22,7 +22,7 @@
 //    template instance) shared by the block's threads, right because blocks run one at a
 //    time (they are not refilled between blocks: the simulator cannot see a kernel that
 //    reads static shared memory it did not write in this block);
-//  - launches are checked against the hardware limits (block <= 1024 threads, grid y/z
+//  - launches (<<<>>> rewritten, or cudaLaunchKernel) are checked against the hardware limits (block <= 1024 threads, grid y/z
 //    <= 65535, dynamic shared memory <= 48 KiB unless cudaFuncSetAttribute raised it for
 //    that kernel, never above the H100's 227 KiB);
 //  - cudaMemcpy*/cudaMemset* are host memcpy/memset; cuda_big_scratch returns a fresh
@@ -81,8 +81,8 @@ static void sim_fail(const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    fprintf(stdout, "FAIL sim: %s\n", buf);
     fflush(stdout);
+    fprintf(stderr, "FAIL sim: %s\n", buf);
     fflush(stderr);
     _exit(1);
 }
@@ -346,9 +346,9 @@ struct SimCfg {
     SimCfg(dim3 g, dim3 b, size_t s = 0, cudaStream_t = 0) : grid(g), block(b), smem(s) {}
 };
 
-template <class... P, class... A>
-static void sim_launch(SimCfg c, void (*k)(P...), A &&...args) {
-    static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
+// Runs kernel k over the grid with its parameters `params` (a tuple of the decayed types).
+template <class... P, class Tuple>
+static void sim_run(SimCfg c, void (*k)(P...), Tuple &params) {
     dim3 g = c.grid, b = c.block;
     unsigned long nt = (unsigned long)b.x * b.y * b.z;
     if (!b.x || !b.y || !b.z || b.x > 1024 || b.y > 1024 || b.z > 64 || nt > SIM_MAX_THREADS)
@@ -358,7 +358,6 @@ static void sim_launch(SimCfg c, void (*k)(P...), A &&...args) {
     int optin = sim.smem_optin.count((const void *)k) ? sim.smem_optin[(const void *)k] : 0;
     if (c.smem > SIM_SMEM_DEFAULT && (long)c.smem > optin)
         sim_fail("launch with %zu bytes of dynamic shared memory (above 48 KiB without cudaFuncSetAttribute)", c.smem);
-    std::tuple<typename std::decay<P>::type...> params(std::forward<A>(args)...);
     if (sim.launches++ == 0) {
         // All simulated threads on one CPU (the threads inherit it): a barrier's wake-ups
         // then need no cross-CPU interrupts (about 30% faster), and a test leaves the
@@ -406,6 +405,28 @@ static void sim_launch(SimCfg c, void (*k)(P...), A &&...args) {
     for (auto &x : th) x.join();
     SIM_UNPOISON(sim_smem, sizeof sim_smem);
 }
+
+// `k<<<cfg>>>(args...)` as sim_host_rewrite writes it.
+template <class... P, class... A>
+static void sim_launch(SimCfg c, void (*k)(P...), A &&...args) {
+    static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
+    std::tuple<typename std::decay<P>::type...> params(std::forward<A>(args)...);
+    sim_run(c, k, params);
+}
+
+// cudaLaunchKernel(k, grid, block, args, smem, stream): args[i] points to parameter i.
+template <class... P, size_t... I>
+static std::tuple<typename std::decay<P>::type...> sim_unpack(void **args, std::index_sequence<I...>) {
+    return std::tuple<typename std::decay<P>::type...>(*static_cast<typename std::decay<P>::type *>(args[I])...);
+}
+template <class... P>
+static cudaError_t sim_launch_args(void (*k)(P...), dim3 grid, dim3 block, void **args, size_t smem,
+                                   cudaStream_t stream = 0) {
+    auto params = sim_unpack<P...>(args, std::index_sequence_for<P...>{});
+    sim_run(SimCfg(grid, block, smem, stream), k, params);
+    return cudaSuccess;
+}
+#define cudaLaunchKernel sim_launch_args
 
 // ---- cuda_common.cuh -----------------------------------------------------------------
 
