@@ -9,7 +9,7 @@
 // id far outside the pool, so reading one is an AddressSanitizer error), a cache of two
 // layers filled by the scatter kernel (checked bit for bit, the other layer untouched),
 // contexts 1, 37, 256, 257 and 300 (two splits of 256 from 257 on), H 3, 11 (a full head group of 8 and a
-// partial one) and 16, r/dr 16/8, Lite's 512/64 at context 37, and a row too wide for 8
+// partial one) and 16, r/dr 16/8 and 13/5 (blocks of one position), Lite's 512/64 at context 37, and a row too wide for 8
 // heads in 48 KiB (r 2048: head groups halve). Outputs NaN-filled first; attention within
 // 2e-5 (norm-wise relative) and every element within 1e-4 of the reference's scale.
 // Prints "all ok" and exits 0 on success. Built and run by tests/cuda/test_mla_decode_host.c.
@@ -130,6 +130,7 @@ int main(int argc, char **argv) {
         run_case({300, 1}, 16, 16, 8, 32);     // two full head groups
         run_case({37, 5, 1}, 11, 16, 8, 16);   // a group of 8 and a partial group of 3
         run_case({256, 257}, 2, 8, 4, 64);     // a split exactly full; one position past it
+        run_case({37, 3}, 5, 13, 5, 1);        // odd r and dr, one position per block
     } else if (!strcmp(which, "wide")) {
         run_case({37, 2}, 16, 512, 64, 64);  // DeepSeek-V2-Lite's latent row, 8 heads per block
         run_case({5}, 8, 2048, 64, 16);      // 8 heads would need 74 KiB: groups of 4

@@ -4,7 +4,8 @@
 // h[s] = silu(Wg_e x) * (Wu_e x), y[n] = sum_k w[n,k] Wd_e h[n*K+k], e = idx[n*K+k]).
 // Shapes: N 1 and 5, K 2..6, E 8; D and I odd and multiples of 4 so both the float4 and
 // the scalar paths of each kernel run (and 16-byte-misaligned weights, which must take the
-// scalar path); D above the 48 KiB staging limit once (x read from global memory).
+// scalar path, and a misaligned x, staged or not); D above the 48 KiB staging limit
+// (x read from global memory).
 // Outputs are NaN-filled first; h and y within 1e-5 (relative, norm-wise) and every
 // element within 1e-4 of the reference's scale. Prints "all ok" and exits 0 on success.
 // Built and run by tests/cuda/test_moe_small_host.c.
@@ -39,15 +40,19 @@ static void compare(const char *what, const std::vector<float> &got, const std::
     if (!ok) g_failed++;
 }
 
-// One case; `shift` offsets the weight pointers by that many floats (1: not 16-byte aligned).
-static void run_case(int N, int K, int D, int I, int shift) {
+// One case; `shift` offsets the weight pointers and `xshift` x by that many floats (1: not
+// 16-byte aligned).
+static void run_case(int N, int K, int D, int I, int shift, int xshift = 0) {
     const int E = 8;
     long launches = sim.launches;
-    printf("case N=%d K=%d D=%d I=%d%s\n", N, K, D, I, shift ? " (weights misaligned)" : "");
+    printf("case N=%d K=%d D=%d I=%d%s%s\n", N, K, D, I, shift ? " (weights misaligned)" : "",
+           xshift ? " (x misaligned)" : "");
     std::vector<float> Wg((size_t)E * I * D + shift), Wu(Wg.size()), Wd((size_t)E * D * I + shift);
     for (auto *v : {&Wg, &Wu, &Wd})
         for (float &f : *v) f = (float)(urand() * 2 - 1) / sqrtf((float)D);
-    std::vector<float> x((size_t)N * D), w((size_t)N * K);
+    std::vector<float> xbuf((size_t)N * D + xshift), w((size_t)N * K);
+    float *xp = xbuf.data() + xshift;
+    std::vector<float> x((size_t)N * D);
     std::vector<int32_t> idx((size_t)N * K);
     for (float &f : x) f = (float)(urand() * 4 - 2);
     for (int n = 0; n < N; n++)
@@ -87,7 +92,8 @@ static void run_case(int N, int K, int D, int I, int shift) {
             }
         }
     std::vector<float> y((size_t)N * D, NAN), h(S * I, NAN);
-    cuda_moe_experts_small(y.data(), h.data(), x.data(), idx.data(), w.data(), wg, wu, wd, N, D, I, K);
+    memcpy(xp, x.data(), sizeof(float) * x.size());
+    cuda_moe_experts_small(y.data(), h.data(), xp, idx.data(), w.data(), wg, wu, wd, N, D, I, K);
     compare("h", h, href);
     compare("y", y, yref);
     if (sim.launches - launches != 2) {
@@ -100,6 +106,7 @@ int main(int argc, char **argv) {
     bool big = argc > 1 && !strcmp(argv[1], "big");
     if (big) {
         run_case(1, 2, 12289 + 3, 4, 0);  // x (49 KiB) above the staging limit: read from global memory
+        run_case(1, 2, 12292, 4, 0, 1);   // ... and not 16-byte aligned: the scalar up kernel
     } else {
         run_case(1, 2, 64, 20, 0);   // float4 up and down
         run_case(5, 6, 37, 13, 0);   // scalar up and down
@@ -107,6 +114,7 @@ int main(int argc, char **argv) {
         run_case(1, 4, 33, 16, 0);   // scalar up, float4 down
         run_case(5, 5, 48, 12, 1);   // multiples of 4, weights misaligned: scalar paths
         run_case(1, 6, 8, 36, 0);    // I > one up chunk (16 rows), D below one warp's lanes
+        run_case(5, 2, 64, 8, 0, 1); // x misaligned but staged: the float4 up kernel on the copy
         // the empty sums: y zeroed, nothing launched
         long l = sim.launches;
         std::vector<float> y(2 * 5, NAN), h(4, NAN), x(10, 1.0f), wt(4, 1.0f);

@@ -3,8 +3,10 @@
 // Include it first in a C++ file compiled by g++, then a model/cuda/*.cu file rewritten by
 // tests/cuda/sim_host.c (sim_host_rewrite: `k<<<g, b, smem>>>(args)` becomes
 // `sim_launch(SimCfg(g, b, smem), k, args)` and `extern __shared__ T name[];` becomes a
-// pointer to the launch's dynamic shared memory). model/cuda/cuda_common.cuh is used as
-// it is: its warp_sum / block_sum run on the shuffles below.
+// pointer to the launch's dynamic shared memory; cudaLaunchKernel works as it is).
+// model/cuda/cuda_common.cuh is used as it is: block_sum / block_max run on the shuffles
+// below; a kernel's own warp_sum / warp_max calls take a one-exchange butterfly with the
+// same results bit for bit (tests/cuda/sim_selftest.cc checks it), five times cheaper.
 //
 // The model:
 //  - every CUDA thread of a block is an OS thread (threadIdx thread-local); blocks run one
@@ -22,16 +24,20 @@
 //    template instance) shared by the block's threads, right because blocks run one at a
 //    time (they are not refilled between blocks: the simulator cannot see a kernel that
 //    reads static shared memory it did not write in this block);
-//  - launches (<<<>>> rewritten, or cudaLaunchKernel) are checked against the hardware limits (block <= 1024 threads, grid y/z
+//  - launches are checked against the hardware limits (block <= 1024 threads, grid y/z
 //    <= 65535, dynamic shared memory <= 48 KiB unless cudaFuncSetAttribute raised it for
-//    that kernel, never above the H100's 227 KiB);
+//    that kernel, never above the H100's 227 KiB); the process's threads are pinned to
+//    one CPU (cheaper barriers, and a test leaves the other cores alone);
 //  - cudaMemcpy*/cudaMemset* are host memcpy/memset; cuda_big_scratch returns a fresh
 //    exact-size allocation each call (an overrun, or a use after the next call, is an
 //    AddressSanitizer error), filled with NaN bytes.
 // Not modelled: the memory model (caching, visibility without a barrier is only what the
 // OS threads give; ThreadSanitizer builds report the races), timing, occupancy, register
-// limits, the real static shared-memory size, wmma, CUB's real algorithms (the fakes in
-// tests/cuda/sim/cub/ keep CUB's contracts but not its summation orders).
+// limits, the real static shared-memory size, atomics, streams and events (everything runs
+// in call order), wmma (tests/cuda/sim_attention_wmma.cc adds a scrambled-layout one),
+// CUB's real algorithms (the fakes in tests/cuda/sim/cub_sim.h keep CUB's contracts but
+// not its summation orders). Cost: a barrier wakes every thread of its group, so a test
+// keeps to a few thousand blocks.
 #ifndef CRUCIBLE_TESTS_CUDA_SIM_CUDA_SIM_H
 #define CRUCIBLE_TESTS_CUDA_SIM_CUDA_SIM_H
 
