@@ -120,7 +120,8 @@ int sim_host_rewrite(const char *src, const char *dst, const char *const *subst)
         fprintf(stderr, "sim_host_rewrite: %s\n", err.msg);
         return -1;
     }
-    for (int i = 0; subst && subst[i] && subst[i + 1] && text; i += 2) text = replace_once(text, subst[i], subst[i + 1], src);
+    for (int i = 0; subst && subst[i] && subst[i + 1] && text; i += 2)
+        text = replace_once(text, subst[i], subst[i + 1], src);
     if (!text) return -1;
     Buf out = {0};
     char head[700];
@@ -144,7 +145,8 @@ int sim_host_rewrite(const char *src, const char *dst, const char *const *subst)
             const char *a = cend + 3;
             while (isspace((unsigned char)*a)) a++;
             if (*a != '(') {
-                fprintf(stderr, "sim_host_rewrite: %s: no arguments after a launch near byte %ld\n", src, (long)(p - s));
+                fprintf(stderr, "sim_host_rewrite: %s: no arguments after a launch near byte %ld\n", src,
+                        (long)(p - s));
                 bad = 1;
                 break;
             }
@@ -162,7 +164,8 @@ int sim_host_rewrite(const char *src, const char *dst, const char *const *subst)
         if (!strncmp(p, "extern __shared__", 17) && (p == s || !is_ident(p[-1]))) {
             const char *semi = strchr(p, ';'), *br = semi ? strstr(p, "[]") : NULL;
             if (!semi || !br || br > semi) {
-                fprintf(stderr, "sim_host_rewrite: %s: an extern __shared__ declaration not of the form T name[];\n", src);
+                fprintf(stderr, "sim_host_rewrite: %s: an extern __shared__ declaration not of the form T name[];\n",
+                        src);
                 bad = 1;
                 break;
             }
@@ -223,9 +226,10 @@ int sim_host_build(const char *dir, const char *exe, const char *cc, const char 
     for (int i = 0; c_srcs && c_srcs[i]; i++) {
         char obj[600];
         snprintf(obj, sizeof obj, "%s/%s.ref%d.o", dir, exe, i);
-        snprintf(cmd, sizeof cmd,
-                 "gcc -std=c17 -O1 -g -D_GNU_SOURCE -fsanitize=%s -fno-sanitize-recover=undefined -I. -c '%s' -o '%s' 2>&1",
-                 san, c_srcs[i], obj);
+        snprintf(
+            cmd, sizeof cmd,
+            "gcc -std=c17 -O1 -g -D_GNU_SOURCE -fsanitize=%s -fno-sanitize-recover=undefined -I. -c '%s' -o '%s' 2>&1",
+            san, c_srcs[i], obj);
         if (!sim_host_run(cmd, NULL)) {
             fprintf(stderr, "    gcc could not build %s\n", c_srcs[i]);
             return 0;

@@ -9,10 +9,10 @@
 // id far outside the pool, so reading one is an AddressSanitizer error), a cache of two
 // layers filled by the scatter kernel (checked bit for bit, the other layer untouched),
 // contexts 1, 37, 256, 257 and 300 (two splits of 256 from 257 on), H 3, 11 (a full head group of 8 and a
-// partial one) and 16, r/dr 16/8 and 13/5 (blocks of one position), Lite's 512/64 at context 37, and a row too wide for 8
-// heads in 48 KiB (r 2048: head groups halve). Outputs NaN-filled first; attention within
-// 2e-5 (norm-wise relative) and every element within 1e-4 of the reference's scale.
-// Prints "all ok" and exits 0 on success. Built and run by tests/cuda/test_mla_decode_host.c.
+// partial one) and 16, r/dr 16/8 and 13/5 (blocks of one position), Lite's 512/64 at context 37, and a row too wide for
+// 8 heads in 48 KiB (r 2048: head groups halve). Outputs NaN-filled first; attention within 2e-5 (norm-wise relative)
+// and every element within 1e-4 of the reference's scale. Prints "all ok" and exits 0 on success. Built and run by
+// tests/cuda/test_mla_decode_host.c.
 #include "tests/cuda/sim/cuda_sim.h"
 
 #include <algorithm>
@@ -56,7 +56,8 @@ static void run_case(const std::vector<int> &ctxs, int H, int r, int dr, int blo
     int used = 0;
     for (int i = 0; i < n; i++) {
         pos[i] = ctxs[i] - 1;
-        for (int j = 0; j < (ctxs[i] + block_tokens - 1) / block_tokens; j++) bt[(size_t)i * max_blocks + j] = ids[used++];
+        for (int j = 0; j < (ctxs[i] + block_tokens - 1) / block_tokens; j++)
+            bt[(size_t)i * max_blocks + j] = ids[used++];
     }
     // scatter every position of every row, one scatter row each, in a shuffled order
     struct Ent { int i, p; };
@@ -77,7 +78,8 @@ static void run_case(const std::vector<int> &ctxs, int H, int r, int dr, int blo
     for (size_t e = 0; e < ns; e++) {
         int i = ents[e].i, p = ents[e].p;
         size_t b = (size_t)bt[(size_t)i * max_blocks + p / block_tokens];
-        memcpy(&want[((b * n_layers + layer) * block_tokens + p % block_tokens) * rw], &src[e * rw], sizeof(float) * rw);
+        memcpy(&want[((b * n_layers + layer) * block_tokens + p % block_tokens) * rw], &src[e * rw],
+               sizeof(float) * rw);
     }
     cuda_mla_cache_scatter(cache.data(), sbt.data(), max_blocks, n_layers, layer, block_tokens, rw, src.data(),
                            spos.data(), (int)ns);

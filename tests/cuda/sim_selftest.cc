@@ -149,7 +149,8 @@ int main() {
             v = (float)((double)(r >> 11) / 9007199254740992.0 * 200 - 100);
         }
         sim_launch(SimCfg(1, n), k_reduce, out.data(), x.data());
-        bool same = !memcmp(out.data(), out.data() + n, 4 * n) && !memcmp(out.data() + 2 * n, out.data() + 3 * n, 4 * n);
+        bool same =
+            !memcmp(out.data(), out.data() + n, 4 * n) && !memcmp(out.data() + 2 * n, out.data() + 3 * n, 4 * n);
         expect(same, "warp_sum / warp_max bit-identical to cuda_common.cuh's shuffle tree");
         bool ok = true;
         double total = 0;
@@ -200,7 +201,8 @@ int main() {
         uint64_t want[6] = {9, 5, 3, 1, 7, 3};
         expect(db.Current() == k1 && !memcmp(k1, want, sizeof want), "segmented sort, descending, selector flipped");
     }
-    expect_failure("divergent __syncthreads", "different calls", [] { sim_launch(SimCfg(1, 64), k_divergent, (int *)0); });
+    expect_failure("divergent __syncthreads", "different calls",
+                   [] { sim_launch(SimCfg(1, 64), k_divergent, (int *)0); });
     expect_failure("a thread returned before __syncthreads", "returned", [] {
         sim_launch(SimCfg(1, 64), k_early_return, (int *)0);
     });

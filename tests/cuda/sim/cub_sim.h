@@ -105,7 +105,8 @@ struct DeviceSegmentedRadixSort {
         if (!src || !dst) sim_fail("SortKeys: a NULL key buffer");
         for (int sg = 0; sg < num_segments; sg++) {
             long b = begin[sg], e = end[sg];
-            if (b < 0 || e > num_items) sim_fail("SortKeys: segment %d [%ld, %ld) outside %ld items", sg, b, e, num_items);
+            if (b < 0 || e > num_items)
+                sim_fail("SortKeys: segment %d [%ld, %ld) outside %ld items", sg, b, e, num_items);
             if (e <= b) continue;
             memcpy(dst + b, src + b, sizeof(K) * (size_t)(e - b));
             if (descending)

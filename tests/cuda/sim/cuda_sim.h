@@ -192,7 +192,8 @@ template <class T>
 static T sim_shuffle(unsigned mask, T v, int src, int line, const char *what) {
     static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffle of a 1..8-byte value");
     SimWarp &w = sim.warps[sim_t.warp];
-    if (mask != 0xffffffffu) sim_fail("%s at line %d with mask %#x (the simulator takes the full mask only)", what, line, mask);
+    if (mask != 0xffffffffu)
+        sim_fail("%s at line %d with mask %#x (the simulator takes the full mask only)", what, line, mask);
     if (w.lanes != 32) sim_fail("%s at line %d with a full mask in a warp of %d threads", what, line, w.lanes);
     uint64_t *slot = w.slot[sim_t.shfl++ & 1];
     uint64_t bits = 0;
@@ -221,7 +222,8 @@ static T sim_shfl(unsigned mask, T v, int src, int width, int line) {
 }
 template <class T>
 static T sim_shfl_down(unsigned mask, T v, unsigned delta, int width, int line) {
-    return sim_shuffle(mask, v, sim_seg_lane(sim_t.lane, sim_t.lane + (int)delta, width, line), line, "__shfl_down_sync");
+    return sim_shuffle(mask, v, sim_seg_lane(sim_t.lane, sim_t.lane + (int)delta, width, line), line,
+                       "__shfl_down_sync");
 }
 
 // ---- what kernels see -------------------------------------------------------------
@@ -311,7 +313,8 @@ static cudaError_t sim_device_attr(int *v, cudaDeviceAttr a, int) {
 }
 template <class F>
 static cudaError_t sim_func_attr(F *k, cudaFuncAttribute a, int v) {
-    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize) sim_fail("cudaFuncSetAttribute: attribute %d not simulated", (int)a);
+    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize)
+        sim_fail("cudaFuncSetAttribute: attribute %d not simulated", (int)a);
     if (v < 0 || v > SIM_SMEM_OPTIN) sim_fail("cudaFuncSetAttribute: %d bytes of dynamic shared memory", v);
     sim.smem_optin[(const void *)k] = v;
     return cudaSuccess;
@@ -379,7 +382,8 @@ static void sim_run(SimCfg c, void (*k)(P...), Tuple &params) {
     unsigned long n_blocks = (unsigned long)g.x * g.y * g.z;
     // Block b's state, set by the last thread to finish block b - 1 (or before any start).
     auto prepare = [&, nt](unsigned long blk) {
-        sim.bid = make_uint3((unsigned)(blk % g.x), (unsigned)(blk / g.x % g.y), (unsigned)(blk / ((unsigned long)g.x * g.y)));
+        sim.bid = make_uint3((unsigned)(blk % g.x), (unsigned)(blk / g.x % g.y),
+                             (unsigned)(blk / ((unsigned long)g.x * g.y)));
         sim.blocks++;
         sim.block.reset((int)nt, "__syncthreads");
         for (unsigned long w = 0; w < (nt + 31) / 32; w++) {
@@ -396,7 +400,8 @@ static void sim_run(SimCfg c, void (*k)(P...), Tuple &params) {
     for (unsigned long t = 0; t < nt; t++)
         th.emplace_back([&, t] {
             SimThread &me = sim_t;
-            me.tid = make_uint3((unsigned)(t % b.x), (unsigned)(t / b.x % b.y), (unsigned)(t / ((unsigned long)b.x * b.y)));
+            me.tid =
+                make_uint3((unsigned)(t % b.x), (unsigned)(t / b.x % b.y), (unsigned)(t / ((unsigned long)b.x * b.y)));
             me.lin = (int)t, me.lane = (int)(t & 31), me.warp = (int)(t >> 5);
             for (unsigned long blk = 0; blk < n_blocks; blk++) {  // x fastest, then y, then z
                 me.shfl = 0;
