@@ -1,20 +1,17 @@
 // tests/cuda/sim_attention_wmma.cc — runs the kernels of model/cuda/attention_wmma.cu on
 // the CPU, as written, so their indexing, masking, tile lists, synchronisation and
-// numerics are exercised without a GPU. The .cu file is included into this C++ file
-// (compiled by g++, not nvcc) with the CUDA pieces it uses replaced by a simulator:
-//  - threads: every CUDA thread of a block is an OS thread; __syncthreads is a barrier
-//    of the block, __syncwarp and the warp reductions barriers of the 32 lanes; blocks
-//    run one after another (on the same threads) over one shared-memory buffer that is
-//    refilled with NaN bytes before each block (a read of shared memory never written reads NaN);
+// numerics are exercised without a GPU. The threads, barriers, warp reductions, shared
+// memory and launches are the shared simulator's (tests/cuda/sim/cuda_sim.h: one OS
+// thread per CUDA thread, blocks one after another over a NaN-refilled, ASan-poisoned
+// shared-memory arena, launch limits incl. cudaFuncSetAttribute's opt-in); the .cu file
+// comes in as SIM_CU, rewritten by tests/cuda/sim_host.c. This file adds:
 //  - nvcuda::wmma: a fragment holds 8 elements per lane whose (row, column) mapping is a
 //    scrambled permutation, different for matrix_a, matrix_b and accumulator
 //    fragments, so code that assumed any particular mapping would fail; mma_sync
 //    exchanges the warp's fragments and multiplies in fp32 (bf16 products are exact);
 //    loads and stores check wmma's rules: 256-bit aligned pointers, ld a multiple of
 //    16 bytes, inside the launch's dynamic shared memory when in shared memory;
-//  - launches: cudaFuncSetAttribute must have allowed a dynamic shared size above
-//    48 KiB, at most the H100's 227 KiB opt-in; bytes beyond the launch's size are
-//    poisoned for AddressSanitizer when built with it.
+//  - stand-ins for the gemm and flash attention paths (counted, to check the selection).
 // Checked against a naive double-precision attention written here (forward: O, lse;
 // backward: dQ, dK, dV), outputs NaN-poisoned first, on packed sequences of lengths
 // 1, 17, 64, 65, 130 (H 2, q/k 32, v 16; H 1, q/k 192, v 128; and H 1, q/k 16, v 48
@@ -22,131 +19,30 @@
 // be bit-identical, a shape (q/k 24) that must take the gemm fallback, and the
 // CRUCIBLE_CUDA_ATTENTION selection (gemm / wmma / flash / unset / a bad value). Prints
 // "all ok" and exits 0 on success. Built and run by tests/cuda/test_attention_wmma_host.c.
+#include "tests/cuda/sim/cuda_sim.h"
+
 #include <algorithm>
-#include <condition_variable>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <cmath>
-#include <mutex>
-#include <thread>
-#include <tuple>
-#include <type_traits>
-#include <utility>
 #include <vector>
 
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cublas_api.h>
 #include <cuda_bf16.h>
-#include <cuda_runtime_api.h>
-#include <vector_functions.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define SIM_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
-#define SIM_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
-#else
-#define SIM_POISON(p, n) ((void)(p), (void)(n))
-#define SIM_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-static void sim_die(const char *what) {
-    fprintf(stderr, "FAIL sim: %s\n", what);
-    exit(1);
-}
-
-// ---- threads, barriers ----------------------------------------------------------------
-
-struct SimBarrier {
-    std::mutex mu;
-    std::condition_variable cv;
-    int n = 0, waiting = 0;
-    unsigned long gen = 0;
-    void wait() {
-        std::unique_lock<std::mutex> lk(mu);
-        unsigned long g = gen;
-        if (++waiting == n) {
-            waiting = 0;
-            gen++;
-            cv.notify_all();
-        } else {
-            cv.wait(lk, [&] { return gen != g; });
-        }
-    }
-};
-
-enum { SIM_MAX_THREADS = 1024, SIM_SMEM_MAX = 232448 /* H100 opt-in maximum */ };
-
-struct SimWarp {
-    SimBarrier bar;
-    float red[32];
-    float A[256], B[256], C[256];
-};
-static SimBarrier g_block_bar;
-static SimWarp g_warps[SIM_MAX_THREADS / 32];
-static thread_local uint3 sim_tid;
-static uint3 sim_bid;
-static dim3 sim_bdim, sim_gdim;
-static size_t g_launch_smem;
-
-alignas(128) unsigned char smem[SIM_SMEM_MAX];
-
-static void __syncthreads() { g_block_bar.wait(); }
-static void __syncwarp() { g_warps[sim_tid.x / 32].bar.wait(); }
-static int sim_lane() { return (int)(sim_tid.x & 31); }
-
-// The xor butterfly of __shfl_xor_sync, as cuda_common.cuh's warp_sum / warp_max do it.
-template <typename Op>
-static float sim_warp_reduce(float v, Op op) {
-    SimWarp &w = g_warps[sim_tid.x / 32];
-    w.bar.wait();  // the previous reduction's reads are done
-    w.red[sim_lane()] = v;
-    w.bar.wait();
-    float x[32];
-    memcpy(x, w.red, sizeof x);
-    for (int o = 16; o > 0; o >>= 1) {
-        float y[32];
-        for (int i = 0; i < 32; i++) y[i] = op(x[i], x[i ^ o]);
-        memcpy(x, y, sizeof x);
-    }
-    return x[sim_lane()];
-}
-static float __shfl_xor_sync(unsigned mask, float v, int o) {
-    if (mask != 0xffffffffu) sim_die("__shfl_xor_sync with a partial mask");
-    SimWarp &w = g_warps[sim_tid.x / 32];
-    w.bar.wait();
-    w.red[sim_lane()] = v;
-    w.bar.wait();
-    return w.red[sim_lane() ^ (o & 31)];
-}
-static float warp_sum(float v) { return sim_warp_reduce(v, [](float a, float b) { return a + b; }); }
-static float warp_max(float v) { return sim_warp_reduce(v, [](float a, float b) { return fmaxf(a, b); }); }
-
-#define threadIdx sim_tid
-#define blockIdx sim_bid
-#define blockDim sim_bdim
-#define gridDim sim_gdim
-#undef __global__
-#define __global__
-#undef __launch_bounds__
-#define __launch_bounds__(...)
-#undef __shared__
-#define __shared__
-#undef __device__
-#define __device__
-#undef __host__
-#define __host__
-#undef __align__
-#define __align__(n) __attribute__((aligned(n)))
-static inline int min(int a, int b) { return a < b ? a : b; }
+static void sim_die(const char *what) { sim_fail("%s", what); }
 
 // ---- wmma ----------------------------------------------------------------------------
 
+// A warp's exchange area for mma_sync.
+struct SimWmmaScratch {
+    float A[256], B[256], C[256];
+};
+static SimWmmaScratch sim_wmma[SIM_MAX_THREADS / 32];
+static int sim_lane() { return sim_t.lane; }
+
 static bool sim_in_smem(const void *p) {
-    return (const unsigned char *)p >= smem && (const unsigned char *)p < smem + sizeof smem;
+    return (const unsigned char *)p >= sim_smem && (const unsigned char *)p < sim_smem + sizeof sim_smem;
 }
 // A 16 x 16 access at p with row stride ld elements of size es, by layout (rows contiguous
 // when row_major): every element inside the launch's dynamic shared memory when in it.
@@ -154,8 +50,8 @@ static void sim_check_access(const void *p, unsigned ld, size_t es) {
     if ((uintptr_t)p % 32) sim_die("wmma pointer not 256-bit aligned");
     if ((ld * es) % 16) sim_die("wmma ld not a multiple of 16 bytes");
     if (sim_in_smem(p)) {
-        size_t end = (size_t)((const unsigned char *)p - smem) + (15 * (size_t)ld + 16) * es;
-        if (end > g_launch_smem) sim_die("wmma access beyond the launch's dynamic shared memory");
+        size_t end = (size_t)((const unsigned char *)p - sim_smem) + (15 * (size_t)ld + 16) * es;
+        if (end > sim.smem_bytes) sim_die("wmma access beyond the launch's dynamic shared memory");
     }
 }
 
@@ -215,14 +111,15 @@ static void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
                      const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LA> &a,
                      const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LB> &b,
                      const fragment<accumulator, 16, 16, 16, float> &c) {
-    SimWarp &w = g_warps[sim_tid.x / 32];
-    w.bar.wait();  // the previous mma's reads are done
+    SimWmmaScratch &w = sim_wmma[sim_t.warp];
+    SimBarrier &bar = sim.warps[sim_t.warp].bar;
+    bar.wait(__LINE__);  // the previous mma's reads are done
     for (int i = 0; i < 8; i++) {
         w.A[a.row(i) * 16 + a.col(i)] = __bfloat162float(a.x[i]);
         w.B[b.row(i) * 16 + b.col(i)] = __bfloat162float(b.x[i]);
         w.C[c.row(i) * 16 + c.col(i)] = c.x[i];
     }
-    w.bar.wait();
+    bar.wait(__LINE__);
     float out[8];
     for (int i = 0; i < 8; i++) {
         int r = d.row(i), col = d.col(i);
@@ -235,120 +132,32 @@ static void mma_sync(fragment<accumulator, 16, 16, 16, float> &d,
 }  // namespace wmma
 }  // namespace nvcuda
 
-// ---- runtime, context and the other attention paths -----------------------------------
+// ---- the other attention paths (counted) ----------------------------------------------
 
-static int g_fallbacks, g_attr_set_bytes;
-
-static void cuda_fail(const char *what, const char *msg, const char *, int) {
-    fprintf(stderr, "cuda_fail: %s: %s\n", what, msg);
-    exit(1);
-}
-#define cudaCheck(call)                                          \
-    do {                                                         \
-        if ((call) != cudaSuccess) sim_die(#call " failed");     \
-    } while (0)
-#define launchCheck() ((void)0)
-
-static std::vector<unsigned char> *g_big;
-static void *cuda_big_scratch(size_t bytes) {
-    // a fresh exact-size buffer every call: an overrun is an AddressSanitizer error
-    delete g_big;
-    g_big = new std::vector<unsigned char>(bytes ? bytes : 1, 0xFF);
-    return g_big->data();
-}
-
-static cudaError_t sim_memcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
-    memcpy(d, s, n);
-    return cudaSuccess;
-}
-static cudaError_t sim_get_device(int *d) {
-    *d = 0;
-    return cudaSuccess;
-}
-static cudaError_t sim_device_attr(int *v, cudaDeviceAttr a, int) {
-    if (a != cudaDevAttrMaxSharedMemoryPerBlockOptin) sim_die("unexpected device attribute");
-    *v = SIM_SMEM_MAX;
-    return cudaSuccess;
-}
-template <typename F>
-static cudaError_t sim_func_attr(F, cudaFuncAttribute a, int v) {
-    if (a != cudaFuncAttributeMaxDynamicSharedMemorySize || v < 0 || v > SIM_SMEM_MAX)
-        sim_die("cudaFuncSetAttribute out of range");
-    g_attr_set_bytes = v;
-    return cudaSuccess;
-}
-
-template <typename... A, size_t... I>
-static void sim_call(void (*k)(A...), void **args, std::index_sequence<I...>) {
-    k(*static_cast<typename std::remove_reference<A>::type *>(args[I])...);
-}
-template <typename... A>
-static cudaError_t sim_launch(void (*k)(A...), dim3 grid, dim3 block, void **args, size_t smem_bytes,
-                              cudaStream_t) {
-    if (block.x == 0 || block.x > SIM_MAX_THREADS || block.x % 32 || block.y != 1 || block.z != 1)
-        sim_die("bad block shape");
-    if (grid.y > 65535 || grid.z != 1) sim_die("bad grid shape");
-    if (smem_bytes > 48 * 1024 && (int)smem_bytes > g_attr_set_bytes)
-        sim_die("dynamic shared memory above 48 KiB without cudaFuncSetAttribute");
-    g_launch_smem = smem_bytes;
-    sim_bdim = block;
-    sim_gdim = grid;
-    g_block_bar.n = (int)block.x;
-    for (unsigned w = 0; w < block.x / 32; w++) g_warps[w].bar.n = 32;
-    // One OS thread per CUDA thread of a block, kept for all blocks of the launch; thread
-    // 0 prepares each block between two barriers.
-    std::vector<std::thread> th;
-    th.reserve(block.x);
-    for (unsigned t = 0; t < block.x; t++)
-        th.emplace_back([=] {
-            sim_tid = make_uint3(t, 0, 0);
-            for (unsigned by = 0; by < grid.y; by++)
-                for (unsigned bx = 0; bx < grid.x; bx++) {
-                    if (t == 0) {
-                        sim_bid = make_uint3(bx, by, 0);
-                        SIM_UNPOISON(smem, sizeof smem);
-                        memset(smem, 0xFF, sizeof smem);  // NaN floats, NaN bf16
-                        SIM_POISON(smem + smem_bytes, sizeof smem - smem_bytes);
-                    }
-                    g_block_bar.wait();
-                    sim_call(k, args, std::index_sequence_for<A...>{});
-                    g_block_bar.wait();
-                }
-        });
-    for (auto &x : th) x.join();
-    SIM_UNPOISON(smem, sizeof smem);
-    return cudaSuccess;
-}
-#define cudaMemcpy sim_memcpy
-#define cudaGetDevice sim_get_device
-#define cudaDeviceGetAttribute sim_device_attr
-#define cudaFuncSetAttribute sim_func_attr
-#define cudaLaunchKernel sim_launch
-
-static void cuda_attention_forward_gemm(cublasComputeType_t, float *, float *, const float *, const float *,
+static int g_fallbacks;
+void cuda_attention_forward_gemm(cublasComputeType_t, float *, float *, const float *, const float *,
                                         const float *, const int32_t *, int, int, int, int, int, float) {
     g_fallbacks++;
 }
-static void cuda_attention_backward_gemm(cublasComputeType_t, float *, float *, float *, const float *,
+void cuda_attention_backward_gemm(cublasComputeType_t, float *, float *, float *, const float *,
                                          const float *, const float *, const float *, const float *,
                                          const float *, const int32_t *, int, int, int, int, int, float) {
     g_fallbacks++;
 }
 static int g_flash_calls;
-static void cuda_attention_forward_flash(float *, float *, const float *, const float *, const float *,
+void cuda_attention_forward_flash(float *, float *, const float *, const float *, const float *,
                                          const int32_t *, int, int, int, int, int, float) {
     g_flash_calls++;
 }
-static void cuda_attention_backward_flash(float *, float *, float *, const float *, const float *, const float *,
+void cuda_attention_backward_flash(float *, float *, float *, const float *, const float *, const float *,
                                           const float *, const float *, const float *, const int32_t *, int, int,
                                           int, int, int, float) {
     g_flash_calls++;
 }
 
-static int crucible_cuda_device_count(void) { return 1; }
+int crucible_cuda_device_count(void) { return 1; }
 
-#define CRUCIBLE_MODEL_CUDA_OPS_CUH  // the simulator above stands in for cuda_ops.cuh
-#include "model/cuda/attention_wmma.cu"
+#include SIM_CU
 
 // ---- the reference and the checks ----------------------------------------------------
 
