@@ -21,6 +21,16 @@ const char *sim_host_cuda_include(void) {
 
 int sim_host_have_gxx(void) { return system("command -v g++ >/dev/null 2>&1") == 0; }
 
+const char *sim_host_nvcc(void) {
+    static char path[512];
+    const char *home = getenv("CUDA_HOME");
+    if (home && *home) {
+        snprintf(path, sizeof path, "%s/bin/nvcc", home);
+        if (access(path, X_OK) == 0) return path;
+    }
+    return access("/usr/local/cuda/bin/nvcc", X_OK) == 0 ? "/usr/local/cuda/bin/nvcc" : NULL;
+}
+
 int sim_host_run(const char *cmd, const char *want) {
     FILE *f = popen(cmd, "r");
     if (!f) return 0;

@@ -1,6 +1,6 @@
 /* tests/cuda/sim_host.h — building and running the CPU-simulated CUDA kernels
  * (tests/cuda/sim/cuda_sim.h) from host tests.
- * Defines: sim_host_cuda_include, sim_host_have_gxx, sim_host_rewrite, sim_host_build,
+ * Defines: sim_host_cuda_include, sim_host_have_gxx, sim_host_nvcc, sim_host_rewrite, sim_host_build,
  * sim_host_run, sim_host_check.
  *
  * A simulated test is a C++ file (tests/cuda/sim_NAME.cc) that includes cuda_sim.h and
@@ -17,6 +17,9 @@
 const char *sim_host_cuda_include(void);
 /* 1 when g++ is on PATH. */
 int sim_host_have_gxx(void);
+/* nvcc ($CUDA_HOME/bin/nvcc or /usr/local/cuda/bin/nvcc) when executable, else NULL
+ * (static storage): the mocked host-code tests (tests/cuda/mock_*.cu) build with it. */
+const char *sim_host_nvcc(void);
 /* Writes src (a .cu file) to dst with every launch `k<<<cfg>>>(args)` turned into
  * `sim_launch(SimCfg(cfg), k, args)` (k a name, possibly with template arguments) and
  * every `extern __shared__ T name[];` into `T *const name = (T *)sim_dynamic_smem();`,
