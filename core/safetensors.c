@@ -3,6 +3,7 @@
 #include "core/alloc.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/strbuf.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -535,30 +536,17 @@ int st_read_i64(const StTensor *t, int64_t *out, size_t n, CrError *e) {
 
 /* ---- writing -------------------------------------------------------------------- */
 
-typedef struct Buf { char *p; size_t n, cap; } Buf;
 
-static void buf_put(Buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 4096;
-        b->p = cr_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void buf_str(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
-static void buf_json_string(Buf *b, const char *s) {
-    buf_str(b, "\"");
+static void buf_json_string(CrBuf *b, const char *s) {
+    cr_buf_puts(b, "\"");
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char tmp[8];
-        if (c == '"' || c == '\\') { tmp[0] = '\\'; tmp[1] = (char)c; buf_put(b, tmp, 2); }
-        else if (c < 0x20) { snprintf(tmp, sizeof tmp, "\\u%04x", c); buf_str(b, tmp); }
-        else buf_put(b, (const char *)&c, 1);
+        if (c == '"' || c == '\\') { tmp[0] = '\\'; tmp[1] = (char)c; cr_buf_add(b, tmp, 2); }
+        else if (c < 0x20) { snprintf(tmp, sizeof tmp, "\\u%04x", c); cr_buf_puts(b, tmp); }
+        else cr_buf_add(b, (const char *)&c, 1);
     }
-    buf_str(b, "\"");
+    cr_buf_puts(b, "\"");
 }
 
 static int cmp_str_ptr(const void *a, const void *b) {
@@ -566,10 +554,10 @@ static int cmp_str_ptr(const void *a, const void *b) {
 }
 
 int st_write(const char *path, const StEntry *entries, int n, const char *metadata_json, CrError *e) {
-    Buf h = {0};
+    CrBuf h = {0};
     int rc = -1;
     const char **names = cr_malloc(sizeof *names * (size_t)(n > 0 ? n : 1));
-    buf_str(&h, "{");
+    cr_buf_puts(&h, "{");
     if (metadata_json) {
         cJSON *m = cJSON_Parse(metadata_json);
         int ok = cJSON_IsObject(m);
@@ -577,8 +565,8 @@ int st_write(const char *path, const StEntry *entries, int n, const char *metada
         char *txt = ok ? cJSON_PrintUnformatted(m) : NULL;
         cJSON_Delete(m);
         if (!txt) { cr_error_set(e, "%s: __metadata__ must be a JSON object of strings", path); goto out; }
-        buf_str(&h, "\"__metadata__\":");
-        buf_str(&h, txt);
+        cr_buf_puts(&h, "\"__metadata__\":");
+        cr_buf_puts(&h, txt);
         free(txt);
     }
     uint64_t off = 0;
@@ -596,26 +584,26 @@ int st_write(const char *path, const StEntry *entries, int n, const char *metada
             if (t->shape[d] < 0) { cr_error_set(e, "%s: tensor %s: negative dimension", path, t->name); goto out; }
         names[i] = t->name;
         uint64_t nb = st_numel(t->ndim, t->shape) * k_dtype_sizes[t->dtype];
-        if (h.n > 1) buf_str(&h, ",");
+        if (h.n > 1) cr_buf_puts(&h, ",");
         buf_json_string(&h, t->name);
         char tmp[64];
-        buf_str(&h, ":{\"dtype\":\"");
-        buf_str(&h, k_dtype_names[t->dtype]);
-        buf_str(&h, "\",\"shape\":[");
+        cr_buf_puts(&h, ":{\"dtype\":\"");
+        cr_buf_puts(&h, k_dtype_names[t->dtype]);
+        cr_buf_puts(&h, "\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(tmp, sizeof tmp, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-            buf_str(&h, tmp);
+            cr_buf_puts(&h, tmp);
         }
         snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
                  (unsigned long long)(off + nb));
-        buf_str(&h, tmp);
+        cr_buf_puts(&h, tmp);
         off += nb;
     }
-    buf_str(&h, "}");
+    cr_buf_puts(&h, "}");
     qsort(names, (size_t)n, sizeof *names, cmp_str_ptr);
     for (int i = 1; i < n; i++)
         if (!strcmp(names[i - 1], names[i])) { cr_error_set(e, "%s: duplicate tensor %s", path, names[i]); goto out; }
-    while ((8 + h.n) % 8) buf_str(&h, " ");
+    while ((8 + h.n) % 8) cr_buf_puts(&h, " ");
     if (h.n > ST_MAX_HEADER) { cr_error_set(e, "%s: header too large (%zu bytes)", path, h.n); goto out; }
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)h.n >> (8 * i));

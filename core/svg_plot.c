@@ -2,6 +2,7 @@
 #include "core/svg_plot.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/strbuf.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -9,41 +10,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { char *s; size_t n, cap; } Buf;
-
-static void bprintf(Buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bprintf(Buf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-        va_end(ap);
-        if (k < 0) CR_DIE("vsnprintf failed");
-        if ((size_t)k < b->cap - b->n) { b->n += (size_t)k; return; }
-        b->cap = (b->cap + (size_t)k + 1) * 2;
-        b->s = cr_realloc(b->s, b->cap);
-    }
-}
-
-static Buf buf_new(void) {
-    Buf b = {cr_malloc(4096), 0, 4096};
-    b.s[0] = 0;
-    return b;
-}
 
 char *svg_escape(const char *s) {
-    Buf b = buf_new();
+    CrBuf b = {0};
+    cr_buf_puts(&b, "");
     for (; *s; s++) {
         switch (*s) {
-        case '<': bprintf(&b, "&lt;"); break;
-        case '>': bprintf(&b, "&gt;"); break;
-        case '&': bprintf(&b, "&amp;"); break;
-        case '"': bprintf(&b, "&quot;"); break;
-        case '\'': bprintf(&b, "&#39;"); break;
-        default: bprintf(&b, "%c", *s);
+        case '<': cr_buf_printf(&b, "&lt;"); break;
+        case '>': cr_buf_printf(&b, "&gt;"); break;
+        case '&': cr_buf_printf(&b, "&amp;"); break;
+        case '"': cr_buf_printf(&b, "&quot;"); break;
+        case '\'': cr_buf_printf(&b, "&#39;"); break;
+        default: cr_buf_printf(&b, "%c", *s);
         }
     }
-    return b.s;
+    return b.p;
 }
 
 static const char *k_colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
@@ -56,16 +37,16 @@ static double nice_step(double range, int target) {
     return (f < 1.5 ? 1 : f < 3.5 ? 2 : f < 7.5 ? 5 : 10) * p;
 }
 
-static void frame(Buf *b, const char *title, int w, int h, double x0, double x1, double y0,
+static void frame(CrBuf *b, const char *title, int w, int h, double x0, double x1, double y0,
                   double y1, int ml, int mr, int mt, int mb) {
     char *t = svg_escape(title);
-    bprintf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+    cr_buf_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
                "font-family=\"sans-serif\" font-size=\"11\">\n", w, h, w, h);
-    bprintf(b, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", w, h);
-    bprintf(b, "<text x=\"%d\" y=\"14\" font-size=\"13\" font-weight=\"bold\">%s</text>\n", ml, t);
+    cr_buf_printf(b, "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", w, h);
+    cr_buf_printf(b, "<text x=\"%d\" y=\"14\" font-size=\"13\" font-weight=\"bold\">%s</text>\n", ml, t);
     free(t);
     int pw = w - ml - mr, ph = h - mt - mb;
-    bprintf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n", ml, mt, pw, ph);
+    cr_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#999\"/>\n", ml, mt, pw, ph);
     /* ticks by index, at most a few dozen: `v += step` can stall when the step is
      * below the spacing of doubles near v (a range of 1e-3 around 1e15) */
     double ys = nice_step(y1 - y0, 5);
@@ -73,7 +54,7 @@ static void frame(Buf *b, const char *title, int w, int h, double x0, double x1,
         double v = ceil(y0 / ys) * ys + k * ys;
         if (!(v <= y1 + 1e-12 * fabs(y1))) break;
         double py = mt + ph - (v - y0) / (y1 - y0) * ph;
-        bprintf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
+        cr_buf_printf(b, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>"
                    "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n",
                 ml, ml + pw, py, py, ml - 4, py + 4, fabs(v) < ys * 1e-9 ? 0.0 : v);
     }
@@ -82,7 +63,7 @@ static void frame(Buf *b, const char *title, int w, int h, double x0, double x1,
         double v = ceil(x0 / xs) * xs + k * xs;
         if (!(v <= x1 + 1e-12 * fabs(x1))) break;
         double px = ml + (v - x0) / (x1 - x0) * pw;
-        bprintf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", px, mt + ph + 14, v);
+        cr_buf_printf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", px, mt + ph + 14, v);
     }
 }
 
@@ -104,7 +85,8 @@ char *svg_line_plot(const char *title, const double *x, int n, const SvgSeries *
     y0 -= pad;
     y1 += pad;
     int ml = 56, mr = 12, mt = 22, mb = 34 + 14 * ((n_series + 2) / 3);
-    Buf b = buf_new();
+    CrBuf b = {0};
+    cr_buf_puts(&b, "");
     frame(&b, title, width, height, x0, x1, y0, y1, ml, mr, mt, mb);
     int pw = width - ml - mr, ph = height - mt - mb;
     for (int s = 0; s < n_series; s++) {
@@ -113,27 +95,27 @@ char *svg_line_plot(const char *title, const double *x, int n, const SvgSeries *
         for (int i = 0; i < n; i++) {
             double y = series[s].y[i];
             if (!isfinite(y) || !isfinite(x[i])) {
-                if (open) bprintf(&b, "\"/>\n");
+                if (open) cr_buf_printf(&b, "\"/>\n");
                 open = 0;
                 continue;
             }
             double px = ml + (x[i] - x0) / (x1 - x0) * pw, py = mt + ph - (y - y0) / (y1 - y0) * ph;
-            if (!open) bprintf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col);
-            bprintf(&b, "%.1f,%.1f ", px, py);
+            if (!open) cr_buf_printf(&b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", col);
+            cr_buf_printf(&b, "%.1f,%.1f ", px, py);
             open = 1;
         }
-        if (open) bprintf(&b, "\"/>\n");
+        if (open) cr_buf_printf(&b, "\"/>\n");
         if (n == 1 && isfinite(series[s].y[0]))
-            bprintf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", ml + pw / 2.0,
+            cr_buf_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", ml + pw / 2.0,
                     mt + ph - (series[s].y[0] - y0) / (y1 - y0) * ph, col);
         char *lab = svg_escape(series[s].label ? series[s].label : "");
         int lx = ml + (s % 3) * (pw / 3), ly = mt + ph + 30 + 14 * (s / 3);
-        bprintf(&b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"3\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
+        cr_buf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"3\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
                 lx, ly - 4, col, lx + 14, ly, lab);
         free(lab);
     }
-    bprintf(&b, "</svg>\n");
-    return b.s;
+    cr_buf_printf(&b, "</svg>\n");
+    return b.p;
 }
 
 char *svg_stacked_bars(const char *title, const double *x, int n, const double *counts,
@@ -146,7 +128,8 @@ char *svg_stacked_bars(const char *title, const double *x, int n, const double *
     x0 -= span * 0.03 + 0.5;
     x1 += span * 0.03 + 0.5;
     int ml = 56, mr = 12, mt = 22, mb = 34 + 14 * ((n_cats + 4) / 5);
-    Buf b = buf_new();
+    CrBuf b = {0};
+    cr_buf_puts(&b, "");
     frame(&b, title, width, height, x0, x1, 0, 1, ml, mr, mt, mb);
     int pw = width - ml - mr, ph = height - mt - mb;
     double bw = n > 0 ? fmax(1.0, 0.8 * pw / (x1 - x0)) : 1;
@@ -160,7 +143,7 @@ char *svg_stacked_bars(const char *title, const double *x, int n, const double *
             if (!(v > 0)) continue;
             double hfrac = v / tot;
             double py = mt + ph - (acc + hfrac) * ph;
-            bprintf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n", px, py, bw,
+            cr_buf_printf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>\n", px, py, bw,
                     hfrac * ph, cat_colors ? cat_colors[c] : k_colors[c % 10]);
             acc += hfrac;
         }
@@ -168,10 +151,10 @@ char *svg_stacked_bars(const char *title, const double *x, int n, const double *
     for (int c = 0; c < n_cats; c++) {
         char *lab = svg_escape(cat_labels[c]);
         int lx = ml + (c % 5) * (pw / 5), ly = mt + ph + 30 + 14 * (c / 5);
-        bprintf(&b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
+        cr_buf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"10\" height=\"10\" fill=\"%s\"/><text x=\"%d\" y=\"%d\">%s</text>\n",
                 lx, ly - 9, cat_colors ? cat_colors[c] : k_colors[c % 10], lx + 14, ly, lab);
         free(lab);
     }
-    bprintf(&b, "</svg>\n");
-    return b.s;
+    cr_buf_printf(&b, "</svg>\n");
+    return b.p;
 }

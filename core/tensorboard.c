@@ -3,6 +3,7 @@
 #include "core/alloc.h"
 #include "core/crc32c.h"
 #include "core/file.h"
+#include "core/strbuf.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -19,23 +20,8 @@ struct TbWriter {
 };
 
 /* A growable byte buffer for one encoded message. */
-typedef struct Buf {
-    unsigned char *p;
-    size_t n, cap;
-} Buf;
 
-static void buf_put(Buf *b, const void *data, size_t n) {
-    if (b->n + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n) cap *= 2;
-        b->p = cr_realloc(b->p, cap);
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, data, n);
-    b->n += n;
-}
-
-static void put_varint(Buf *b, uint64_t v) {
+static void put_varint(CrBuf *b, uint64_t v) {
     unsigned char t[10];
     size_t n = 0;
     do {
@@ -44,36 +30,36 @@ static void put_varint(Buf *b, uint64_t v) {
         if (v) t[n] |= 0x80;
         n++;
     } while (v);
-    buf_put(b, t, n);
+    cr_buf_add(b, t, n);
 }
 
-static void put_le(Buf *b, uint64_t v, int bytes) {
+static void put_le(CrBuf *b, uint64_t v, int bytes) {
     unsigned char t[8];
     for (int i = 0; i < bytes; i++) t[i] = (unsigned char)(v >> (8 * i));
-    buf_put(b, t, (size_t)bytes);
+    cr_buf_add(b, t, (size_t)bytes);
 }
 
 /* Field key = (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited, 5 fixed32). */
-static void put_key(Buf *b, unsigned field, unsigned wire) { put_varint(b, ((uint64_t)field << 3) | wire); }
+static void put_key(CrBuf *b, unsigned field, unsigned wire) { put_varint(b, ((uint64_t)field << 3) | wire); }
 
-static void put_bytes_field(Buf *b, unsigned field, const void *data, size_t n) {
+static void put_bytes_field(CrBuf *b, unsigned field, const void *data, size_t n) {
     put_key(b, field, 2);
     put_varint(b, n);
-    buf_put(b, data, n);
+    cr_buf_add(b, data, n);
 }
 
-static void put_double_field(Buf *b, unsigned field, double v) {
+static void put_double_field(CrBuf *b, unsigned field, double v) {
     uint64_t u;
     memcpy(&u, &v, 8);
     put_key(b, field, 1);
     put_le(b, u, 8);
 }
 
-static int write_record(TbWriter *w, const Buf *data) {
-    Buf rec = {0};
+static int write_record(TbWriter *w, const CrBuf *data) {
+    CrBuf rec = {0};
     put_le(&rec, data->n, 8);
     put_le(&rec, cr_crc32c_mask(cr_crc32c(rec.p, 8)), 4);
-    buf_put(&rec, data->p, data->n);
+    cr_buf_add(&rec, data->p, data->n);
     put_le(&rec, cr_crc32c_mask(cr_crc32c(data->p, data->n)), 4);
     int rc = 0;
     if (fwrite(rec.p, 1, rec.n, w->f) != rec.n)
@@ -111,7 +97,7 @@ TbWriter *tb_open(const char *dir, CrError *e) {
         free(w);
         return NULL;
     }
-    Buf ev = {0};
+    CrBuf ev = {0};
     put_double_field(&ev, 1, t0);
     static const char version[] = "brain.Event:2";
     put_bytes_field(&ev, 3, version, sizeof version - 1);
@@ -128,7 +114,7 @@ TbWriter *tb_open(const char *dir, CrError *e) {
 int tb_scalar(TbWriter *w, const char *tag, long step, double wall_time, float value) {
     CR_CHECK(w);
     if (!tag || !*tag) return cr_error_set(&w->err, "%s: empty scalar tag", w->path);
-    Buf val = {0}, sum = {0}, ev = {0};
+    CrBuf val = {0}, sum = {0}, ev = {0};
     put_bytes_field(&val, 1, tag, strlen(tag));
     uint32_t u;
     memcpy(&u, &value, 4);

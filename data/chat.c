@@ -2,6 +2,7 @@
 #include "data/chat.h"
 #include "data/tokenizer.h"
 #include "core/alloc.h"
+#include "core/strbuf.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,30 +14,19 @@ void token_seq_free(TokenSeq *s) {
     memset(s, 0, sizeof *s);
 }
 
-typedef struct Buf { char *p; size_t n, cap; } Buf;
-static void buf_add(Buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = cr_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void buf_puts(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
 char *chat_render(const SftRole *roles, char *const *contents, int n, int add_generation_prompt,
                   const char *bos, const char *eos) {
-    Buf b = {0};
-    buf_puts(&b, bos);
+    CrBuf b = {0};
+    cr_buf_puts(&b, bos);
     for (int i = 0; i < n; i++) {
         switch (roles[i]) {
-        case SFT_USER: buf_puts(&b, "User: "); buf_puts(&b, contents[i]); buf_puts(&b, "\n\n"); break;
-        case SFT_ASSISTANT: buf_puts(&b, "Assistant: "); buf_puts(&b, contents[i]); buf_puts(&b, eos); break;
-        case SFT_SYSTEM: buf_puts(&b, contents[i]); buf_puts(&b, "\n\n"); break;
+        case SFT_USER: cr_buf_puts(&b, "User: "); cr_buf_puts(&b, contents[i]); cr_buf_puts(&b, "\n\n"); break;
+        case SFT_ASSISTANT: cr_buf_puts(&b, "Assistant: "); cr_buf_puts(&b, contents[i]); cr_buf_puts(&b, eos); break;
+        case SFT_SYSTEM: cr_buf_puts(&b, contents[i]); cr_buf_puts(&b, "\n\n"); break;
         }
     }
-    if (add_generation_prompt) buf_puts(&b, "Assistant:");
+    if (add_generation_prompt) cr_buf_puts(&b, "Assistant:");
     return b.p;
 }
 
@@ -79,16 +69,16 @@ int chat_encode(const Tokenizer *t, const SftRole *roles, char *const *contents,
         free(ids);
     }
     seq_push(out, &cap, bos, 0);
-    Buf pending = {0};   /* prompt-side text not yet encoded (no loss) */
-    buf_puts(&pending, "");
+    CrBuf pending = {0};   /* prompt-side text not yet encoded (no loss) */
+    cr_buf_puts(&pending, "");
     for (int i = 0; i < n; i++) {
         switch (roles[i]) {
-        case SFT_SYSTEM: buf_puts(&pending, contents[i]); buf_puts(&pending, "\n\n"); break;
+        case SFT_SYSTEM: cr_buf_puts(&pending, contents[i]); cr_buf_puts(&pending, "\n\n"); break;
         case SFT_USER:
-            buf_puts(&pending, "User: "); buf_puts(&pending, contents[i]); buf_puts(&pending, "\n\n");
+            cr_buf_puts(&pending, "User: "); cr_buf_puts(&pending, contents[i]); cr_buf_puts(&pending, "\n\n");
             break;
         case SFT_ASSISTANT: {
-            buf_puts(&pending, "Assistant:");
+            cr_buf_puts(&pending, "Assistant:");
             seq_text(t, out, &cap, pending.p, pending.n, 0);
             pending.n = 0;
             pending.p[0] = 0;
@@ -105,7 +95,7 @@ int chat_encode(const Tokenizer *t, const SftRole *roles, char *const *contents,
         }
         }
     }
-    if (add_generation_prompt) buf_puts(&pending, "Assistant:");
+    if (add_generation_prompt) cr_buf_puts(&pending, "Assistant:");
     if (pending.n) seq_text(t, out, &cap, pending.p, pending.n, 0);
     free(pending.p);
     return 0;

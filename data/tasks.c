@@ -2,6 +2,7 @@
 #include "data/tasks.h"
 #include "data/jsonl.h"
 #include "core/alloc.h"
+#include "core/strbuf.h"
 
 #include <ctype.h>
 #include <stdint.h>
@@ -43,18 +44,6 @@ void tasks_free(Task *tasks, int n) {
     free(tasks);
 }
 
-/* Growing string buffer. */
-typedef struct Buf { char *p; size_t n, cap; } Buf;
-static void buf_add(Buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = cr_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void buf_puts(Buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 
 static int has(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k) != NULL; }
 
@@ -69,9 +58,9 @@ static const char k_noop_check[] = "\n\ndef check(candidate):\n    pass\n";
 
 static int ensure_check(char **test_code) {
     if (!*test_code || strstr(*test_code, "def check(")) return 0;
-    Buf b = {0};
-    buf_puts(&b, *test_code);
-    buf_puts(&b, k_noop_check);
+    CrBuf b = {0};
+    cr_buf_puts(&b, *test_code);
+    cr_buf_puts(&b, k_noop_check);
     free(*test_code);
     *test_code = b.p;
     return 0;
@@ -87,8 +76,8 @@ static int case_text(const JsonlIter *it, const cJSON *v, const char *where, con
         return 0;
     }
     if (cJSON_IsArray(v)) {
-        Buf b = {0};
-        buf_puts(&b, "");
+        CrBuf b = {0};
+        cr_buf_puts(&b, "");
         const cJSON *x;
         int k = 0;
         cJSON_ArrayForEach(x, v) {
@@ -96,8 +85,8 @@ static int case_text(const JsonlIter *it, const cJSON *v, const char *where, con
                 free(b.p);
                 return jsonl_field_error(it, e, where, field, "element %d is not a string", k);
             }
-            if (k++) buf_puts(&b, "\n");
-            buf_puts(&b, x->valuestring);
+            if (k++) cr_buf_puts(&b, "\n");
+            cr_buf_puts(&b, x->valuestring);
         }
         *out = b.p;
         return 0;
@@ -198,7 +187,7 @@ static int parse_mbpp(const JsonlIter *it, const cJSON *o, Task *t, CrError *e) 
     char *text = NULL, *setup = NULL, *imports_joined = NULL;
     char **tl = NULL, **imports = NULL;
     int ntl = 0, nimp = 0, rc = -1;
-    Buf b = {0}, p = {0};
+    CrBuf b = {0}, p = {0};
     if (jsonl_str_or_num(it, o, "", "task_id", 1, &t->id, e) < 0) goto out;
     t->language = cr_strdup("python");
     const char *text_field = has(o, "text") ? "text" : "prompt";
@@ -209,16 +198,16 @@ static int parse_mbpp(const JsonlIter *it, const cJSON *o, Task *t, CrError *e) 
     if (jsonl_str_array(it, o, "", "test_imports", 0, &imports, &nimp, e) < 0) goto out;
     if (jsonl_str(it, o, "", "code", 0, &t->solution, e) < 0) goto out;
     (void)imports_joined;
-    buf_puts(&p, text);
-    buf_puts(&p, "\nYour code should pass these tests:\n");
-    for (int i = 0; i < ntl; i++) { buf_puts(&p, tl[i]); buf_puts(&p, "\n"); }
+    cr_buf_puts(&p, text);
+    cr_buf_puts(&p, "\nYour code should pass these tests:\n");
+    for (int i = 0; i < ntl; i++) { cr_buf_puts(&p, tl[i]); cr_buf_puts(&p, "\n"); }
     t->prompt = p.p;
     p.p = NULL;
-    buf_puts(&b, "");
-    for (int i = 0; i < nimp; i++) { buf_puts(&b, imports[i]); buf_puts(&b, "\n"); }
-    if (setup && *setup) { buf_puts(&b, setup); buf_puts(&b, "\n"); }
-    for (int i = 0; i < ntl; i++) { buf_puts(&b, tl[i]); buf_puts(&b, "\n"); }
-    buf_puts(&b, k_noop_check);
+    cr_buf_puts(&b, "");
+    for (int i = 0; i < nimp; i++) { cr_buf_puts(&b, imports[i]); cr_buf_puts(&b, "\n"); }
+    if (setup && *setup) { cr_buf_puts(&b, setup); cr_buf_puts(&b, "\n"); }
+    for (int i = 0; i < ntl; i++) { cr_buf_puts(&b, tl[i]); cr_buf_puts(&b, "\n"); }
+    cr_buf_puts(&b, k_noop_check);
     t->test_code = b.p;
     b.p = NULL;
     t->entry_point = assert_callee(tl[0]);
@@ -250,10 +239,10 @@ static char *apps_call_test(const cJSON *io) {
     char *lit = cJSON_PrintUnformatted(s);
     cJSON_Delete(s);
     if (!lit) CR_DIE("cJSON_PrintUnformatted: out of memory");
-    Buf b = {0};
-    buf_puts(&b, "import json\n\n_IO = json.loads(");
-    buf_puts(&b, lit);
-    buf_puts(&b, ")\n\n\ndef check(candidate):\n"
+    CrBuf b = {0};
+    cr_buf_puts(&b, "import json\n\n_IO = json.loads(");
+    cr_buf_puts(&b, lit);
+    cr_buf_puts(&b, ")\n\n\ndef check(candidate):\n"
                  "    for args, expected in zip(_IO['inputs'], _IO['outputs']):\n"
                  "        got = candidate(*args)\n"
                  "        if isinstance(got, tuple):\n"

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/alloc.h"
+#include "core/strbuf.h"
 #include "sandbox/lang.h"
 
 #define BOX_INNER_ID 1000           /* uid/gid of the program inside its user namespace */
@@ -662,19 +663,6 @@ static _Noreturn void box_init(const ChildPlan *p) {
 
 /* ---- the supervisor ---------------------------------------------------------------- */
 
-typedef struct Buf { char *p; size_t n, cap; } Buf;
-
-static void buf_add(Buf *b, const char *d, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->n + n + 1) nc *= 2;
-        b->p = cr_realloc(b->p, nc);
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
 
 static int recv_fd(int sock) {
     char cbuf[CMSG_SPACE(sizeof(int))];
@@ -775,7 +763,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
         stp[2] = { -1, -1 }, sk[2] = { -1, -1 };
     int in_fd = -1, lfd = -1, pidfd = -1, pidp[2] = { -1, -1 };
     pid_t reap = -1;            /* our direct child: P (no holder) or P0 (holder) */
-    Buf out = { 0 }, err = { 0 }, emsg = { 0 };
+    CrBuf out = { 0 }, err = { 0 }, emsg = { 0 };
     int rc = -1;
     pid_t pid = -1;
     if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(syncp, O_CLOEXEC) < 0 ||
@@ -873,7 +861,7 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     for (;;) {
         char b[256];
         ssize_t n = read(ep[0], b, sizeof b);
-        if (n > 0) { buf_add(&emsg, b, (size_t)n); continue; }
+        if (n > 0) { cr_buf_add(&emsg, b, (size_t)n); continue; }
         if (n < 0 && errno == EINTR) continue;
         break;
     }
@@ -938,9 +926,9 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
             ssize_t n = read(*fdp, chunk, 65536);
             if (n > 0) {
                 size_t *tot = k == 0 ? &total_out : &total_err;
-                Buf *b = k == 0 ? &out : &err;
+                CrBuf *b = k == 0 ? &out : &err;
                 size_t room = (size_t)s->output_limit_bytes > b->n ? (size_t)s->output_limit_bytes - b->n : 0;
-                buf_add(b, chunk, (size_t)n < room ? (size_t)n : room);
+                cr_buf_add(b, chunk, (size_t)n < room ? (size_t)n : room);
                 *tot += (size_t)n;
                 if (*tot > (size_t)s->output_limit_bytes && !o->output_exceeded) {
                     o->output_exceeded = 1;

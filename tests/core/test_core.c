@@ -3,6 +3,7 @@
 #include "core/args.h"
 #include "core/file.h"
 #include "core/rng.h"
+#include "core/strbuf.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -73,4 +74,23 @@ TEST(core_args_flags_override_config) {
     CHECK(cr_args_parse("t", specs, 2, unk, NULL, NULL, &e) == -1);
     CHECK(strstr(e.msg, "--nope") != NULL);
     free(cfg); free(d);
+}
+
+TEST(core_strbuf_appends_and_formats) {
+    CrBuf b = {0};
+    cr_buf_puts(&b, "");
+    CHECK(b.p && b.n == 0 && b.p[0] == 0);
+    cr_buf_add(&b, "ab\0c", 4);  /* binary: the NUL inside is kept, one more after */
+    CHECK(b.n == 4 && !memcmp(b.p, "ab\0c", 5));
+    cr_buf_printf(&b, "%d-%s", 42, "x");
+    CHECK(b.n == 8 && !memcmp(b.p + 4, "42-x", 5));
+    /* a formatted piece longer than the on-stack attempt, and growth over many appends */
+    char big[1000];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    cr_buf_printf(&b, "[%s]", big);
+    CHECK(b.n == 8 + 1001 && b.p[8] == '[' && b.p[9 + 998] == 'z' && b.p[b.n - 1] == ']' && b.p[b.n] == 0);
+    for (int i = 0; i < 5000; i++) cr_buf_puts(&b, "0123456789");
+    CHECK(b.n == 1009 + 50000 && strlen(b.p + 1009) == 50000 && b.cap > b.n);
+    free(b.p);
 }

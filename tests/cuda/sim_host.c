@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/file.h"
+#include "core/strbuf.h"
 #include "tests/test.h"
 
 const char *sim_host_cuda_include(void) {
@@ -47,24 +48,6 @@ int sim_host_run(const char *cmd, const char *want) {
 
 /* ---- the rewrite -------------------------------------------------------------------- */
 
-typedef struct Buf {
-    char *p;
-    size_t n, cap;
-} Buf;
-
-static int buf_put(Buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->n + n + 1) * 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return -1;
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-    return 0;
-}
-static int buf_puts(Buf *b, const char *s) { return buf_put(b, s, strlen(s)); }
 
 static int is_ident(char c) { return isalnum((unsigned char)c) || c == '_' || c == ':'; }
 
@@ -133,10 +116,11 @@ int sim_host_rewrite(const char *src, const char *dst, const char *const *subst)
     for (int i = 0; subst && subst[i] && subst[i + 1] && text; i += 2)
         text = replace_once(text, subst[i], subst[i + 1], src);
     if (!text) return -1;
-    Buf out = {0};
+    CrBuf out = {0};
     char head[700];
     snprintf(head, sizeof head, "#line 1 \"%s\"\n", src);
-    int bad = buf_puts(&out, head);
+    int bad = 0;
+    cr_buf_puts(&out, head);
     const char *s = text, *p = text, *done = text; /* text[done, p) not yet copied */
     while (*p && !bad) {
         size_t lit = skip_literal(p);
@@ -162,12 +146,12 @@ int sim_host_rewrite(const char *src, const char *dst, const char *const *subst)
             }
             const char *a1 = a + 1;
             while (isspace((unsigned char)*a1)) a1++;
-            bad |= buf_put(&out, done, (size_t)(k - done));
-            bad |= buf_puts(&out, "sim_launch(SimCfg(");
-            bad |= buf_put(&out, cfg, (size_t)(cend - cfg));
-            bad |= buf_puts(&out, "), ");
-            bad |= buf_put(&out, k, (size_t)(p - k));
-            if (*a1 != ')') bad |= buf_puts(&out, ", ");
+            cr_buf_add(&out, done, (size_t)(k - done));
+            cr_buf_puts(&out, "sim_launch(SimCfg(");
+            cr_buf_add(&out, cfg, (size_t)(cend - cfg));
+            cr_buf_puts(&out, "), ");
+            cr_buf_add(&out, k, (size_t)(p - k));
+            if (*a1 != ')') cr_buf_puts(&out, ", ");
             p = done = a + 1;
             continue;
         }
@@ -197,19 +181,19 @@ int sim_host_rewrite(const char *src, const char *dst, const char *const *subst)
                 bad = 1;
                 break;
             }
-            bad |= buf_put(&out, done, (size_t)(p - done));
-            bad |= buf_put(&out, tb, (size_t)(te - tb));
-            bad |= buf_puts(&out, " *const ");
-            bad |= buf_put(&out, nb, (size_t)(ne - nb));
-            bad |= buf_puts(&out, " = (");
-            bad |= buf_put(&out, tb, (size_t)(te - tb));
-            bad |= buf_puts(&out, " *)sim_dynamic_smem();");
+            cr_buf_add(&out, done, (size_t)(p - done));
+            cr_buf_add(&out, tb, (size_t)(te - tb));
+            cr_buf_puts(&out, " *const ");
+            cr_buf_add(&out, nb, (size_t)(ne - nb));
+            cr_buf_puts(&out, " = (");
+            cr_buf_add(&out, tb, (size_t)(te - tb));
+            cr_buf_puts(&out, " *)sim_dynamic_smem();");
             p = done = semi + 1;
             continue;
         }
         p++;
     }
-    if (!bad) bad |= buf_put(&out, done, strlen(done));
+    if (!bad) cr_buf_puts(&out, done);
     free(text);
     if (!bad && cr_write_file_atomic(dst, out.p, out.n, &err) != 0) {
         fprintf(stderr, "sim_host_rewrite: %s\n", err.msg);
