@@ -1,6 +1,6 @@
-/* model/moe_select.h — the DeepSeekMoE expert selection of one token, shared by the CPU
+/* model/moe_select.h — the DeepSeekMoE router softmax and expert selection of one token, shared by the CPU
  * router (model/cpu/moe_route.c) and the CUDA one (model/cuda/moe_route.cu).
- * Defines: moe_select_experts.
+ * Defines: moe_router_softmax, moe_select_experts.
  *
  * Given the token's router probabilities p[E] (softmax of its logits), picks r->K
  * experts (spec §6.1):
@@ -20,10 +20,22 @@
 #ifndef CRUCIBLE_MODEL_MOE_SELECT_H
 #define CRUCIBLE_MODEL_MOE_SELECT_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "model/hd.h"
 #include "model/ops.h"
+
+/* p[0..E) = softmax(l[0..E)): max subtracted, sum accumulated in index order, then
+ * multiplied by 1/sum (the probabilities saved for the backward and the aux loss). */
+static inline CR_HD void moe_router_softmax(float *p, const float *l, int E) {
+    float m = l[0];
+    for (int e = 1; e < E; e++) m = l[e] > m ? l[e] : m;
+    float sum = 0;
+    for (int e = 0; e < E; e++) sum += (p[e] = expf(l[e] - m));
+    float inv = 1.0f / sum;
+    for (int e = 0; e < E; e++) p[e] *= inv;
+}
 
 static inline CR_HD void moe_select_experts(int32_t *idx, float *w, const float *p, const OpsMoeRoute *r,
                                             float *masked, unsigned char *taken, float *gscore,

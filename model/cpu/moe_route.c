@@ -26,12 +26,7 @@ void cpu_moe_route_forward(float *probs, int32_t *idx, float *w, const float *lo
         for (int n = 0; n < N; n++) {
             const float *l = logits + (size_t)n * E;
             float *p = probs + (size_t)n * E;
-            float m = l[0];
-            for (int e = 1; e < E; e++) m = l[e] > m ? l[e] : m;
-            float sum = 0;
-            for (int e = 0; e < E; e++) sum += (p[e] = expf(l[e] - m));
-            float inv = 1.0f / sum;
-            for (int e = 0; e < E; e++) p[e] *= inv;
+            moe_router_softmax(p, l, E);
             moe_select_experts(idx + (size_t)n * K, w + (size_t)n * K, p, r, masked, taken, gscore, gtaken);
         }
         free(masked);

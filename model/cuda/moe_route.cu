@@ -16,12 +16,8 @@ __global__ void moe_route_forward_kernel(float *probs, int32_t *idx, float *w, c
     int E = r.E;
     const float *l = logits + (size_t)n * E;
     float *p = probs + (size_t)n * E;
-    float m = l[0];
-    for (int e = 1; e < E; e++) m = l[e] > m ? l[e] : m;
-    float sum = 0;
-    for (int e = 0; e < E; e++) sum += (pl[e] = expf(l[e] - m));
-    float inv = 1.0f / sum;
-    for (int e = 0; e < E; e++) p[e] = pl[e] *= inv;
+    moe_router_softmax(pl, l, E);  // in registers/local memory, then out
+    for (int e = 0; e < E; e++) p[e] = pl[e];
     moe_select_experts(idx + (size_t)n * r.K, w + (size_t)n * r.K, pl, &r, masked, taken, gscore, gtaken);
 }
 
