@@ -10,6 +10,7 @@
 // The GEMMs run with the table's compute type: fp32 (ops_cuda) or bf16 tensor cores
 // with fp32 accumulation (ops_cuda_bf16); softmax and its gradient are fp32 always.
 #include "model/cuda/cuda_ops.cuh"
+#include "model/cuda/attention_delta.cuh"
 
 #include <string.h>
 
@@ -48,17 +49,6 @@ __global__ void attg_dscores_kernel(float *dP, const float *P, const float *Dd, 
     size_t off = ((size_t)h * nq + r) * nk;
     float d = Dd[(size_t)(a + r) * H + h];
     for (int c = threadIdx.x; c < nk; c += blockDim.x) dP[off + c] = P[off + c] * (dP[off + c] - d) * scale;
-}
-
-// D[n,h] = <dO[n,h,:], O[n,h,:]>, one warp per (n, h).
-__global__ void attg_delta_kernel(float *Dd, const float *dO, const float *O, int NH, int dv) {
-    int w = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x & 31;
-    if (w >= NH) return;
-    const float *x = dO + (size_t)w * dv, *y = O + (size_t)w * dv;
-    float s = 0;
-    for (int i = lane; i < dv; i += 32) s += x[i] * y[i];
-    s = warp_sum(s);
-    if (lane == 0) Dd[w] = s;
 }
 
 static int attg_chunk(int H, int maxlen) {
@@ -114,7 +104,7 @@ void cuda_attention_backward_gemm(cublasComputeType_t ct, float *dQ, float *dK, 
     size_t chunk = (size_t)H * C * (size_t)maxlen;
     float *P = (float *)cuda_big_scratch(sizeof(float) * (2 * chunk + (size_t)N * H));
     float *dP = P + chunk, *Dd = dP + chunk;
-    attg_delta_kernel<<<(N * H + 7) / 8, 256>>>(Dd, dO, O, N * H, dv);
+    attention_delta_kernel<<<(N * H + 7) / 8, 256>>>(Dd, dO, O, (long long)N * H, dv);
     launchCheck();
     // dK, dV accumulate over chunks (beta 1): clear them first (rows of all sequences).
     cudaCheck(cudaMemsetAsync(dK, 0, sizeof(float) * (size_t)N * ldq, 0));

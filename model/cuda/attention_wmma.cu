@@ -76,6 +76,7 @@
 // fp32 kernels of attention.cu); any other value is an error. ops_cuda_bf16_wmma() is
 // the bf16 table with these kernels always.
 #include "model/cuda/cuda_ops.cuh"
+#include "model/cuda/attention_delta.cuh"
 
 #include <cuda_bf16.h>
 #include <mma.h>
@@ -383,18 +384,6 @@ __global__ void __launch_bounds__(AW_FWD_THREADS) aw_forward_kernel(float *O, fl
 }
 
 // ---- backward ------------------------------------------------------------------------
-
-// D[n, h] = <dO[n,h,:], O[n,h,:]>, one warp per (n, h).
-__global__ void aw_delta_kernel(float *Dd, const float *dO, const float *O, long long NH, int dv) {
-    long long w = (long long)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    int lane = threadIdx.x & 31;
-    if (w >= NH) return;
-    const float *x = dO + (size_t)w * dv, *y = O + (size_t)w * dv;
-    float s = 0;
-    for (int i = lane; i < dv; i += 32) s += x[i] * y[i];
-    s = warp_sum(s);
-    if (lane == 0) Dd[w] = s;
-}
 
 // Query rows [q0, q0+nq): Q, dO tiles (bf16), lse and D (0 beyond nq). All threads.
 __device__ static void aw_load_query_tile(bf16 *Qs, bf16 *dOs, float *lse_s, float *D_s, const bf16 *Q,
@@ -758,7 +747,7 @@ void cuda_attention_backward_wmma(float *dQ, float *dK, float *dV, const float *
         aw_to_bf16(Vb, V, nv);
         aw_to_bf16(dOb, dO, nv);
         void *dargs[] = {&Dd, &dO, &O, &NH, &dv};
-        aw_launch(aw_delta_kernel, (int)((NH + 7) / 8), 1, 256, 0, dargs);
+        aw_launch(attention_delta_kernel, (int)((NH + 7) / 8), 1, 256, 0, dargs);
         unsigned smem_kv = aw_bwd_layout(dqk, dv, 1).bytes, smem_q = aw_bwd_layout(dqk, dv, 0).bytes;
         void *kargs[] = {&dK, &dV, &dOb, &lse, &Dd, &Qb, &Kb, &Vb, &t_keys, &H, &dqk, &dv, &scale};
         aw_launch(aw_backward_dkv_kernel, T.n, H, AW_DKV_THREADS, smem_kv, kargs);
