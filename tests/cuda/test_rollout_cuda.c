@@ -186,24 +186,33 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
     for (int p = 0; p < n; p++) free(pr[p]);
 }
 
+/* The tiny model k_cfg on the CPU (*mc) and on ops_cuda() (*mg) with the same random
+ * weights, larger than the initializer's so greedy choices have clear margins. 0, or -1
+ * (test failed) when either could not be made. */
+static int model_pair(TestCtx *t_, CrRng *g, Model **mc, Model **mg) {
+    ModelConfig cfg;
+    CrError e;
+    CHECKF(model_config_parse(&cfg, k_cfg, "test config", &e) == 0, "%s", e.msg);
+    *mc = model_create(&cfg, &e);
+    *mg = model_create_ops(&cfg, ops_cuda(), &e);
+    CHECK(*mc && *mg);
+    if (!*mc || !*mg) return -1;
+    for (int i = 0; i < (*mc)->n_tensors; i++) {
+        ParamTensor *pt = &(*mc)->tensors[i];
+        float *p = (*mc)->params + pt->offset;
+        for (size_t k = 0; k < pt->numel; k++)
+            p[k] = pt->ndim == 1 ? (float)(1.0 + 0.2 * cr_rng_normal(g)) : (float)(0.35 * cr_rng_normal(g));
+    }
+    (*mg)->ops->upload((*mg)->params, (*mc)->params, sizeof(float) * (*mc)->n_params);
+    return 0;
+}
+
 static void body_cuda_rollout_matches_cpu(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: not run on a GPU");
     CrRng g;
     cr_rng_init(&g, test_random_seed("cuda_rollout_matches_cpu"), 0x5A3, 0);
-    ModelConfig cfg;
-    CrError e;
-    CHECKF(model_config_parse(&cfg, k_cfg, "test config", &e) == 0, "%s", e.msg);
-    Model *mc = model_create(&cfg, &e), *mg = model_create_ops(&cfg, ops_cuda(), &e);
-    CHECK(mc && mg);
-    if (!mc || !mg) return;
-    /* weights larger than the initializer's, so greedy choices have clear margins */
-    for (int i = 0; i < mc->n_tensors; i++) {
-        ParamTensor *pt = &mc->tensors[i];
-        float *p = mc->params + pt->offset;
-        for (size_t k = 0; k < pt->numel; k++)
-            p[k] = pt->ndim == 1 ? (float)(1.0 + 0.2 * cr_rng_normal(&g)) : (float)(0.35 * cr_rng_normal(&g));
-    }
-    mg->ops->upload(mg->params, mc->params, sizeof(float) * mc->n_params);
+    Model *mc, *mg;
+    if (model_pair(t_, &g, &mc, &mg)) return;
     generate_case(t_, mc, mg, &g, 0.0f);
     generate_case(t_, mc, mg, &g, 1.0f);
     model_free(mc);
@@ -333,19 +342,8 @@ static void body_cuda_rollout_forward_ops_forms(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: not run on a GPU");
     CrRng g;
     cr_rng_init(&g, test_random_seed("cuda_rollout_forward_ops_forms"), 0x5A4, 0);
-    ModelConfig cfg;
-    CrError e;
-    CHECKF(model_config_parse(&cfg, k_cfg, "test config", &e) == 0, "%s", e.msg);
-    Model *mc = model_create(&cfg, &e), *mg = model_create_ops(&cfg, ops_cuda(), &e);
-    CHECK(mc && mg);
-    if (!mc || !mg) return;
-    for (int i = 0; i < mc->n_tensors; i++) {
-        ParamTensor *pt = &mc->tensors[i];
-        float *p = mc->params + pt->offset;
-        for (size_t k = 0; k < pt->numel; k++)
-            p[k] = pt->ndim == 1 ? (float)(1.0 + 0.2 * cr_rng_normal(&g)) : (float)(0.35 * cr_rng_normal(&g));
-    }
-    mg->ops->upload(mg->params, mc->params, sizeof(float) * mc->n_params);
+    Model *mc, *mg;
+    if (model_pair(t_, &g, &mc, &mg)) return;
     forms_case(t_, mc, mg, &g, FORWARD_OPS_ATTN_AUTO);
     forms_case(t_, mc, mg, &g, FORWARD_OPS_ATTN_MHA);
     forms_case(t_, mc, mg, &g, FORWARD_OPS_ATTN_ABSORBED);
