@@ -83,7 +83,10 @@ static CrRng g_rng;
 static float *drand(const Ops *o, size_t n, float scale) {
     float *h = malloc(sizeof(float) * n);
     if (!h) { fprintf(stderr, "out of memory\n"); exit(1); }
-    for (size_t i = 0; i < n; i++) h[i] = (float)(cr_rng_normal(&g_rng) * scale);
+    /* uniform with the variance of N(0, scale^2): several times cheaper to draw than normals
+     * (the expert and LM-head operands are ~1e9 floats), and timing needs only non-zero,
+     * non-repeating data */
+    for (size_t i = 0; i < n; i++) h[i] = (float)((2 * cr_rng_uniform(&g_rng) - 1) * 1.7320508075688772 * scale);
     float *d = o->alloc(sizeof(float) * n);
     o->upload(d, h, sizeof(float) * n);
     free(h);
@@ -182,6 +185,24 @@ static void run_norm(void *p) {
     c->o->rmsnorm_backward(c->dx, c->D, c->dw, c->dout, c->D, c->x, c->D, c->w, c->rstd, c->N, c->D);
 }
 
+/* CRUCIBLE_BENCH_ONLY=gemm,attention,experts,decode,dispatch,rmsnorm,lmhead: time only
+ * those sections (a lent machine gives one command 10 minutes); unset: all */
+static int want(const char *section) {
+    const char *only = getenv("CRUCIBLE_BENCH_ONLY");
+    if (!only || !*only) return 1;
+    size_t n = strlen(section);
+    for (const char *p = only; (p = strstr(p, section)) != NULL; p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
+    return 0;
+}
+
+/* CRUCIBLE_BENCH_TABLES=fp32 or bf16: only that table's rows of the GEMM, expert and LM-head
+ * sections; unset: both */
+static int want_table(const char *name) {
+    const char *t = getenv("CRUCIBLE_BENCH_TABLES");
+    return !t || !*t || !strcmp(t, name);
+}
+
 int main(int argc, char **argv) {
     int N = argc > 1 ? atoi(argv[1]) : 4096;
     if (N < 64 || N > 65536) { fprintf(stderr, "cuda_ops_bench: tokens must be in [64, 65536]\n"); return 2; }
@@ -196,7 +217,8 @@ int main(int argc, char **argv) {
     const Ops *tables[2] = {ops_cuda(), ops_cuda_bf16()};
     const char *tn[2] = {"fp32", "bf16"};
 
-    for (int k = 0; k < 2; k++) {  /* GEMM peak and a Lite projection shape */
+    for (int k = 0; k < 2 && want("gemm"); k++) {  /* GEMM peak and a Lite projection shape */
+        if (!want_table(tn[k])) continue;
         const Ops *o = tables[k];
         int shapes[2][3] = {{8192, 8192, 8192}, {N, 3072, 2048}};
         for (int s = 0; s < 2; s++) {
@@ -220,7 +242,12 @@ int main(int argc, char **argv) {
     /* attention: one sequence, and 4 packed sequences; the bf16 table's gemm path next to
      * its tensor-core flash kernels (ops_cuda_bf16_wmma, model/cuda/attention_wmma.cu) */
     const Ops *att_tables[4] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_bf16_wmma(), ops_cuda_flash()};
-    for (int k = 0; k < 4; k++) {
+    /* the scalar flash kernels (ops_cuda_flash) are 5-10x slower than the rest and no
+     * table uses them by default: timed only with CRUCIBLE_BENCH_FLASH=1, so the bench
+     * fits one 10-minute call of a lent machine */
+    const char *with_flash = getenv("CRUCIBLE_BENCH_FLASH");
+    int n_att = with_flash && !strcmp(with_flash, "1") ? 4 : 3;
+    for (int k = 0; k < n_att && want("attention"); k++) {
         const Ops *o = att_tables[k];
         for (int S = 1; S <= 4; S *= 4) {
             AttCtx c = {.o = o, .N = N, .H = 16, .dqk = 192, .dv = 128, .S = S};
@@ -244,7 +271,8 @@ int main(int argc, char **argv) {
             o->free(c.cu);
         }
     }
-    for (int k = 0; k < 2; k++) {  /* routed experts: 64 x (2048 -> 1408 -> 2048), top-6 */
+    for (int k = 0; k < 2 && want("experts"); k++) {  /* routed experts: 64 x (2048 -> 1408 -> 2048), top-6 */
+        if (!want_table(tn[k])) continue;
         const Ops *o = tables[k];
         MoeCtx c = {.o = o, .E = 64, .D = 2048, .I = 1408};
         int S = N * 6;
@@ -259,8 +287,8 @@ int main(int argc, char **argv) {
         c.dYp = drand(o, nx, 1), c.dXp = drand(o, nx, 1), c.dWg = drand(o, nw, 1), c.dWu = drand(o, nw, 1);
         c.dWd = drand(o, nw, 1), c.dG = drand(o, ni, 1), c.dU = drand(o, ni, 1), c.dHm = drand(o, ni, 1);
         double fl = 2.0 * 3 * S * (double)c.D * c.I;
-        /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "loop" is
-         * what the tables do when CRUCIBLE_CUDA_EXPERTS is unset */
+        /* each way of running the expert GEMMs (model/cuda/moe_grouped.cu); "streams" on 4
+         * is what the tables do when CRUCIBLE_CUDA_EXPERTS is unset */
         const char *modes[6] = {"loop", "grouped", "streams", "streams", "streams", "auto"};
         const char *nstreams[6] = {"4", "4", "2", "4", "8", "4"};  /* CRUCIBLE_CUDA_EXPERT_STREAMS */
         for (int m = 0; m < 6; m++) {
@@ -298,7 +326,7 @@ int main(int argc, char **argv) {
         float *bufs[] = {c.Xp, c.Wg, c.Wu, c.Wd, c.Yp, c.G, c.U, c.Hm, c.dYp, c.dXp, c.dWg, c.dWu, c.dWd, c.dG, c.dU, c.dHm};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
     }
-    {   /* routed experts of decode steps (Lite: E 64, top-6, 2048 -> 1408 -> 2048), fp32 table:
+    if (want("decode")) {   /* routed experts of decode steps (Lite: E 64, top-6, 2048 -> 1408 -> 2048), fp32 table:
          * Ops.moe_experts_small against permute + offsets download + expert GEMMs +
          * unpermute. Rate: bytes of the distinct selected experts' weights (what a
          * bandwidth-bound step must read) per second. */
@@ -342,7 +370,7 @@ int main(int argc, char **argv) {
         }
         o->free(c.Wg), o->free(c.Wu), o->free(c.Wd);
     }
-    {   /* router + permute + combine */
+    if (want("dispatch")) {   /* router + permute + combine */
         const Ops *o = tables[0];
         DispCtx c = {.o = o, .N = N, .D = 2048, .E = 64, .K = 6, .r = {64, 6, 0, 1, 1, 0, 1.0f}};
         size_t S = (size_t)N * 6;
@@ -356,7 +384,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
         o->free(c.idx), o->free(c.ros), o->free(c.sor), o->free(c.off);
     }
-    {
+    if (want("rmsnorm")) {
         const Ops *o = tables[0];
         NormCtx c = {.o = o, .N = N, .D = 2048};
         size_t n = (size_t)N * c.D;
@@ -366,7 +394,8 @@ int main(int argc, char **argv) {
         float *bufs[] = {c.x, c.w, c.out, c.rstd, c.dx, c.dw, c.dout};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
     }
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 2 && want("lmhead"); k++) {
+        if (!want_table(tn[k])) continue;
         const Ops *o = tables[k];
         LmCtx c = {.o = o, .N = N, .V = 102400, .D = 2048};
         c.y = drand(o, (size_t)N * c.D, 1), c.W = drand(o, (size_t)c.V * c.D, 0.02f);

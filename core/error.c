@@ -23,7 +23,10 @@ int cr_error_prefix(CrError *e, const char *fmt, ...) {
     va_end(ap);
     char old[CR_ERR_MAX];
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    /* a message longer than the buffer keeps its start (newer gcc warns when the
+     * truncation is not looked at) */
+    if (snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old) >= (int)sizeof e->msg)
+        e->msg[sizeof e->msg - 1] = '\0';
     return -1;
 }
 

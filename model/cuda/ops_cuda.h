@@ -27,20 +27,20 @@
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host), a growth of the context scratch and each grouped
  *    experts' GEMM list (its pointer arrays go up with a synchronous cudaMemcpy).
- *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run one after another by
- *    default (loop: the way verified on the H100); CRUCIBLE_CUDA_EXPERTS=grouped (one
- *    cuBLAS grouped GEMM per pass), streams (4 side streams forked from and joined back
- *    into the default stream within the op) or auto (grouped where cuBLAS supports the
- *    compute type — fp32 —, else streams) select the ways written without a GPU, per
- *    call; CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
+ *  - The routed experts' GEMMs (model/cuda/moe_grouped.cu) run by default on 4 side
+ *    streams forked from and joined back into the default stream within the op (the
+ *    fastest way on the H100, bench/RESULTS.md); CRUCIBLE_CUDA_EXPERTS=loop (one after
+ *    another), grouped (one cuBLAS grouped GEMM per pass) or auto (grouped where cuBLAS
+ *    supports the compute type — fp32 —, else streams) select another, per call;
+ *    CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
  *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
  *    kept until exit: the backend is not thread-safe; call it from one host thread.
  *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
  *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
  *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused (the
- *    bf16 table with CRUCIBLE_CUDA_LMHEAD=bf16 adds bf16 copies of a chunk's operands
- *    and dlogits, 64 MiB + 24 KiB x D, its LM-head GEMMs then reading bf16 rounded once
- *    per chunk; unset = fp32 operands through FAST_16BF, the verified path);
+ *    bf16 table adds bf16 copies of a chunk's operands and dlogits, 64 MiB + 24 KiB x D,
+ *    its LM-head GEMMs then reading bf16 rounded once per chunk; CRUCIBLE_CUDA_LMHEAD=
+ *    fast16bf keeps fp32 operands through FAST_16BF instead, 2x slower on the H100);
  *    the wmma attention (CRUCIBLE_CUDA_ATTENTION=wmma, ops_cuda_bf16_wmma) keeps bf16
  *    copies of its operands: 2 x N x H x (2 dqk + dv) bytes forward, + 2 N H dv and
  *    4 N H (D = rowsum(dO O)) backward;
