@@ -53,8 +53,9 @@
  *    range) and a bf16 copy of the other operand (a scratch of its size), with bf16
  *    operands, fp32 accumulation and output (model/cuda/param_shadow.cu; =all: GEMMs of
  *    any size, for tests and timing the size rule). Unset or 0 (the
- *    default) keeps FAST_16BF on the fp32 operands, the path verified on the H100: the
- *    shadow path was written without a GPU (tests/cuda/test_param_shadow_cuda.c runs it).
+ *    default) keeps FAST_16BF on the fp32 operands. Both verified on the H100
+ *    (2026-11-23); the copies double a large GEMM's rate but their refresh after each
+ *    AdamW costs a 2-layer Lite training step what the GEMMs save (bench/RESULTS.md).
  *  - Determinism: no floating-point atomics; every reduction has a fixed order for given
  *    shapes, so a run repeats bit for bit on the same GPU and cuBLAS version.
  *  - ops_cuda() / ops_cuda_bf16() return NULL when no CUDA device is usable (no driver,

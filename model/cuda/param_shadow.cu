@@ -9,9 +9,11 @@
 // bf16 copy costs one pass over the parameters (4 B read + 2 B written each) per step.
 // The other operand (an activation) has no such reuse: it is converted per GEMM.
 //
-// When it pays (not measured: written without a GPU; bench/cuda_ops_bench.c and
-// bench/cuda_train_step.c time it with CRUCIBLE_CUDA_BF16_WEIGHTS=1). With the weight's
-// free dimension F_w (N when B is the weight, M when A is), the activation's F_a and the
+// Measured on the H100 (2026-11-23, bench/RESULTS.md): 646-661 against 399-406 TFLOP/s at
+// 8192^3, but a whole 2-layer Lite training step gains nothing (64.6 vs 66.1 ms): the
+// refresh after each AdamW pass costs what the GEMMs save, so it stays opt-in; writing
+// the copy inside the AdamW kernel would remove the re-read. The model behind the rule:
+// with the weight's free dimension F_w (N when B is the weight, M when A is), the activation's F_a and the
 // shared K: the measured saving is ~8e-16 s per flop (42 us over 2*4096*3072*2048 flops,
 // 1.1e-15 at 8192^3), so 2 F_a F_w K * 8e-16 s; converting the activation costs F_a K
 // elements * 6 B at ~2.5 TB/s = F_a K * 2.4e-12 s plus a launch (~4 us). The bandwidth
