@@ -16,17 +16,21 @@ struct ForwardOps {
     ForwardOpsAttention mode;
     ForwardOpsStats stats;
     int cap, cap_logits;      /* rows / logit rows the buffers hold */
-    size_t cap_bt;            /* int32 of block table held */
+    size_t cap_in;            /* int32 of per-call input (h_in, d_in) held */
     int cap_keys;             /* key rows the MHA-form buffers hold */
     /* backend memory */
     float *X, *Hn, *rstd, *CQ, *CQn, *Q, *CKV, *LAT, *QA, *OL, *O, *F, *G;
+    /* The call's int32 input, one upload (each upload from the host is a synchronisation
+     * on CUDA): d_in = [tokens n | pos n | logit rows n_logits | block table n x maxb];
+     * d_tokens .. d_bt point into it (set per call, not owned). */
+    int32_t *d_in, *h_in;
     int32_t *d_tokens, *d_pos, *d_rows, *d_bt, *d_experts, *d_cu;
     /* MHA form, [n_keys, ...]: kv_b_proj output, K, V, padded Q and O, lse, gathered
      * latent rows, their cache row indices */
     float *KV, *Kh, *Vh, *Qp, *Op, *lse, *LATK;
     int32_t *d_kidx;
     /* host */
-    int32_t *h_rows, *h_bt, *h_experts, *h_cu, *h_kidx;
+    int32_t *h_experts, *h_cu, *h_kidx;
     int *run_a, *run_len, *run_p0;  /* runs of the MHA form: first row, rows, first position */
 };
 
@@ -42,8 +46,6 @@ ForwardOps *forward_ops_new(Model *m) {
 static void free_rows(ForwardOps *f) {
     float *bufs[] = {f->X, f->Hn, f->rstd, f->CQ, f->CQn, f->Q, f->CKV, f->LAT, f->QA, f->OL, f->O, f->F};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) f->o->free(bufs[i]);
-    f->o->free(f->d_tokens);
-    f->o->free(f->d_pos);
     f->o->free(f->d_experts);
     f->o->free(f->d_cu);
     free(f->h_experts);
@@ -60,19 +62,15 @@ static void free_keys(ForwardOps *f) {
     free(f->h_kidx);
 }
 
-static void free_logit_rows(ForwardOps *f) {
-    f->o->free(f->G);
-    f->o->free(f->d_rows);
-    free(f->h_rows);
-}
+static void free_logit_rows(ForwardOps *f) { f->o->free(f->G); }
 
 void forward_ops_free(ForwardOps *f) {
     if (!f) return;
     free_rows(f);
     free_logit_rows(f);
     free_keys(f);
-    f->o->free(f->d_bt);
-    free(f->h_bt);
+    f->o->free(f->d_in);
+    free(f->h_in);
     free(f);
 }
 
@@ -99,8 +97,6 @@ static void ensure(ForwardOps *f, int n, int n_logits) {
         f->OL = o->alloc(sizeof(float) * N * H * r);
         f->O = o->alloc(sizeof(float) * N * H * c->v_head_dim);
         f->F = o->alloc(sizeof(float) * N * D);
-        f->d_tokens = o->alloc(sizeof(int32_t) * N);
-        f->d_pos = o->alloc(sizeof(int32_t) * N);
         size_t ne = (size_t)(f->n_moe > 0 ? f->n_moe : 1) * N * K;
         f->d_experts = o->alloc(sizeof(int32_t) * ne);
         f->h_experts = cr_malloc(sizeof(int32_t) * ne);
@@ -114,8 +110,6 @@ static void ensure(ForwardOps *f, int n, int n_logits) {
     if (n_logits > f->cap_logits) {
         free_logit_rows(f);
         f->G = o->alloc(sizeof(float) * (size_t)n_logits * D);
-        f->d_rows = o->alloc(sizeof(int32_t) * (size_t)n_logits);
-        f->h_rows = cr_malloc(sizeof(int32_t) * (size_t)n_logits);
         f->cap_logits = n_logits;
     }
 }
@@ -190,27 +184,38 @@ static void upload_runs(ForwardOps *f, const LatentCache *c, int R, int nk, int 
     if (nk > n) o->upload(f->d_kidx, f->h_kidx, sizeof(int32_t) * (size_t)nk);
 }
 
-/* The rows' block tables as one [n, max_blocks] int32 array in backend memory. */
-static int upload_block_table(ForwardOps *f, const LatentCache *c, int n, const int32_t *pos,
-                              CacheSeq *const *seqs) {
+/* The call's int32 input in one upload (d_in above): tokens, positions, logit rows and
+ * the rows' block tables as one [n, max_blocks] array; sets d_tokens .. d_bt and returns
+ * max_blocks. */
+static int upload_inputs(ForwardOps *f, const LatentCache *c, int n, const int32_t *tokens, const int32_t *pos,
+                         CacheSeq *const *seqs, const int *logit_rows, int n_logits) {
     int maxb = 1;
     for (int i = 0; i < n; i++) {
         CR_CHECK(pos[i] >= 0 && pos[i] < seqs[i]->n_blocks * c->block_tokens);
         if (seqs[i]->n_blocks > maxb) maxb = seqs[i]->n_blocks;
     }
-    size_t need = (size_t)n * maxb;
-    if (need > f->cap_bt) {
-        f->o->free(f->d_bt);
-        free(f->h_bt);
-        f->d_bt = f->o->alloc(sizeof(int32_t) * need);
-        f->h_bt = cr_malloc(sizeof(int32_t) * need);
-        f->cap_bt = need;
+    for (int j = 0; j < n_logits; j++) CR_CHECK(logit_rows[j] >= 0 && logit_rows[j] < n);
+    size_t nl = n_logits > 0 ? (size_t)n_logits : 0, o_rows = 2 * (size_t)n, o_bt = o_rows + nl;
+    size_t need = o_bt + (size_t)n * maxb;
+    if (need > f->cap_in) {
+        f->o->free(f->d_in);
+        free(f->h_in);
+        f->d_in = f->o->alloc(sizeof(int32_t) * need);
+        f->h_in = cr_malloc(sizeof(int32_t) * need);
+        f->cap_in = need;
     }
+    memcpy(f->h_in, tokens, sizeof(int32_t) * (size_t)n);
+    memcpy(f->h_in + n, pos, sizeof(int32_t) * (size_t)n);
+    for (size_t j = 0; j < nl; j++) f->h_in[o_rows + j] = logit_rows[j];
     for (int i = 0; i < n; i++) {
-        int32_t *row = f->h_bt + (size_t)i * maxb;
+        int32_t *row = f->h_in + o_bt + (size_t)i * maxb;
         for (int b = 0; b < maxb; b++) row[b] = b < seqs[i]->n_blocks ? seqs[i]->blocks[b] : 0;
     }
-    f->o->upload(f->d_bt, f->h_bt, sizeof(int32_t) * need);
+    f->o->upload(f->d_in, f->h_in, sizeof(int32_t) * need);
+    f->d_tokens = f->d_in;
+    f->d_pos = f->d_in + n;
+    f->d_rows = f->d_in + o_rows;
+    f->d_bt = f->d_in + o_bt;
     return maxb;
 }
 
@@ -287,9 +292,7 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
     int ql = c->q_lora_rank, rw = r + dr, K = c->num_experts_per_tok;
     float eps = c->rms_norm_eps;
 
-    o->upload(f->d_tokens, tokens, sizeof(int32_t) * (size_t)n);
-    o->upload(f->d_pos, pos, sizeof(int32_t) * (size_t)n);
-    int maxb = upload_block_table(f, cache, n, pos, seqs);
+    int maxb = upload_inputs(f, cache, n, tokens, pos, seqs, logit_rows, n_logits);
     int R = 0;
     int nk = (int)plan_mha(f, cache, n, pos, seqs, &R);
     if (nk > 0) {
@@ -339,6 +342,13 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
         model_ffn_forward_infer_ex(m, l, f->Hn, n, f->F, experts ? ex : NULL);
         o->add(f->X, f->F, (size_t)n * D);
     }
+    if (n_logits > 0) {
+        /* gather the logit rows (the embedding gather with X as the table), final norm, head */
+        o->embedding_forward(f->G, f->X, f->d_rows, n_logits, D);
+        o->rmsnorm_forward(f->Hn, D, f->rstd, f->G, D, w->final_norm, n_logits, D, eps);
+        o->gemm(0, 1, n_logits, c->vocab_size, D, 1.0f, f->Hn, D, w->lm_head, D, 0.0f, logits, c->vocab_size);
+    }
+    /* after the head is queued: the download waits for the GPU once, at the end */
     if (experts && f->n_moe > 0) {
         /* [n_moe][n][K] on the backend -> [n][n_moe][K] */
         o->download(f->h_experts, f->d_experts, sizeof(int32_t) * (size_t)f->n_moe * n * K);
@@ -347,14 +357,4 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
                 memcpy(experts + ((size_t)i * f->n_moe + j) * K, f->h_experts + ((size_t)j * n + i) * K,
                        sizeof(int32_t) * K);
     }
-    if (n_logits <= 0) return;
-    /* gather the logit rows (the embedding gather with X as the table), final norm, head */
-    for (int j = 0; j < n_logits; j++) {
-        CR_CHECK(logit_rows[j] >= 0 && logit_rows[j] < n);
-        f->h_rows[j] = logit_rows[j];
-    }
-    o->upload(f->d_rows, f->h_rows, sizeof(int32_t) * (size_t)n_logits);
-    o->embedding_forward(f->G, f->X, f->d_rows, n_logits, D);
-    o->rmsnorm_forward(f->Hn, D, f->rstd, f->G, D, w->final_norm, n_logits, D, eps);
-    o->gemm(0, 1, n_logits, c->vocab_size, D, 1.0f, f->Hn, D, w->lm_head, D, 0.0f, logits, c->vocab_size);
 }
