@@ -156,10 +156,12 @@ typedef struct Run {
     int n_live;
     Sample *out;
     long done;
-    /* Ops path: device sampling buffers [cap], or host logits for the host sampler */
+    /* Ops path: device sampling buffers [cap], or host logits for the host sampler.
+     * d_out holds a call's n tokens, then n sampled and n model log-probs (4-byte words),
+     * so that one download (a host sync on CUDA) brings all three back into h_out. */
     double *h_uni, *d_uni;
-    int32_t *d_tok;
-    float *d_lp, *d_lpm, *h_logits;
+    int32_t *d_out, *h_out;
+    float *h_logits;
 } Run;
 
 /* Blocks one sample may need beyond the prompt's full blocks (the copied partial block
@@ -292,22 +294,37 @@ static void prefill(Run *u, int p) {
     r->stats.prefill_s += now_s() - t0;
 }
 
+/* The device sampler's draws for n rows (row i from rows[i]'s stream, one uniform per
+ * token, none when greedy) to the backend; nothing without a device sampler. Drawing them
+ * before the forward changes no value (nothing else draws from the rows' streams in
+ * between) and puts the upload's host sync where the GPU is idle anyway, not after the
+ * LM head is queued. */
+static void upload_draws(Run *u, int n, Live *const *rows) {
+    RolloutEngine *r = u->r;
+    if (!(r->fops && r->ops->sample_rows)) return;
+    for (int i = 0; i < n; i++) u->h_uni[i] = u->scfg.temperature > 0 ? cr_rng_uniform(&rows[i]->rng) : 0.0;
+    r->ops->upload(u->d_uni, u->h_uni, sizeof(double) * (size_t)n);
+}
+
 /* One token for each of n rows of logits ([n, V]: host memory on the host path, backend
  * memory on the Ops path); row i draws from rows[i]'s stream, one uniform per token
- * (none when greedy), whichever sampler runs. */
+ * (none when greedy), whichever sampler runs. drawn: upload_draws(u, n, rows) ran
+ * already for these rows. */
 static void sample_batch(Run *u, const float *logits, int n, Live *const *rows, int32_t *next, float *lp,
-                         float *lpm) {
+                         float *lpm, int drawn) {
     RolloutEngine *r = u->r;
     const Ops *o = r->ops;
     if (r->fops && o->sample_rows) {
         /* on the device: only the draws go up, only tokens and log-probs come back */
-        for (int i = 0; i < n; i++) u->h_uni[i] = u->scfg.temperature > 0 ? cr_rng_uniform(&rows[i]->rng) : 0.0;
-        o->upload(u->d_uni, u->h_uni, sizeof(double) * (size_t)n);
+        if (!drawn) upload_draws(u, n, rows);
         OpsSampler oc = {u->scfg.temperature, u->scfg.top_k, u->scfg.top_p, u->scfg.min_p};
-        o->sample_rows(u->d_tok, u->d_lp, u->d_lpm, logits, n, u->V, &oc, u->d_uni);
-        o->download(next, u->d_tok, sizeof(int32_t) * (size_t)n);
-        o->download(lp, u->d_lp, sizeof(float) * (size_t)n);
-        o->download(lpm, u->d_lpm, sizeof(float) * (size_t)n);
+        int32_t *d_tok = u->d_out;
+        float *d_lp = (float *)(u->d_out + n), *d_lpm = (float *)(u->d_out + 2 * (size_t)n);
+        o->sample_rows(d_tok, d_lp, d_lpm, logits, n, u->V, &oc, u->d_uni);
+        o->download(u->h_out, u->d_out, sizeof(int32_t) * 3 * (size_t)n);
+        memcpy(next, u->h_out, sizeof(int32_t) * (size_t)n);
+        memcpy(lp, u->h_out + n, sizeof(float) * (size_t)n);
+        memcpy(lpm, u->h_out + 2 * (size_t)n, sizeof(float) * (size_t)n);
         return;
     }
     if (r->fops) { /* a backend without a sampler: the logits come to the host sampler */
@@ -350,7 +367,7 @@ static void admit(Run *u, int *next_group) {
         cache_seq_fork(c, &s->seq, &g->prefix);
         float lp, lpm;
         int32_t tok;
-        sample_batch(u, g->logits, 1, &s, &tok, &lp, &lpm);
+        sample_batch(u, g->logits, 1, &s, &tok, &lp, &lpm, 0);
         u->live[u->n_live++] = s;
         live_push(u, s, tok, lp, lpm, g->experts);
         r->stats.generated_tokens++;
@@ -377,11 +394,12 @@ static void decode_step(Run *u, int32_t *tokens, int32_t *pos, CacheSeq **seqs, 
         cache_seq_prepare_write(r->cache, &s->seq, pos[i], &s->reserved);
         s->seq.len = pos[i] + 1;
     }
+    upload_draws(u, n, u->live);
     if (r->fops)
         forward_ops_run(r->fops, r->cache, n, tokens, pos, seqs, rows, n, logits, experts);
     else
         forward_run(r->fwd, r->cache, n, tokens, pos, seqs, rows, n, logits, experts);
-    sample_batch(u, logits, n, u->live, next, lp, lpm);
+    sample_batch(u, logits, n, u->live, next, lp, lpm, 1);
     /* bookkeeping in a fixed order; finishing swaps the last live into slot i */
     Live **snapshot = cr_malloc((size_t)n * sizeof *snapshot);
     memcpy(snapshot, u->live, (size_t)n * sizeof *snapshot);
@@ -481,9 +499,9 @@ int rollout_generate(RolloutEngine *r, const int32_t *const *prompts, const int 
     if (r->fops && r->ops->sample_rows) {
         u.h_uni = cr_malloc((size_t)(cap + 1) * sizeof *u.h_uni);
         u.d_uni = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_uni);
-        u.d_tok = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_tok);
-        u.d_lp = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_lp);
-        u.d_lpm = r->ops->alloc((size_t)(cap + 1) * sizeof *u.d_lpm);
+        _Static_assert(sizeof(float) == sizeof(int32_t), "d_out packs int32 tokens and float log-probs");
+        u.d_out = r->ops->alloc(3 * (size_t)(cap + 1) * sizeof *u.d_out);
+        u.h_out = cr_malloc(3 * (size_t)(cap + 1) * sizeof *u.h_out);
     } else if (r->fops) {
         u.h_logits = cr_malloc(logit_bytes);
     }
@@ -524,13 +542,12 @@ int rollout_generate(RolloutEngine *r, const int32_t *const *prompts, const int 
     if (r->fops) {
         r->ops->free(logits);
         r->ops->free(u.d_uni);
-        r->ops->free(u.d_tok);
-        r->ops->free(u.d_lp);
-        r->ops->free(u.d_lpm);
+        r->ops->free(u.d_out);
     } else {
         free(logits);
     }
     free(u.h_uni);
+    free(u.h_out);
     free(u.h_logits);
     free(experts);
     return 0;
