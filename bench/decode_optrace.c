@@ -42,9 +42,10 @@
  * when n * H * n_split * (r + 2) floats exceed what it held.
  * Time model (an estimate, not a measurement): host and GPU clocks; each launch costs
  * the host launch-us (cuBLAS blas-us), the kernel starts at max(gpu, host) and runs
- * max(kmin-us, bytes / bw); a sync sets host = gpu + sync-us and the GPU idles until the
- * next launch. Kernels are assumed to reach bw whatever their shape (not true of tiny
- * GEMMs or under-filled grids: those are listed as unmodelled in the printout). */
+ * max(kmin-us, bytes / bw'), bw' = bw for a grid of >= sms / sm-share blocks and in
+ * proportion below (the "grid" column: the kernel's blocks where model/cuda fixes them;
+ * "-" for cuBLAS and copies, modelled at bw); a sync sets host = gpu + sync-us and the
+ * GPU idles until the next launch. cuBLAS efficiency at tiny M is not modelled. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,7 @@ static const char *const k_op_name[OP_N] = {OP_LIST(OP_NAME)};
 
 typedef struct OpStat {
     double calls, launches, syncs, bytes, need, gpu_s;
+    double grid;  /* fewest thread blocks of one of its launches (0: unknown, e.g. cuBLAS) */
 } OpStat;
 
 typedef struct Window {  /* one decode step (or an admit sampling) */
@@ -87,6 +89,7 @@ typedef struct Window {  /* one decode step (or an admit sampling) */
 
 typedef struct Cost {
     double launch_s, blas_s, sync_s, bw, kmin_s;
+    double n_sm, sm_share;  /* a grid of b blocks reaches bw * min(1, sm_share * b / n_sm) */
 } Cost;
 
 /* Module state of this program (one process, one thread calls the table). */
@@ -107,15 +110,19 @@ static struct {
 } g;
 
 /* One op call: n launches (n_blas of them cuBLAS) sharing `bytes` of GPU traffic, then
- * `syncs` host synchronisations. */
-static void account(int op, double launches, double n_blas, double syncs, double bytes, double need) {
+ * `syncs` host synchronisations. blocks: the call's smallest kernel grid (0: unknown). */
+static void account_grid(int op, double launches, double n_blas, double syncs, double bytes, double need,
+                         double blocks) {
     OpStat *s = &g.cur.op[op];
+    if (blocks > 0 && (s->grid == 0 || blocks < s->grid)) s->grid = blocks;
+    double bw = g.cost.bw;
+    if (blocks > 0 && g.cost.sm_share * blocks < g.cost.n_sm) bw *= g.cost.sm_share * blocks / g.cost.n_sm;
     s->calls += 1;
     s->launches += launches;
     s->syncs += syncs;
     s->bytes += bytes;
     s->need += need;
-    double per = launches > 0 ? bytes / g.cost.bw / launches : 0;
+    double per = launches > 0 ? bytes / bw / launches : 0;
     if (per < g.cost.kmin_s && launches > 0) per = g.cost.kmin_s;
     for (int i = 0; i < (int)launches; i++) {
         g.host += i < (int)n_blas ? g.cost.blas_s : g.cost.launch_s;
@@ -128,6 +135,12 @@ static void account(int op, double launches, double n_blas, double syncs, double
         g.gpu = g.host;
     }
 }
+
+static void account(int op, double launches, double n_blas, double syncs, double bytes, double need) {
+    account_grid(op, launches, n_blas, syncs, bytes, need, 0);
+}
+
+static double grid_for(double elems) { return ceil(elems / 256); }  /* model/cuda/cuda_common.cuh */
 
 static void window_close(int n_rows) {
     g.cur.n_rows = n_rows;
@@ -220,11 +233,11 @@ static void t_gemm_batched(int tA, int tB, int M, int N, int K, float alpha, con
 }
 static void t_copy2d(float *dst, int ldd, const float *src, int lds, int rows, int cols) {
     double b = 8.0 * rows * cols;
-    account(OP_copy2d, 1, 0, 0, b, b);
+    account(OP_copy2d, 1, 0, 0, b, b);  /* cudaMemcpy2DAsync */
     if (!g.dry) g.cpu->copy2d(dst, ldd, src, lds, rows, cols);
 }
 static void t_add(float *y, const float *x, size_t n) {
-    account(OP_add, 1, 0, 0, 12.0 * n, 12.0 * n);
+    account_grid(OP_add, 1, 0, 0, 12.0 * n, 12.0 * n, grid_for((double)n));
     if (!g.dry) g.cpu->add(y, x, n);
 }
 static void t_scale(float *y, float a, size_t n) {
@@ -240,23 +253,23 @@ static void t_count_nonfinite(const float *x, size_t n, size_t *count) {
 }
 static void t_embedding_forward(float *out, const float *table, const int32_t *tok, int N, int D) {
     double b = 8.0 * N * D + 4.0 * N;
-    account(OP_embedding_forward, 1, 0, 0, b, b);
+    account_grid(OP_embedding_forward, 1, 0, 0, b, b, grid_for((double)N * D));
     if (!g.dry) g.cpu->embedding_forward(out, table, tok, N, D);
 }
 static void t_rmsnorm_forward(float *out, int ldo, float *rstd, const float *x, int ldx, const float *w, int N, int D,
                               float eps) {
     double b = 4.0 * (2.0 * N * D + D + N);
-    account(OP_rmsnorm_forward, 1, 0, 0, b, b);
+    account_grid(OP_rmsnorm_forward, 1, 0, 0, b, b, N);  /* one block per row */
     if (!g.dry) g.cpu->rmsnorm_forward(out, ldo, rstd, x, ldx, w, N, D, eps);
 }
 static void t_rope_forward(float *x, int ld, int hs, int nh, int N, int dr, const int32_t *pos, const float *inv,
                            float cs) {
     double b = 8.0 * N * nh * dr + 4.0 * N;
-    account(OP_rope_forward, 1, 0, 0, b, b);
+    account_grid(OP_rope_forward, 1, 0, 0, b, b, grid_for((double)N * (dr / 2)));
     if (!g.dry) g.cpu->rope_forward(x, ld, hs, nh, N, dr, pos, inv, cs);
 }
 static void t_swiglu_forward(float *h, const float *gg, const float *u, size_t n) {
-    account(OP_swiglu_forward, 1, 0, 0, 12.0 * n, 12.0 * n);
+    account_grid(OP_swiglu_forward, 1, 0, 0, 12.0 * n, 12.0 * n, grid_for((double)n));
     if (!g.dry) g.cpu->swiglu_forward(h, gg, u, n);
 }
 static void t_attention_forward(float *O, float *lse, const float *Q, const float *K, const float *V,
@@ -275,7 +288,7 @@ static void t_mla_kv_assemble_forward(float *K, float *V, const float *kv, const
 static void t_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,
                                 const OpsMoeRoute *r) {
     double b = 4.0 * N * (2.0 * r->E + 2.0 * r->K);
-    account(OP_moe_route_forward, 1, 0, 0, b, b);
+    account_grid(OP_moe_route_forward, 1, 0, 0, b, b, ceil(N / 128.0));
     if (!g.dry) {
         g.cpu->moe_route_forward(probs, idx, w, logits, N, r);
         return;
@@ -336,7 +349,7 @@ static void t_moe_unpermute(float *y, const float *Yp, const float *w, const int
 static void t_mla_cache_scatter(float *cache, const int32_t *bt, int maxb, int L, int l, int btok, int rw,
                                 const float *src, const int32_t *pos, int n) {
     double b = 8.0 * n * rw + 8.0 * n;
-    account(OP_mla_cache_scatter, 1, 0, 0, b, b);
+    account_grid(OP_mla_cache_scatter, 1, 0, 0, b, b, grid_for((double)n * rw));
     if (!g.dry) g.cpu->mla_cache_scatter(cache, bt, maxb, L, l, btok, rw, src, pos, n);
 }
 static void t_mla_decode_attention(float *out, const float *qa, const float *cache, const int32_t *bt, int maxb,
@@ -352,7 +365,8 @@ static void t_mla_decode_attention(float *out, const float *qa, const float *cac
     double b = groups * rows * 4.0 * rw + io, need = rows * 4.0 * rw + io;
     int n_split = (int)(((long)maxb * btok + 255) / 256);
     size_t scratch = (size_t)n * H * (n_split < 1 ? 1 : n_split) * ((size_t)r + 2) * sizeof(float);
-    account(OP_mla_decode_attention, 2, 0, 0, b, need);
+    /* split kernel: (n_split, groups, n) blocks, where it spends its time */
+    account_grid(OP_mla_decode_attention, 2, 0, 0, b, need, (double)(n_split < 1 ? 1 : n_split) * groups * n);
     if (scratch > g.big_scratch) {
         account(OP_big_scratch_regrow, 0, 0, 1, 0, 0);
         g.big_scratch = scratch;
@@ -363,7 +377,7 @@ static void t_sample_rows(int32_t *tok, float *lps, float *lpm, const float *log
                           const OpsSampler *cfg, const double *uni) {
     (void)cfg, (void)uni;
     double b = 8.0 * n * V;  /* stats kernel + draw kernel each read the row */
-    account(OP_sample_rows, 2, 0, 0, b, 4.0 * n * V);
+    account_grid(OP_sample_rows, 2, 0, 0, b, 4.0 * n * V, n);  /* one block per row */
     for (int i = 0; i < n; i++) {
         if (g.dry) {
             tok[i] = (int32_t)(cr_rng_u64(&g.rng) % (uint64_t)V);
@@ -391,7 +405,8 @@ static void t_moe_experts_small(float *y, float *h, const float *x, const int32_
     }
     double act = 4.0 * ((double)N * D * 2 + (double)N * K * I * 2 + 2.0 * N * K);
     double b = 12.0 * N * K * (double)I * D + act, need = 12.0 * distinct * (double)I * D + act;
-    account(OP_moe_experts_small, 2, 0, 0, b, need);
+    double up = (double)N * K * ceil(I / 16.0), down = (double)N * ceil(D / 8.0);
+    account_grid(OP_moe_experts_small, 2, 0, 0, b, need, up < down ? up : down);
     if (!g.dry) g.cpu->moe_experts_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K);
 }
 
@@ -489,27 +504,32 @@ static OpStat total(const Window *w) {
  * ops whose bytes grow with the context. */
 static void print_window(const Window *w, const Window *ref, int B, int ctx, int ref_ctx) {
     printf("\n== B=%d, context %d: one decode step (ops per step) ==\n", B, ctx);
-    printf("  %-26s %7s %8s %6s %11s %11s %9s  %s\n", "op", "calls", "launches", "syncs", "MB", "need MB",
-           "gpu ms", "flags");
+    printf("  %-26s %7s %8s %6s %11s %11s %6s %9s  %s\n", "op", "calls", "launches", "syncs", "MB", "need MB",
+           "grid", "gpu ms", "flags");
     for (int i = 0; i < OP_N; i++) {
         const OpStat *s = &w->op[i];
         if (s->calls == 0 && s->syncs == 0) continue;
         char flags[160] = "";
         if (s->need > 0 && s->bytes > 1.2 * s->need)
             snprintf(flags + strlen(flags), sizeof flags - strlen(flags), "x%.1f of need; ", s->bytes / s->need);
-        if (ref && ref->op[i].bytes > 0 && ref_ctx != ctx) {
+        int big = s->bytes >= 1e6;  /* growth and grid flags only for ops moving >= 1 MB a step */
+        if (big && ref && ref->op[i].bytes > 0 && ref_ctx != ctx) {
             double g_ratio = s->bytes / ref->op[i].bytes;
             if (fabs(g_ratio - 1.0) > 0.05)
                 snprintf(flags + strlen(flags), sizeof flags - strlen(flags), "bytes x%.2f vs ctx %d; ", g_ratio,
                          ref_ctx);
         }
         if (s->syncs > 0) snprintf(flags + strlen(flags), sizeof flags - strlen(flags), "host sync; ");
-        printf("  %-26s %7.0f %8.0f %6.0f %11.2f %11.2f %9.3f  %s\n", k_op_name[i], s->calls, s->launches, s->syncs,
-               s->bytes / 1e6, s->need / 1e6, s->gpu_s * 1e3, flags);
+        if (big && s->grid > 0 && s->grid < g.cost.n_sm)
+            snprintf(flags + strlen(flags), sizeof flags - strlen(flags), "grid < %.0f SMs; ", g.cost.n_sm);
+        char grid[16] = "-";
+        if (s->grid > 0) snprintf(grid, sizeof grid, "%.0f", s->grid);
+        printf("  %-26s %7.0f %8.0f %6.0f %11.2f %11.2f %6s %9.3f  %s\n", k_op_name[i], s->calls, s->launches,
+               s->syncs, s->bytes / 1e6, s->need / 1e6, grid, s->gpu_s * 1e3, flags);
     }
     OpStat t = total(w);
-    printf("  %-26s %7.0f %8.0f %6.0f %11.2f %11.2f %9.3f\n", "TOTAL", t.calls, t.launches, t.syncs, t.bytes / 1e6,
-           t.need / 1e6, t.gpu_s * 1e3);
+    printf("  %-26s %7.0f %8.0f %6.0f %11.2f %11.2f %6s %9.3f\n", "TOTAL", t.calls, t.launches, t.syncs, t.bytes / 1e6,
+           t.need / 1e6, "", t.gpu_s * 1e3);
     printf("  modelled step %.3f ms (GPU busy %.3f ms, host launch+sync bound otherwise) = %.1f tok/s; "
            "bandwidth floor of the bytes needed: %.3f ms\n",
            w->step_s * 1e3, t.gpu_s * 1e3, B / w->step_s, t.need / g.cost.bw * 1e3);
@@ -532,7 +552,7 @@ int main(int argc, char **argv) {
     const char *mode = "dry", *seqs_s = "1,8,64", *ctx_s = "1000,2000", *mcfg = "";
     long layers = 27, gen = 3;
     int record = 1;
-    double launch_us = 5, blas_us = 8, sync_us = 20, bw_tbs = 2.5, kmin_us = 2;
+    double launch_us = 5, blas_us = 8, sync_us = 20, bw_tbs = 2.5, kmin_us = 2, n_sm = 132, sm_share = 2;
     ArgSpec specs[] = {
         {"mode", ARG_STR, &mode, "dry (nothing computed) or real (ops_cpu computes; needs --model-config)", 0},
         {"layers", ARG_INT, &layers, "dry: Lite layers (1..27)", 0},
@@ -546,6 +566,8 @@ int main(int argc, char **argv) {
         {"sync-us", ARG_FLOAT, &sync_us, "cost of a host synchronisation after the queue drained (us)", 0},
         {"bw-tbs", ARG_FLOAT, &bw_tbs, "device bandwidth every kernel is assumed to reach (TB/s)", 0},
         {"kmin-us", ARG_FLOAT, &kmin_us, "shortest kernel (us)", 0},
+        {"sms", ARG_FLOAT, &n_sm, "streaming multiprocessors (H100 SXM: 132)", 0},
+        {"sm-share", ARG_FLOAT, &sm_share, "a kernel of b < sms / sm-share blocks reaches bw * sm-share * b / sms", 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e = {0};
@@ -565,7 +587,7 @@ int main(int argc, char **argv) {
     }
     g.dry = !strcmp(mode, "real") ? 0 : 1;
     g.cpu = ops_cpu();
-    g.cost = (Cost){launch_us * 1e-6, blas_us * 1e-6, sync_us * 1e-6, bw_tbs * 1e12, kmin_us * 1e-6};
+    g.cost = (Cost){launch_us * 1e-6, blas_us * 1e-6, sync_us * 1e-6, bw_tbs * 1e12, kmin_us * 1e-6, n_sm, sm_share};
     cr_rng_init(&g.rng, 11, 0, 0);
     ModelConfig cfg;
     if (!*mcfg ? decode_lite_config(&cfg, (int)layers, &e) : model_config_load(&cfg, mcfg, &e)) {
@@ -582,11 +604,11 @@ int main(int argc, char **argv) {
            mode, *mcfg ? mcfg : "DeepSeek-Coder-V2-Lite shape", cfg.num_hidden_layers, 
            cfg.hidden_size, cfg.num_attention_heads, cfg.kv_lora_rank, cfg.n_routed_experts,
            cfg.num_experts_per_tok, cfg.vocab_size);
-    printf("  time model (estimate): launch %.1f us, cuBLAS call %.1f us, sync %.1f us, %.2f TB/s for every "
-           "kernel, >= %.1f us per kernel\n",
-           launch_us, blas_us, sync_us, bw_tbs, kmin_us);
-    printf("  unmodelled: kernels below bandwidth (cuBLAS M=1..8 FAST_16BF GEMMs, mla_decode's small grids at "
-           "B=1, side-stream overlap of expert GEMMs)\n");
+    printf("  time model (estimate): launch %.1f us, cuBLAS call %.1f us, sync %.1f us, %.2f TB/s for a kernel "
+           "of >= %.0f blocks (less in proportion below), >= %.1f us per kernel\n",
+           launch_us, blas_us, sync_us, bw_tbs, n_sm / sm_share, kmin_us);
+    printf("  unmodelled: cuBLAS efficiency at M=1..8 (FAST_16BF), latency-bound loops inside kernels "
+           "(mla_decode's per-position warps), side-stream overlap of expert GEMMs\n");
     Window *w = cr_calloc((size_t)nB * nC, sizeof *w);
     for (int b = 0; b < nB; b++)
         for (int c = 0; c < nC; c++) {
