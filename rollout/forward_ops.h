@@ -8,9 +8,10 @@
  * 0..pos[i] of its own sequence (in one of the two forms below). Written once against
  * the model's Ops table (m->ops) and the model/layers.h weight views, so every tensor —
  * weights, activations, cache, logits — stays in backend memory (device memory on
- * CUDA). Per call the host uploads only small int32 arrays (tokens, positions, the rows'
- * block tables, the logit rows, the MHA form's run boundaries and key-row indices) and
- * downloads only the chosen experts when asked.
+ * CUDA). Per call the host uploads only small int32 arrays (tokens, positions, the logit
+ * rows and the rows' block tables in ONE upload — each transfer is a host sync on CUDA —;
+ * the MHA form's run boundaries and key-row indices) and downloads only the chosen
+ * experts when asked (after the LM head is queued).
  *
  * Two forms of the same attention (spec §9.4), chosen per call:
  *  - absorbed (spec §9.3): q_lat = W_UK^T q_nope, scores against the 576-wide latent
