@@ -18,9 +18,11 @@
 //               block walks its group's slots in chunks of IDX_SLOTS: their x rows are staged
 //               in shared memory in tiles of IDX_LT floats; each warp holds IDX_ROWS rows of
 //               Wg_e and Wu_e and, per float4 it reads of them, updates the IDX_SLOTS slots'
-//               accumulators (registers). So weights come from DRAM once per expert (a chunk
-//               past the first re-reads the block's 16-row tile, 256 KiB at Lite's D, from L2).
-//               h[s, i] = silu(g) u.
+//               accumulators (registers). An expert with r <= IDX_SLOTS slots is read from
+//               memory once; each further chunk re-reads the block's 16-row tile (256 KiB at
+//               Lite's D) — from L2 while it is still there, else from DRAM: ceil(r / 8)
+//               reads at worst, against r for moe_small.cu (Lite at batch 64 averages 6 slots
+//               per selected expert; at batch 682, 4096 slots, 64). h[s, i] = silu(g) u.
 //  (4) down:    the same kernel on Wd_e: blocks (tile of rows d of D, group); z[s, d] =
 //               <Wd_e[d], h[s]> into a [S, D] scratch.
 //  (5) combine: y[n, d] = sum_k w[n*K+k] z[n*K+k, d], k = 0..K-1 in order.
@@ -30,8 +32,15 @@
 // in rounding: the sums are split at the tile boundaries).
 // Scratch: the context's big buffer, (2S + 2) int32 + S*D floats (32 MiB at S = 4096,
 // D = 2048); grown (a synchronising cudaFree + cudaMalloc) only when too small.
-// Read per call, Lite's shape (D 2048, I 1408): 34.6 MB per distinct expert + the rows of
-// x, h and z (S * (D + 2I + 2D) floats, mostly from L2).
+// Read per call, Lite's shape (D 2048, I 1408): 34.6 MB per distinct expert (per chunk of
+// 8 slots at worst, above) + the rows of x, h and z (S * (D + 2I + 2D) floats, mostly L2).
+// Why these sizes (not measured on a GPU yet): 8 slots x 2 rows x 2 matrices = 32 fp32
+// accumulators per lane (76-79 registers, no spills on sm_90: 3 blocks of 256 threads per
+// SM); per float4 of weights a lane reads 8 float4 of staged inputs from shared memory,
+// well under shared memory's bandwidth per DRAM byte; 16 rows per block give 88 x 6 = 528
+// gate/up blocks at batch 1 (as many as moe_small.cu's up kernel).
+// Launch cost: 5 launches per call against moe_small.cu's 2 (the rank and groups kernels
+// are a few us each at decode sizes).
 #include "model/cuda/cuda_ops.cuh"
 
 #include <stdint.h>
@@ -134,6 +143,7 @@ __global__ void __launch_bounds__(IDX_THREADS)
                     const size_t off = (e * R + row) * (size_t)L + l0;
                     if (VEC) {
                         const float4 *a4 = (const float4 *)(A + off), *b4 = (const float4 *)(UP ? B + off : A + off);
+#pragma unroll 2
                         for (int j = lane; j < (nl >> 2); j += 32) {
                             float4 p = __ldg(a4 + j), q = UP ? __ldg(b4 + j) : p;
 #pragma unroll
@@ -154,6 +164,7 @@ __global__ void __launch_bounds__(IDX_THREADS)
                         }
                     } else {
                         const float *ar = A + off, *br = UP ? B + off : A + off;
+#pragma unroll 2
                         for (int j = lane; j < nl; j += 32) {
                             float p = __ldg(ar + j), q = UP ? __ldg(br + j) : p;
 #pragma unroll
