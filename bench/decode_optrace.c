@@ -33,9 +33,8 @@
  * slot: the kernel re-reads an expert chosen by several rows), moe_experts_forward each
  * expert with rows once; with --moe indexed (the CUDA table under
  * CRUCIBLE_CUDA_MOE_SMALL=indexed, model/cuda/moe_indexed.cu: slot threshold 4096, 5
- * launches) moe_experts_small reads each selected expert once per chunk of 8 of its slots
- * (ceil(r / 8) for an expert of r slots: the kernels' worst case, later chunks may hit
- * L2), grid: the distinct experts x 88 row tiles. "need": the same with every weight read once per step and the
+ * launches) moe_experts_small reads each selected expert once per run of 64 of its slots
+ * (ceil(r / 64) for an expert of r slots), grid: the distinct experts x 88 row tiles. "need": the same with every weight read once per step and the
  * latent cache read once (what the math needs); ratio > 1.2 is flagged.
  * Launches/syncs per op (model/cuda): cuBLAS calls and kernels 1 each; mla_decode 2;
  * moe_experts_small 2; moe_permute 4; sample_rows 2 (no top-k/top-p); upload/download are
@@ -402,7 +401,7 @@ static void t_sample_rows(int32_t *tok, float *lps, float *lpm, const float *log
 static void t_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w,
                                 const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K) {
     /* slots: per slot its expert's 3 I D weights (read by the slot itself); indexed: per
-     * expert ceil(r / 8) reads of them; need: distinct experts */
+     * expert ceil(r / 64) reads of them; need: distinct experts */
     int distinct = 0;
     double chunks = 0;
     for (int s = 0; s < N * K; s++) {
@@ -411,7 +410,7 @@ static void t_moe_experts_small(float *y, float *h, const float *x, const int32_
         if (!first) continue;
         for (int t = s; t < N * K; t++) r += idx[t] == idx[s];
         distinct++;
-        chunks += (r + 7) / 8;
+        chunks += (r + 63) / 64;
     }
     double act = 4.0 * ((double)N * D * 2 + (double)N * K * I * 2 + 2.0 * N * K);
     double need = 12.0 * distinct * (double)I * D + act;

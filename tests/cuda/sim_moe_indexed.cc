@@ -8,7 +8,9 @@
 // expert chosen by every row (a group of N slots: many chunks of IDX_SLOTS), and a row
 // choosing the same expert twice. The weights of unused experts are NaN (a read of a
 // wrong expert shows). D and I multiples of 4 and odd (the float4 and scalar paths),
-// misaligned weights (scalar), and with "big" D and I above one staged tile (IDX_LT).
+// misaligned weights (scalar), and with "big" D and I above one staged tile (IDX_LT);
+// "tiles" (built with IDX_LT 64, IDX_RUN 16): groups over several runs of slots, inputs over
+// several tiles.
 // Outputs are NaN-filled first (and the scratch is, by the simulator); h and y within 1e-5
 // (relative, norm-wise) and every element within 1e-4 of the reference's scale; a second
 // call repeats the first bit for bit (N 64); exactly 5 launches a call. The test runs
@@ -129,10 +131,19 @@ static void run_case(int N, int K, int E, int pool, int D, int I, Routing routin
 }
 
 int main(int argc, char **argv) {
-    bool big = argc > 1 && !strcmp(argv[1], "big");
-    if (big) {
-        run_case(2, 2, 4, 4, 1100, 1028, SPREAD, 0);  // two staged tiles each way, float4 (ragged last tile)
-        run_case(2, 2, 4, 4, 1031, 1027, SPREAD, 0);  // ... scalar
+    bool big = argc > 1 && !strcmp(argv[1], "big"), tiles = argc > 1 && !strcmp(argv[1], "tiles");
+    if (tiles) {  // built with IDX_LT 64 and IDX_RUN 16
+        if (IDX_LT != 64 || IDX_RUN != 16) {
+            printf("FAIL: the tiles run needs IDX_LT 64 and IDX_RUN 16 (got %d, %d)\n", (int)IDX_LT, (int)IDX_RUN);
+            return 1;
+        }
+        run_case(64, 1, 64, 64, 136, 12, ALL_ROWS, 0);     // one group of 64 slots: 4 runs; x over 3 tiles
+        run_case(70, 1, 64, 64, 12, 136, ALL_ROWS, 0);     // 5 runs (the last of 6); h over 3 tiles
+        run_case(24, 2, 64, 2, 72, 20, SPREAD, 0, 1);      // 2 experts of 24 slots: runs of 16 + 8, float4
+        run_case(24, 2, 64, 2, 71, 21, SPREAD, 0);         // ... scalar
+    } else if (big) {
+        run_case(2, 2, 4, 4, 600, 520, SPREAD, 0);  // two staged tiles each way, float4 (ragged last tile)
+        run_case(2, 2, 4, 4, 603, 517, SPREAD, 0);  // ... scalar
     } else {
         run_case(1, 6, 64, 64, 36, 20, SPREAD, 0);     // decode, batch 1: float4 up and down
         run_case(7, 6, 64, 40, 37, 13, SPREAD, 0);     // scalar up and down, 24 experts unused
