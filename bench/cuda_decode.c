@@ -5,6 +5,7 @@
  *   build/bench/cuda_decode [--layers 27] [--seqs 1,64,256] [--prompt 1000] [--gen 1000]
  *                           [--table bf16|fp32] [--fit layers|seqs] [--reserve-gib 6]
  *                           [--peer FILE.json] [--out FILE.json] [--print-plan]
+ *                           [--moe slots|indexed]
  *
  * Model: the Lite config (hidden 2048, 27 layers, 16 heads, MLA kv_lora_rank 512 without
  * q-LoRA, qk 128 + 64 rope, v 128, layer 0 dense with intermediate 10944, layers 1..26
@@ -50,6 +51,11 @@
  * DeepseekV2ForCausalLM.generate, bf16 weights, same shapes, own random weights, measured
  * with the same t1/tN method); ratios are printed only for runs of identical shape
  * (seqs, layers, prompt, gen). tests/cuda/cuda_check.sh runs peer and bench in one call.
+ *
+ * --moe sets CRUCIBLE_CUDA_MOE_SMALL for the run (model/cuda/ops_cuda.h): slots (the
+ * H100-verified kernels, model.c's 64-slot threshold) or indexed (experts grouped on the
+ * device, read once per call; the threshold becomes 4096 slots, so every B <= 682 takes
+ * the op without a host sync); unset, the environment's choice. The JSON records it.
  *
  * The arithmetic (config, parameter count, memory plan, experts, bytes per step) is in
  * bench/decode_plan.h, checked on the CPU by tests/bench/test_decode_plan.c.
@@ -254,6 +260,7 @@ int main(int argc, char **argv) {
     long layers = 27, prompt = 1000, gen = 1000, seed = 1;
     double reserve_gib = 6.0;
     const char *seqs_s = "1,64,256", *table = "bf16", *fit = "layers", *peer_path = NULL, *out_path = NULL;
+    const char *moe = NULL;
     int print_plan = 0;
     ArgSpec specs[] = {
         {"layers", ARG_INT, &layers, "decoder layers of the Lite shape (1..27; layer 0 is dense)", 0},
@@ -267,6 +274,7 @@ int main(int argc, char **argv) {
         {"peer", ARG_STR, &peer_path, "JSON of bench/cuda_decode_hf.py: print ratios for identical shapes", 0},
         {"out", ARG_STR, &out_path, "write the results as JSON to this file", 0},
         {"print-plan", ARG_BOOL, &print_plan, "print the shapes that fit (B:layers,...) and exit", 0},
+        {"moe", ARG_STR, &moe, "routed experts of decode: slots or indexed (sets CRUCIBLE_CUDA_MOE_SMALL)", 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e;
@@ -285,6 +293,16 @@ int main(int argc, char **argv) {
                          "--table bf16|fp32, --fit layers|seqs, --reserve-gib >= 0");
         return 2;
     }
+    if (moe && strcmp(moe, "slots") && strcmp(moe, "indexed")) {
+        fprintf(stderr, "cuda_decode: --moe: expected slots or indexed, got '%s'\n", moe);
+        return 2;
+    }
+    if (moe && setenv("CRUCIBLE_CUDA_MOE_SMALL", moe, 1) != 0) {
+        perror("cuda_decode: setenv CRUCIBLE_CUDA_MOE_SMALL");
+        return 2;
+    }
+    const char *moe_env = getenv("CRUCIBLE_CUDA_MOE_SMALL");
+    const char *moe_mode = moe_env && *moe_env ? moe_env : "slots";
     int P = (int)prompt, N = (int)gen, Lreq = (int)layers;
     /* --print-plan's stdout is the plan only: without a device it is empty (exit 1) */
     const Ops *ops = crucible_cuda_device_count() <= 0 ? NULL : strcmp(table, "fp32") ? ops_cuda_bf16() : ops_cuda();
@@ -310,7 +328,7 @@ int main(int argc, char **argv) {
     struct cudaDeviceProp prop;
     cuda_ok(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     printf("cuda_decode: DeepSeek-Coder-V2-Lite shape (hidden 2048, MLA kv_lora 512, 16 heads 192/128, "
-           "64 experts top-6 + 2 shared, vocab 102400), random weights, fp32 storage, table %s\n", ops->name);
+           "64 experts top-6 + 2 shared, vocab 102400), random weights, fp32 storage, table %s, moe_experts_small %s\n", ops->name, moe_mode);
     printf("  device %s: %.1f GiB total, %.1f GiB free at start; reserve %.1f GiB for scratch\n", prop.name,
            total_b / 1073741824.0, free_b / 1073741824.0, reserve_gib);
     printf("  %d prompt + %d generated tokens per sequence, temperature 1, EOS ignored; sampling %s\n", P, N,
@@ -430,6 +448,7 @@ int main(int argc, char **argv) {
         cJSON *j = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(j, "runs");
         cJSON_AddStringToObject(j, "device", prop.name);
         cJSON_AddStringToObject(j, "table", ops->name);
+        cJSON_AddStringToObject(j, "moe_small", moe_mode);
         cJSON_AddNumberToObject(j, "prompt", P);
         cJSON_AddNumberToObject(j, "gen", N);
         cJSON_AddNumberToObject(j, "copy_bw_GBs", copy_bw / 1e9);

@@ -5,7 +5,8 @@
  * and the rate it implies; the routed experts once per way of running their GEMMs
  * (CRUCIBLE_CUDA_EXPERTS = loop, grouped, streams on 2/4/8 side streams, auto) and the
  * bf16 LM head both ways (CRUCIBLE_CUDA_LMHEAD = bf16, fast16bf), and the routed experts of
- * decode steps (1, 7, 16 rows) through Ops.moe_experts_small and through the dispatched
+ * decode steps (1, 7, 16, 64 rows) through Ops.moe_experts_small (slots kernels and, rows
+ * "indexed", CRUCIBLE_CUDA_MOE_SMALL=indexed: model/cuda/moe_indexed.cu) and through the dispatched
  * path (rate: the distinct selected experts' weight bytes per second, to compare with the
  * GPU's memory bandwidth), and attention on the bf16 table's gemm path and on the wmma
  * flash kernels (ops_cuda_bf16_wmma), and the bf16 table's GEMMs, routed experts (loop)
@@ -142,6 +143,15 @@ typedef struct {
 static void run_decode_small(void *p) {
     DecMoeCtx *c = p;
     c->o->moe_experts_small(c->y, c->h, c->x, c->idx, c->w, c->Wg, c->Wu, c->Wd, c->N, c->D, c->I, c->K);
+}
+static void run_decode_indexed(void *p) {
+    DecMoeCtx *c = p;
+    if (setenv("CRUCIBLE_CUDA_MOE_SMALL", "indexed", 1) != 0) {
+        fprintf(stderr, "setenv failed\n");
+        exit(1);
+    }
+    c->o->moe_experts_small(c->y, c->h, c->x, c->idx, c->w, c->Wg, c->Wu, c->Wd, c->N, c->D, c->I, c->K);
+    unsetenv("CRUCIBLE_CUDA_MOE_SMALL");
 }
 static void run_decode_dispatch(void *p) {  /* what model_ffn_forward_infer_ex does above its threshold */
     DecMoeCtx *c = p;
@@ -334,11 +344,11 @@ int main(int argc, char **argv) {
         DecMoeCtx c = {.o = o, .D = 2048, .E = 64, .K = 6, .I = 1408};
         size_t nw = (size_t)c.E * c.I * c.D;
         c.Wg = drand(o, nw, 0.02f), c.Wu = drand(o, nw, 0.02f), c.Wd = drand(o, nw, 0.02f);
-        static const int Ns[3] = {1, 7, 16};
-        for (int t = 0; t < 3; t++) {
+        static const int Ns[4] = {1, 7, 16, 64};
+        for (int t = 0; t < 4; t++) {
             c.N = Ns[t];
             size_t S = (size_t)c.N * c.K;
-            int32_t idx[16 * 6];
+            int32_t idx[64 * 6];
             unsigned char used[64] = {0};
             for (int n = 0; n < c.N; n++)  /* K distinct experts per row */
                 for (int k = 0; k < c.K; k++) {
@@ -362,6 +372,8 @@ int main(int argc, char **argv) {
             char name[64];
             snprintf(name, sizeof name, "decode experts small N=%d (%d experts)", c.N, distinct);
             record(name, time_ms(run_decode_small, &c), bytes / 1e9, "GB/s");
+            snprintf(name, sizeof name, "decode experts indexed N=%d", c.N);
+            record(name, time_ms(run_decode_indexed, &c), bytes / 1e9, "GB/s");
             snprintf(name, sizeof name, "decode experts dispatch N=%d", c.N);
             record(name, time_ms(run_decode_dispatch, &c), bytes / 1e9, "GB/s");
             float *bufs[] = {c.x, c.w, c.y, c.h, c.Xp, c.Yp, c.G, c.U, c.Hm};

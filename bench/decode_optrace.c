@@ -5,7 +5,7 @@
  *
  *   build/bench/decode_optrace [--mode dry|real] [--layers 27] [--seqs 1,8,64]
  *                              [--ctx 1000,2000] [--gen 3] [--launch-us 5] [--blas-us 8]
- *                              [--sync-us 20] [--bw-tbs 2.5] [--kmin-us 2]
+ *                              [--sync-us 20] [--bw-tbs 2.5] [--kmin-us 2] [--moe slots|indexed]
  *
  * How: a counting Ops table is handed to model_create_infer and the model to the real
  * rollout engine (rollout_create / rollout_generate: rollout/rollout.c, forward_ops.c,
@@ -31,7 +31,10 @@
  * (+MN when beta != 0), copies read + write, mla_decode_attention the latent rows of
  * every row's context, moe_experts_small each slot's expert weights (3 I D floats per
  * slot: the kernel re-reads an expert chosen by several rows), moe_experts_forward each
- * expert with rows once. "need": the same with every weight read once per step and the
+ * expert with rows once; with --moe indexed (the CUDA table under
+ * CRUCIBLE_CUDA_MOE_SMALL=indexed, model/cuda/moe_indexed.cu: slot threshold 4096, 5
+ * launches) moe_experts_small reads each selected expert once per run of 64 of its slots
+ * (ceil(r / 64) for an expert of r slots), grid: the distinct experts x 88 row tiles. "need": the same with every weight read once per step and the
  * latent cache read once (what the math needs); ratio > 1.2 is flagged.
  * Launches/syncs per op (model/cuda): cuBLAS calls and kernels 1 each; mla_decode 2;
  * moe_experts_small 2; moe_permute 4; sample_rows 2 (no top-k/top-p); upload/download are
@@ -95,6 +98,7 @@ typedef struct Cost {
 /* Module state of this program (one process, one thread calls the table). */
 static struct {
     int dry;
+    int moe_indexed;           /* --moe indexed */
     const Ops *cpu;
     Cost cost;
     Window cur;
@@ -396,19 +400,34 @@ static void t_sample_rows(int32_t *tok, float *lps, float *lpm, const float *log
 }
 static void t_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w,
                                 const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K) {
-    /* per slot: its expert's 3 I D weights (read by the slot itself); need: distinct experts */
+    /* slots: per slot its expert's 3 I D weights (read by the slot itself); indexed: per
+     * expert ceil(r / 64) reads of them; need: distinct experts */
     int distinct = 0;
+    double chunks = 0;
     for (int s = 0; s < N * K; s++) {
-        int first = 1;
+        int first = 1, r = 0;
         for (int t = 0; t < s; t++) first &= idx[t] != idx[s];
-        distinct += first;
+        if (!first) continue;
+        for (int t = s; t < N * K; t++) r += idx[t] == idx[s];
+        distinct++;
+        chunks += (r + 63) / 64;
     }
     double act = 4.0 * ((double)N * D * 2 + (double)N * K * I * 2 + 2.0 * N * K);
-    double b = 12.0 * N * K * (double)I * D + act, need = 12.0 * distinct * (double)I * D + act;
-    double up = (double)N * K * ceil(I / 16.0), down = (double)N * ceil(D / 8.0);
-    account_grid(OP_moe_experts_small, 2, 0, 0, b, need, up < down ? up : down);
+    double need = 12.0 * distinct * (double)I * D + act;
+    if (g.moe_indexed) {  /* + z [N K, D] written and read */
+        double b = 12.0 * chunks * (double)I * D + act + 8.0 * N * K * D;
+        double up = distinct * ceil(I / 16.0), down = distinct * ceil(D / 16.0);
+        account_grid(OP_moe_experts_small, 5, 0, 0, b, need, up < down ? up : down);
+    } else {
+        double b = 12.0 * N * K * (double)I * D + act;
+        double up = (double)N * K * ceil(I / 16.0), down = (double)N * ceil(D / 8.0);
+        account_grid(OP_moe_experts_small, 2, 0, 0, b, need, up < down ? up : down);
+    }
     if (!g.dry) g.cpu->moe_experts_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K);
 }
+
+/* --moe indexed: model.c's threshold as the CUDA table answers it (model/cuda/ops_cuda.cu) */
+static long t_moe_experts_small_slots(void) { return g.moe_indexed ? 4096 : 0; }
 
 /* Ops the decode path never calls: counted under "other", run only for real. */
 static void t_embedding_backward(float *dt, const float *dout, const int32_t *tok, int N, int D) {
@@ -445,6 +464,7 @@ static const Ops k_trace = {
     .mla_decode_attention = t_mla_decode_attention,
     .sample_rows = t_sample_rows,
     .moe_experts_small = t_moe_experts_small,
+    .moe_experts_small_slots = t_moe_experts_small_slots,
 };
 
 /* ---- one traced generation -------------------------------------------------------------- */
@@ -549,7 +569,7 @@ static int parse_list(const char *s, int *v, int cap) {
 }
 
 int main(int argc, char **argv) {
-    const char *mode = "dry", *seqs_s = "1,8,64", *ctx_s = "1000,2000", *mcfg = "";
+    const char *mode = "dry", *seqs_s = "1,8,64", *ctx_s = "1000,2000", *mcfg = "", *moe = "slots";
     long layers = 27, gen = 3;
     int record = 1;
     double launch_us = 5, blas_us = 8, sync_us = 20, bw_tbs = 2.5, kmin_us = 2, n_sm = 132, sm_share = 2;
@@ -566,6 +586,7 @@ int main(int argc, char **argv) {
         {"sync-us", ARG_FLOAT, &sync_us, "cost of a host synchronisation after the queue drained (us)", 0},
         {"bw-tbs", ARG_FLOAT, &bw_tbs, "device bandwidth every kernel is assumed to reach (TB/s)", 0},
         {"kmin-us", ARG_FLOAT, &kmin_us, "shortest kernel (us)", 0},
+        {"moe", ARG_STR, &moe, "moe_experts_small kernels modelled: slots or indexed (CRUCIBLE_CUDA_MOE_SMALL)", 0},
         {"sms", ARG_FLOAT, &n_sm, "streaming multiprocessors (H100 SXM: 132)", 0},
         {"sm-share", ARG_FLOAT, &sm_share, "a kernel of b < sms / sm-share blocks reaches bw * sm-share * b / sms", 0},
         {NULL, 0, NULL, NULL, 0},
@@ -580,12 +601,15 @@ int main(int argc, char **argv) {
     int Bs[8], cs[8];
     int nB = parse_list(seqs_s, Bs, 8), nC = parse_list(ctx_s, cs, 8);
     if (nB < 1 || nC < 1 || gen < 3 || layers < 1 || layers > 27 ||
-        (strcmp(mode, "dry") && strcmp(mode, "real")) || (!strcmp(mode, "real") && !*mcfg)) {
+        (strcmp(mode, "dry") && strcmp(mode, "real")) || (!strcmp(mode, "real") && !*mcfg) ||
+        (strcmp(moe, "slots") && strcmp(moe, "indexed"))) {
         fprintf(stderr, "decode_optrace: bad flags: --seqs and --ctx are lists of positive integers (up to 8), "
-                        "--gen >= 3, --layers 1..27, --mode dry|real (real needs --model-config)\n");
+                        "--gen >= 3, --layers 1..27, --mode dry|real (real needs --model-config), "
+                        "--moe slots|indexed\n");
         return 2;
     }
     g.dry = !strcmp(mode, "real") ? 0 : 1;
+    g.moe_indexed = !strcmp(moe, "indexed");
     g.cpu = ops_cpu();
     g.cost = (Cost){launch_us * 1e-6, blas_us * 1e-6, sync_us * 1e-6, bw_tbs * 1e12, kmin_us * 1e-6, n_sm, sm_share};
     cr_rng_init(&g.rng, 11, 0, 0);
@@ -600,8 +624,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (!g.dry) model_init_random(m, 1);
-    printf("decode_optrace: %s mode, %s: %d layers, hidden %d, %d heads, kv_lora %d, %d experts top-%d, vocab %d\n",
-           mode, *mcfg ? mcfg : "DeepSeek-Coder-V2-Lite shape", cfg.num_hidden_layers, 
+    printf("decode_optrace: %s mode, moe_experts_small %s, %s: %d layers, hidden %d, %d heads, kv_lora %d, %d experts top-%d, vocab %d\n",
+           mode, moe, *mcfg ? mcfg : "DeepSeek-Coder-V2-Lite shape", cfg.num_hidden_layers, 
            cfg.hidden_size, cfg.num_attention_heads, cfg.kv_lora_rank, cfg.n_routed_experts,
            cfg.num_experts_per_tok, cfg.vocab_size);
     printf("  time model (estimate): launch %.1f us, cuBLAS call %.1f us, sync %.1f us, %.2f TB/s for a kernel "

@@ -51,7 +51,8 @@ const ModelWeights *model_grad_weights(const Model *m);
  * must not alias x_normed). No activations are kept and the training activations are
  * untouched (own scratch, grown to the largest N seen). Backend memory. Same ops and
  * routing as model_forward, so rows give the same values as in training (up to GEMM
- * blocking for a different N). Routed experts: for N*K <= 64 slots (decode) through
+ * blocking for a different N). Routed experts: for N*K <= 64 slots (decode; or the
+ * backend's Ops.moe_experts_small_slots when it answers > 0) through
  * Ops.moe_experts_small when the backend has it (no host synchronisation), else permute +
  * per-expert GEMMs + unpermute as in training; CRUCIBLE_MOE_SMALL_SLOTS=n sets the
  * threshold (0: always the latter). The two agree up to rounding. */

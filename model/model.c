@@ -707,15 +707,22 @@ static void infer_carve(Model *m, Carver *cv, int N) {
  * ~4-5 us of host time each, which the idle GPU waits on: ~18 us x u. At N*K = 6 (batch 1)
  * ~60 us vs ~105 us + the sync; at 64 (u ~ 41) ~640 vs ~730 us; at 96 (u ~ 50) ~960 vs
  * ~900 us: the small path wins up to about 64-96 slots, i.e. batch <= 10 at top-6.
- * CRUCIBLE_MOE_SMALL_SLOTS=n overrides it (0: always dispatch; a value that is not a
+ * A backend whose kernels read each selected expert once per call (the CUDA one under
+ * CRUCIBLE_CUDA_MOE_SMALL=indexed) raises it through Ops.moe_experts_small_slots.
+ * CRUCIBLE_MOE_SMALL_SLOTS=n overrides both (0: always dispatch; a value that is not a
  * non-negative integer is ignored), for benchmarks and for tests comparing the paths. */
 enum { MOE_SMALL_SLOTS = 64 };
-static long moe_small_slots(void) {
+static long moe_small_slots(const Ops *o) {
+    long def = MOE_SMALL_SLOTS;
+    if (o->moe_experts_small_slots) {
+        long b = o->moe_experts_small_slots();
+        if (b > 0) def = b;
+    }
     const char *v = getenv("CRUCIBLE_MOE_SMALL_SLOTS");
-    if (!v || !*v) return MOE_SMALL_SLOTS;
+    if (!v || !*v) return def;
     char *end;
     long n = strtol(v, &end, 10);
-    return *end || n < 0 ? MOE_SMALL_SLOTS : n;
+    return *end || n < 0 ? def : n;
 }
 
 void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *out) {
@@ -752,7 +759,7 @@ void model_ffn_forward_infer_ex(Model *m, int layer, const float *x, int N, floa
     o->gemm(0, 1, N, E, D, 1.0f, x, D, w->router, D, 0.0f, s->logits, E);
     o->moe_route_forward(s->probs, s->idx, s->w, s->logits, N, &rc);
     if (experts_out) o->copy(experts_out, s->idx, sizeof(int32_t) * (size_t)N * K);
-    if (o->moe_experts_small && (long)N * K <= moe_small_slots()) {
+    if (o->moe_experts_small && (long)N * K <= moe_small_slots(o)) {
         o->moe_experts_small(out, s->Hm, x, s->idx, s->w, w->exp_gate, w->exp_up, w->exp_down, N, D, Ie, K);
     } else {
         o->moe_permute(s->Xp, s->ros, s->sor, s->offsets, x, s->idx, N, D, E, K);

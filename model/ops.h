@@ -226,6 +226,11 @@ typedef struct Ops {
      * caller owns. NULL in a backend without it (model.c then dispatches). */
     void (*moe_experts_small)(float *y, float *h, const float *x, const int32_t *idx, const float *w,
                               const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K);
+    /* The largest N*K for which this backend's moe_experts_small (as currently selected)
+     * should be preferred over the dispatched path, or 0 for the caller's default (model.c:
+     * 64). The CUDA backend answers 4096 under CRUCIBLE_CUDA_MOE_SMALL=indexed (each
+     * selected expert read once per call), else 0. NULL: the default (the CPU backend). */
+    long (*moe_experts_small_slots)(void);
 
     /* ---- parameters (optional) ----------------------------------------------------- */
     /* p[0..n) (floats, one whole allocation of this table's alloc) holds model parameters:

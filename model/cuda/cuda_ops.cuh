@@ -104,6 +104,10 @@ void cuda_lmhead_logprob_backward_g(GemmFn gemm, float *dy, float beta_dy, float
 // moe_small.cu: the routed experts of a few rows, slot by slot (no host sync).
 void cuda_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w, const float *Wg,
                             const float *Wu, const float *Wd, int N, int D, int I, int K);
+// moe_indexed.cu: the same op with the slots grouped by expert on the device (each selected
+// expert's weights read once per call; no host sync).
+void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t *idx, const float *w,
+                              const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K);
 
 // sample.cu: cfg is host memory. Scratch: the context's big buffer (RowStat per row, and
 // with top-k/top-p up to 2 x 2^23 sort keys plus CUB's temporary storage).

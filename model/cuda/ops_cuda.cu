@@ -345,9 +345,33 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .mla_cache_scatter = cuda_mla_cache_scatter,              \
         .mla_decode_attention = cuda_mla_decode_attention,        \
         .sample_rows = cuda_sample_rows,                          \
-        .moe_experts_small = cuda_moe_experts_small,              \
+        .moe_experts_small = cuda_moe_small_selected,             \
+        .moe_experts_small_slots = cuda_moe_small_slots,          \
         .declare_params = cuda_declare_params,                    \
     }
+
+// ---- routed experts of a few rows: which kernels (CRUCIBLE_CUDA_MOE_SMALL, per call) ----
+
+enum { CUDA_MOE_INDEXED_SLOTS = 4096 };  // indexed: model.c's default slot threshold
+
+// 1 for indexed (moe_indexed.cu), 0 for slots (moe_small.cu, the H100-verified default).
+static int moe_small_indexed(void) {
+    const char *s = getenv("CRUCIBLE_CUDA_MOE_SMALL");
+    if (!s || !*s || !strcmp(s, "slots")) return 0;
+    if (!strcmp(s, "indexed")) return 1;
+    cuda_fail("CRUCIBLE_CUDA_MOE_SMALL", "must be slots or indexed", __FILE__, __LINE__);
+    return 0;
+}
+static void cuda_moe_small_selected(float *y, float *h, const float *x, const int32_t *idx, const float *w,
+                                    const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K) {
+    if (moe_small_indexed())
+        cuda_moe_experts_indexed(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K);
+    else
+        cuda_moe_experts_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K);
+}
+// The slots kernels read an expert once per slot: the caller's default threshold (0);
+// the indexed ones once per distinct expert, good far past it.
+static long cuda_moe_small_slots(void) { return moe_small_indexed() ? CUDA_MOE_INDEXED_SLOTS : 0; }
 
 static const Ops k_cuda_fp32 = OPS_TABLE("cuda", fp32, cuda_gemm_fp32, att_fwd_fp32, att_bwd_fp32);
 static const Ops k_cuda_bf16 = OPS_TABLE("cuda-bf16", bf16, cuda_gemm_bf16, att_fwd_bf16, att_bwd_bf16);

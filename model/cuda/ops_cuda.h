@@ -22,7 +22,15 @@
  *    run on a GPU) or flash (the fused fp32 kernels); another value is an error.
  *    ops_cuda_bf16_wmma() is ops_cuda_bf16() with the wmma kernels always.
  *    moe_experts_small (model/cuda/moe_small.cu: no GEMM, no host synchronisation) is the
- *    same fp32 kernel pair in all four tables.
+ *    same fp32 kernel pair in all four tables. CRUCIBLE_CUDA_MOE_SMALL, read on every
+ *    call, selects its kernels: slots (unset or empty: the default, verified on the H100;
+ *    each slot reads its expert's weights) or indexed (model/cuda/moe_indexed.cu: the
+ *    slots grouped by expert on the device, each selected expert's weights read once per
+ *    call, still no host synchronisation; NOT yet run on a GPU); another value is an
+ *    error. moe_experts_small_slots answers 4096 under indexed (model.c then takes the op
+ *    up to 4096 slots, e.g. batch 682 at top-6; CRUCIBLE_MOE_SMALL_SLOTS still overrides),
+ *    else 0 (model.c's default, 64). The indexed kernels use the context's big scratch:
+ *    (2 N K + 2) int32 + N K D floats.
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host), a growth of the context scratch and each grouped

@@ -10,7 +10,12 @@
  * y and h in every CUDA table (the op computes in fp32 in all of them); a second call must
  * repeat the first bit for bit. Also prints, for the fp32 table, the Lite rows' time per
  * call and the expert-weight bytes read per second (information, no threshold: a host
- * clock around 20 calls, synchronised by a download). Without a GPU it SKIPs: not run. */
+ * clock around 20 calls, synchronised by a download). Without a GPU it SKIPs: not run.
+ * cuda_moe_experts_indexed: the same cases and more rows (N 64 and 200 at Lite's E and K,
+ * one expert in every row) with CRUCIBLE_CUDA_MOE_SMALL=indexed (model/cuda/moe_indexed.cu:
+ * slots grouped by expert on the device); its time line counts each distinct expert's
+ * weights once (the bytes the kernels must read), and the table's moe_experts_small_slots
+ * must answer 4096 (0 without the variable). */
 #include "tests/test.h"
 
 #ifdef CRUCIBLE_CUDA
@@ -31,6 +36,7 @@ typedef struct Case {
     int N, K, E, D, I;
     int misalign; /* weights passed at an offset of 1 float (not 16-byte aligned) */
     int timed;
+    int all_rows; /* expert 0 in every row */
 } Case;
 
 /* Uniform in [-scale, scale): cheap enough for Lite's 2.2 GB of weights. */
@@ -54,7 +60,7 @@ static double now_s(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static void check_case(TestCtx *t_, CrRng *r, const Case *c, const Ops *const *tables, int n_tables) {
+static void check_case(TestCtx *t_, CrRng *r, const Case *c, const Ops *const *tables, int n_tables, int indexed) {
     int N = c->N, K = c->K, E = c->E, D = c->D, I = c->I, S = N * K;
     size_t nw = (size_t)E * I * D, pad = c->misalign ? 1 : 0;
     size_t ny = (size_t)N * D, nh = (size_t)S * I;
@@ -72,8 +78,16 @@ static void check_case(TestCtx *t_, CrRng *r, const Case *c, const Ops *const *t
                 for (int j = 0; j < k; j++) dup |= idx[n * K + j] == e;
             } while (dup && K <= E);
             idx[n * K + k] = e;
-            used[e] = 1;
         }
+    if (c->all_rows)
+        for (int n = 0; n < N; n++) {
+            int k0 = n % K;
+            for (int k = 0; k < K; k++) /* move a 0 elsewhere in the row out of the way */
+                if (k != k0 && idx[n * K + k] == 0) idx[n * K + k] = idx[n * K + k0];
+            idx[n * K + k0] = 0;
+        }
+    int distinct = 0;
+    for (int s = 0; s < S; s++) distinct += !used[idx[s]], used[idx[s]] = 1;
     /* weights: random for the experts in use, NaN for the others */
     float *W[3];
     for (int m = 0; m < 3; m++) {
@@ -122,9 +136,11 @@ static void check_case(TestCtx *t_, CrRng *r, const Case *c, const Ops *const *t
             for (int i = 0; i < reps; i++)
                 g->moe_experts_small(dy, dh, dx, didx, dw, dW[0] + pad, dW[1] + pad, dW[2] + pad, N, D, I, K);
             g->download(&one, dy, sizeof one);
-            double dt = (now_s() - t0) / reps, bytes = 3.0 * S * I * D * sizeof(float);
-            fprintf(stderr, "    %-10s %-28s %.1f us per call, %.0f GB/s of expert weights (%d slots x %.1f MB)\n",
-                    g->name, c->label, dt * 1e6, bytes / dt * 1e-9, S, 3.0 * I * D * sizeof(float) * 1e-6);
+            int reads = indexed ? distinct : S; /* expert reads the kernels must make */
+            double dt = (now_s() - t0) / reps, bytes = 3.0 * reads * I * D * sizeof(float);
+            fprintf(stderr, "    %-10s %-28s %.1f us per call, %.0f GB/s of expert weights (%d %s x %.1f MB)\n",
+                    g->name, c->label, dt * 1e6, bytes / dt * 1e-9, reads, indexed ? "distinct experts" : "slots",
+                    3.0 * I * D * sizeof(float) * 1e-6);
         }
         for (int rep = 0; rep < 2; rep++) free(gy[rep]), free(gh[rep]);
         void *bufs[] = {dx, dw, didx, dW[0], dW[1], dW[2], dy, dh};
@@ -134,33 +150,66 @@ static void check_case(TestCtx *t_, CrRng *r, const Case *c, const Ops *const *t
     free(x), free(w), free(idx), free(used), free(y), free(h);
 }
 
-static void body(TestCtx *t_) {
-    if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: moe_experts_small not run on a GPU");
-    uint64_t seed = test_random_seed("cuda_moe_experts_small");
+static const Case k_cases[] = {
+    {"Lite, one row", 1, 6, 64, 2048, 1408, 0, 1, 0},
+    {"Lite, 7 rows", 7, 6, 64, 2048, 1408, 0, 1, 0},
+    {"odd D and I", 3, 2, 5, 129, 67, 0, 0, 0},
+    {"D % 4 == 0, I odd", 4, 3, 8, 132, 71, 0, 0, 0},
+    {"D odd, I % 4 == 0", 2, 4, 6, 19, 44, 0, 0, 0},
+    {"4 experts for 60 slots", 20, 3, 4, 64, 36, 0, 0, 0},
+    {"unaligned weights", 3, 2, 4, 256, 128, 1, 0, 0},
+    {"D past shared memory", 2, 2, 3, 12292, 8, 0, 0, 0},
+    {"one slot, K 1", 1, 1, 2, 40, 24, 0, 0, 0},
+    {"K 0 (empty sum)", 3, 0, 2, 16, 8, 0, 0, 0},
+};
+/* the indexed kernels only: batches past the slots kernels' threshold */
+static const Case k_indexed_cases[] = {
+    {"Lite, 64 rows", 64, 6, 64, 2048, 1408, 0, 1, 0},
+    {"Lite shape, 200 rows", 200, 6, 64, 256, 176, 0, 0, 0},
+    {"expert 0 in all 64 rows", 64, 6, 64, 512, 352, 0, 0, 1},
+    {"odd D and I, 64 rows", 64, 6, 64, 129, 67, 0, 0, 0},
+};
+
+static void body(TestCtx *t_, int indexed) {
+    const char *name = indexed ? "cuda_moe_experts_indexed" : "cuda_moe_experts_small";
+    if (crucible_cuda_device_count() <= 0) {
+        if (indexed) SKIP("no CUDA device visible: the indexed moe_experts_small kernels NOT run on a GPU");
+        SKIP("no CUDA device visible: moe_experts_small not run on a GPU");
+    }
+    uint64_t seed = test_random_seed(name);
     CrRng r;
-    cr_rng_init(&r, seed, 0x5A11, 0);
+    cr_rng_init(&r, seed, 0x5A11, (uint64_t)indexed);
     const Ops *tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};
-    static const Case cases[] = {
-        {"Lite, one row", 1, 6, 64, 2048, 1408, 0, 1},
-        {"Lite, 7 rows", 7, 6, 64, 2048, 1408, 0, 1},
-        {"odd D and I", 3, 2, 5, 129, 67, 0, 0},
-        {"D % 4 == 0, I odd", 4, 3, 8, 132, 71, 0, 0},
-        {"D odd, I % 4 == 0", 2, 4, 6, 19, 44, 0, 0},
-        {"4 experts for 60 slots", 20, 3, 4, 64, 36, 0, 0},
-        {"unaligned weights", 3, 2, 4, 256, 128, 1, 0},
-        {"D past shared memory", 2, 2, 3, 12292, 8, 0, 0},
-        {"one slot, K 1", 1, 1, 2, 40, 24, 0, 0},
-        {"K 0 (empty sum)", 3, 0, 2, 16, 8, 0, 0},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_case(t_, &r, &cases[i], tables, 3);
+    if (indexed) {
+        CHECK(unsetenv("CRUCIBLE_CUDA_MOE_SMALL") == 0);
+        CHECKF(tables[0]->moe_experts_small_slots && tables[0]->moe_experts_small_slots() == 0,
+               "moe_experts_small_slots without CRUCIBLE_CUDA_MOE_SMALL");
+        CHECK(setenv("CRUCIBLE_CUDA_MOE_SMALL", "indexed", 1) == 0);
+        for (int t = 0; t < 3; t++)
+            CHECKF(tables[t]->moe_experts_small_slots() == 4096, "%s: moe_experts_small_slots under indexed",
+                   tables[t]->name);
+    }
+    for (size_t i = 0; i < sizeof k_cases / sizeof *k_cases; i++) check_case(t_, &r, &k_cases[i], tables, 3, indexed);
+    if (indexed)
+        for (size_t i = 0; i < sizeof k_indexed_cases / sizeof *k_indexed_cases; i++)
+            check_case(t_, &r, &k_indexed_cases[i], tables, 3, indexed);
+    if (indexed) unsetenv("CRUCIBLE_CUDA_MOE_SMALL");
 }
 
 #endif /* CRUCIBLE_CUDA */
 
 TEST(cuda_moe_experts_small) {
 #ifdef CRUCIBLE_CUDA
-    body(t_);
+    body(t_, 0);
 #else
     SKIP("CUDA backend not built (no nvcc at build time, or NO_CUDA=1): not run on a GPU");
+#endif
+}
+
+TEST(cuda_moe_experts_indexed) {
+#ifdef CRUCIBLE_CUDA
+    body(t_, 1);
+#else
+    SKIP("CUDA backend not built (no nvcc at build time, or NO_CUDA=1): the indexed kernels NOT run on a GPU");
 #endif
 }

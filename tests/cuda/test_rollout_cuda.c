@@ -14,6 +14,8 @@
  *    longest prompt (300..399 tokens) is prefilled in the MHA form of forward_ops.h
  *    (ops->attention_forward), asserted from the engine's stats; decode runs the absorbed
  *    form; the CPU side is the host path (forward.c, absorbed, chunks of 256).
+ *    cuda_rollout_matches_cpu_moe_indexed: the same under CRUCIBLE_CUDA_MOE_SMALL=indexed
+ *    (the routed experts of prefill and decode through model/cuda/moe_indexed.cu).
  *  - forward_ops_run on ops_cuda() against forward_ops_run on ops_cpu() (same calls, same
  *    weights), under the rule and with each attention form forced: prompts of 1, 5, 40
  *    and 130 tokens in one call, continuations over cached context (MHA form: context
@@ -219,6 +221,24 @@ static void body_cuda_rollout_matches_cpu(TestCtx *t_) {
     model_free(mg);
 }
 
+/* The same with CRUCIBLE_CUDA_MOE_SMALL=indexed (model/cuda/moe_indexed.cu): model.c's
+ * threshold becomes 4096 slots, so the prefill of the 300..399-token prompt also takes
+ * the indexed op (hundreds of rows), decode its few rows. */
+static void body_cuda_rollout_matches_cpu_moe_indexed(TestCtx *t_) {
+    if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: the indexed MoE path NOT run on a GPU");
+    CrRng g;
+    cr_rng_init(&g, test_random_seed("cuda_rollout_matches_cpu_moe_indexed"), 0x5A4, 0);
+    Model *mc, *mg;
+    if (model_pair(t_, &g, &mc, &mg)) return;
+    CHECK(setenv("CRUCIBLE_CUDA_MOE_SMALL", "indexed", 1) == 0);
+    CHECK(mg->ops->moe_experts_small_slots && mg->ops->moe_experts_small_slots() == 4096);
+    generate_case(t_, mc, mg, &g, 0.0f);
+    generate_case(t_, mc, mg, &g, 1.0f);
+    unsetenv("CRUCIBLE_CUDA_MOE_SMALL");
+    model_free(mc);
+    model_free(mg);
+}
+
 /* ---- forward_ops_run on the GPU vs on the CPU, per attention form ---------------------- */
 
 enum { FMAXN = 256, FSEQ = 4 };
@@ -360,4 +380,5 @@ static void body_cuda_rollout_forward_ops_forms(TestCtx *t_) {
 #endif
 TEST(cuda_rollout_mla_cache_ops) { CUDA_BODY(cuda_rollout_mla_cache_ops); }
 TEST(cuda_rollout_matches_cpu) { CUDA_BODY(cuda_rollout_matches_cpu); }
+TEST(cuda_rollout_matches_cpu_moe_indexed) { CUDA_BODY(cuda_rollout_matches_cpu_moe_indexed); }
 TEST(cuda_rollout_forward_ops_forms) { CUDA_BODY(cuda_rollout_forward_ops_forms); }

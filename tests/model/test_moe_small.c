@@ -193,3 +193,55 @@ TEST(model_ffn_infer_small_path_matches_dispatch) {
     unsetenv("CRUCIBLE_MOE_SMALL_SLOTS");
     model_free(m);
 }
+
+/* A backend's Ops.moe_experts_small_slots moves model.c's threshold (the CUDA table's
+ * answer under CRUCIBLE_CUDA_MOE_SMALL=indexed); 0 keeps the default (64);
+ * CRUCIBLE_MOE_SMALL_SLOTS still overrides it. K = 3 on the tiny model. */
+static long slots_answer;
+static long backend_slots(void) { return slots_answer; }
+TEST(model_ffn_infer_small_slots_from_backend) {
+    static Ops counted;
+    counted = *ops_cpu();
+    counted.moe_experts_small = count_small;
+    counted.moe_permute = count_permute;
+    counted.moe_experts_small_slots = backend_slots;
+    ModelConfig cfg;
+    CHECK(tiny_config(&cfg, (TinyOpts){.n_shared = 1}) == 0);
+    CrError e;
+    Model *m = model_create_ops(&cfg, &counted, &e);
+    if (!m) { CHECK(0); return; }
+    model_init_random(m, 32);
+    int D = cfg.hidden_size, K = cfg.num_experts_per_tok, layer = -1;
+    for (int l = 0; l < cfg.num_hidden_layers && layer < 0; l++)
+        if (model_layer_is_moe(&cfg, l)) layer = l;
+    CHECK(layer >= 0);
+    CHECK(unsetenv("CRUCIBLE_MOE_SMALL_SLOTS") == 0);
+    /* {backend answer, env override or NULL, rows, small path expected} */
+    static const struct { long answer; const char *env; int N, small; } cases[] = {
+        {0, NULL, 21, 1},    /* 63 slots <= the default 64 */
+        {0, NULL, 22, 0},    /* 66 > 64 */
+        {30, NULL, 10, 1},   /* 30 <= 30 */
+        {30, NULL, 11, 0},   /* 33 > 30 */
+        {4096, NULL, 22, 1}, /* 66 <= 4096 */
+        {4096, NULL, 1365, 1},
+        {4096, NULL, 1366, 0}, /* 4098 > 4096 */
+        {4096, "0", 1, 0},   /* the variable overrides the backend */
+        {30, "64", 21, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        int N = cases[c].N;
+        slots_answer = cases[c].answer;
+        if (cases[c].env) CHECK(setenv("CRUCIBLE_MOE_SMALL_SLOTS", cases[c].env, 1) == 0);
+        else CHECK(unsetenv("CRUCIBLE_MOE_SMALL_SLOTS") == 0);
+        float *x = malloc(sizeof(float) * N * D), *y = malloc(sizeof(float) * N * D);
+        fd_fill(x, (size_t)N * D, 50 + (int)c, 1.0f);
+        g_small_calls = g_permute_calls = 0;
+        model_ffn_forward_infer(m, layer, x, N, y);
+        CHECKF(g_small_calls == cases[c].small && g_permute_calls == !cases[c].small,
+               "backend answer %ld, CRUCIBLE_MOE_SMALL_SLOTS %s, %d slots: small %d, dispatch %d calls",
+               cases[c].answer, cases[c].env ? cases[c].env : "unset", N * K, g_small_calls, g_permute_calls);
+        free(x), free(y);
+    }
+    unsetenv("CRUCIBLE_MOE_SMALL_SLOTS");
+    model_free(m);
+}
