@@ -9,6 +9,8 @@
 #   BENCH_BIN   op benchmark (default build/bench/cuda_ops_bench)
 #   TRAIN_BIN   training-step benchmark (default build/bench/cuda_train_step)
 #   DECODE_BIN  decode benchmark (default build/bench/cuda_decode)
+#   DECODE_MOE  cuda_decode --moe: slots (default, the H100-verified small-batch experts) or
+#               indexed (model/cuda/moe_indexed.cu, CRUCIBLE_CUDA_MOE_SMALL=indexed)
 #   DECODE_LAYERS / DECODE_SEQS / DECODE_PROMPT / DECODE_GEN  its shape (default 27 layers,
 #               1,64,256 sequences, 256 prompt + 128 generated tokens: a few minutes; the
 #               issue's full run is DECODE_PROMPT=1000 DECODE_GEN=1000)
@@ -92,7 +94,7 @@ if [ -n "$gpu" ]; then
   if want decode; then
     # Decode: the shapes that fit this GPU, the transformers peer on exactly those, then
     # ours with the peer's JSON (ratios from this run).
-    dargs="--layers $DECODE_LAYERS --seqs $DECODE_SEQS --prompt $DECODE_PROMPT --gen $DECODE_GEN"
+    dargs="--layers $DECODE_LAYERS --seqs $DECODE_SEQS --prompt $DECODE_PROMPT --gen $DECODE_GEN${DECODE_MOE:+ --moe $DECODE_MOE}"
     plan=$("$DECODE_BIN" $dargs --print-plan 2> "$OUT/decode_plan.log"); prc=$?
     peer_arg=""
     rm -f "$OUT/decode_peer.json"
