@@ -12,7 +12,7 @@
  * call and the expert-weight bytes read per second (information, no threshold: a host
  * clock around 20 calls, synchronised by a download). Without a GPU it SKIPs: not run.
  * cuda_moe_experts_indexed: the same cases and more rows (N 64 and 200 at Lite's E and K,
- * one expert in every row) with CRUCIBLE_CUDA_MOE_SMALL=indexed (model/cuda/moe_indexed.cu:
+ * one expert in every row, a group of 200 slots, E 160: more groups than grid.y) with CRUCIBLE_CUDA_MOE_SMALL=indexed (model/cuda/moe_indexed.cu:
  * slots grouped by expert on the device); its time line counts each distinct expert's
  * weights once (the bytes the kernels must read), and the table's moe_experts_small_slots
  * must answer 4096 (0 without the variable). */
@@ -168,6 +168,10 @@ static const Case k_indexed_cases[] = {
     {"Lite shape, 200 rows", 200, 6, 64, 256, 176, 0, 0, 0},
     {"expert 0 in all 64 rows", 64, 6, 64, 512, 352, 0, 0, 1},
     {"odd D and I, 64 rows", 64, 6, 64, 129, 67, 0, 0, 0},
+    /* a group of 200 slots: runs of IDX_RUN 64, 64, 64, 8; D and I over two ragged tiles */
+    {"expert 0 in all 200 rows", 200, 6, 64, 600, 520, 0, 0, 1},
+    /* up to 160 groups: blocks loop over groups past grid.y (IDX_GROUP_BLOCKS 64) */
+    {"E 160, 64 rows", 64, 6, 160, 516, 72, 0, 0, 0},
 };
 
 static void body(TestCtx *t_, int indexed) {
@@ -180,6 +184,7 @@ static void body(TestCtx *t_, int indexed) {
     CrRng r;
     cr_rng_init(&r, seed, 0x5A11, (uint64_t)indexed);
     const Ops *tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};
+    if (!indexed) CHECK(unsetenv("CRUCIBLE_CUDA_MOE_SMALL") == 0); /* the slots kernels, whatever the caller set */
     if (indexed) {
         CHECK(unsetenv("CRUCIBLE_CUDA_MOE_SMALL") == 0);
         CHECKF(tables[0]->moe_experts_small_slots && tables[0]->moe_experts_small_slots() == 0,

@@ -231,6 +231,7 @@ static void body_cuda_rollout_matches_cpu_moe_indexed(TestCtx *t_) {
     Model *mc, *mg;
     if (model_pair(t_, &g, &mc, &mg)) return;
     CHECK(setenv("CRUCIBLE_CUDA_MOE_SMALL", "indexed", 1) == 0);
+    CHECK(unsetenv("CRUCIBLE_MOE_SMALL_SLOTS") == 0); /* an override would send prefill to the dispatch */
     CHECK(mg->ops->moe_experts_small_slots && mg->ops->moe_experts_small_slots() == 4096);
     generate_case(t_, mc, mg, &g, 0.0f);
     generate_case(t_, mc, mg, &g, 1.0f);
