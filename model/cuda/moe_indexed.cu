@@ -38,9 +38,9 @@
 // Read per call, Lite's shape (D 2048, I 1408): 34.6 MB per distinct expert (per run of
 // 64 of its slots, above) + the rows of x, h and z (S * (D + 2I + 2D) floats, mostly L2).
 // Why these sizes (not measured on a GPU yet): 8 slots x 2 rows x 2 matrices = 32 fp32
-// accumulators per lane (float4 paths: 64-80 registers, no spills on sm_90 — the scalar gate/up fallback
-// spills 12 bytes —, 24 KiB of
-// static shared memory: 3 blocks of 256 threads per SM); per float4 of weights a lane
+// accumulators per lane (float4 paths: 64-80 registers, no spills on sm_90; the scalar
+// gate/up fallback spills 12 bytes; 24 KiB of static shared memory: 3 blocks of 256
+// threads per SM); per float4 of weights a lane
 // reads 8 float4 of staged inputs from shared memory, well under shared memory's bandwidth
 // per DRAM byte; 16 rows per block give 88 x 6 = 528 gate/up blocks at batch 1 (as many as
 // moe_small.cu's up kernel).
