@@ -28,6 +28,8 @@ int cmd_grpo(int argc, char **argv) {
         {"min-lr-ratio", ARG_FLOAT, &c.min_lr_ratio, "cosine floor; 1 = constant lr (1)", 0},
         {"weight-decay", ARG_FLOAT, &c.weight_decay, "AdamW weight decay (0)", 0},
         {"max-grad-norm", ARG_FLOAT, &c.max_grad_norm, "global-norm clipping (1.0)", 0},
+        {"beta1", ARG_FLOAT, &c.beta1, "AdamW beta1 (0.9)", 0},
+        {"beta2", ARG_FLOAT, &c.beta2, "AdamW beta2 (0.99)", 0},
         {"beta", ARG_FLOAT, &c.beta, "k3 KL coefficient to the frozen reference; 0 = no reference (0.04)", 0},
         {"eps-low", ARG_FLOAT, &c.eps_low, "clip 1 - eps_low (0.2)", 0},
         {"eps-high", ARG_FLOAT, &c.eps_high, "clip 1 + eps_high (0.2; DAPO 0.28)", 0},

@@ -37,6 +37,7 @@ typedef struct GrpoConfig {
     const char *model_dir, *tasks_path, *out_dir, *rm_dir;
     long steps, group, prompts_per_step, mu;
     double lr, beta, eps_low, eps_high, weight_decay, max_grad_norm, warmup, min_lr_ratio;
+    double beta1, beta2; /* AdamW moments' decay (0.9, 0.99); beta above is the KL coefficient */
     const char *loss_type, *scale_rewards, *reward_combine, *reward, *reward_weights, *verdict_values, *prompt_format;
     int dynamic_sampling, dual_clip, overlong_mask;
     long overlong_buffer, max_new_tokens, ref_reset_every, sandbox_workers, save_every, seed;

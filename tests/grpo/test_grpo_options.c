@@ -19,6 +19,7 @@
 #include "tests/util.h"
 #include "core/alloc.h"
 #include "core/file.h"
+#include "core/safetensors.h"
 #include "data/runstore.h"
 
 #include <math.h>
@@ -396,5 +397,56 @@ TEST(grpo_options_micro_batches_equal_one_batch) {
             runstore_close(sb);
         }
     }
+    free(d);
+}
+
+/* --beta1 / --beta2 reach AdamW: after one step from zero moments, exp_avg = (1 - beta1) g
+ * and exp_avg_sq = (1 - beta2) g^2, so against the defaults (0.9, 0.99) on the same samples
+ * (same seed, so the same gradient) every moment's ratio is (1 - b)/(1 - b_default). */
+TEST(grpo_options_adamw_betas) {
+    char *d = setup();
+    CHECK(d != NULL);
+    if (!d) return;
+    CHECK(grpo(d, "betas_default", "--steps 1 --beta 0") == 0);
+    CHECK(grpo(d, "betas_custom", "--steps 1 --beta 0 --beta1 0.5 --beta2 0.6") == 0);
+    char pa[1024], pb[1024];
+    snprintf(pa, sizeof pa, "%s/betas_default/final/optimizer.safetensors", d);
+    snprintf(pb, sizeof pb, "%s/betas_custom/final/optimizer.safetensors", d);
+    CrError e = {0};
+    SafeTensors *sa = st_open(pa, &e), *sb = st_open(pb, &e);
+    CHECKF(sa && sb, "%s", e.msg);
+    if (sa && sb) {
+        const char *b1 = st_metadata(sb, "beta1"), *b2 = st_metadata(sb, "beta2");
+        CHECKF(b1 && fabs(atof(b1) - 0.5) < 1e-6 && b2 && fabs(atof(b2) - 0.6) < 1e-6, "metadata beta1 %s beta2 %s",
+               b1 ? b1 : "-", b2 ? b2 : "-");
+        long checked = 0, bad = 0;
+        for (int i = 0; i < st_count(sa); i++) {
+            const StTensor *ta = st_at(sa, i), *tb = st_find(sb, ta->name);
+            CHECKF(tb != NULL, "%s missing in the custom run", ta->name);
+            if (!tb) continue;
+            int sq = strncmp(ta->name, "exp_avg_sq.", 11) == 0;
+            double want = sq ? (1 - 0.6) / (1 - 0.99) : (1 - 0.5) / (1 - 0.9);
+            size_t n = st_numel(ta->ndim, ta->shape);
+            float *a = cr_malloc(sizeof(float) * n), *b = cr_malloc(sizeof(float) * n);
+            if (st_read_f32(ta, a, n, &e) == 0 && st_read_f32(tb, b, n, &e) == 0)
+                for (size_t k = 0; k < n; k++) {
+                    if (fabsf(a[k]) < 1e-20f) continue;  /* no gradient there */
+                    checked++;
+                    bad += fabs(b[k] / a[k] - want) > 1e-4 * want;
+                }
+            free(a);
+            free(b);
+        }
+        CHECKF(checked > 1000 && bad == 0, "%ld of %ld moments off the (1 - beta) ratio", bad, checked);
+    }
+    if (sa) st_close(sa);
+    if (sb) st_close(sb);
+    /* out of range: an error naming the flags, nothing written */
+    CHECK(grpo(d, "betas_bad", "--steps 1 --beta 0 --beta2 1") != 0);
+    char log[1024];
+    snprintf(log, sizeof log, "%s/betas_bad.log", d);
+    char *txt = cr_read_file(log, NULL, NULL);
+    CHECKF(txt && strstr(txt, "--beta2"), "stderr: %s", txt ? txt : "(none)");
+    free(txt);
     free(d);
 }
