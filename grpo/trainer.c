@@ -585,22 +585,17 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         for (int i = 0; i < n_groups; i++) group_free(&groups[i], G);
         n_groups = 0;
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < c->steps) {
-            char *dir = checkpoint_step_dir(c->out_dir, st.step);
             char *js = state_json(&st, c->seed);
             int r = ref_save_if_needed(ref, c, st.step, e);
-            if (r == 0) r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
-            free(dir);
+            if (r == 0) r = train_checkpoint(log, "grpo", c->out_dir, 0, st.step, m, &opt, js, tok_path, e);
             free(js);
             if (r) goto out;
         }
     }
     progress_done(&pr);
     {
-        char *dir = cr_path_join(c->out_dir, "final");
         char *js = state_json(&st, c->seed);
-        int r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
-        if (r == 0) fprintf(stderr, "grpo: %ld steps; final model in %s\n", st.step, dir);
-        free(dir);
+        int r = train_checkpoint(log, "grpo", c->out_dir, 1, st.step, m, &opt, js, tok_path, e);
         free(js);
         if (r) goto out;
     }

@@ -9,9 +9,11 @@
 #include "model/adamw.h"
 #include "model/model.h"
 
-/* Save DIR (model, optimizer, state_json, a copy of tokenizer_json) and add it to the
- * store's checkpoints at STEP. 0 or -1 with e set. */
-int train_checkpoint(RunLog *log, const char *dir, long step, const Model *m, const AdamW *opt,
-                     const char *state_json, const char *tokenizer_json, CrError *e);
+/* Save the checkpoint of STEP (model, optimizer, state_json, a copy of tokenizer_json)
+ * under OUT_DIR — OUT_DIR/final when final, else the step's directory
+ * (checkpoint_step_dir) — and add it to the store's checkpoints. final also says so on
+ * stderr ("WHO: N steps; final model in DIR"). 0 or -1 with e set. */
+int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int final, long step, const Model *m,
+                     const AdamW *opt, const char *state_json, const char *tokenizer_json, CrError *e);
 
 #endif

@@ -291,21 +291,16 @@ int sft_train(const SftConfig *c, CrError *e) {
                         st.total_steps, loss, evs, lr, gnorm,
                         tokens_total / progress_elapsed(&pr), progress_eta(per * (double)(st.total_steps - st.step), eta));
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < st.total_steps) {
-            char *dir = checkpoint_step_dir(c->out_dir, st.step);
             char *js = state_to_json(&st, c->seed);
-            int r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
-            free(dir);
+            int r = train_checkpoint(log, "sft", c->out_dir, 0, st.step, m, &opt, js, tok_path, e);
             free(js);
             if (r) goto out;
         }
     }
     progress_done(&pr);
     {
-        char *dir = cr_path_join(c->out_dir, "final");
         char *js = state_to_json(&st, c->seed);
-        int r = train_checkpoint(log, dir, st.step, m, &opt, js, tok_path, e);
-        if (r == 0) fprintf(stderr, "sft: %ld steps; final model in %s\n", st.step, dir);
-        free(dir);
+        int r = train_checkpoint(log, "sft", c->out_dir, 1, st.step, m, &opt, js, tok_path, e);
         free(js);
         if (r) goto out;
     }
