@@ -106,23 +106,9 @@ static char *state_json(const GrpoState *s, long seed) {
 }
 
 static int state_parse(const char *js, GrpoState *s, long seed, CrError *e) {
-    cJSON *o = cJSON_Parse(js);
-    if (!o) return cr_error_set(e, "state.json: not valid JSON");
-    const char *k[3] = {"step", "epoch", "cursor"};
-    long *d[3] = {&s->step, &s->epoch, &s->cursor};
-    for (int i = 0; i < 3; i++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k[i]);
-        if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", k[i]); }
-        *d[i] = (long)it->valuedouble;
-    }
-    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
-    if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
-        long saved = (long)sd->valuedouble;   /* read before the tree is freed */
-        cJSON_Delete(o);
-        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", saved, seed);
-    }
-    cJSON_Delete(o);
-    return 0;
+    const char *const k[3] = {"step", "epoch", "cursor"};
+    long *const d[3] = {&s->step, &s->epoch, &s->cursor};
+    return train_state_read(js, k, d, 3, seed, e);
 }
 
 /* With --ref-reset-every K the reference is the policy after the last reset step

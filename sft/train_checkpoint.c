@@ -3,6 +3,8 @@
 #include "model/checkpoint.h"
 #include "core/file.h"
 
+#include <cjson/cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,4 +16,23 @@ int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int fina
     if (r == 0 && final) fprintf(stderr, "%s: %ld steps; final model in %s\n", who, step, dir);
     free(dir);
     return r;
+}
+
+int train_state_read(const char *state_json, const char *const *keys, long *const *dst, int n, long seed,
+                     CrError *e) {
+    cJSON *o = cJSON_Parse(state_json);
+    if (!o) return cr_error_set(e, "state.json: not valid JSON");
+    for (int i = 0; i < n; i++) {
+        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+        if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", keys[i]); }
+        *dst[i] = (long)it->valuedouble;
+    }
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
+        long saved = (long)sd->valuedouble;   /* read before the tree is freed */
+        cJSON_Delete(o);
+        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", saved, seed);
+    }
+    cJSON_Delete(o);
+    return 0;
 }

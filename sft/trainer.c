@@ -93,23 +93,9 @@ static char *state_to_json(const SftState *s, long seed) {
 }
 
 static int state_from_json(const char *js, SftState *s, long seed, CrError *e) {
-    cJSON *o = cJSON_Parse(js);
-    if (!o) return cr_error_set(e, "state.json: not valid JSON");
-    const char *keys[4] = {"step", "epoch", "cursor", "total_steps"};
-    long *dst[4] = {&s->step, &s->epoch, &s->cursor, &s->total_steps};
-    for (int i = 0; i < 4; i++) {
-        const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
-        if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", keys[i]); }
-        *dst[i] = (long)it->valuedouble;
-    }
-    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
-    if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {
-        long saved = (long)sd->valuedouble;   /* read before the tree is freed */
-        cJSON_Delete(o);
-        return cr_error_set(e, "state.json: the checkpoint was made with --seed %ld, not %ld", saved, seed);
-    }
-    cJSON_Delete(o);
-    return 0;
+    const char *const keys[4] = {"step", "epoch", "cursor", "total_steps"};
+    long *const dst[4] = {&s->step, &s->epoch, &s->cursor, &s->total_steps};
+    return train_state_read(js, keys, dst, 4, seed, e);
 }
 
 int sft_train(const SftConfig *c, CrError *e) {
