@@ -13,32 +13,8 @@
 
 #include SIM_CU
 
-static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
-static double urand() {  // [0, 1)
-    g_rng ^= g_rng << 13, g_rng ^= g_rng >> 7, g_rng ^= g_rng << 17;
-    return (double)(g_rng >> 11) / 9007199254740992.0;
-}
-
-static int g_failed, g_checks;
-
-// Relative norm-wise error and the worst element error relative to the reference's
-// largest magnitude.
-static void compare(const char *what, const std::vector<float> &got, const std::vector<double> &ref) {
-    double num = 0, den = 0, worst = 0, scale = 1e-30;
-    bool finite = true;
-    for (size_t i = 0; i < ref.size(); i++) scale = fmax(scale, fabs(ref[i]));
-    for (size_t i = 0; i < ref.size(); i++) {
-        if (!std::isfinite(got[i])) finite = false;
-        double d = (double)got[i] - ref[i];
-        num += d * d, den += ref[i] * ref[i];
-        worst = fmax(worst, fabs(d) / scale);
-    }
-    double rel = sqrt(num) / (den > 0 ? sqrt(den) : 1e-30);
-    bool ok = finite && rel < 1e-5 && worst < 1e-4;
-    printf("  %-4s rel %.2e worst %.2e %s\n", what, rel, worst, ok ? "ok" : "FAIL");
-    g_checks++;
-    if (!ok) g_failed++;
-}
+#define SIM_RNG_SEED 0x9E3779B97F4A7C15ull
+#include "tests/cuda/sim/sim_check.h"
 
 // One case; `shift` offsets the weight pointers and `xshift` x by that many floats (1: not
 // 16-byte aligned).
