@@ -22,6 +22,7 @@
 #include "core/rng.h"
 #include "model/cuda/ops_cuda.h"
 #include "model/ops.h"
+#include "tests/cuda/buffers.h"
 
 /* "streams7": the streams way on 7 side streams (CRUCIBLE_CUDA_EXPERT_STREAMS=7). */
 static const char *const k_modes[] = {"loop", "grouped", "streams", "streams7", "auto"};
@@ -40,11 +41,6 @@ typedef struct Out {
     float *Yp, *G, *U, *Hm, *dXp, *dWg, *dWu, *dWd;
 } Out;
 
-static float *hrand(CrRng *r, size_t n, float scale) {
-    float *x = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(cr_rng_normal(r) * scale);
-    return x;
-}
 static float *hbuf(size_t n) { return malloc(sizeof(float) * (n ? n : 1)); }
 static float *hcopy(const float *x, size_t n) {
     float *y = hbuf(n);
@@ -60,9 +56,9 @@ static void case_init(Case *c, CrRng *r, int E, int D, int I, const int *counts)
     for (int e = 0; e < E; e++) c->off[e + 1] = c->off[e] + counts[e];
     int S = c->S = c->off[E];
     size_t nx = (size_t)S * D, ni = (size_t)S * I, nw = (size_t)E * I * D;
-    c->Xp = hrand(r, nx, 1), c->dYp = hrand(r, nx, 1);
-    c->Wg = hrand(r, nw, 0.05f), c->Wu = hrand(r, nw, 0.05f), c->Wd = hrand(r, nw, 0.05f);
-    c->dW0g = hrand(r, nw, 1), c->dW0u = hrand(r, nw, 1), c->dW0d = hrand(r, nw, 1);
+    c->Xp = test_hrand(r, nx, 1), c->dYp = test_hrand(r, nx, 1);
+    c->Wg = test_hrand(r, nw, 0.05f), c->Wu = test_hrand(r, nw, 0.05f), c->Wd = test_hrand(r, nw, 0.05f);
+    c->dW0g = test_hrand(r, nw, 1), c->dW0u = test_hrand(r, nw, 1), c->dW0d = test_hrand(r, nw, 1);
     c->Yp = hbuf(nx), c->G = hbuf(ni), c->U = hbuf(ni), c->Hm = hbuf(ni);
     c->dXp = hbuf(nx), c->dG = hbuf(ni), c->dU = hbuf(ni), c->dHm = hbuf(ni);
     c->dWg = hcopy(c->dW0g, nw), c->dWu = hcopy(c->dW0u, nw), c->dWd = hcopy(c->dW0d, nw);
@@ -82,18 +78,6 @@ static void out_free(Out *o) {
     for (size_t i = 0; i < sizeof b / sizeof *b; i++) free(b[i]);
 }
 
-static void *dput(const Ops *g, const void *x, size_t bytes) {
-    void *d = g->alloc(bytes);
-    g->upload(d, x, bytes);
-    return d;
-}
-static float *dnan(const Ops *g, size_t n) {
-    float *x = hbuf(n);
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
-    float *d = dput(g, x, sizeof(float) * n);
-    free(x);
-    return d;
-}
 static float *dget(const Ops *g, const float *d, size_t n) {
     float *x = hbuf(n);
     g->download(x, d, sizeof(float) * n);
@@ -107,14 +91,14 @@ static void run_mode(const Ops *g, const char *mode, const Case *c, Out *o) {
     if (setenv("CRUCIBLE_CUDA_EXPERTS", seven ? "streams" : mode, 1) != 0) abort();
     if (seven && setenv("CRUCIBLE_CUDA_EXPERT_STREAMS", "7", 1) != 0) abort();
     size_t nx = (size_t)c->S * c->D, ni = (size_t)c->S * c->I, nw = (size_t)c->E * c->I * c->D;
-    float *Xp = dput(g, c->Xp, 4 * nx), *dYp = dput(g, c->dYp, 4 * nx);
-    float *Wg = dput(g, c->Wg, 4 * nw), *Wu = dput(g, c->Wu, 4 * nw), *Wd = dput(g, c->Wd, 4 * nw);
-    float *dWg = dput(g, c->dW0g, 4 * nw), *dWu = dput(g, c->dW0u, 4 * nw), *dWd = dput(g, c->dW0d, 4 * nw);
-    float *Yp = dnan(g, nx), *G = dnan(g, ni), *U = dnan(g, ni), *Hm = dnan(g, ni);
-    float *dXp = dnan(g, nx), *dG = dnan(g, ni), *dU = dnan(g, ni), *dHm = dnan(g, ni);
+    float *Xp = test_dput(g, c->Xp, 4 * nx), *dYp = test_dput(g, c->dYp, 4 * nx);
+    float *Wg = test_dput(g, c->Wg, 4 * nw), *Wu = test_dput(g, c->Wu, 4 * nw), *Wd = test_dput(g, c->Wd, 4 * nw);
+    float *dWg = test_dput(g, c->dW0g, 4 * nw), *dWu = test_dput(g, c->dW0u, 4 * nw), *dWd = test_dput(g, c->dW0d, 4 * nw);
+    float *Yp = test_dnan(g, nx), *G = test_dnan(g, ni), *U = test_dnan(g, ni), *Hm = test_dnan(g, ni);
+    float *dXp = test_dnan(g, nx), *dG = test_dnan(g, ni), *dU = test_dnan(g, ni), *dHm = test_dnan(g, ni);
     g->moe_experts_forward(Yp, G, U, Hm, Xp, Wg, Wu, Wd, c->off, c->E, c->D, c->I);
     /* the backward reads the CPU's G, U, Hm (errors of the forward not carried over) */
-    float *cG = dput(g, c->G, 4 * ni), *cU = dput(g, c->U, 4 * ni), *cHm = dput(g, c->Hm, 4 * ni);
+    float *cG = test_dput(g, c->G, 4 * ni), *cU = test_dput(g, c->U, 4 * ni), *cHm = test_dput(g, c->Hm, 4 * ni);
     g->moe_experts_backward(dXp, dWg, dWu, dWd, dYp, dG, dU, dHm, Xp, cG, cU, cHm, Wg, Wu, Wd, c->off, c->E, c->D,
                             c->I);
     o->Yp = dget(g, Yp, nx), o->G = dget(g, G, ni), o->U = dget(g, U, ni), o->Hm = dget(g, Hm, ni);

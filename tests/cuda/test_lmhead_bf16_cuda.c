@@ -20,25 +20,9 @@
 #include "core/rng.h"
 #include "model/cuda/ops_cuda.h"
 #include "model/ops.h"
+#include "tests/cuda/buffers.h"
 
 static int rint_in(CrRng *r, int lo, int hi) { return lo + (int)(cr_rng_u64(r) % (uint64_t)(hi - lo + 1)); }
-static float *hrand(CrRng *r, size_t n, float scale) {
-    float *x = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(cr_rng_normal(r) * scale);
-    return x;
-}
-static void *dput(const Ops *g, const void *x, size_t bytes) {
-    void *d = g->alloc(bytes);
-    g->upload(d, x, bytes);
-    return d;
-}
-static float *dnan(const Ops *g, size_t n) {
-    float *x = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) x[i] = NAN;
-    float *d = dput(g, x, sizeof(float) * n);
-    free(x);
-    return d;
-}
 static void cmp(TestCtx *t_, const Ops *g, const char *what, const float *d, const float *ref, size_t n) {
     float *x = malloc(sizeof(float) * (n ? n : 1));
     g->download(x, d, sizeof(float) * n);
@@ -57,22 +41,22 @@ static void run_case(TestCtx *t_, uint64_t seed, uint64_t stream, const char *mo
     /* two row chunks and two vocabulary chunks; an even row length not a multiple of 8 */
     int N = rint_in(&r, 4097, 4700), V = rint_in(&r, 8193, 9500), D = 2 * rint_in(&r, 13, 23);
     fprintf(stderr, "    CRUCIBLE_CUDA_LMHEAD=%s: N %d V %d D %d\n", mode, N, V, D);
-    float *y = hrand(&r, (size_t)N * D, 1), *W = hrand(&r, (size_t)V * D, 0.3f);
+    float *y = test_hrand(&r, (size_t)N * D, 1), *W = test_hrand(&r, (size_t)V * D, 0.3f);
     int32_t *tg = malloc(sizeof(int32_t) * (size_t)N);
     for (int i = 0; i < N; i++) tg[i] = rint_in(&r, 0, 5) == 0 ? -1 : rint_in(&r, 0, V - 1);
     size_t nsc = ops_lmhead_scratch_floats();
     float *sc = malloc(sizeof(float) * nsc), *logp = malloc(sizeof(float) * (size_t)N),
           *lse = malloc(sizeof(float) * (size_t)N);
-    float *d_y = dput(g, y, sizeof(float) * (size_t)N * D), *d_W = dput(g, W, sizeof(float) * (size_t)V * D);
-    float *d_logp = dnan(g, N), *d_lse = dnan(g, N), *d_sc = dnan(g, nsc);
-    int32_t *d_tg = dput(g, tg, sizeof(int32_t) * (size_t)N);
+    float *d_y = test_dput(g, y, sizeof(float) * (size_t)N * D), *d_W = test_dput(g, W, sizeof(float) * (size_t)V * D);
+    float *d_logp = test_dnan(g, N), *d_lse = test_dnan(g, N), *d_sc = test_dnan(g, nsc);
+    int32_t *d_tg = test_dput(g, tg, sizeof(int32_t) * (size_t)N);
     c->lmhead_logprob_forward(logp, lse, y, W, tg, N, V, D, sc);
     g->lmhead_logprob_forward(d_logp, d_lse, d_y, d_W, d_tg, N, V, D, d_sc);
     cmp(t_, g, "bf16 lmhead forward logp", d_logp, logp, N);
     cmp(t_, g, "bf16 lmhead forward lse", d_lse, lse, N);
-    float *dlogp = hrand(&r, N, 1), *dy = hrand(&r, (size_t)N * D, 1), *dW = hrand(&r, (size_t)V * D, 1);
-    float *d_dlogp = dput(g, dlogp, sizeof(float) * (size_t)N), *d_dy = dnan(g, (size_t)N * D);
-    float *d_dW = dput(g, dW, sizeof(float) * (size_t)V * D), *d_lse2 = dput(g, lse, sizeof(float) * (size_t)N);
+    float *dlogp = test_hrand(&r, N, 1), *dy = test_hrand(&r, (size_t)N * D, 1), *dW = test_hrand(&r, (size_t)V * D, 1);
+    float *d_dlogp = test_dput(g, dlogp, sizeof(float) * (size_t)N), *d_dy = test_dnan(g, (size_t)N * D);
+    float *d_dW = test_dput(g, dW, sizeof(float) * (size_t)V * D), *d_lse2 = test_dput(g, lse, sizeof(float) * (size_t)N);
     c->lmhead_logprob_backward(dy, 0.0f, dW, dlogp, lse, y, W, tg, N, V, D, sc);
     g->lmhead_logprob_backward(d_dy, 0.0f, d_dW, d_dlogp, d_lse2, d_y, d_W, d_tg, N, V, D, d_sc);
     cmp(t_, g, "bf16 lmhead backward dy (beta 0 over NaN)", d_dy, dy, (size_t)N * D);

@@ -30,6 +30,7 @@
 #include "core/rng.h"
 #include "model/cuda/ops_cuda.h"
 #include "model/ops.h"
+#include "tests/cuda/buffers.h"
 
 typedef struct Case {
     const char *label;
@@ -42,11 +43,6 @@ typedef struct Case {
 /* Uniform in [-scale, scale): cheap enough for Lite's 2.2 GB of weights. */
 static void fill(CrRng *r, float *x, size_t n, float scale) {
     for (size_t i = 0; i < n; i++) x[i] = scale * ((float)(cr_rng_u64(r) >> 40) * 0x1p-23f - 1.0f);
-}
-static void *dput(const Ops *g, const void *x, size_t bytes) {
-    void *d = g->alloc(bytes ? bytes : 4);
-    if (bytes) g->upload(d, x, bytes);
-    return d;
 }
 static void dnan(const Ops *g, float *d, size_t n) {
     float *x = malloc(sizeof(float) * (n ? n : 1));
@@ -104,10 +100,10 @@ static void check_case(TestCtx *t_, CrRng *r, const Case *c, const Ops *const *t
     ops_cpu()->moe_experts_small(y, h, x, idx, w, W[0] + pad, W[1] + pad, W[2] + pad, N, D, I, K);
     for (int t = 0; t < n_tables; t++) {
         const Ops *g = tables[t];
-        float *dx = dput(g, x, sizeof(float) * ny), *dw = dput(g, w, sizeof(float) * S);
-        int32_t *didx = dput(g, idx, sizeof(int32_t) * S);
+        float *dx = test_dput(g, x, sizeof(float) * ny), *dw = test_dput(g, w, sizeof(float) * S);
+        int32_t *didx = test_dput(g, idx, sizeof(int32_t) * S);
         float *dW[3];
-        for (int m = 0; m < 3; m++) dW[m] = dput(g, W[m], sizeof(float) * (nw + pad));
+        for (int m = 0; m < 3; m++) dW[m] = test_dput(g, W[m], sizeof(float) * (nw + pad));
         float *dy = g->alloc(sizeof(float) * (ny ? ny : 1)), *dh = g->alloc(sizeof(float) * (nh ? nh : 1));
         float *gy[2], *gh[2];
         for (int rep = 0; rep < 2; rep++) {

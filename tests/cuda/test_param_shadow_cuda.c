@@ -33,18 +33,9 @@
 #include "model/cuda/ops_cuda.h"
 #include "model/model.h"
 #include "model/ops.h"
+#include "tests/cuda/buffers.h"
 #include "tests/model/model_tiny.h"
 
-static float *hrand(CrRng *r, size_t n, float scale) {
-    float *x = cr_malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) x[i] = (float)(cr_rng_normal(r) * scale);
-    return x;
-}
-static void *dput(const Ops *g, const void *x, size_t bytes) {
-    void *d = g->alloc(bytes);
-    g->upload(d, x, bytes);
-    return d;
-}
 static long shadow_gemms(void) {
     long g = 0;
     ops_cuda_param_shadow_counts(NULL, &g);
@@ -63,7 +54,7 @@ static double gemm_vs_cpu(int ta, int tb, int M, int N, int K, const float *hW, 
     const Ops *g = ops_cuda_bf16(), *c = ops_cpu();
     int arows = ta ? K : M, brows = tb ? N : K;
     size_t nact = (size_t)(wb ? arows : brows) * ldact;
-    float *dact = dput(g, act, sizeof(float) * nact);
+    float *dact = test_dput(g, act, sizeof(float) * nact);
     float *C = cr_calloc((size_t)M * N, sizeof(float)), *Cg = cr_malloc(sizeof(float) * (size_t)M * N);
     float *dC = g->alloc(sizeof(float) * (size_t)M * N);
     if (wb) {
@@ -90,9 +81,9 @@ static void body_gemm(TestCtx *t_) {
     /* Lite-sized: M tokens, N outputs, K inputs, M N K = 2^31 and weight dims >= 1024 */
     const int M = 1024, N = 2048, K = 1024, pad = 8;
     size_t nw = (size_t)N * (K + pad) + 4096;
-    float *hW = hrand(&r, nw, 0.05f), *dW = dput(g, hW, sizeof(float) * nw);
+    float *hW = test_hrand(&r, nw, 0.05f), *dW = test_dput(g, hW, sizeof(float) * nw);
     g->declare_params(dW, nw);
-    float *act = hrand(&r, (size_t)2048 * (2048 + 4), 1.0f);
+    float *act = test_hrand(&r, (size_t)2048 * (2048 + 4), 1.0f);
     setenv("CRUCIBLE_CUDA_BF16_WEIGHTS", "1", 1);
     for (int ta = 0; ta < 2; ta++)
         for (int tb = 0; tb < 2; tb++) {
@@ -118,16 +109,16 @@ static void body_gemm(TestCtx *t_) {
     setenv("CRUCIBLE_CUDA_BF16_WEIGHTS", "all", 1);
     const int m = 48, n = 96, k = 80;
     size_t nv = (size_t)n * k;
-    hW = hrand(&r, nv, 0.1f);
-    dW = dput(g, hW, sizeof(float) * nv);
+    hW = test_hrand(&r, nv, 0.1f);
+    dW = test_dput(g, hW, sizeof(float) * nv);
     g->declare_params(dW, nv);
-    act = hrand(&r, (size_t)m * k, 1.0f);
-    float *x = hrand(&r, nv, 0.1f), *dx = dput(g, x, sizeof(float) * nv);
-    float *gm = hrand(&r, nv, 0.1f), *mm = hrand(&r, nv, 0.01f), *vv = hrand(&r, nv, 0.0f);
+    act = test_hrand(&r, (size_t)m * k, 1.0f);
+    float *x = test_hrand(&r, nv, 0.1f), *dx = test_dput(g, x, sizeof(float) * nv);
+    float *gm = test_hrand(&r, nv, 0.1f), *mm = test_hrand(&r, nv, 0.01f), *vv = test_hrand(&r, nv, 0.0f);
     for (size_t i = 0; i < nv; i++) vv[i] = 1e-4f + fabsf(gm[i]) * 0.1f;
-    float *dg = dput(g, gm, sizeof(float) * nv), *dm = dput(g, mm, sizeof(float) * nv), *dv = dput(g, vv, sizeof(float) * nv);
-    float *a8 = hrand(&r, 8 * 16, 1.0f), *b16 = hrand(&r, (size_t)k * 16, 0.1f);
-    float *da8 = dput(g, a8, sizeof(float) * 8 * 16), *db16 = dput(g, b16, sizeof(float) * (size_t)k * 16);
+    float *dg = test_dput(g, gm, sizeof(float) * nv), *dm = test_dput(g, mm, sizeof(float) * nv), *dv = test_dput(g, vv, sizeof(float) * nv);
+    float *a8 = test_hrand(&r, 8 * 16, 1.0f), *b16 = test_hrand(&r, (size_t)k * 16, 0.1f);
+    float *da8 = test_dput(g, a8, sizeof(float) * 8 * 16), *db16 = test_dput(g, b16, sizeof(float) * (size_t)k * 16);
     const char *names[] = {"upload", "copy", "copy2d", "zero", "add", "scale", "adamw_update", "gemm C"};
     (void)gemm_vs_cpu(0, 1, m, n, k, hW, dW, k, act, k, 1);  /* shadow built and clean */
     for (int op = 0; op < 8; op++) {
@@ -182,7 +173,7 @@ static void body_gemm(TestCtx *t_) {
         CHECKF(shadow_refreshes() == r0, "%s: a second GEMM refreshed again", names[op]);
     }
     g->free(dW);  /* forgotten: a new buffer (maybe at the same address) is not declared */
-    float *dW2 = dput(g, hW, sizeof(float) * nv);
+    float *dW2 = test_dput(g, hW, sizeof(float) * nv);
     long g1 = shadow_gemms();
     e = gemm_vs_cpu(0, 1, m, n, k, hW, dW2, k, act, k, 1);
     CHECKF(e <= 1e-2 && shadow_gemms() == g1, "freed range still routed (%ld), err %.3g", shadow_gemms() - g1, e);

@@ -38,16 +38,12 @@
 #include "model/cuda/ops_cuda.h"
 #include "model/model.h"
 #include "model/ops.h"
+#include "tests/cuda/buffers.h"
 #include "rollout/forward_ops.h"
 #include "rollout/kv_cache.h"
 #include "rollout/rollout.h"
 
 
-static void *dput(const Ops *g, const void *x, size_t bytes) {
-    void *d = g->alloc(bytes);
-    g->upload(d, x, bytes);
-    return d;
-}
 
 /* ---- the cache ops ---------------------------------------------------------------- */
 
@@ -75,8 +71,8 @@ static void cache_case(TestCtx *t_, CrRng *g, int n, int ctx, int H, int r, int 
     for (size_t k = 0; k < cn; k++) cache[k] = (float)cr_rng_normal(g);
     float *src = malloc(sizeof(float) * n * rw);
     for (int k = 0; k < n * rw; k++) src[k] = (float)cr_rng_normal(g);
-    float *dcache = dput(gpu, cache, sizeof(float) * cn), *dsrc = dput(gpu, src, sizeof(float) * n * rw);
-    int32_t *dtable = dput(gpu, table, sizeof(int32_t) * n * maxb), *dpos = dput(gpu, pos, sizeof(int32_t) * n);
+    float *dcache = test_dput(gpu, cache, sizeof(float) * cn), *dsrc = test_dput(gpu, src, sizeof(float) * n * rw);
+    int32_t *dtable = test_dput(gpu, table, sizeof(int32_t) * n * maxb), *dpos = test_dput(gpu, pos, sizeof(int32_t) * n);
     cpu->mla_cache_scatter(cache, table, maxb, L, layer, bt, rw, src, pos, n);
     gpu->mla_cache_scatter(dcache, dtable, maxb, L, layer, bt, rw, dsrc, dpos, n);
     gpu->download(back, dcache, sizeof(float) * cn);
@@ -89,7 +85,7 @@ static void cache_case(TestCtx *t_, CrRng *g, int n, int ctx, int H, int r, int 
     float *qa = malloc(sizeof(float) * nq), *ref = malloc(sizeof(float) * no), *got = malloc(sizeof(float) * no);
     for (size_t k = 0; k < nq; k++) qa[k] = (float)cr_rng_normal(g);
     for (size_t k = 0; k < no; k++) got[k] = NAN;
-    float *dqa = dput(gpu, qa, sizeof(float) * nq), *dout = dput(gpu, got, sizeof(float) * no);  /* poisoned */
+    float *dqa = test_dput(gpu, qa, sizeof(float) * nq), *dout = test_dput(gpu, got, sizeof(float) * no);  /* poisoned */
     cpu->mla_decode_attention(ref, qa, cache, table, maxb, L, layer, bt, pos, n, H, r, dr, scale);
     gpu->mla_decode_attention(dout, dqa, dcache, dtable, maxb, L, layer, bt, dpos, n, H, r, dr, scale);
     gpu->download(got, dout, sizeof(float) * no);
