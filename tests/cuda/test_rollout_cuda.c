@@ -39,6 +39,7 @@
 #include "model/model.h"
 #include "model/ops.h"
 #include "tests/cuda/buffers.h"
+#include "tests/rollout/forward_twin.h"
 #include "rollout/forward_ops.h"
 #include "rollout/kv_cache.h"
 #include "rollout/rollout.h"
@@ -240,42 +241,19 @@ static void body_cuda_rollout_matches_cpu_moe_indexed(TestCtx *t_) {
 
 enum { FMAXN = 256, FSEQ = 4 };
 
-/* The two engines side by side (k = 0: ops_cpu(), k = 1: ops_cuda()). */
-typedef struct FTwin {
-    Model *m[2];
-    ForwardOps *f[2];
-    LatentCache *c[2];
-    CacheSeq s[2][FSEQ];
-    int reserved[2];
-    float *host, *back, *dlog;  /* CPU logits, GPU logits downloaded, GPU logits */
-    double worst;
-    int calls;
-} FTwin;
-
-static void ftwin_call(TestCtx *t_, FTwin *w, int n, const int *seq, const int32_t *pos, const int32_t *tok,
-                       const int *lr, int nl) {
-    CacheSeq *sp[2][FMAXN];
-    int V = w->m[0]->cfg.vocab_size;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < n; i++) {
-            CacheSeq *q = &w->s[k][seq[i]];
-            cache_seq_prepare_write(w->c[k], q, pos[i], &w->reserved[k]);
-            if (pos[i] + 1 > q->len) q->len = pos[i] + 1;
-            sp[k][i] = q;
-        }
-    for (size_t k = 0; k < (size_t)nl * V; k++) w->back[k] = NAN;
-    w->m[1]->ops->upload(w->dlog, w->back, sizeof(float) * (size_t)nl * V);  /* poisoned */
-    forward_ops_run(w->f[0], w->c[0], n, tok, pos, sp[0], lr, nl, w->host, NULL);
-    forward_ops_run(w->f[1], w->c[1], n, tok, pos, sp[1], lr, nl, w->dlog, NULL);
-    w->m[1]->ops->download(w->back, w->dlog, sizeof(float) * (size_t)nl * V);
-    double err = test_rel_err(w->back, w->host, (size_t)nl * V);
-    if (err > w->worst) w->worst = err;
-    CHECKF(err <= 1e-5, "call %d (%d rows): GPU logits normalised error %.3g", w->calls, n, err);
-    w->calls++;
+/* One call of both engines (ops_cpu() and ops_cuda(), tests/rollout/forward_twin.h): the
+ * GPU logits within 1e-5 (normalised) of the CPU's. */
+static void ftwin_call(TestCtx *t_, FwdTwin *w, double *worst, int n, const int *seq, const int32_t *pos,
+                       const int32_t *tok, const int *lr, int nl) {
+    int calls = w->calls;
+    fwd_twin_run(w, n, seq, pos, tok, lr, nl);
+    double err = test_rel_err(w->back, w->host, (size_t)nl * w->m[0]->cfg.vocab_size);
+    if (err > *worst) *worst = err;
+    CHECKF(err <= 1e-5, "call %d (%d rows): GPU logits normalised error %.3g", calls, n, err);
 }
 
 /* Every cached row of every sequence: the device cache against the CPU one. */
-static double ftwin_cache_err(FTwin *w) {
+static double ftwin_cache_err(FwdTwin *w) {
     LatentCache *cc = w->c[0], *cg = w->c[1];
     size_t nf = (size_t)cc->n_blocks * cc->n_layers * cc->block_tokens * cc->row;
     float *g = malloc(sizeof(float) * nf);
@@ -294,23 +272,13 @@ static double ftwin_cache_err(FTwin *w) {
 }
 
 static void forms_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, ForwardOpsAttention mode) {
-    FTwin w = {0};
-    w.m[0] = mc, w.m[1] = mg;
-    const ModelConfig *c = &mc->cfg;
-    int V = c->vocab_size, rw = c->kv_lora_rank + c->qk_rope_head_dim;
+    FwdTwin w;
+    double worst = 0;
+    int V = mc->cfg.vocab_size;
     CrError e;
-    for (int k = 0; k < 2; k++) {
-        w.f[k] = forward_ops_new(w.m[k]);
-        forward_ops_set_attention(w.f[k], mode);
-        w.c[k] = latent_cache_create_ops(w.m[k]->ops, c->num_hidden_layers, rw, 8, 640, &e);
-        CHECKF(w.c[k] != NULL, "%s", e.msg);
-        if (!w.c[k]) return;
-        w.reserved[k] = w.c[k]->n_blocks;
-        CHECK(cache_reserve(w.c[k], w.reserved[k]) == 0);
-    }
-    w.host = malloc(sizeof(float) * FMAXN * V);
-    w.back = malloc(sizeof(float) * FMAXN * V);
-    w.dlog = mg->ops->alloc(sizeof(float) * FMAXN * V);
+    int ok = fwd_twin_open(&w, mc, mg, FSEQ, FMAXN, 640, mode, &e) == 0;
+    CHECKF(ok, "%s", e.msg);
+    if (!ok) { fwd_twin_close(&w); return; }
     static int seq[FMAXN], lr[FMAXN];
     static int32_t pos[FMAXN], tok[FMAXN];
 #define TOK() (int32_t)(2 + cr_rng_u64(g) % (uint64_t)(V - 2))
@@ -321,20 +289,20 @@ static void forms_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, ForwardOpsAt
         lr[nl++] = n - 1;
     }
     lr[nl++] = 7, lr[nl++] = 100;
-    ftwin_call(t_, &w, n, seq, pos, tok, lr, nl);
+    ftwin_call(t_, &w, &worst, n, seq, pos, tok, lr, nl);
     n = nl = 0;
     for (int p = 40; p < 60; p++) seq[n] = 2, pos[n] = p, tok[n] = TOK(), n++;
     lr[nl++] = n - 1;
     for (int p = 130; p < 170; p++) seq[n] = 3, pos[n] = p, tok[n] = TOK(), n++;
     lr[nl++] = n - 1, lr[nl++] = 0;
-    ftwin_call(t_, &w, n, seq, pos, tok, lr, nl);
+    ftwin_call(t_, &w, &worst, n, seq, pos, tok, lr, nl);
     for (int k = 0; k < 2; k++) { /* sequence 0 forks sequence 2 */
         cache_seq_release(w.c[k], &w.s[k][0]);
         cache_seq_fork(w.c[k], &w.s[k][0], &w.s[k][2]);
     }
     for (int step = 0; step < 6; step++) {
         for (int q = 0; q < FSEQ; q++) seq[q] = q, pos[q] = w.s[0][q].len, tok[q] = TOK(), lr[q] = FSEQ - 1 - q;
-        ftwin_call(t_, &w, FSEQ, seq, pos, tok, lr, FSEQ);
+        ftwin_call(t_, &w, &worst, FSEQ, seq, pos, tok, lr, FSEQ);
     }
 #undef TOK
     double ce = ftwin_cache_err(&w);
@@ -344,15 +312,8 @@ static void forms_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, ForwardOpsAt
     if (mode != FORWARD_OPS_ATTN_ABSORBED) CHECKF(b.mha_calls >= 2, "the prefill calls did not take the MHA form");
     fprintf(stderr, "    %s: %d calls, logits err <= %.3g, cache err %.3g (%ld MHA-form calls over %ld keys, %ld absorbed)\n",
             mode == FORWARD_OPS_ATTN_AUTO ? "rule" : mode == FORWARD_OPS_ATTN_MHA ? "MHA form" : "absorbed", w.calls,
-            w.worst, ce, b.mha_calls, b.mha_keys, b.absorbed_calls);
-    for (int k = 0; k < 2; k++) {
-        for (int q = 0; q < FSEQ; q++) cache_seq_release(w.c[k], &w.s[k][q]);
-        cache_unreserve(w.c[k], w.reserved[k]);
-        latent_cache_free(w.c[k]);
-        forward_ops_free(w.f[k]);
-    }
-    mg->ops->free(w.dlog);
-    free(w.host), free(w.back);
+            worst, ce, b.mha_calls, b.mha_keys, b.absorbed_calls);
+    fwd_twin_close(&w);
 }
 
 static void body_cuda_rollout_forward_ops_forms(TestCtx *t_) {

@@ -18,6 +18,7 @@
 #include "rollout/kv_cache.h"
 #include "rollout/rollout.h"
 #include "tests/guarded_ops.h"
+#include "tests/rollout/forward_twin.h"
 #include "tests/rollout/ref_model.h"
 
 static const char k_cfg[] =
@@ -94,37 +95,14 @@ TEST(rollout_guarded_backend_generate) {
     ref_model_free(ref);
 }
 
-/* forward_ops_run on ops_cpu() (k = 0) and on the guarded backend (k = 1) side by side. */
-enum { GMAXN = 128, GSEQ = 3 };
-typedef struct Twin {
-    Model *m[2];
-    ForwardOps *f[2];
-    LatentCache *c[2];
-    CacheSeq s[2][GSEQ];
-    int reserved[2];
-    float *host, *back, *dlog;  /* ops_cpu logits, guarded logits downloaded, guarded logits */
-    int calls;
-} Twin;
-
-/* One call of both engines: rows (seq[i], pos[i], tok[i]), logits of rows lr[0..nl);
+/* One call of both engines (ops_cpu() and the guarded backend, tests/rollout/forward_twin.h):
  * the logits must be equal bit for bit (same kernels). */
-static void twin_call(TestCtx *t_, Twin *w, int n, const int *seq, const int32_t *pos, const int32_t *tok,
+static void twin_call(TestCtx *t_, FwdTwin *w, int n, const int *seq, const int32_t *pos, const int32_t *tok,
                       const int *lr, int nl) {
-    CacheSeq *sp[2][GMAXN];
-    int V = w->m[0]->cfg.vocab_size;
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < n; i++) {
-            CacheSeq *q = &w->s[k][seq[i]];
-            cache_seq_prepare_write(w->c[k], q, pos[i], &w->reserved[k]);
-            if (pos[i] + 1 > q->len) q->len = pos[i] + 1;
-            sp[k][i] = q;
-        }
-    forward_ops_run(w->f[0], w->c[0], n, tok, pos, sp[0], lr, nl, w->host, NULL);
-    forward_ops_run(w->f[1], w->c[1], n, tok, pos, sp[1], lr, nl, w->dlog, NULL);
-    w->m[1]->ops->download(w->back, w->dlog, sizeof(float) * (size_t)nl * V);
-    CHECKF(!memcmp(w->host, w->back, sizeof(float) * (size_t)nl * V),
-           "call %d: guarded-backend logits differ from ops_cpu's", w->calls);
-    w->calls++;
+    int calls = w->calls;
+    fwd_twin_run(w, n, seq, pos, tok, lr, nl);
+    CHECKF(!memcmp(w->host, w->back, sizeof(float) * (size_t)nl * w->m[0]->cfg.vocab_size),
+           "call %d: guarded-backend logits differ from ops_cpu's", calls);
 }
 
 /* forward_ops_run directly on the guarded backend against ops_cpu(): two prompts in one
@@ -132,26 +110,18 @@ static void twin_call(TestCtx *t_, Twin *w, int n, const int *seq, const int32_t
  * fresh 1-row prompt (MHA form, context gathered from the cache, queries placed behind
  * it), then decode steps (absorbed, reading rows the MHA form cached). */
 TEST(rollout_guarded_backend_forward_ops_both_forms) {
-    Twin w = {0};
-    w.m[0] = ref_model_new(k_cfg, 62, 0.35f);
+    enum { GMAXN = 128, GSEQ = 3 };
+    FwdTwin w;
+    Model *ref = ref_model_new(k_cfg, 62, 0.35f);
     CrError e;
-    w.m[1] = model_create_ops(&w.m[0]->cfg, guarded_ops(), &e);
-    CHECKF(w.m[1] != NULL, "%s", e.msg);
-    if (!w.m[1]) return;
-    w.m[1]->ops->upload(w.m[1]->params, w.m[0]->params, sizeof(float) * w.m[0]->n_params);
-    const ModelConfig *c = &w.m[0]->cfg;
-    int V = c->vocab_size, rw = c->kv_lora_rank + c->qk_rope_head_dim;
-    for (int k = 0; k < 2; k++) {
-        w.f[k] = forward_ops_new(w.m[k]);
-        w.c[k] = latent_cache_create_ops(w.m[k]->ops, c->num_hidden_layers, rw, 8, 160, &e);
-        CHECKF(w.c[k] != NULL, "%s", e.msg);
-        if (!w.c[k]) return;
-        w.reserved[k] = w.c[k]->n_blocks;
-        CHECK(cache_reserve(w.c[k], w.reserved[k]) == 0);
-    }
-    w.host = malloc(sizeof(float) * GMAXN * V);
-    w.back = malloc(sizeof(float) * GMAXN * V);
-    w.dlog = w.m[1]->ops->alloc(sizeof(float) * GMAXN * V);
+    Model *mg = model_create_ops(&ref->cfg, guarded_ops(), &e);
+    CHECKF(mg != NULL, "%s", e.msg);
+    if (!mg) return;
+    mg->ops->upload(mg->params, ref->params, sizeof(float) * ref->n_params);
+    int V = ref->cfg.vocab_size;
+    int ok = fwd_twin_open(&w, ref, mg, GSEQ, GMAXN, 160, FORWARD_OPS_ATTN_AUTO, &e) == 0;
+    CHECKF(ok, "%s", e.msg);
+    if (!ok) { fwd_twin_close(&w); return; }
     CrRng g;
     cr_rng_init(&g, 62, 4, 4);
     int seq[GMAXN], n = 0;
@@ -176,15 +146,8 @@ TEST(rollout_guarded_backend_forward_ops_both_forms) {
     CHECKF(b.mha_calls == 2 && b.absorbed_calls == 10, "decode steps: %ld absorbed calls of 10", b.absorbed_calls);
     fprintf(stderr, "    %d calls equal on the guarded backend (%ld MHA-form rows over %ld keys, %ld absorbed rows)\n",
             w.calls, b.mha_rows, b.mha_keys, b.absorbed_rows);
-    for (int k = 0; k < 2; k++) {
-        for (int q = 0; q < GSEQ; q++) cache_seq_release(w.c[k], &w.s[k][q]);
-        cache_unreserve(w.c[k], w.reserved[k]);
-        latent_cache_free(w.c[k]);
-        forward_ops_free(w.f[k]);
-    }
-    w.m[1]->ops->free(w.dlog);
-    free(w.host), free(w.back);
-    model_free(w.m[1]);
+    fwd_twin_close(&w);
+    model_free(mg);
     CHECKF(guarded_ops_live_allocations() == 0, "%d backend buffers leaked", guarded_ops_live_allocations());
-    ref_model_free(w.m[0]);
+    ref_model_free(ref);
 }
