@@ -2,6 +2,8 @@
 #include "tests/util.h"
 #include "tests/test.h"
 #include "core/file.h"
+#include "core/rng.h"
+#include "data/runstore.h"
 #include "data/tokenizer.h"
 #include "model/model.h"
 
@@ -78,5 +80,38 @@ int test_make_eos_happy(const char *dir) {
         rc = model_save(m, p, &e);
     }
     model_free(m);
+    return rc;
+}
+
+int test_write_rm_runstore(const char *db, int steps, int group, const char *const *good, const char *const *bad,
+                           int n) {
+    CrError e = {0};
+    RunStore *rs = runstore_open(db, &e);
+    if (!rs) {
+        fprintf(stderr, "    %s\n", e.msg);
+        return -1;
+    }
+    int64_t run = runstore_begin_run(rs, "grpo", "{}", "test", NULL, &e);
+    int rc = run < 0 ? -1 : 0;
+    CrRng rng;
+    cr_rng_init(&rng, 11, 0, 0);
+    for (int s = 0; s < steps && rc == 0; s++) {
+        int64_t pid = -1;
+        if (runstore_step_begin(rs, run, s, &e) != 0 ||
+            (pid = runstore_add_prompt(rs, "t", "Write a Python program that reads n.", &e)) < 0) {
+            rc = -1;
+            break;
+        }
+        for (int g = 0; g < group && rc == 0; g++) {
+            int pass = cr_rng_uniform(&rng) < 0.5, k = (int)(cr_rng_u64(&rng) % (uint64_t)n);
+            RsRollout r = {pid, s, g, pass ? good[k] : bad[k], 6, pass, 0};
+            int64_t rid = runstore_add_rollout(rs, &r, &e);
+            RsExecution x = {rid, pass ? "OK" : "WA", pass, 1, pass, NULL, NULL, 1, 100, 0};
+            if (rid < 0 || runstore_add_execution(rs, &x, &e) <= 0) rc = -1;
+        }
+        if (rc == 0 && runstore_step_commit(rs, &e) != 0) rc = -1;
+    }
+    if (rc) fprintf(stderr, "    %s: %s\n", db, e.msg);
+    runstore_close(rs);
     return rc;
 }

@@ -1,6 +1,6 @@
 /* tests/util.h — helpers shared by the CLI-level tests.
  * Defines: test_run, test_make_tiny_model, test_make_eos_happy, test_write_comment_tasks,
- * test_same_file. */
+ * test_same_file, test_write_rm_runstore. */
 #ifndef CRUCIBLE_TESTS_UTIL_H
 #define CRUCIBLE_TESTS_UTIL_H
 
@@ -23,5 +23,11 @@ int test_make_eos_happy(const char *dir);
 int test_write_comment_tasks(const char *path, int n);
 /* 1 when both files exist and have identical bytes. */
 int test_same_file(const char *a, const char *b);
+/* A run store DB (created) holding one GRPO run of `steps` steps of one prompt each with
+ * `group` rollouts: each passes with probability 1/2 (its completion one of good[0..n),
+ * verdict OK) or fails (one of bad[0..n), verdict WA), drawn from the stream (11, 0, 0)
+ * — the reward model's training data. Returns 0, or -1 with a message on stderr. */
+int test_write_rm_runstore(const char *db, int steps, int group, const char *const *good, const char *const *bad,
+                           int n);
 
 #endif

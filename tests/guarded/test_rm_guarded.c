@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
-#include "data/runstore.h"
 #include "data/tokenizer.h"
 #include "reward/reward_model.h"
 #include "tests/guarded_ops.h"
@@ -22,27 +20,10 @@ TEST(guarded_rm_train_and_score_match_cpu) {
     char db[1024], model[1024], out[2][1024];
     snprintf(db, sizeof db, "%s/run.db", d);
     snprintf(model, sizeof model, "%s/model", d);
+    static const char *const good[] = {"print(n + 1)", "print(a + b)"}, *const bad[] = {"exit(3)", "while True: pass"};
+    CHECK(test_write_rm_runstore(db, 6, 4, good, bad, 2) == 0);
+    if (FAILED()) return;
     CrError e;
-    RunStore *rs = runstore_open(db, &e);
-    CHECKF(rs != NULL, "%s", e.msg);
-    if (!rs) return;
-    int64_t run = runstore_begin_run(rs, "grpo", "{}", "test", NULL, &e);
-    CrRng rng;
-    cr_rng_init(&rng, 11, 0, 0);
-    static const char *good[] = {"print(n + 1)", "print(a + b)"}, *bad[] = {"exit(3)", "while True: pass"};
-    for (int s = 0; s < 6; s++) {
-        CHECK(runstore_step_begin(rs, run, s, &e) == 0);
-        int64_t pid = runstore_add_prompt(rs, "t", "Write a Python program that reads n.", &e);
-        for (int g = 0; g < 4; g++) {
-            int pass = cr_rng_uniform(&rng) < 0.5, k = (int)(cr_rng_u64(&rng) % 2);
-            RsRollout r = {pid, s, g, pass ? good[k] : bad[k], 6, pass, 0};
-            int64_t rid = runstore_add_rollout(rs, &r, &e);
-            RsExecution x = {rid, pass ? "OK" : "WA", pass, 1, pass, NULL, NULL, 1, 100, 0};
-            CHECK(runstore_add_execution(rs, &x, &e) > 0);
-        }
-        CHECK(runstore_step_commit(rs, &e) == 0);
-    }
-    runstore_close(rs);
     const char *dbs[1] = {db};
     double auc[2];
     for (int k = 0; k < 2; k++) {

@@ -4,8 +4,6 @@
 #include "tests/test.h"
 #include "tests/util.h"
 #include "core/file.h"
-#include "core/rng.h"
-#include "data/runstore.h"
 #include "reward/reward_model.h"
 
 #include <math.h>
@@ -28,29 +26,11 @@ TEST(reward_rm_learns_pass_from_run_store) {
     if (FAILED()) return;
     char db[1024];
     snprintf(db, sizeof db, "%s/run.db", d);
+    static const char *const good[] = {"print(n + 1)", "print(a + b)", "print(n * 3)"};
+    static const char *const bad[] = {"int main(void) { return 1; }", "while True: pass", "exit(3)"};
+    CHECK(test_write_rm_runstore(db, 30, 6, good, bad, 3) == 0);
+    if (FAILED()) return;
     CrError e;
-    RunStore *rs = runstore_open(db, &e);
-    CHECKF(rs != NULL, "%s", e.msg);
-    if (!rs) return;
-    int64_t run = runstore_begin_run(rs, "grpo", "{}", "test", NULL, &e);
-    CrRng rng;
-    cr_rng_init(&rng, 11, 0, 0);
-    static const char *good[] = {"print(n + 1)", "print(a + b)", "print(n * 3)"};
-    static const char *bad[] = {"int main(void) { return 1; }", "while True: pass", "exit(3)"};
-    for (int s = 0; s < 30; s++) {
-        CHECK(runstore_step_begin(rs, run, s, &e) == 0);
-        int64_t pid = runstore_add_prompt(rs, "t", "Write a Python program that reads n.", &e);
-        for (int g = 0; g < 6; g++) {
-            int pass = cr_rng_uniform(&rng) < 0.5;
-            int k = (int)(cr_rng_u64(&rng) % 3);
-            RsRollout r = {pid, s, g, pass ? good[k] : bad[k], 6, pass, 0};
-            int64_t rid = runstore_add_rollout(rs, &r, &e);
-            RsExecution x = {rid, pass ? "OK" : "WA", pass, 1, pass, NULL, NULL, 1, 100, 0};
-            CHECK(runstore_add_execution(rs, &x, &e) > 0);
-        }
-        CHECK(runstore_step_commit(rs, &e) == 0);
-    }
-    runstore_close(rs);
     CHECK(test_run("%s rm train --db %s --model %s/model --out %s/rm --epochs 4 --lr 3e-3 --holdout 0.3 "
                    ">%s/rm.json 2>%s/rm.log", test_crucible_bin(), db, d, d, d, d) == 0);
     char p[1024];
