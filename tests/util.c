@@ -7,6 +7,10 @@
 #include "data/tokenizer.h"
 #include "model/model.h"
 
+#ifdef CRUCIBLE_CUDA
+#include "model/cuda/ops_cuda.h"
+#endif
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,4 +118,12 @@ int test_write_rm_runstore(const char *db, int steps, int group, const char *con
     if (rc) fprintf(stderr, "    %s: %s\n", db, e.msg);
     runstore_close(rs);
     return rc;
+}
+
+int test_gpu_visible(void) {
+#ifdef CRUCIBLE_CUDA
+    return crucible_cuda_device_count() > 0;
+#else
+    return 0;
+#endif
 }

@@ -1,6 +1,6 @@
 /* tests/util.h — helpers shared by the CLI-level tests.
  * Defines: test_run, test_make_tiny_model, test_make_eos_happy, test_write_comment_tasks,
- * test_same_file, test_write_rm_runstore. */
+ * test_same_file, test_write_rm_runstore, test_gpu_visible. */
 #ifndef CRUCIBLE_TESTS_UTIL_H
 #define CRUCIBLE_TESTS_UTIL_H
 
@@ -29,5 +29,8 @@ int test_same_file(const char *a, const char *b);
  * — the reward model's training data. Returns 0, or -1 with a message on stderr. */
 int test_write_rm_runstore(const char *db, int steps, int group, const char *const *good, const char *const *bad,
                            int n);
+
+/* 1 when the build has the CUDA backend and a CUDA device is visible. */
+int test_gpu_visible(void);
 
 #endif

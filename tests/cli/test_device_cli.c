@@ -8,22 +8,10 @@
 #include "core/alloc.h"
 #include "core/file.h"
 
-#ifdef CRUCIBLE_CUDA
-#include "model/cuda/ops_cuda.h"
-#endif
-
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-
-static int gpu_visible(void) {
-#ifdef CRUCIBLE_CUDA
-    return crucible_cuda_device_count() > 0;
-#else
-    return 0;
-#endif
-}
 
 /* `crucible ARGS` with stdout and stderr together; exit status, output (malloc'd). */
 static int run_all(const char *args, char **out) {
@@ -81,7 +69,7 @@ TEST(cli_device_bad_values_fail_naming_the_flag) {
     char *d = test_tmpdir();
     CHECK(test_make_tiny_model(d, 1) == 0);
     if (FAILED()) return;
-    int gpu = gpu_visible();
+    int gpu = test_gpu_visible();
     for (int i = 0; i < N_CMDS; i++) {
         char args[2048], *out;
         cmd_line(args, sizeof args, i, d, "bogus");
@@ -116,7 +104,7 @@ TEST(cli_device_bad_values_fail_naming_the_flag) {
 }
 
 TEST(cli_device_cpu_equals_default) {
-    if (gpu_visible()) SKIP("a CUDA device is visible: the default (auto) is cuda there, not compared with cpu");
+    if (test_gpu_visible()) SKIP("a CUDA device is visible: the default (auto) is cuda there, not compared with cpu");
     char *d = test_tmpdir();
     CHECK(test_make_tiny_model(d, 2) == 0);
     if (FAILED()) return;

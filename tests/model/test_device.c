@@ -9,6 +9,7 @@
  *    CPU ops under another name with counted transfers, so that no GPU is needed; the
  *    results must equal the CPU backend's bit for bit. */
 #include "tests/test.h"
+#include "tests/util.h"
 #include "core/alloc.h"
 #include "core/file.h"
 #include "core/rng.h"
@@ -20,23 +21,11 @@
 #include "model/schedule.h"
 #include "tests/model/model_tiny.h"
 
-#ifdef CRUCIBLE_CUDA
-#include "model/cuda/ops_cuda.h"
-#endif
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int gpu_visible(void) {
-#ifdef CRUCIBLE_CUDA
-    return crucible_cuda_device_count() > 0;
-#else
-    return 0;
-#endif
-}
 
 TEST(model_device_parse_values) {
     CrError e;
@@ -56,7 +45,7 @@ TEST(model_device_parse_values) {
 }
 
 TEST(model_device_cuda_without_gpu_fails_cleanly) {
-    if (gpu_visible()) SKIP("a CUDA device is visible: the no-GPU error path is not exercised here");
+    if (test_gpu_visible()) SKIP("a CUDA device is visible: the no-GPU error path is not exercised here");
     CrError e;
     CHECK(device_open("cuda", &e) == NULL);
     CHECKF(strstr(e.msg, "--device cuda") != NULL, "%s", e.msg);
