@@ -173,6 +173,18 @@ static void body_cuda_sft_step_matches_cpu(TestCtx *t_) {
 
 /* ---- GRPO ------------------------------------------------------------------------ */
 
+/* Parameters of the k_opts tiny model (the length of grpo_case's result). */
+static size_t tiny_param_count(void) {
+    ModelConfig c;
+    tiny_config(&c, k_opts);
+    CrError e;
+    Model *shape = model_create(&c, &e);
+    if (!shape) return 0;
+    size_t n = shape->n_params;
+    model_free(shape);
+    return n;
+}
+
 static float *grpo_case(TestCtx *t_, const Ops *ops, float lr, double *loss) {
     static const int32_t p0[] = {1, 5, 9, 2}, p1[] = {1, 7, 3, 3, 8, 6};
     static const int32_t c00[] = {11, 12, 13, 2}, c01[] = {20, 2}, c10[] = {4, 4, 4, 4, 30, 2}, c11[] = {41, 17, 2};
@@ -209,12 +221,7 @@ static void body_cuda_grpo_step_matches_cpu(TestCtx *t_) {
     float *pc = grpo_case(t_, ops_cpu(), 1e-4f, &lc), *p32 = grpo_case(t_, ops_cuda(), 1e-4f, &l32);
     float *pc16 = grpo_case(t_, ops_cpu(), 1e-2f, &lc16), *p16 = grpo_case(t_, ops_cuda_bf16(), 1e-2f, &l16);
     if (!pc || !p32 || !pc16 || !p16) return;
-    ModelConfig c;
-    tiny_config(&c, k_opts);
-    CrError e;
-    Model *shape = model_create(&c, &e);
-    size_t n = shape->n_params;
-    model_free(shape);
+    size_t n = tiny_param_count();
     double e32 = test_rel_err(p32, pc, n), e16 = test_rel_err(p16, pc16, n), moved = test_rel_err(pc16, pc, n);
     fprintf(stderr, "    grpo step (mu 2, beta 0.04): loss cpu %.7g fp32 %.7g | cpu %.7g bf16 %.7g; params err fp32 %.3g "
             "bf16 %.3g (lr 1e-2 moved them by %.3g)\n", lc, l32, lc16, l16, e32, e16, moved);
@@ -244,12 +251,7 @@ TEST(cuda_host_grpo_step_on_guarded_backend) {
     double lc = 0, lg = 0;
     float *pc = grpo_case(t_, ops_cpu(), 1e-2f, &lc), *pg = grpo_case(t_, guarded_ops(), 1e-2f, &lg);
     if (!pc || !pg) return;
-    ModelConfig c;
-    tiny_config(&c, k_opts);
-    CrError e;
-    Model *shape = model_create(&c, &e);
-    size_t n = shape->n_params;
-    model_free(shape);
+    size_t n = tiny_param_count();
     CHECKF(lg == lc, "guarded GRPO loss %.9g vs cpu %.9g", lg, lc);
     CHECKF(memcmp(pg, pc, sizeof(float) * n) == 0, "guarded GRPO step parameters differ from the CPU step's");
     CHECKF(guarded_ops_live_allocations() == 0, "%d backend buffers leaked", guarded_ops_live_allocations());
