@@ -167,8 +167,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         !(c->temperature >= 0) || !(c->top_p > 0) || c->overlong_buffer < 0 || c->overlong_buffer > c->max_new_tokens)
         return cr_error_set(e, "grpo: invalid hyper-parameters (steps, group, prompts-per-step, mu >= 1; lr > 0; beta, eps >= 0; "
                                "0 <= overlong-buffer <= max-new-tokens)");
-    if (!(c->beta1 >= 0 && c->beta1 < 1) || !(c->beta2 >= 0 && c->beta2 < 1))
-        return cr_error_set(e, "grpo: --beta1 and --beta2 (AdamW) must be in [0, 1), got %g and %g", c->beta1, c->beta2);
+    AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, 1e-8f, (float)c->weight_decay};
+    if (adamw_check_config(acfg, e)) return cr_error_prefix(e, "grpo: --lr, --beta1, --beta2, --weight-decay");
     GrpoLossConfig lcfg = grpo_loss_config_default();
     if (grpo_loss_type_parse(c->loss_type, &lcfg.type, e)) return -1;
     lcfg.eps_low = c->eps_low;
@@ -238,7 +238,6 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     tok_path = cr_path_join(resume_from ? resume_from : c->model_dir, "tokenizer.json");
     tok = tokenizer_load(tok_path, e);
     if (!tok) { cr_error_prefix(e, "grpo: the model directory needs a tokenizer.json"); goto out; }
-    AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, 1e-8f, (float)c->weight_decay};
     if (resume_from) {
         m = checkpoint_load_ops(resume_from, ops, &opt, &state_js, e);
         if (!m) goto out;

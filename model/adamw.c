@@ -11,14 +11,19 @@ AdamWConfig adamw_default_config(void) {
     return (AdamWConfig){.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
 }
 
-int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e) {
-    memset(opt, 0, sizeof *opt);
+int adamw_check_config(AdamWConfig cfg, CrError *e) {
     if (!isfinite(cfg.lr) || cfg.lr < 0) return cr_error_set(e, "adamw: lr must be >= 0, got %g", cfg.lr);
     if (!(cfg.beta1 >= 0 && cfg.beta1 < 1)) return cr_error_set(e, "adamw: beta1 must be in [0, 1), got %g", cfg.beta1);
     if (!(cfg.beta2 >= 0 && cfg.beta2 < 1)) return cr_error_set(e, "adamw: beta2 must be in [0, 1), got %g", cfg.beta2);
     if (!(cfg.eps > 0) || !isfinite(cfg.eps)) return cr_error_set(e, "adamw: eps must be > 0, got %g", cfg.eps);
     if (!(cfg.weight_decay >= 0) || !isfinite(cfg.weight_decay))
         return cr_error_set(e, "adamw: weight_decay must be >= 0, got %g", cfg.weight_decay);
+    return 0;
+}
+
+int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e) {
+    memset(opt, 0, sizeof *opt);
+    if (adamw_check_config(cfg, e)) return -1;
     if (!m->grads) return cr_error_set(e, "adamw: the model has no gradients (created by model_create_infer)");
     opt->cfg = cfg;
     opt->ops = m->ops ? m->ops : ops_cpu();

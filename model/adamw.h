@@ -1,5 +1,5 @@
 /* model/adamw.h — AdamW with fp32 moments and decoupled weight decay.
- * Defines: AdamWConfig, AdamW, adamw_init, adamw_step, adamw_update, adamw_free.
+ * Defines: AdamWConfig, AdamW, adamw_check_config, adamw_init, adamw_step, adamw_update, adamw_free.
  *
  * Semantics are torch.optim.AdamW's (amsgrad=False, maximize=False), per element, with
  * t = the step count after incrementing:
@@ -40,8 +40,12 @@ typedef struct AdamW {
 
 /* torch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0.01. */
 AdamWConfig adamw_default_config(void);
-/* Zero moments for m's tensors. Error if the config is out of range (lr < 0, betas
- * outside [0, 1), eps <= 0, weight decay < 0, or any of them non-finite), or a model
+/* 0, or -1 with e set naming the field when the config is out of range (lr < 0, betas
+ * outside [0, 1), eps <= 0, weight decay < 0, or any of them non-finite). Trainers check
+ * their options with it before a run, fresh or resumed (a resumed run takes the
+ * command's config over the checkpoint's moments). */
+int adamw_check_config(AdamWConfig cfg, CrError *e);
+/* Zero moments for m's tensors. Error if adamw_check_config rejects cfg, or for a model
  * without gradients (model_create_infer). */
 int adamw_init(AdamW *opt, const Model *m, AdamWConfig cfg, CrError *e);
 /* One step on every tensor using m->grads, at learning rate lr (cfg.lr is not used

@@ -103,6 +103,8 @@ int sft_train(const SftConfig *c, CrError *e) {
     if (c->epochs <= 0 || c->batch_tokens < 2 || c->grad_accum <= 0 || c->max_seq_len < 2 || !(c->lr > 0) ||
         c->fim_rate < 0 || c->fim_rate > 1 || c->warmup < 0)
         return cr_error_set(e, "sft: invalid hyper-parameters (epochs, batch-tokens, grad-accum, max-seq-len, lr > 0; fim-rate in [0,1]; warmup >= 0)");
+    AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->adam_eps, (float)c->weight_decay};
+    if (adamw_check_config(acfg, e)) return cr_error_prefix(e, "sft: --lr, --beta1, --beta2, --weight-decay");
     int rc = -1;
     Model *m = NULL;
     Tokenizer *tok = NULL;
@@ -130,7 +132,6 @@ int sft_train(const SftConfig *c, CrError *e) {
     }
     tok = tokenizer_load(tok_path, e);
     if (!tok) { cr_error_prefix(e, "sft: the model directory needs a tokenizer.json"); goto out; }
-    AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->adam_eps, (float)c->weight_decay};
     if (resume_from) {
         m = checkpoint_load_ops(resume_from, ops, &opt, &state_js, e);
         if (!m) goto out;

@@ -45,6 +45,14 @@ TEST(sft_cli_trains_and_resumes_bit_exactly) {
     snprintf(wa, sizeof wa, "%s/a/final/model.safetensors", d);
     snprintf(wb, sizeof wb, "%s/b/final/model.safetensors", d);
     CHECKF(test_same_file(wa, wb), "resumed weights differ from the uninterrupted run's");
+    /* a resumed run checks its optimizer options as a fresh one does, and writes nothing */
+    CHECK(test_run("%s sft --model %s/model --out %s/b " SFT_ARGS " --resume --beta2 1 2>%s/bad.log", bin, d, d, d) != 0);
+    char bl[1024];
+    snprintf(bl, sizeof bl, "%s/bad.log", d);
+    char *bad = cr_read_file(bl, NULL, NULL);
+    CHECKF(bad && strstr(bad, "--beta2"), "stderr: %s", bad ? bad : "(none)");
+    free(bad);
+    CHECKF(test_same_file(wa, wb), "the rejected resume changed the final weights");
     /* the store holds each step exactly once and the loss went down */
     char db[1024];
     snprintf(db, sizeof db, "%s/b/run.db", d);
