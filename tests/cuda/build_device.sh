@@ -14,8 +14,8 @@ CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 mkdir -p $B/gen $B/obj
 # The GPU tests: tests/cuda/*.c, the transformers-fixture parity tests (whose cuda_parity_*
 # run the committed fixtures on the GPU), the guarded test backend they share, and the
-# two-engine forward harness of the rollout tests.
-SRCS="tests/cuda/*.c tests/model/test_parity.c tests/guarded_ops.c tests/rollout/forward_twin.c"
+# rollout tests' two-engine forward harness and generate helper.
+SRCS="tests/cuda/*.c tests/model/test_parity.c tests/guarded_ops.c tests/rollout/forward_twin.c tests/rollout/generate.c"
 cat /dev/null $SRCS | sed -n 's/^TEST(\([A-Za-z0-9_]*\)).*/X(\1)/p' > $B/gen/test_list.h
 CF="-std=c17 -O2 -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE -DCRUCIBLE_CUDA -I. -I$CUDA_HOME/include"
 gcc $CF -I$B/gen -c tests/main.c -o $B/obj/main.o

@@ -40,6 +40,7 @@
 #include "model/ops.h"
 #include "tests/cuda/buffers.h"
 #include "tests/rollout/forward_twin.h"
+#include "tests/rollout/generate.h"
 #include "rollout/forward_ops.h"
 #include "rollout/kv_cache.h"
 #include "rollout/rollout.h"
@@ -125,19 +126,6 @@ static const char k_cfg[] =
     "\"original_max_position_embeddings\":64,\"beta_fast\":32,\"beta_slow\":1,\"mscale\":0.707,"
     "\"mscale_all_dim\":0.707},\"bos_token_id\":0,\"eos_token_id\":1}";
 
-static Sample *generate(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens,
-                        RolloutStats *st) {
-    CrError e;
-    Sample *out = calloc((size_t)n * G, sizeof *out);
-    RolloutEngine *r = rollout_create(m, NULL, 4096, &e);
-    CHECKF(r != NULL, "%s", e.msg);
-    if (!r) return out;
-    CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, sp, 0, out, &e) == 0, "%s", e.msg);
-    if (st) *st = rollout_stats(r);
-    rollout_free(r);
-    return out;
-}
-
 static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float temperature) {
     int n = 3, G = 2, V = mc->cfg.vocab_size, K = mc->cfg.num_experts_per_tok, n_moe = 0;
     for (int l = 0; l < mc->cfg.num_hidden_layers; l++) n_moe += model_layer_is_moe(&mc->cfg, l);
@@ -155,7 +143,8 @@ static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float tem
     sp.record_experts = 1;
     sp.seed = cr_rng_u64(g);
     RolloutStats st;
-    Sample *a = generate(t_, mc, n, G, &sp, pr, lens, NULL), *b = generate(t_, mg, n, G, &sp, pr, lens, &st);
+    Sample *a = test_generate(t_, mc, 4096, n, G, &sp, pr, lens, NULL),
+           *b = test_generate(t_, mg, 4096, n, G, &sp, pr, lens, &st);
     CHECKF(st.attn_mha_rows >= lens[2], "GPU prefill: %ld rows through the MHA form, fewer than the %d-token prompt",
            st.attn_mha_rows, lens[2]);
     double worst = 0;

@@ -19,6 +19,7 @@
 #include "rollout/rollout.h"
 #include "tests/guarded_ops.h"
 #include "tests/rollout/forward_twin.h"
+#include "tests/rollout/generate.h"
 #include "tests/rollout/ref_model.h"
 
 static const char k_cfg[] =
@@ -27,20 +28,6 @@ static const char k_cfg[] =
     " \"n_shared_experts\": 1, \"first_k_dense_replace\": 1, \"kv_lora_rank\": 16, \"q_lora_rank\": 24,"
     " \"qk_nope_head_dim\": 8, \"qk_rope_head_dim\": 8, \"v_head_dim\": 8, \"max_position_embeddings\": 256,"
     " \"topk_method\": \"group_limited_greedy\", \"n_group\": 3, \"topk_group\": 2}";
-
-static Sample *run(TestCtx *t_, Model *m, int n, int G, const SampleParams *sp, int32_t **pr, const int *lens,
-                   RolloutStats *st) {
-    CrError e;
-    Sample *out = calloc((size_t)n * G, sizeof *out);
-    /* a small budget: forks share blocks, finished samples free theirs, waiting ones reuse them */
-    RolloutEngine *r = rollout_create(m, NULL, 160, &e);
-    CHECKF(r != NULL, "%s", e.msg);
-    if (!r) return out;
-    CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, sp, 0, out, &e) == 0, "%s", e.msg);
-    if (st) *st = rollout_stats(r);
-    rollout_free(r);
-    return out;
-}
 
 TEST(rollout_guarded_backend_generate) {
     Model *ref = ref_model_new(k_cfg, 61, 0.35f);
@@ -68,10 +55,11 @@ TEST(rollout_guarded_backend_generate) {
         sp.record_experts = 1;
         sp.seed = 7 + (uint64_t)c;
         setenv("CRUCIBLE_ROLLOUT_OPS", "1", 1);
-        Sample *a = run(t_, ref, n, G, &sp, pr, lens, NULL);
+        /* a small budget: forks share blocks, finished samples free theirs, waiting ones reuse them */
+        Sample *a = test_generate(t_, ref, 160, n, G, &sp, pr, lens, NULL);
         unsetenv("CRUCIBLE_ROLLOUT_OPS");
         RolloutStats st;
-        Sample *b = run(t_, m, n, G, &sp, pr, lens, &st);
+        Sample *b = test_generate(t_, m, 160, n, G, &sp, pr, lens, &st);
         CHECKF(st.attn_mha_rows == 30, "the 30-token prompt's prefill took the MHA form for %ld rows, not 30",
                st.attn_mha_rows);
         long tokens = 0;
