@@ -5,7 +5,7 @@
  *   build/bench/cuda_decode [--layers 27] [--seqs 1,64,256] [--prompt 1000] [--gen 1000]
  *                           [--table bf16|fp32] [--fit layers|seqs] [--reserve-gib 6]
  *                           [--peer FILE.json] [--out FILE.json] [--print-plan]
- *                           [--moe slots|indexed]
+ *                           [--moe auto|slots|indexed]
  *
  * Model: the Lite config (hidden 2048, 27 layers, 16 heads, MLA kv_lora_rank 512 without
  * q-LoRA, qk 128 + 64 rope, v 128, layer 0 dense with intermediate 10944, layers 1..26
@@ -52,10 +52,11 @@
  * with the same t1/tN method); ratios are printed only for runs of identical shape
  * (seqs, layers, prompt, gen). tests/cuda/cuda_check.sh runs peer and bench in one call.
  *
- * --moe sets CRUCIBLE_CUDA_MOE_SMALL for the run (model/cuda/ops_cuda.h): slots (the
- * H100-verified kernels, model.c's 64-slot threshold) or indexed (experts grouped on the
+ * --moe sets CRUCIBLE_CUDA_MOE_SMALL for the run (model/cuda/ops_cuda.h): slots (each
+ * slot reads its expert; model.c's 64-slot threshold), indexed (experts grouped on the
  * device, read once per call; the threshold becomes 4096 slots, so every B <= 682 takes
- * the op without a host sync); unset, the environment's choice. The JSON records it.
+ * the op without a host sync) or auto (the default: slots up to 64 slots, indexed
+ * above); unset, the environment's choice. The JSON records it.
  *
  * The arithmetic (config, parameter count, memory plan, experts, bytes per step) is in
  * bench/decode_plan.h, checked on the CPU by tests/bench/test_decode_plan.c.
@@ -274,7 +275,7 @@ int main(int argc, char **argv) {
         {"peer", ARG_STR, &peer_path, "JSON of bench/cuda_decode_hf.py: print ratios for identical shapes", 0},
         {"out", ARG_STR, &out_path, "write the results as JSON to this file", 0},
         {"print-plan", ARG_BOOL, &print_plan, "print the shapes that fit (B:layers,...) and exit", 0},
-        {"moe", ARG_STR, &moe, "routed experts of decode: slots or indexed (sets CRUCIBLE_CUDA_MOE_SMALL)", 0},
+        {"moe", ARG_STR, &moe, "routed experts of decode: auto, slots or indexed (sets CRUCIBLE_CUDA_MOE_SMALL)", 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e;
@@ -293,8 +294,8 @@ int main(int argc, char **argv) {
                          "--table bf16|fp32, --fit layers|seqs, --reserve-gib >= 0");
         return 2;
     }
-    if (moe && strcmp(moe, "slots") && strcmp(moe, "indexed")) {
-        fprintf(stderr, "cuda_decode: --moe: expected slots or indexed, got '%s'\n", moe);
+    if (moe && strcmp(moe, "auto") && strcmp(moe, "slots") && strcmp(moe, "indexed")) {
+        fprintf(stderr, "cuda_decode: --moe: expected auto, slots or indexed, got '%s'\n", moe);
         return 2;
     }
     if (moe && setenv("CRUCIBLE_CUDA_MOE_SMALL", moe, 1) != 0) {
@@ -302,7 +303,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *moe_env = getenv("CRUCIBLE_CUDA_MOE_SMALL");
-    const char *moe_mode = moe_env && *moe_env ? moe_env : "slots";
+    const char *moe_mode = moe_env && *moe_env ? moe_env : "auto";
     int P = (int)prompt, N = (int)gen, Lreq = (int)layers;
     /* --print-plan's stdout is the plan only: without a device it is empty (exit 1) */
     const Ops *ops = crucible_cuda_device_count() <= 0 ? NULL : strcmp(table, "fp32") ? ops_cuda_bf16() : ops_cuda();

@@ -30,6 +30,7 @@ int main(void) {
 #include <cuda_runtime.h>
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/rng.h"
 #include "model/cuda/ops_cuda.h"
@@ -78,6 +79,12 @@ static void record(const char *name, double ms, double work, const char *unit) {
     r->unit = unit;
     printf("  %-44s %9.3f ms  %8.2f %s\n", name, ms, r->rate, unit);
     fflush(stdout);
+}
+
+static double now_wall(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
 static CrRng g_rng;
@@ -195,7 +202,7 @@ static void run_norm(void *p) {
     c->o->rmsnorm_backward(c->dx, c->D, c->dw, c->dout, c->D, c->x, c->D, c->w, c->rstd, c->N, c->D);
 }
 
-/* CRUCIBLE_BENCH_ONLY=gemm,attention,experts,decode,dispatch,rmsnorm,lmhead: time only
+/* CRUCIBLE_BENCH_ONLY=gemm,attention,experts,decode,dispatch,rmsnorm,lmhead,latency: time only
  * those sections (a lent machine gives one command 10 minutes); unset: all */
 static int want(const char *section) {
     const char *only = getenv("CRUCIBLE_BENCH_ONLY");
@@ -443,6 +450,69 @@ int main(int argc, char **argv) {
         float *bufs[] = {c.y, c.W, c.logp, c.lse, c.scratch, c.dlogp, c.dy, c.dW};
         for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) o->free(bufs[i]);
         o->free(c.tg);
+    }
+    if (want("latency")) {  /* host wall time per call of what one batch-1 decode step calls */
+        const Ops *o = tables[1];
+        float *x = drand(o, 102400 * 2, 1), *W = drand(o, (size_t)102400 * 2048, 0.02f), *y = drand(o, 102400 * 2, 1);
+        int32_t *tok = dints(o, (const int32_t[4]){0, 0, 0, 0}, 4);
+        double *uni = o->alloc(sizeof(double) * 4), hu[4] = {0.5, 0.5, 0.5, 0.5};
+        o->upload(uni, hu, sizeof hu);
+        char hb[64];
+        void *pinned = NULL;
+        if (cudaMallocHost(&pinned, 64) != cudaSuccess) { fprintf(stderr, "cudaMallocHost failed\n"); return 1; }
+        OpsSampler sc = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .min_p = 0.0f};
+        enum { R = 200 };
+        for (int kind = 0; kind < 9; kind++) {
+            static const char *const names[9] = {
+                "latency upload 16 B (pageable)", "latency download 12 B (pageable)", "latency cudaMemcpy D2H 12 B pinned",
+                "latency add 2048 (launch, no sync)", "latency add 2048 + download", "latency gemm bf16 1x3072x2048 (launch)",
+                "latency gemm 1x102400x2048 + download", "latency sample_rows 1x102400 + download",
+                "latency rmsnorm 1x2048 (launch)"};
+            o->download(hb, tok, 4);
+            double t0 = now_wall();
+            for (int i = 0; i < R; i++) switch (kind) {
+                case 0: o->upload(uni, hu, 16); break;
+                case 1: o->download(hb, tok, 12); break;
+                case 2: if (cudaMemcpy(pinned, tok, 12, cudaMemcpyDeviceToHost) != cudaSuccess) exit(1); break;
+                case 3: o->add(y, x, 2048); break;
+                case 4: o->add(y, x, 2048); o->download(hb, tok, 4); break;
+                case 5: o->gemm(0, 1, 1, 3072, 2048, 1.0f, x, 2048, W, 2048, 0.0f, y, 3072); break;
+                case 6: o->gemm(0, 1, 1, 102400, 2048, 1.0f, x, 2048, W, 2048, 0.0f, y, 102400); o->download(hb, tok, 4); break;
+                case 7: o->sample_rows(tok, y, y + 1, x, 1, 102400, &sc, uni); o->download(hb, tok, 12); break;
+                case 8: o->rmsnorm_forward(y, 2048, y + 4096, x, 2048, W, 1, 2048, 1e-6f); break;
+            }
+            double issue = now_wall() - t0;
+            o->download(hb, tok, 4);
+            double all = now_wall() - t0;
+            printf("  %-44s %9.1f us/call issued, %9.1f us/call to completion\n", names[kind], 1e6 * issue / R, 1e6 * all / R);
+            record(names[kind], 1e3 * all / R, 1e-3, "k calls/s");
+        }
+        /* a Lite projection (N 3072, K 2048) at decode batch sizes: the GEMV kernel (M <= 8,
+         * model/cuda/gemv_small.cu) against cuBLAS (CRUCIBLE_CUDA_GEMV=0), both tables:
+         * host time per call issued back to back, and the device time (events) */
+        for (int k = 0; k < 2; k++)
+            for (int gv = 0; gv < 2; gv++)
+                for (int Mi = 0; Mi < 3; Mi++) {
+                    static const int Ms[3] = {1, 8, 64};
+                    int M = Ms[Mi];
+                    if (gv == 0 && M > 8) continue;  /* no GEMV there: the cuBLAS row covers it */
+                    if (setenv("CRUCIBLE_CUDA_GEMV", gv == 0 ? "1" : "0", 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+                    GemmCtx c = {tables[k], M, 3072, 2048, x, W, y};
+                    o->download(hb, tok, 4);
+                    double t0 = now_wall();
+                    for (int i = 0; i < R; i++) run_gemm(&c);
+                    double issue = now_wall() - t0;
+                    o->download(hb, tok, 4);
+                    double all = now_wall() - t0, ev = time_ms(run_gemm, &c);
+                    char name[64];
+                    snprintf(name, sizeof name, "latency gemm %s %s %dx3072x2048", tn[k], gv == 0 ? "gemv" : "cublas", M);
+                    printf("  %-44s %9.1f us/call issued, %9.1f us/call to completion, device %.1f us\n", name,
+                           1e6 * issue / R, 1e6 * all / R, 1e3 * ev);
+                    record(name, ev, 4.0 * 3072 * 2048 / 1e9, "GB/s");
+                }
+        unsetenv("CRUCIBLE_CUDA_GEMV");
+        cudaFreeHost(pinned);
+        o->free(x), o->free(W), o->free(y), o->free(tok), o->free(uni);
     }
     printf("\n%-46s %10s %10s\n", "op (CUDA backend)", "ms", "rate");
     for (int i = 0; i < g_nrows; i++)

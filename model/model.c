@@ -707,8 +707,8 @@ static void infer_carve(Model *m, Carver *cv, int N) {
  * ~4-5 us of host time each, which the idle GPU waits on: ~18 us x u. At N*K = 6 (batch 1)
  * ~60 us vs ~105 us + the sync; at 64 (u ~ 41) ~640 vs ~730 us; at 96 (u ~ 50) ~960 vs
  * ~900 us: the small path wins up to about 64-96 slots, i.e. batch <= 10 at top-6.
- * A backend whose kernels read each selected expert once per call (the CUDA one under
- * CRUCIBLE_CUDA_MOE_SMALL=indexed) raises it through Ops.moe_experts_small_slots.
+ * A backend whose kernels read each selected expert once per call (the CUDA one unless
+ * CRUCIBLE_CUDA_MOE_SMALL=slots) raises it through Ops.moe_experts_small_slots.
  * CRUCIBLE_MOE_SMALL_SLOTS=n overrides both (0: always dispatch; a value that is not a
  * non-negative integer is ignored), for benchmarks and for tests comparing the paths. */
 enum { MOE_SMALL_SLOTS = 64 };

@@ -228,8 +228,8 @@ typedef struct Ops {
                               const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K);
     /* The largest N*K for which this backend's moe_experts_small (as currently selected)
      * should be preferred over the dispatched path, or 0 for the caller's default (model.c:
-     * 64). The CUDA backend answers 4096 under CRUCIBLE_CUDA_MOE_SMALL=indexed (each
-     * selected expert read once per call), else 0. NULL: the default (the CPU backend). */
+     * 64). The CUDA backend answers 4096 unless CRUCIBLE_CUDA_MOE_SMALL=slots (above 64
+     * slots its op reads each selected expert once per call), else 0. NULL: the default (the CPU backend). */
     long (*moe_experts_small_slots)(void);
 
     /* ---- parameters (optional) ----------------------------------------------------- */

@@ -48,6 +48,11 @@ void cuda_gemm_batched(cublasComputeType_t ct, int transA, int transB, int M, in
 // Row-major gemm (cblas semantics) with a chosen cuBLAS compute type.
 void cuda_gemm_ex(cublasComputeType_t ct, int transA, int transB, int M, int N, int K, float alpha,
                   const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+// C = alpha A B^T + beta C on the GPU's own kernel when A has 1..8 rows (model/cuda/
+// gemv_small.cu; transA = 0, transB = 1, K > 0, CRUCIBLE_CUDA_GEMV not 0): returns 1 when
+// it ran, 0 to leave the product to cuBLAS.
+int cuda_gemv_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc);
 // The fp32 gemm used by composite ops of the fp32 table and the bf16 table alike is
 // selected through this pointer-free helper: composite ops take the table's gemm.
 typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float,

@@ -21,15 +21,22 @@
  *    tiles in shared memory, fp32 softmax and accumulation, no score scratch; NOT yet
  *    run on a GPU) or flash (the fused fp32 kernels); another value is an error.
  *    ops_cuda_bf16_wmma() is ops_cuda_bf16() with the wmma kernels always.
+ *    GEMMs C = alpha A B^T + beta C with 1..8 rows in A (decode steps' linear layers) run
+ *    on the backend's own kernel in both tables (model/cuda/gemv_small.cu: one warp per
+ *    output column, weights read once, fp32 accumulation, no cuBLAS call: cublasGemmEx cost
+ *    ~0.5 ms of host time per call at those shapes on the H100); CRUCIBLE_CUDA_GEMV=0, read
+ *    per call, sends them to cuBLAS as before.
  *    moe_experts_small (model/cuda/moe_small.cu: no GEMM, no host synchronisation) is the
- *    same fp32 kernel pair in all four tables. CRUCIBLE_CUDA_MOE_SMALL, read on every
- *    call, selects its kernels: slots (unset or empty: the default, verified on the H100;
- *    each slot reads its expert's weights) or indexed (model/cuda/moe_indexed.cu: the
- *    slots grouped by expert on the device, each selected expert's weights read once per
- *    call, still no host synchronisation; NOT yet run on a GPU); another value is an
- *    error. moe_experts_small_slots answers 4096 under indexed (model.c then takes the op
- *    up to 4096 slots, e.g. batch 682 at top-6; CRUCIBLE_MOE_SMALL_SLOTS still overrides),
- *    else 0 (model.c's default, 64). The indexed kernels use the context's big scratch:
+ *    same fp32 kernels in all four tables. CRUCIBLE_CUDA_MOE_SMALL, read on every call,
+ *    selects them: slots (each slot reads its expert's weights), indexed
+ *    (model/cuda/moe_indexed.cu: the slots grouped by expert on the device, each selected
+ *    expert's weights read once per call, still no host synchronisation) or auto (unset
+ *    or empty: the default; slots up to 64 slots, where they are faster, indexed above);
+ *    another value is an error. All three verified on the H100 (2026-11-23).
+ *    moe_experts_small_slots answers 4096 under auto and indexed (model.c then takes the
+ *    op up to 4096 slots, e.g. batch 682 at top-6, instead of the dispatched path's
+ *    per-expert GEMMs and host sync; CRUCIBLE_MOE_SMALL_SLOTS still overrides), 0 under
+ *    slots (model.c's default, 64). The indexed kernels use the context's big scratch:
  *    (2 N K + 2) int32 + N K D floats.
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads

@@ -15,7 +15,7 @@
  * one expert in every row, a group of 200 slots, E 160: more groups than grid.y) with CRUCIBLE_CUDA_MOE_SMALL=indexed (model/cuda/moe_indexed.cu:
  * slots grouped by expert on the device); its time line counts each distinct expert's
  * weights once (the bytes the kernels must read), and the table's moe_experts_small_slots
- * must answer 4096 (0 without the variable). */
+ * must answer 4096 (also unset: auto; 0 under slots). */
 #include "tests/test.h"
 
 #ifdef CRUCIBLE_CUDA
@@ -180,11 +180,14 @@ static void body(TestCtx *t_, int indexed) {
     CrRng r;
     cr_rng_init(&r, seed, 0x5A11, (uint64_t)indexed);
     const Ops *tables[3] = {ops_cuda(), ops_cuda_bf16(), ops_cuda_flash()};
-    if (!indexed) CHECK(unsetenv("CRUCIBLE_CUDA_MOE_SMALL") == 0); /* the slots kernels, whatever the caller set */
+    /* the slots kernels, whatever the caller set (unset is auto: indexed above 64 slots) */
+    if (!indexed) CHECK(setenv("CRUCIBLE_CUDA_MOE_SMALL", "slots", 1) == 0);
     if (indexed) {
         CHECK(unsetenv("CRUCIBLE_CUDA_MOE_SMALL") == 0);
-        CHECKF(tables[0]->moe_experts_small_slots && tables[0]->moe_experts_small_slots() == 0,
-               "moe_experts_small_slots without CRUCIBLE_CUDA_MOE_SMALL");
+        CHECKF(tables[0]->moe_experts_small_slots && tables[0]->moe_experts_small_slots() == 4096,
+               "moe_experts_small_slots without CRUCIBLE_CUDA_MOE_SMALL (auto)");
+        CHECK(setenv("CRUCIBLE_CUDA_MOE_SMALL", "slots", 1) == 0);
+        CHECKF(tables[0]->moe_experts_small_slots() == 0, "moe_experts_small_slots under slots");
         CHECK(setenv("CRUCIBLE_CUDA_MOE_SMALL", "indexed", 1) == 0);
         for (int t = 0; t < 3; t++)
             CHECKF(tables[t]->moe_experts_small_slots() == 4096, "%s: moe_experts_small_slots under indexed",
@@ -194,7 +197,7 @@ static void body(TestCtx *t_, int indexed) {
     if (indexed)
         for (size_t i = 0; i < sizeof k_indexed_cases / sizeof *k_indexed_cases; i++)
             check_case(t_, &r, &k_indexed_cases[i], tables, 3, indexed);
-    if (indexed) unsetenv("CRUCIBLE_CUDA_MOE_SMALL");
+    unsetenv("CRUCIBLE_CUDA_MOE_SMALL");
 }
 
 #endif /* CRUCIBLE_CUDA */

@@ -114,10 +114,16 @@ static int rndi(H *h, int lo, int hi) { return lo + (int)(cr_rng_u64(&h->rng) % 
 
 /* ---- GEMM --------------------------------------------------------------------------- */
 
-static void gemm_case(H *h, const Ops *g, double tol, int ta, int tb, int M, int N, int K, float alpha, float beta) {
-    int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
+/* tight: leading dimensions equal to the rows (16-byte aligned rows when the row lengths
+ * are multiples of 4) and, with beta 0, C poisoned with NaN; else padded rows. */
+static void gemm_case_ld(H *h, const Ops *g, double tol, int ta, int tb, int M, int N, int K, float alpha, float beta,
+                         int tight) {
+    int lda = (ta ? M : K) + (tight ? 0 : 3), ldb = (tb ? K : N) + (tight ? 0 : 1), ldc = N + (tight ? 0 : 2);
     size_t na = (size_t)(ta ? K : M) * lda, nb = (size_t)(tb ? N : K) * ldb, nc = (size_t)M * ldc;
-    float *A = rnd(h, na, 1), *B = rnd(h, nb, 1), *C = rnd(h, nc, 1), *Cref = fcopy(C, nc);
+    float *A = rnd(h, na, 1), *B = rnd(h, nb, 1), *C = rnd(h, nc, 1);
+    if (tight && beta == 0.0f)
+        for (size_t i = 0; i < nc; i++) C[i] = NAN;
+    float *Cref = fcopy(C, nc);
     float *dA = dput(h, A, 4 * na), *dB = dput(h, B, 4 * nb), *dC = dput(h, C, 4 * nc);
     h->cpu->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Cref, ldc);
     g->gemm(ta, tb, M, N, K, alpha, dA, lda, dB, ldb, beta, dC, ldc);
@@ -126,6 +132,9 @@ static void gemm_case(H *h, const Ops *g, double tol, int ta, int tb, int M, int
     cmpf(h, what, dC, Cref, nc, tol);
     g->free(dA), g->free(dB), g->free(dC);
     free(A), free(B), free(C), free(Cref);
+}
+static void gemm_case(H *h, const Ops *g, double tol, int ta, int tb, int M, int N, int K, float alpha, float beta) {
+    gemm_case_ld(h, g, tol, ta, tb, M, N, K, alpha, beta, 0);
 }
 
 static void body_cuda_ops_gemm(TestCtx *t_) {
@@ -138,6 +147,16 @@ static void body_cuda_ops_gemm(TestCtx *t_) {
                 gemm_case(h, tables[k], tols[k], ta, tb, rndi(h, 1, 97), rndi(h, 1, 130), rndi(h, 1, 300), 0.7f, 0.0f);
                 gemm_case(h, tables[k], tols[k], ta, tb, rndi(h, 1, 97), rndi(h, 1, 130), rndi(h, 1, 300), 1.0f, 1.0f);
             }
+    /* 1..8 rows of A times B^T (a decode step's linear layers): model/cuda/gemv_small.cu,
+     * fp32 accumulation in both tables, float4 rows (tight, K % 4 == 0) and scalar ones;
+     * 9 rows go to cuBLAS again. */
+    for (int k = 0; k < 2; k++)
+        for (int M = 1; M <= 9; M++) {
+            double tol = M <= 8 ? TOL_FP32 : tols[k];
+            gemm_case_ld(h, tables[k], tol, 0, 1, M, rndi(h, 1, 700), 4 * rndi(h, 1, 600), 1.0f, 0.0f, 1);
+            gemm_case_ld(h, tables[k], tol, 0, 1, M, rndi(h, 1, 700), rndi(h, 1, 2100), 0.7f, 1.0f, 0);
+        }
+    gemm_case_ld(h, tables[1], TOL_FP32, 0, 1, 1, 102400 / 16, 2048, 1.0f, 0.0f, 1);  /* an LM-head slice */
     /* K = 0: C = beta C, and beta = 0 clears a NaN-poisoned C. */
     int M = 5, N = 7;
     float *dC = dnan(h, (size_t)M * N), zero[35] = {0};

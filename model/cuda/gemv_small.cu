@@ -1,0 +1,100 @@
+// model/cuda/gemv_small.cu — C = alpha A B^T + beta C for a few rows of A (M <= 8): the
+// shape of every linear layer in a decode step of a handful of sequences (A: M activation
+// rows, B: the [N, K] weight). One warp per output column reads its weight row once,
+// coalesced (float4 when aligned), for all M rows at a time; the M x K activations stay
+// in L1/L2. Why not cuBLAS: at M = 1..8 cublasGemmEx took 0.4-0.5 ms of host time per call
+// on the H100 (bench/RESULTS.md, "latency" rows; a decode step makes ~190 such calls),
+// while the bytes of a Lite projection take ~10 us to read.
+// Deterministic: each output is one lane-strided fp32 sum followed by a fixed butterfly
+// of warp shuffles; fp32 accumulation in both tables (bf16 rounding is not needed for a
+// bandwidth-bound product).
+#include <cstring>
+
+#include "model/cuda/cuda_common.cuh"
+
+#define GEMV_MAX_M 8
+#define GEMV_WARPS 4  // warps (output columns) per block
+
+template <int MM, bool VEC>
+__global__ void gemv_small_kernel(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N,
+                                  int K, float alpha, float beta) {
+    int col = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (col >= N) return;  // the whole warp leaves together
+    const float *b = B + (size_t)col * ldb;
+    float acc[MM];
+#pragma unroll
+    for (int m = 0; m < MM; m++) acc[m] = 0.0f;
+    if (VEC) {
+        const float4 *b4 = reinterpret_cast<const float4 *>(b);
+        int K4 = K >> 2;
+#pragma unroll 4
+        for (int k = lane; k < K4; k += 32) {
+            float4 w = __ldg(b4 + k);
+#pragma unroll
+            for (int m = 0; m < MM; m++)
+                if (m < M) {
+                    float4 a = __ldg(reinterpret_cast<const float4 *>(A + (size_t)m * lda) + k);
+                    acc[m] += w.x * a.x + w.y * a.y + w.z * a.z + w.w * a.w;
+                }
+        }
+    } else {
+#pragma unroll 4
+        for (int k = lane; k < K; k += 32) {
+            float w = __ldg(b + k);
+#pragma unroll
+            for (int m = 0; m < MM; m++)
+                if (m < M) acc[m] += w * __ldg(A + (size_t)m * lda + k);
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MM; m++) {
+        float v = acc[m];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        acc[m] = v;
+    }
+    if (lane == 0) {
+#pragma unroll
+        for (int m = 0; m < MM; m++)
+            if (m < M) {
+                float *c = C + (size_t)m * ldc + col;
+                // beta == 0 overwrites (a NaN in C is not read), as the CPU gemm
+                *c = beta == 0.0f ? alpha * acc[m] : alpha * acc[m] + beta * *c;
+            }
+    }
+}
+
+template <int MM>
+static void launch(float *C, int ldc, const float *A, int lda, const float *B, int ldb, int M, int N, int K,
+                   float alpha, float beta, bool vec) {
+    unsigned grid = (unsigned)((N + GEMV_WARPS - 1) / GEMV_WARPS);
+    if (vec)
+        gemv_small_kernel<MM, true><<<grid, 32 * GEMV_WARPS>>>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta);
+    else
+        gemv_small_kernel<MM, false><<<grid, 32 * GEMV_WARPS>>>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta);
+    launchCheck();
+}
+
+// CRUCIBLE_CUDA_GEMV=0 sends every GEMM to cuBLAS (the previous behaviour), read per call.
+static int gemv_enabled(void) {
+    const char *v = getenv("CRUCIBLE_CUDA_GEMV");
+    if (!v || !*v || !strcmp(v, "1")) return 1;
+    if (!strcmp(v, "0")) return 0;
+    cuda_fail("CRUCIBLE_CUDA_GEMV", "must be 0 or 1", __FILE__, __LINE__);
+    return 0;
+}
+
+int cuda_gemv_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, float beta, float *C, int ldc) {
+    if (transA || !transB || M < 1 || M > GEMV_MAX_M || N < 1 || K < 1 || !gemv_enabled()) return 0;
+    bool vec = K % 4 == 0 && lda % 4 == 0 && ldb % 4 == 0 && ((uintptr_t)A & 15) == 0 && ((uintptr_t)B & 15) == 0;
+    if (M == 1)
+        launch<1>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta, vec);
+    else if (M == 2)
+        launch<2>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta, vec);
+    else if (M <= 4)
+        launch<4>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta, vec);
+    else
+        launch<8>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta, vec);
+    return 1;
+}
