@@ -10,8 +10,13 @@
  *    changes it on the device and the host alike: the next GEMM refreshes the shadow
  *    exactly once and matches the CPU on the changed weights; a freed range is forgotten.
  *  - cuda_param_shadow_sft_step: a tiny model, =all: forward, backward, AdamW (lr 1e-2),
- *    second forward. The first forward's log-probs and the parameters after the step
- *    within 1e-2 of the CPU step; the second forward's log-probs within 1e-2 of a CPU
+ *    second forward. The first forward's log-probs within 1e-2 of the CPU step; the
+ *    parameters after the step within 2e-2 (normalised) and no element further than
+ *    2.2 lr from the CPU's: AdamW's first step moves every element by about lr (here half
+ *    the init scale) in the sign of its gradient, so a near-zero gradient whose sign bf16
+ *    flips costs that element 2 lr — 4 seeds on the H100 (2026-11-23) gave 0.0069 to
+ *    0.0108 normalised, the old 1e-2 bound failed one —; a wrong update would break the
+ *    element bound. The second forward's log-probs within 1e-2 of a CPU
  *    forward on the GPU's own post-step parameters (so AdamW's sign flips of near-zero
  *    gradients, which bound the step's own agreement, do not enter); exactly two
  *    refreshes (first forward, after the step): the second forward reads the refreshed
@@ -261,7 +266,10 @@ static void body_sft(TestCtx *t_) {
     CHECKF(moved > 2e-2, "the step moves logp by only %.3g: a stale shadow would pass", moved);
     CHECKF(e1 <= 1e-2, "first forward: logp err %.3g", e1);
     CHECKF(e2 <= 1e-2, "second forward (refreshed shadow): logp err %.3g", e2);
-    CHECKF(ng == nc && ep <= 1e-2, "parameters after the step: err %.3g", ep);
+    double worst = 0;
+    for (size_t i = 0; ng == nc && i < nc; i++) worst = fmax(worst, fabs((double)pg[i] - pc[i]));
+    CHECKF(ng == nc && ep <= 2e-2, "parameters after the step: err %.3g", ep);
+    CHECKF(worst <= 2.2 * k_adam.lr, "a parameter after the step differs by %.3g > 2.2 lr", worst);
     CHECKF(dr == 2, "%ld refreshes: want 2 (the first forward, the forward after AdamW)", dr);
     CHECKF(dgm > 0, "no GEMM read a shadow");
     free(pc), free(pg);
