@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -104,10 +105,14 @@ int main(int argc, char **argv) {
         double t0 = now_s();
         shared[0] = 0; shared[1] = 0;
         snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/crucible-test-%ld-%d", (long)getpid(), i);
-        pid_t pid = fork();
+        pid_t runner = getpid(), pid = fork();
         if (pid < 0) { perror("fork"); return 2; }
         if (pid == 0) {
             setpgid(0, 0);
+            /* The child has its own process group, so a signal to the runner's group (e.g.
+             * `timeout` killing the runner) misses it: it dies with the runner instead, not
+             * left running (and holding a GPU) after the runner is gone. */
+            if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != runner) _exit(3);
             mkdir(g_tmpdir, 0700);
             TestCtx t = {0, 0, k_tests[i].name};
             alarm((unsigned)timeout_s);

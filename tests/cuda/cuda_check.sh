@@ -9,7 +9,7 @@
 #   BENCH_BIN   op benchmark (default build/bench/cuda_ops_bench)
 #   TRAIN_BIN   training-step benchmark (default build/bench/cuda_train_step)
 #   DECODE_BIN  decode benchmark (default build/bench/cuda_decode)
-#   DECODE_MOE  cuda_decode --moe: slots (default, the H100-verified small-batch experts) or
+#   DECODE_MOE  cuda_decode --moe: auto (default), slots (the small-batch experts alone) or
 #               indexed (model/cuda/moe_indexed.cu, CRUCIBLE_CUDA_MOE_SMALL=indexed)
 #   DECODE_LAYERS / DECODE_SEQS / DECODE_PROMPT / DECODE_GEN  its shape (default 27 layers,
 #               1,64,256 sequences, 256 prompt + 128 generated tokens: a few minutes; the
