@@ -284,30 +284,70 @@ static void init_tensor(const ParamTensor *t, int index, uint64_t seed, float st
     for (size_t j = 0; j < t->numel; j++) p[j] = (float)(cr_rng_normal(&r) * std);
 }
 
+/* Tensor indices by size, largest first (ties: lower index first). */
+static int cmp_numel_desc(const void *a, const void *b, void *ctx) {
+    const ParamTensor *t = ctx;
+    int i = *(const int *)a, j = *(const int *)b;
+    size_t x = t[i].numel, y = t[j].numel;
+    return x < y ? 1 : x > y ? -1 : (i > j) - (i < j);
+}
+
+/* Upload tensors order[0..k) from their packed places in buf (at[] offsets). */
+static void init_upload(Model *m, const int *order, int k, const size_t *at, const float *buf) {
+    for (int j = 0; j < k; j++) {
+        const ParamTensor *t = &m->tensors[order[j]];
+        m->ops->upload(m->params + t->offset, buf + at[j], sizeof(float) * t->numel);
+    }
+}
+
 void model_init_random(Model *m, uint64_t seed) {
     float std = m->cfg.initializer_range;
-    /* Consecutive tensors are generated into a host staging buffer of at most
-     * INIT_CHUNK floats (or one tensor, if larger) and uploaded together: a device model
-     * of 15.7 B parameters does not need a host copy of all of them. */
-    enum { INIT_CHUNK = 1 << 26 };
+    /* Tensors are generated, largest first, into a host staging buffer of INIT_CHUNK floats
+     * (at least twice the largest tensor, at most the model) and uploaded one by one: a
+     * device model of 15.7 B parameters does not need a host copy of all of them. Two
+     * buffers: while the worker threads fill one chunk, the calling thread uploads the
+     * previous one (then joins them). Largest first, two per chunk at least: the embedding
+     * and the LM head (a fifth of Lite's non-expert bytes, one thread each) are generated
+     * side by side, and the many expert matrices spread evenly over the threads. The
+     * values do not depend on the grouping or the threads: each tensor has its own stream. */
+    enum { INIT_CHUNK = 1 << 28 };
+    int T = m->n_tensors;
     size_t cap = INIT_CHUNK;
-    for (int i = 0; i < m->n_tensors; i++)
-        if (m->tensors[i].numel > cap) cap = m->tensors[i].numel;
+    for (int i = 0; i < T; i++)
+        if (2 * m->tensors[i].numel > cap) cap = 2 * m->tensors[i].numel;
     if (cap > m->n_params) cap = m->n_params ? m->n_params : 1;
-    float *host = cr_malloc(sizeof(float) * cap);
-    for (int first = 0; first < m->n_tensors;) {
-        size_t base = m->tensors[first].offset, n = 0;
-        int last = first;  /* tensors [first, last) are contiguous in the flat buffer */
-        while (last < m->n_tensors && m->tensors[last].offset == base + n &&
-               (last == first || n + m->tensors[last].numel <= cap))
-            n += m->tensors[last++].numel;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int i = first; i < last; i++)
-            init_tensor(&m->tensors[i], i, seed, std, host + (m->tensors[i].offset - base));
-        m->ops->upload(m->params + base, host, sizeof(float) * n);
+    int *order = cr_malloc(sizeof(int) * (size_t)(T > 0 ? T : 1));
+    size_t *at = cr_malloc(sizeof(size_t) * (size_t)(T > 0 ? T : 1));
+    for (int i = 0; i < T; i++) order[i] = i;
+    qsort_r(order, (size_t)T, sizeof *order, cmp_numel_desc, m->tensors);
+    float *host[2] = {cr_malloc(sizeof(float) * cap), NULL};
+    int prev_first = 0, prev_k = 0, cur = 0;  /* the previous chunk, waiting in host[cur ^ 1] */
+    for (int first = 0; first < T;) {
+        size_t used = 0;
+        int last = first;
+        while (last < T && (last == first || used + m->tensors[order[last]].numel <= cap)) {
+            at[last] = used;
+            used += m->tensors[order[last++]].numel;
+        }
+        if (last < T && !host[1]) host[1] = cr_malloc(sizeof(float) * cap);  /* more than one chunk */
+        float *buf = host[cur], *prev = host[cur ^ 1];
+        int k = last - first;
+#pragma omp parallel
+        {
+#pragma omp master
+            if (prev_k) init_upload(m, order + prev_first, prev_k, at + prev_first, prev);
+#pragma omp for schedule(dynamic, 1)
+            for (int j = 0; j < k; j++)
+                init_tensor(&m->tensors[order[first + j]], order[first + j], seed, std, buf + at[first + j]);
+        }
+        prev_first = first, prev_k = k, cur ^= 1;
         first = last;
     }
-    free(host);
+    if (prev_k) init_upload(m, order + prev_first, prev_k, at + prev_first, host[cur ^ 1]);
+    free(order);
+    free(at);
+    free(host[0]);
+    free(host[1]);
 }
 
 const ParamTensor *model_find_tensor(const Model *m, const char *name) {
