@@ -300,9 +300,11 @@ static void init_upload(Model *m, const int *order, int k, const size_t *at, con
     }
 }
 
-void model_init_random(Model *m, uint64_t seed) {
+void model_init_random(Model *m, uint64_t seed) { model_init_random_chunked(m, seed, (size_t)1 << 28); }
+
+void model_init_random_chunked(Model *m, uint64_t seed, size_t chunk_floats) {
     float std = m->cfg.initializer_range;
-    /* Tensors are generated, largest first, into a host staging buffer of INIT_CHUNK floats
+    /* Tensors are generated, largest first, into a host staging buffer of chunk_floats
      * (at least twice the largest tensor, at most the model) and uploaded one by one: a
      * device model of 15.7 B parameters does not need a host copy of all of them. Two
      * buffers: while the worker threads fill one chunk, the calling thread uploads the
@@ -310,9 +312,8 @@ void model_init_random(Model *m, uint64_t seed) {
      * and the LM head (a fifth of Lite's non-expert bytes, one thread each) are generated
      * side by side, and the many expert matrices spread evenly over the threads. The
      * values do not depend on the grouping or the threads: each tensor has its own stream. */
-    enum { INIT_CHUNK = 1 << 28 };
     int T = m->n_tensors;
-    size_t cap = INIT_CHUNK;
+    size_t cap = chunk_floats;
     for (int i = 0; i < T; i++)
         if (2 * m->tensors[i].numel > cap) cap = 2 * m->tensors[i].numel;
     if (cap > m->n_params) cap = m->n_params ? m->n_params : 1;
