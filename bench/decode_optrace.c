@@ -5,7 +5,7 @@
  *
  *   build/bench/decode_optrace [--mode dry|real] [--layers 27] [--seqs 1,8,64]
  *                              [--ctx 1000,2000] [--gen 3] [--launch-us 5] [--blas-us 8]
- *                              [--sync-us 20] [--bw-tbs 2.5] [--kmin-us 2] [--moe slots|indexed]
+ *                              [--sync-us 20] [--bw-tbs 2.5] [--kmin-us 2] [--moe auto|slots|indexed]
  *
  * How: a counting Ops table is handed to model_create_infer and the model to the real
  * rollout engine (rollout_create / rollout_generate: rollout/rollout.c, forward_ops.c,
@@ -31,10 +31,12 @@
  * (+MN when beta != 0), copies read + write, mla_decode_attention the latent rows of
  * every row's context, moe_experts_small each slot's expert weights (3 I D floats per
  * slot: the kernel re-reads an expert chosen by several rows), moe_experts_forward each
- * expert with rows once; with --moe indexed (the CUDA table under
- * CRUCIBLE_CUDA_MOE_SMALL=indexed, model/cuda/moe_indexed.cu: slot threshold 4096, 5
- * launches) moe_experts_small reads each selected expert once per run of 64 of its slots
- * (ceil(r / 64) for an expert of r slots), grid: the distinct experts x 88 row tiles. "need": the same with every weight read once per step and the
+ * expert with rows once; with --moe indexed, and auto above 64 slots (the CUDA table's
+ * default, CRUCIBLE_CUDA_MOE_SMALL: model/cuda/moe_indexed.cu, slot threshold 4096 under
+ * both, 5 launches) moe_experts_small reads each selected expert once per run of 64 of its
+ * slots (ceil(r / 64) for an expert of r slots), grid: the distinct experts x 88 row
+ * tiles; GEMMs of 1..8 rows (A B^T) are the GEMV kernel (model/cuda/gemv_small.cu), a
+ * launch, not a cuBLAS call. "need": the same with every weight read once per step and the
  * latent cache read once (what the math needs); ratio > 1.2 is flagged.
  * Launches/syncs per op (model/cuda): cuBLAS calls and kernels 1 each; mla_decode 2;
  * moe_experts_small 2; moe_permute 4; sample_rows 2 (no top-k/top-p); upload/download are
@@ -48,7 +50,12 @@
  * max(kmin-us, bytes / bw'), bw' = bw for a grid of >= sms / sm-share blocks and in
  * proportion below (the "grid" column: the kernel's blocks where model/cuda fixes them;
  * "-" for cuBLAS and copies, modelled at bw); a sync sets host = gpu + sync-us and the
- * GPU idles until the next launch. cuBLAS efficiency at tiny M is not modelled. */
+ * GPU idles until the next launch. cuBLAS efficiency at tiny M is not modelled.
+ * Measured on the H100 since (bench/RESULTS.md, third lease): a launch 4 us of host time, a
+ * download 8 us, cublasGemmEx 6 us (bf16, M 1) to 60-330 us (M 8..64; fp32 M 1) — pass
+ * --blas-us to model those —; the 27-layer batch-1 step took 14.2 ms against the 5.2 ms
+ * modelled (kernels of few blocks run far below the bandwidth share modelled here, e.g.
+ * the router 28 us, and launches leave gaps), batch 64 63 ms against 29. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,7 +105,7 @@ typedef struct Cost {
 /* Module state of this program (one process, one thread calls the table). */
 static struct {
     int dry;
-    int moe_indexed;           /* --moe indexed */
+    int moe_mode;              /* --moe: 0 auto, 1 slots, 2 indexed (CRUCIBLE_CUDA_MOE_SMALL) */
     const Ops *cpu;
     Cost cost;
     Window cur;
@@ -225,7 +232,12 @@ static double gemm_bytes(int M, int N, int K, float beta) {
 static void t_gemm(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc) {
     double b = gemm_bytes(M, N, K, beta);
-    account(OP_gemm, 1, 1, 0, b, b);
+    /* 1..8 rows of A B^T: the backend's GEMV kernel (model/cuda/gemv_small.cu), a plain
+     * launch of ceil(N / 4) blocks; else a cuBLAS call */
+    if (!tA && tB && M >= 1 && M <= 8 && K > 0)
+        account_grid(OP_gemm, 1, 0, 0, b, b, ceil(N / 4.0));
+    else
+        account(OP_gemm, 1, 1, 0, b, b);
     if (!g.dry) g.cpu->gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 static void t_gemm_batched(int tA, int tB, int M, int N, int K, float alpha, const float *A, int lda, long long sA,
@@ -414,7 +426,7 @@ static void t_moe_experts_small(float *y, float *h, const float *x, const int32_
     }
     double act = 4.0 * ((double)N * D * 2 + (double)N * K * I * 2 + 2.0 * N * K);
     double need = 12.0 * distinct * (double)I * D + act;
-    if (g.moe_indexed) {  /* + z [N K, D] written and read */
+    if (g.moe_mode == 2 || (g.moe_mode == 0 && N * K > 64)) {  /* indexed, + z [N K, D] written and read */
         double b = 12.0 * chunks * (double)I * D + act + 8.0 * N * K * D;
         double up = distinct * ceil(I / 16.0), down = distinct * ceil(D / 16.0);
         account_grid(OP_moe_experts_small, 5, 0, 0, b, need, up < down ? up : down);
@@ -426,8 +438,9 @@ static void t_moe_experts_small(float *y, float *h, const float *x, const int32_
     if (!g.dry) g.cpu->moe_experts_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K);
 }
 
-/* --moe indexed: model.c's threshold as the CUDA table answers it (model/cuda/ops_cuda.cu) */
-static long t_moe_experts_small_slots(void) { return g.moe_indexed ? 4096 : 0; }
+/* model.c's threshold as the CUDA table answers it (model/cuda/ops_cuda.cu): 0 (64) under
+ * slots, 4096 under auto and indexed */
+static long t_moe_experts_small_slots(void) { return g.moe_mode == 1 ? 0 : 4096; }
 
 /* Ops the decode path never calls: counted under "other", run only for real. */
 static void t_embedding_backward(float *dt, const float *dout, const int32_t *tok, int N, int D) {
@@ -569,7 +582,7 @@ static int parse_list(const char *s, int *v, int cap) {
 }
 
 int main(int argc, char **argv) {
-    const char *mode = "dry", *seqs_s = "1,8,64", *ctx_s = "1000,2000", *mcfg = "", *moe = "slots";
+    const char *mode = "dry", *seqs_s = "1,8,64", *ctx_s = "1000,2000", *mcfg = "", *moe = "auto";
     long layers = 27, gen = 3;
     int record = 1;
     double launch_us = 5, blas_us = 8, sync_us = 20, bw_tbs = 2.5, kmin_us = 2, n_sm = 132, sm_share = 2;
@@ -586,7 +599,7 @@ int main(int argc, char **argv) {
         {"sync-us", ARG_FLOAT, &sync_us, "cost of a host synchronisation after the queue drained (us)", 0},
         {"bw-tbs", ARG_FLOAT, &bw_tbs, "device bandwidth every kernel is assumed to reach (TB/s)", 0},
         {"kmin-us", ARG_FLOAT, &kmin_us, "shortest kernel (us)", 0},
-        {"moe", ARG_STR, &moe, "moe_experts_small kernels modelled: slots or indexed (CRUCIBLE_CUDA_MOE_SMALL)", 0},
+        {"moe", ARG_STR, &moe, "moe_experts_small kernels modelled: auto, slots or indexed (CRUCIBLE_CUDA_MOE_SMALL)", 0},
         {"sms", ARG_FLOAT, &n_sm, "streaming multiprocessors (H100 SXM: 132)", 0},
         {"sm-share", ARG_FLOAT, &sm_share, "a kernel of b < sms / sm-share blocks reaches bw * sm-share * b / sms", 0},
         {NULL, 0, NULL, NULL, 0},
@@ -602,14 +615,14 @@ int main(int argc, char **argv) {
     int nB = parse_list(seqs_s, Bs, 8), nC = parse_list(ctx_s, cs, 8);
     if (nB < 1 || nC < 1 || gen < 3 || layers < 1 || layers > 27 ||
         (strcmp(mode, "dry") && strcmp(mode, "real")) || (!strcmp(mode, "real") && !*mcfg) ||
-        (strcmp(moe, "slots") && strcmp(moe, "indexed"))) {
+        (strcmp(moe, "auto") && strcmp(moe, "slots") && strcmp(moe, "indexed"))) {
         fprintf(stderr, "decode_optrace: bad flags: --seqs and --ctx are lists of positive integers (up to 8), "
                         "--gen >= 3, --layers 1..27, --mode dry|real (real needs --model-config), "
-                        "--moe slots|indexed\n");
+                        "--moe auto|slots|indexed\n");
         return 2;
     }
     g.dry = !strcmp(mode, "real") ? 0 : 1;
-    g.moe_indexed = !strcmp(moe, "indexed");
+    g.moe_mode = !strcmp(moe, "slots") ? 1 : !strcmp(moe, "indexed") ? 2 : 0;
     g.cpu = ops_cpu();
     g.cost = (Cost){launch_us * 1e-6, blas_us * 1e-6, sync_us * 1e-6, bw_tbs * 1e12, kmin_us * 1e-6, n_sm, sm_share};
     cr_rng_init(&g.rng, 11, 0, 0);
