@@ -146,7 +146,7 @@ typedef struct Result {
     int ok;
     double t1, tN, dec_tps, e2e_tps;
     double eng_prefill_s, eng_decode_s;
-    long eng_steps;
+    long eng_steps, step_records, step_replays;
     int max_live;
     double experts_per_layer;
     int experts_measured;
@@ -215,6 +215,8 @@ static int run_batch(Model *m, int B, int P, int N, double bw, uint64_t seed, Re
     res->eng_decode_s = s1.decode_s - s0.decode_s;
     res->eng_steps = s1.decode_steps - s0.decode_steps;
     res->max_live = s1.max_live;
+    res->step_records = s1.step_records - s0.step_records;
+    res->step_replays = s1.step_replays - s0.step_replays;
 
     /* the bandwidth bound of this shape */
     int n_moe = 0, E = c->n_routed_experts, K = c->num_experts_per_tok;
@@ -406,6 +408,9 @@ int main(int argc, char **argv) {
         printf("  [%d seqs, %d layers] t1 (prefill + 1 token) %.2f s, tN %.2f s: decode %.1f tok/s, end-to-end %.1f "
                "tok/s; engine prefill %.2f s, decode %.2f s over %ld steps, max live %d\n", p->B, p->L, r->t1, r->tN,
                r->dec_tps, r->e2e_tps, r->eng_prefill_s, r->eng_decode_s, r->eng_steps, r->max_live);
+        if (r->step_records || r->step_replays)
+            printf("  recorded steps (CUDA graphs, CRUCIBLE_CUDA_GRAPHS=1): %ld recorded, %ld of %ld decode steps "
+                   "replayed\n", r->step_records, r->step_replays, r->eng_steps);
         if (r->max_live < p->B)
             printf("  WARNING: only %d of %d sequences decoded together (cache budget or admission)\n", r->max_live,
                    p->B);

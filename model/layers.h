@@ -62,6 +62,10 @@ void model_ffn_forward_infer(Model *m, int layer, const float *x_normed, int N, 
  * experts_out may be NULL and is left untouched for a dense layer. */
 void model_ffn_forward_infer_ex(Model *m, int layer, const float *x_normed, int N, float *out,
                                 int32_t *experts_out);
+/* 1 when model_ffn_forward_infer(_ex) of N rows, once its scratch holds N rows, makes no
+ * host synchronisation and no allocation in any layer (dense layers, or routed experts
+ * through Ops.moe_experts_small): what a recorded step (Ops.step_*) may contain. */
+int model_ffn_infer_is_async(const Model *m, int N);
 
 /* Rotate (in place, spec §5.3) the qk_rope_head_dim floats at x + n*ld + h*head_stride for
  * n < N, h < n_heads, at positions pos[n] (backend memory), with the model's YaRN

@@ -766,6 +766,13 @@ static long moe_small_slots(const Ops *o) {
     return *end || n < 0 ? def : n;
 }
 
+int model_ffn_infer_is_async(const Model *m, int N) {
+    const ModelConfig *c = &m->cfg;
+    int moe = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++) moe |= model_layer_is_moe(c, l);
+    return !moe || (m->ops->moe_experts_small && (long)N * c->num_experts_per_tok <= moe_small_slots(m->ops));
+}
+
 void model_ffn_forward_infer(Model *m, int layer, const float *x, int N, float *out) {
     model_ffn_forward_infer_ex(m, layer, x, N, out, NULL);
 }

@@ -232,6 +232,26 @@ typedef struct Ops {
      * slots its op reads each selected expert once per call), else 0. NULL: the default (the CPU backend). */
     long (*moe_experts_small_slots)(void);
 
+    /* ---- recorded steps (optional; NULL in the CPU backend) --------------------------- */
+    /* A backend that can record a sequence of calls once and replay it (the CUDA backend:
+     * CUDA graphs, rollout/forward_ops.c's decode steps). step_enabled: 1 when recording
+     * is switched on now (CUDA: CRUCIBLE_CUDA_GRAPHS=1). */
+    int (*step_enabled)(void);
+    /* Start recording: the calls that follow are recorded, NOT run, until
+     * step_record_end. They must need no host synchronisation (no upload, download,
+     * count_nonfinite, attention_forward, moe_permute's offsets) and no allocation. 0, or
+     * -1 (not recording; nothing changed). */
+    int (*step_record_begin)(void);
+    /* The recorded step, or NULL when the recording is unusable (memory was allocated or
+     * grown meanwhile, or the backend refused it): nothing ran, the caller makes the calls
+     * directly. */
+    void *(*step_record_end)(void);
+    /* Run a recorded step: the same calls with the same pointers and sizes, on what the
+     * buffers hold now. 0, or -1 when it is stale (memory allocated, freed or grown since
+     * it was recorded): nothing ran. */
+    int (*step_launch)(void *step);
+    void (*step_free)(void *step);
+
     /* ---- parameters (optional) ----------------------------------------------------- */
     /* p[0..n) (floats, one whole allocation of this table's alloc) holds model parameters:
      * the backend may keep a lower-precision copy of the range for its GEMMs. The caller

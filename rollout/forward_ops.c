@@ -32,6 +32,12 @@ struct ForwardOps {
     /* host */
     int32_t *h_experts, *h_cu, *h_kidx;
     int *run_a, *run_len, *run_p0;  /* runs of the MHA form: first row, rows, first position */
+    /* The recorded decode step (Ops.step_*) and what it was recorded for; key_runs: calls
+     * made directly with this key since it changed (recording waits for the second, whose
+     * scratch sizes the first already grew); key_failed: the backend refused it. */
+    void *step;
+    struct { int n, maxb, n_logits, experts; const float *logits; const LatentCache *cache; } key;
+    int key_runs, key_failed;
 };
 
 ForwardOps *forward_ops_new(Model *m) {
@@ -66,6 +72,7 @@ static void free_logit_rows(ForwardOps *f) { f->o->free(f->G); }
 
 void forward_ops_free(ForwardOps *f) {
     if (!f) return;
+    if (f->step) f->o->step_free(f->step);
     free_rows(f);
     free_logit_rows(f);
     free_keys(f);
@@ -188,11 +195,15 @@ static void upload_runs(ForwardOps *f, const LatentCache *c, int R, int nk, int 
  * the rows' block tables as one [n, max_blocks] array; sets d_tokens .. d_bt and returns
  * max_blocks. */
 static int upload_inputs(ForwardOps *f, const LatentCache *c, int n, const int32_t *tokens, const int32_t *pos,
-                         CacheSeq *const *seqs, const int *logit_rows, int n_logits) {
+                         CacheSeq *const *seqs, const int *logit_rows, int n_logits, int pad) {
     int maxb = 1;
     for (int i = 0; i < n; i++) {
         CR_CHECK(pos[i] >= 0 && pos[i] < seqs[i]->n_blocks * c->block_tokens);
         if (seqs[i]->n_blocks > maxb) maxb = seqs[i]->n_blocks;
+    }
+    if (pad) {  /* table rows zero-filled past a row's blocks, which no op reads */
+        int q = FORWARD_OPS_STEP_CTX / c->block_tokens > 1 ? FORWARD_OPS_STEP_CTX / c->block_tokens : 1;
+        maxb = (maxb + q - 1) / q * q;
     }
     for (int j = 0; j < n_logits; j++) CR_CHECK(logit_rows[j] >= 0 && logit_rows[j] < n);
     size_t nl = n_logits > 0 ? (size_t)n_logits : 0, o_rows = 2 * (size_t)n, o_bt = o_rows + nl;
@@ -276,37 +287,17 @@ static void mha_attention(ForwardOps *f, const LayerWeights *lw, const LatentCac
                       H * dv, f->run_len[q], H * dv);
 }
 
-void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *tokens, const int32_t *pos,
-                     CacheSeq *const *seqs, const int *logit_rows, int n_logits, float *logits,
-                     int32_t *experts) {
+/* The calls of one forward (forward_ops_run after its uploads): embedding, layers, head. */
+static void step_body(ForwardOps *f, LatentCache *cache, int n, int maxb, int R, int nk, int n_logits, float *logits,
+                      int32_t *experts) {
     Model *m = f->m;
     const Ops *o = f->o;
     const ModelConfig *c = &m->cfg;
     const ModelWeights *w = model_weights(m);
-    CR_CHECK(cache->ops == o && cache->row == c->kv_lora_rank + c->qk_rope_head_dim &&
-             cache->n_layers == c->num_hidden_layers);
-    if (n <= 0) return;
-    ensure(f, n, n_logits);
     int D = c->hidden_size, H = c->num_attention_heads, r = c->kv_lora_rank, L = c->num_hidden_layers;
     int dn = c->qk_nope_head_dim, dr = c->qk_rope_head_dim, dv = c->v_head_dim, qk = dn + dr;
     int ql = c->q_lora_rank, rw = r + dr, K = c->num_experts_per_tok;
     float eps = c->rms_norm_eps;
-
-    int maxb = upload_inputs(f, cache, n, tokens, pos, seqs, logit_rows, n_logits);
-    int R = 0;
-    int nk = (int)plan_mha(f, cache, n, pos, seqs, &R);
-    if (nk > 0) {
-        ensure_keys(f, nk);
-        upload_runs(f, cache, R, nk, n, seqs);
-        /* context rows' queries stay zero: finite scores, outputs dropped */
-        if (nk > n) o->zero(f->Qp, sizeof(float) * (size_t)nk * H * qk);
-        f->stats.mha_calls++;
-        f->stats.mha_rows += n;
-        f->stats.mha_keys += nk;
-    } else {
-        f->stats.absorbed_calls++;
-        f->stats.absorbed_rows += n;
-    }
     o->embedding_forward(f->X, w->embed, f->d_tokens, n, D);
 
     int moe_l = 0;
@@ -348,6 +339,80 @@ void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *to
         o->rmsnorm_forward(f->Hn, D, f->rstd, f->G, D, w->final_norm, n_logits, D, eps);
         o->gemm(0, 1, n_logits, c->vocab_size, D, 1.0f, f->Hn, D, w->lm_head, D, 0.0f, logits, c->vocab_size);
     }
+}
+
+/* An absorbed-form call through the backend's recorded step (Ops.step_*): replayed when
+ * one was recorded for this call's shape, else recorded on the second call of a shape
+ * (the first grew the scratch it needs). 1 when the call ran that way, 0 when the caller
+ * must make the calls directly (the first call of a shape, a stale step, a refusal). */
+static int recorded_step(ForwardOps *f, LatentCache *cache, int n, int maxb, int n_logits, float *logits,
+                         int32_t *experts) {
+    const Ops *o = f->o;
+    int same = f->key.n == n && f->key.maxb == maxb && f->key.n_logits == n_logits &&
+               f->key.experts == (experts != NULL) && f->key.logits == logits && f->key.cache == cache;
+    if (!same) {
+        if (f->step) o->step_free(f->step);
+        f->step = NULL;
+        f->key.n = n, f->key.maxb = maxb, f->key.n_logits = n_logits, f->key.experts = experts != NULL;
+        f->key.logits = logits, f->key.cache = cache;
+        f->key_runs = 0, f->key_failed = 0;
+    }
+    if (f->step) {
+        if (o->step_launch(f->step) == 0) {
+            f->stats.step_replays++;
+            return 1;
+        }
+        o->step_free(f->step);  /* stale: memory moved since; record again after a direct call */
+        f->step = NULL;
+        f->key_runs = 0;
+    }
+    if (f->key_failed || f->key_runs++ < 1 || o->step_record_begin() != 0) return 0;
+    step_body(f, cache, n, maxb, 0, 0, n_logits, logits, experts);
+    f->step = o->step_record_end();
+    if (!f->step || o->step_launch(f->step) != 0) {
+        if (f->step) o->step_free(f->step);
+        f->step = NULL;
+        f->key_failed = 1;
+        return 0;
+    }
+    f->stats.step_records++;
+    f->stats.step_replays++;
+    return 1;
+}
+
+void forward_ops_run(ForwardOps *f, LatentCache *cache, int n, const int32_t *tokens, const int32_t *pos,
+                     CacheSeq *const *seqs, const int *logit_rows, int n_logits, float *logits,
+                     int32_t *experts) {
+    Model *m = f->m;
+    const Ops *o = f->o;
+    const ModelConfig *c = &m->cfg;
+    CR_CHECK(cache->ops == o && cache->row == c->kv_lora_rank + c->qk_rope_head_dim &&
+             cache->n_layers == c->num_hidden_layers);
+    if (n <= 0) return;
+    ensure(f, n, n_logits);
+    int H = c->num_attention_heads, qk = c->qk_nope_head_dim + c->qk_rope_head_dim, K = c->num_experts_per_tok;
+
+    /* with recorded steps on, the block tables are padded (FORWARD_OPS_STEP_CTX) so that
+     * a step stays the same shape for many tokens */
+    int steps = o->step_enabled && o->step_enabled();
+    int maxb = upload_inputs(f, cache, n, tokens, pos, seqs, logit_rows, n_logits, steps);
+    int R = 0;
+    int nk = (int)plan_mha(f, cache, n, pos, seqs, &R);
+    if (nk > 0) {
+        ensure_keys(f, nk);
+        upload_runs(f, cache, R, nk, n, seqs);
+        /* context rows' queries stay zero: finite scores, outputs dropped */
+        if (nk > n) o->zero(f->Qp, sizeof(float) * (size_t)nk * H * qk);
+        f->stats.mha_calls++;
+        f->stats.mha_rows += n;
+        f->stats.mha_keys += nk;
+    } else {
+        f->stats.absorbed_calls++;
+        f->stats.absorbed_rows += n;
+    }
+    int rec = steps && nk == 0 && model_ffn_infer_is_async(m, n);
+    if (!rec || !recorded_step(f, cache, n, maxb, n_logits, logits, experts))
+        step_body(f, cache, n, maxb, R, nk, n_logits, logits, experts);
     /* after the head is queued: the download waits for the GPU once, at the end */
     if (experts && f->n_moe > 0) {
         /* [n_moe][n][K] on the backend -> [n][n_moe][K] */

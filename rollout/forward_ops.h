@@ -37,7 +37,17 @@
  * Numerics: the backend's (fp32 on ops_cpu() and ops_cuda()); results agree with
  * forward_run to rounding, not bit for bit, and may depend on the batch (on CUDA cuBLAS
  * picks kernels by shape; on every backend the batch decides the attention form). The CPU
- * forward.c stays the checked specification. */
+ * forward.c stays the checked specification.
+ *
+ * Recorded steps: when the backend records (Ops.step_enabled, e.g. CUDA graphs under
+ * CRUCIBLE_CUDA_GRAPHS=1), an absorbed-form call whose FFN needs no host sync
+ * (model_ffn_infer_is_async) runs as one recorded step: recorded on the second call of a
+ * shape (rows, padded table width, logit rows, logits buffer, experts asked, cache) and
+ * replayed while the shape stays, re-recorded when the backend's memory moved. Block
+ * tables are then padded to whole multiples of FORWARD_OPS_STEP_CTX positions, so a
+ * decode step keeps its shape for that many tokens (the extra splits of the decode
+ * attention are empty: same values). The uploads and the experts download stay outside
+ * the step. */
 #ifndef CRUCIBLE_ROLLOUT_FORWARD_OPS_H
 #define CRUCIBLE_ROLLOUT_FORWARD_OPS_H
 
@@ -52,6 +62,8 @@ typedef struct ForwardOps ForwardOps;
  * within ~2x the absorbed form's attention FLOPs (which are scalar, not GEMM) for
  * 256-row chunks; the key bound caps its scratch (~60 KB per key row on Lite). */
 enum { FORWARD_OPS_MHA_MIN_RUN = 16, FORWARD_OPS_MHA_KEYS_PER_ROW = 8, FORWARD_OPS_MHA_MAX_KEYS = 8192 };
+/* With recorded steps: block tables padded to multiples of this many positions. */
+enum { FORWARD_OPS_STEP_CTX = 1024 };
 
 typedef enum ForwardOpsAttention {
     FORWARD_OPS_ATTN_AUTO = 0,   /* the rule above (the default) */
@@ -63,6 +75,7 @@ typedef enum ForwardOpsAttention {
 typedef struct ForwardOpsStats {
     long absorbed_calls, absorbed_rows;
     long mha_calls, mha_rows, mha_keys;  /* mha_keys: key rows attended (n_keys summed) */
+    long step_records, step_replays;     /* recorded steps (Ops.step_*): recorded, run */
 } ForwardOpsStats;
 
 /* Scratch grows to the largest call; the model must outlive it. */

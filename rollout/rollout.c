@@ -121,6 +121,8 @@ RolloutStats rollout_stats(const RolloutEngine *r) {
         ForwardOpsStats f = forward_ops_stats(r->fops);
         s.attn_mha_rows = f.mha_rows;
         s.attn_absorbed_rows = f.absorbed_rows;
+        s.step_records = f.step_records;
+        s.step_replays = f.step_replays;
     }
     return s;
 }

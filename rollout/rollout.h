@@ -83,6 +83,9 @@ typedef struct RolloutStats {
     /* Ops path only (0 on the host path): rows through each attention form of
      * forward_ops.h (prefill chunks: MHA form; decode steps: absorbed form) */
     long attn_mha_rows, attn_absorbed_rows;
+    /* decode steps run as a recorded step of the backend (forward_ops.h, Ops.step_*):
+     * recordings made, steps replayed (0 unless the backend records, CRUCIBLE_CUDA_GRAPHS=1) */
+    long step_records, step_replays;
 } RolloutStats;
 
 typedef struct RolloutEngine RolloutEngine;

@@ -84,7 +84,7 @@ void cuda_attention_forward_gemm(cublasComputeType_t ct, float *O, float *lse, c
             long long sS = (long long)nq * nk;
             cuda_gemm_batched(ct, 0, 1, nq, nk, dqk, scale, Q + (size_t)a * ldq, ldq, dqk, K + (size_t)s0 * ldq, ldq,
                               dqk, 0.0f, S, nk, sS, H);
-            attg_softmax_kernel<<<dim3(nq, H), 128>>>(S, lse, nq, nk, a, s0, H);
+            attg_softmax_kernel<<<dim3(nq, H), 128, 0, cuda_stream()>>>(S, lse, nq, nk, a, s0, H);
             launchCheck();
             cuda_gemm_batched(ct, 0, 0, nq, dv, nk, 1.0f, S, nk, sS, V + (size_t)s0 * ldv, ldv, dv, 0.0f,
                               O + (size_t)a * ldv, ldv, dv, H);
@@ -104,11 +104,11 @@ void cuda_attention_backward_gemm(cublasComputeType_t ct, float *dQ, float *dK, 
     size_t chunk = (size_t)H * C * (size_t)maxlen;
     float *P = (float *)cuda_big_scratch(sizeof(float) * (2 * chunk + (size_t)N * H));
     float *dP = P + chunk, *Dd = dP + chunk;
-    attention_delta_kernel<<<(N * H + 7) / 8, 256>>>(Dd, dO, O, (long long)N * H, dv);
+    attention_delta_kernel<<<(N * H + 7) / 8, 256, 0, cuda_stream()>>>(Dd, dO, O, (long long)N * H, dv);
     launchCheck();
     // dK, dV accumulate over chunks (beta 1): clear them first (rows of all sequences).
-    cudaCheck(cudaMemsetAsync(dK, 0, sizeof(float) * (size_t)N * ldq, 0));
-    cudaCheck(cudaMemsetAsync(dV, 0, sizeof(float) * (size_t)N * ldv, 0));
+    cudaCheck(cudaMemsetAsync(dK, 0, sizeof(float) * (size_t)N * ldq, cuda_stream()));
+    cudaCheck(cudaMemsetAsync(dV, 0, sizeof(float) * (size_t)N * ldv, cuda_stream()));
     for (int s = 0; s < n_seqs; s++) {
         int s0 = cu[s], s1 = cu[s + 1];
         for (int a = s0; a < s1; a += C) {
@@ -117,13 +117,13 @@ void cuda_attention_backward_gemm(cublasComputeType_t ct, float *dQ, float *dK, 
             const float *q = Q + (size_t)a * ldq, *k = K + (size_t)s0 * ldq;
             const float *v = V + (size_t)s0 * ldv, *go = dO + (size_t)a * ldv;
             cuda_gemm_batched(ct, 0, 1, nq, nk, dqk, scale, q, ldq, dqk, k, ldq, dqk, 0.0f, P, nk, sS, H);
-            attg_probs_kernel<<<dim3(nq, H), 128>>>(P, lse, nq, nk, a, s0, H);
+            attg_probs_kernel<<<dim3(nq, H), 128, 0, cuda_stream()>>>(P, lse, nq, nk, a, s0, H);
             launchCheck();
             cuda_gemm_batched(ct, 0, 1, nq, nk, dv, 1.0f, go, ldv, dv, v, ldv, dv, 0.0f, dP, nk, sS, H);
             // dV[keys] += P^T dO[chunk]
             cuda_gemm_batched(ct, 1, 0, nk, dv, nq, 1.0f, P, nk, sS, go, ldv, dv, 1.0f, dV + (size_t)s0 * ldv, ldv,
                               dv, H);
-            attg_dscores_kernel<<<dim3(nq, H), 128>>>(dP, P, Dd, nq, nk, a, H, scale);
+            attg_dscores_kernel<<<dim3(nq, H), 128, 0, cuda_stream()>>>(dP, P, Dd, nq, nk, a, H, scale);
             launchCheck();
             // dQ[chunk] = dS K[keys];  dK[keys] += dS^T Q[chunk]
             cuda_gemm_batched(ct, 0, 0, nq, dqk, nk, 1.0f, dP, nk, sS, k, ldq, dqk, 0.0f, dQ + (size_t)a * ldq, ldq,

@@ -672,7 +672,7 @@ template <typename Kernel>
 static void aw_launch(Kernel k, int grid_x, int grid_y, int threads, unsigned smem, void **args) {
     cudaCheck(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
     cudaCheck(cudaLaunchKernel(k, dim3((unsigned)grid_x, (unsigned)grid_y), dim3((unsigned)threads), args,
-                               (size_t)smem, (cudaStream_t)0));
+                               (size_t)smem, cuda_stream()));
 }
 
 // Byte offset of a part of `bytes` in a scratch laid out part after part, 256-aligned.

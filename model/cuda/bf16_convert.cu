@@ -13,6 +13,6 @@ __global__ void to_bf16_2d_kernel(uint16_t *dst, const float *src, size_t n, siz
 void cuda_to_bf16_2d(uint16_t *dst, const float *src, size_t rows, size_t cols, size_t ld) {
     size_t n = rows * cols;
     if (!n) return;
-    to_bf16_2d_kernel<<<grid_for(n), CUDA_THREADS>>>(dst, src, n, cols, ld);
+    to_bf16_2d_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream()>>>(dst, src, n, cols, ld);
     launchCheck();
 }

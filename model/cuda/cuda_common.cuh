@@ -35,8 +35,19 @@ typedef struct CudaCtx {
     int n_sm;
     void *big;        // grown on demand (attention score chunks); never shrinks
     size_t big_bytes;
+    // The stream every op of the backend issues its work to: the legacy default stream
+    // (0), except while a step is being recorded (model/cuda/graph.cu), when it is the
+    // recording stream and cuBLAS is set to it too.
+    cudaStream_t stream;
+    // Incremented by every device allocation, free or scratch growth: a recorded step
+    // (its pointers baked in) is only replayed at the epoch it was recorded in.
+    unsigned long epoch;
+    cudaStream_t rec;         // the recording stream (created on first use) and the epoch
+    unsigned long rec_epoch;  // when the current recording began (model/cuda/graph.cu)
 } CudaCtx;
 CudaCtx *cuda_ctx(void);
+// The stream of the backend's work (CudaCtx.stream).
+cudaStream_t cuda_stream(void);
 // At least `bytes` of device scratch owned by the context (valid until the next call).
 void *cuda_big_scratch(size_t bytes);
 // Strided-batched row-major gemm: for b < batch, C_b = alpha op(A_b) op(B_b) + beta C_b

@@ -111,6 +111,12 @@ void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t 
 
 // sample.cu: cfg is host memory. Scratch: the context's big buffer (RowStat per row, and
 // with top-k/top-p up to 2 x 2^23 sort keys plus CUB's temporary storage).
+// Recorded steps (model/cuda/graph.cu, Ops.step_*): CUDA graphs, CRUCIBLE_CUDA_GRAPHS=1.
+int cuda_step_enabled(void);
+int cuda_step_record_begin(void);
+void *cuda_step_record_end(void);
+int cuda_step_launch(void *step);
+void cuda_step_free(void *step);
 void cuda_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, const float *logits, int n, int V,
                       const OpsSampler *cfg, const double *uniforms);
 

@@ -19,12 +19,12 @@ __global__ void embedding_backward_kernel(float *dtable, const float *dout, cons
 
 void cuda_embedding_forward(float *out, const float *table, const int32_t *tokens, int N, int D) {
     if (N <= 0 || D <= 0) return;
-    embedding_forward_kernel<<<grid_for((size_t)N * D), CUDA_THREADS>>>(out, table, tokens, N, D);
+    embedding_forward_kernel<<<grid_for((size_t)N * D), CUDA_THREADS, 0, cuda_stream()>>>(out, table, tokens, N, D);
     launchCheck();
 }
 
 void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *tokens, int N, int D) {
     if (N <= 0 || D <= 0) return;
-    embedding_backward_kernel<<<(D + 127) / 128, 128>>>(dtable, dout, tokens, N, D);
+    embedding_backward_kernel<<<(D + 127) / 128, 128, 0, cuda_stream()>>>(dtable, dout, tokens, N, D);
     launchCheck();
 }

@@ -58,7 +58,7 @@ __global__ void lm_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, int rows
         dst[i] = __float2bfloat16_rn(src[(i / cols) * ld + i % cols]);
 }
 static void lm_to_bf16(__nv_bfloat16 *dst, const float *src, int rows, int cols, int ld) {
-    lm_to_bf16_kernel<<<grid_for((size_t)rows * cols), CUDA_THREADS>>>(dst, src, rows, cols, ld);
+    lm_to_bf16_kernel<<<grid_for((size_t)rows * cols), CUDA_THREADS, 0, cuda_stream()>>>(dst, src, rows, cols, ld);
     launchCheck();
 }
 // Row-major C[M,N] (fp32) = op(A) op(B) + beta C with bf16 A, B (cuda_gemm_ex's mapping).
@@ -115,7 +115,7 @@ void cuda_lmhead_logprob_forward_g(GemmFn gemm, float *logp, float *lse, const f
     LmBf16 b = bf16 ? lm_bf16_parts(lg, D) : LmBf16{NULL, NULL, NULL};
     for (int r0 = 0; r0 < N; r0 += LM_ROWS) {
         int nr = N - r0 < LM_ROWS ? N - r0 : LM_ROWS;
-        lmhead_init_kernel<<<(nr + 255) / 256, 256>>>(mx, sm, tl, nr);
+        lmhead_init_kernel<<<(nr + 255) / 256, 256, 0, cuda_stream()>>>(mx, sm, tl, nr);
         launchCheck();
         if (bf16) lm_to_bf16(b.y, y + (size_t)r0 * D, nr, D, D);
         for (int c0 = 0; c0 < V; c0 += LM_COLS) {
@@ -126,10 +126,10 @@ void cuda_lmhead_logprob_forward_g(GemmFn gemm, float *logp, float *lse, const f
             } else {
                 gemm(0, 1, nr, nc, D, 1.0f, y + (size_t)r0 * D, D, W + (size_t)c0 * D, D, 0.0f, lg, nc);
             }
-            lmhead_chunk_kernel<<<nr, 256>>>(lg, nc, c0, targets + r0, mx, sm, tl);
+            lmhead_chunk_kernel<<<nr, 256, 0, cuda_stream()>>>(lg, nc, c0, targets + r0, mx, sm, tl);
             launchCheck();
         }
-        lmhead_finish_kernel<<<(nr + 255) / 256, 256>>>(logp + r0, lse + r0, targets + r0, mx, sm, tl, nr);
+        lmhead_finish_kernel<<<(nr + 255) / 256, 256, 0, cuda_stream()>>>(logp + r0, lse + r0, targets + r0, mx, sm, tl, nr);
         launchCheck();
     }
 }
@@ -165,14 +165,14 @@ void cuda_lmhead_logprob_backward_g(GemmFn gemm, float *dy, float beta_dy, float
             if (bf16) {
                 lm_to_bf16(b.w, W + (size_t)c0 * D, nc, D, D);
                 lm_gemm_bf16(0, 1, nr, nc, D, b.y, D, b.w, D, 0.0f, lg, nc);
-                lmhead_dlogits_kernel<<<nr, 256>>>(lg, b.dl, nc, c0, targets + r0, dlogp + r0, lse + r0);
+                lmhead_dlogits_kernel<<<nr, 256, 0, cuda_stream()>>>(lg, b.dl, nc, c0, targets + r0, dlogp + r0, lse + r0);
                 launchCheck();
                 lm_gemm_bf16(0, 0, nr, D, nc, b.dl, nc, b.w, D, bdy, dy + (size_t)r0 * D, D);
                 lm_gemm_bf16(1, 0, nc, D, nr, b.dl, nc, b.y, D, 1.0f, dW + (size_t)c0 * D, D);
                 continue;
             }
             gemm(0, 1, nr, nc, D, 1.0f, y + (size_t)r0 * D, D, W + (size_t)c0 * D, D, 0.0f, lg, nc);
-            lmhead_dlogits_kernel<<<nr, 256>>>(lg, NULL, nc, c0, targets + r0, dlogp + r0, lse + r0);
+            lmhead_dlogits_kernel<<<nr, 256, 0, cuda_stream()>>>(lg, NULL, nc, c0, targets + r0, dlogp + r0, lse + r0);
             launchCheck();
             gemm(0, 0, nr, D, nc, 1.0f, lg, nc, W + (size_t)c0 * D, D, bdy, dy + (size_t)r0 * D, D);
             gemm(1, 0, nc, D, nr, 1.0f, lg, nc, y + (size_t)r0 * D, D, 1.0f, dW + (size_t)c0 * D, D);

@@ -40,7 +40,7 @@ __global__ void mla_kpe_grad_kernel(float *dkpe, int ldkpe, const float *dK, int
 void cuda_mla_kv_assemble_forward(float *K, float *V, const float *kv, const float *kpe, int ldkpe, int N, int H,
                                   int dn, int dr, int dv) {
     if (N <= 0 || H <= 0) return;
-    mla_kv_assemble_forward_kernel<<<grid_for((size_t)N * H * (dn + dr + dv)), CUDA_THREADS>>>(
+    mla_kv_assemble_forward_kernel<<<grid_for((size_t)N * H * (dn + dr + dv)), CUDA_THREADS, 0, cuda_stream()>>>(
         K, V, kv, kpe, ldkpe, N, H, dn, dr, dv);
     launchCheck();
 }
@@ -48,11 +48,11 @@ void cuda_mla_kv_assemble_forward(float *K, float *V, const float *kv, const flo
 void cuda_mla_kv_assemble_backward(float *dkv, float *dkpe, int ldkpe, const float *dK, const float *dV, int N,
                                    int H, int dn, int dr, int dv) {
     if (N <= 0 || H <= 0) return;
-    mla_kv_assemble_backward_kernel<<<grid_for((size_t)N * H * (dn + dv)), CUDA_THREADS>>>(dkv, dK, dV, N, H, dn,
+    mla_kv_assemble_backward_kernel<<<grid_for((size_t)N * H * (dn + dv)), CUDA_THREADS, 0, cuda_stream()>>>(dkv, dK, dV, N, H, dn,
                                                                                          dr, dv);
     launchCheck();
     if (dr > 0) {
-        mla_kpe_grad_kernel<<<grid_for((size_t)N * dr), CUDA_THREADS>>>(dkpe, ldkpe, dK, N, H, dn, dr);
+        mla_kpe_grad_kernel<<<grid_for((size_t)N * dr), CUDA_THREADS, 0, cuda_stream()>>>(dkpe, ldkpe, dK, N, H, dn, dr);
         launchCheck();
     }
 }

@@ -72,15 +72,15 @@ void cuda_moe_permute(float *Xp, int32_t *row_of_slot, int32_t *slot_of_row, int
     int32_t *cnt = (int32_t *)cuda_ctx()->scratch, *base = cnt + (size_t)C * E;
     int threads = E < 32 ? 32 : (E > 1024 ? 1024 : (E + 31) / 32 * 32);
     if (C > 0) {
-        permute_hist_kernel<<<C, threads>>>(cnt, idx, S, E);
+        permute_hist_kernel<<<C, threads, 0, cuda_stream()>>>(cnt, idx, S, E);
         launchCheck();
     }
-    permute_scan_kernel<<<1, threads>>>(offsets, base, cnt, C, E);
+    permute_scan_kernel<<<1, threads, 0, cuda_stream()>>>(offsets, base, cnt, C, E);
     launchCheck();
     if (C > 0) {
-        permute_assign_kernel<<<C, threads>>>(row_of_slot, slot_of_row, base, idx, S, E);
+        permute_assign_kernel<<<C, threads, 0, cuda_stream()>>>(row_of_slot, slot_of_row, base, idx, S, E);
         launchCheck();
-        permute_gather_kernel<<<grid_for((size_t)S * D), CUDA_THREADS>>>(Xp, x, slot_of_row, S, D, K);
+        permute_gather_kernel<<<grid_for((size_t)S * D), CUDA_THREADS, 0, cuda_stream()>>>(Xp, x, slot_of_row, S, D, K);
         launchCheck();
     }
 }
@@ -96,7 +96,7 @@ __global__ void permute_backward_kernel(float *dx, const float *dXp, const int32
 }
 void cuda_moe_permute_backward(float *dx, const float *dXp, const int32_t *row_of_slot, int N, int D, int K) {
     if (N <= 0 || D <= 0) return;
-    permute_backward_kernel<<<grid_for((size_t)N * D), CUDA_THREADS>>>(dx, dXp, row_of_slot, N, D, K);
+    permute_backward_kernel<<<grid_for((size_t)N * D), CUDA_THREADS, 0, cuda_stream()>>>(dx, dXp, row_of_slot, N, D, K);
     launchCheck();
 }
 
@@ -111,7 +111,7 @@ __global__ void unpermute_kernel(float *y, const float *Yp, const float *w, cons
 }
 void cuda_moe_unpermute(float *y, const float *Yp, const float *w, const int32_t *row_of_slot, int N, int D, int K) {
     if (N <= 0 || D <= 0) return;
-    unpermute_kernel<<<grid_for((size_t)N * D), CUDA_THREADS>>>(y, Yp, w, row_of_slot, N, D, K);
+    unpermute_kernel<<<grid_for((size_t)N * D), CUDA_THREADS, 0, cuda_stream()>>>(y, Yp, w, row_of_slot, N, D, K);
     launchCheck();
 }
 
@@ -138,8 +138,8 @@ void cuda_moe_unpermute_backward(float *dYp, float *dw, const float *dy, const f
                                  const int32_t *row_of_slot, const int32_t *slot_of_row, int N, int D, int K) {
     int S = N * K;
     if (S <= 0) return;
-    unpermute_backward_dyp_kernel<<<grid_for((size_t)S * D), CUDA_THREADS>>>(dYp, dy, w, slot_of_row, S, D, K);
+    unpermute_backward_dyp_kernel<<<grid_for((size_t)S * D), CUDA_THREADS, 0, cuda_stream()>>>(dYp, dy, w, slot_of_row, S, D, K);
     launchCheck();
-    unpermute_backward_dw_kernel<<<(S + 7) / 8, 256>>>(dw, dy, Yp, row_of_slot, S, D, K);
+    unpermute_backward_dw_kernel<<<(S + 7) / 8, 256, 0, cuda_stream()>>>(dw, dy, Yp, row_of_slot, S, D, K);
     launchCheck();
 }

@@ -236,9 +236,9 @@ static void launch_rows(int vec, dim3 grid, float *out, const float *in, const i
                         const int32_t *gstart, const int32_t *ngroups, const float *A, const float *B, int L, int R,
                         int K) {
     if (vec)
-        moe_idx_rows_kernel<true, UP><<<grid, IDX_THREADS>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
+        moe_idx_rows_kernel<true, UP><<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
     else
-        moe_idx_rows_kernel<false, UP><<<grid, IDX_THREADS>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
+        moe_idx_rows_kernel<false, UP><<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
     launchCheck();
 }
 
@@ -246,7 +246,7 @@ void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t 
                               const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K) {
     if (N <= 0 || D <= 0) return;
     if (K <= 0 || I <= 0) {  // an empty sum
-        cudaCheck(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)N * D, 0));
+        cudaCheck(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)N * D, cuda_stream()));
         return;
     }
     long long S = (long long)N * K;
@@ -260,9 +260,9 @@ void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t 
     int32_t *order = (int32_t *)base, *gstart = order + S, *ngroups = gstart + S + 1;
     float *z = (float *)(base + zoff);
 
-    moe_idx_rank_kernel<<<(unsigned)((S + IDX_THREADS - 1) / IDX_THREADS), IDX_THREADS>>>(order, idx, (int)S);
+    moe_idx_rank_kernel<<<(unsigned)((S + IDX_THREADS - 1) / IDX_THREADS), IDX_THREADS, 0, cuda_stream()>>>(order, idx, (int)S);
     launchCheck();
-    moe_idx_groups_kernel<<<1, IDX_GROUPS_THREADS>>>(gstart, ngroups, order, idx, (int)S);
+    moe_idx_groups_kernel<<<1, IDX_GROUPS_THREADS, 0, cuda_stream()>>>(gstart, ngroups, order, idx, (int)S);
     launchCheck();
     unsigned gy = (unsigned)(S < (long long)IDX_GROUP_BLOCKS ? S : (long long)IDX_GROUP_BLOCKS);
     // staged inputs are 16-byte aligned copies: only the weights' alignment matters
@@ -271,6 +271,6 @@ void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t 
     int vec_down = I % 4 == 0 && aligned16(Wd);
     launch_rows<false>(vec_down, dim3((unsigned)down_tiles, gy), z, h, idx, order, gstart, ngroups, Wd, NULL, I, D,
                        K);
-    moe_idx_combine_kernel<<<grid_for((size_t)N * D), CUDA_THREADS>>>(y, z, w, N, D, K);
+    moe_idx_combine_kernel<<<grid_for((size_t)N * D), CUDA_THREADS, 0, cuda_stream()>>>(y, z, w, N, D, K);
     launchCheck();
 }

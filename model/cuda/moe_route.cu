@@ -27,7 +27,7 @@ void cuda_moe_route_forward(float *probs, int32_t *idx, float *w, const float *l
     int G = r->group_limited ? r->n_group : 1;
     if (r->E > ROUTE_MAX_E || G > ROUTE_MAX_G)
         cuda_fail("moe_route_forward", "more experts or groups than the kernel supports", __FILE__, __LINE__);
-    moe_route_forward_kernel<<<(N + 127) / 128, 128>>>(probs, idx, w, logits, N, *r);
+    moe_route_forward_kernel<<<(N + 127) / 128, 128, 0, cuda_stream()>>>(probs, idx, w, logits, N, *r);
     launchCheck();
 }
 
@@ -70,9 +70,9 @@ void cuda_moe_aux_forward(float *loss, float *aux_coef, int32_t *seg_of_token, c
     if ((size_t)n_seg * sizeof(double) > CUDA_SCRATCH_BYTES)
         cuda_fail("moe_aux_forward", "too many segments for the scratch buffer", __FILE__, __LINE__);
     double *part = (double *)cuda_ctx()->scratch;
-    moe_aux_segment_kernel<<<n_seg, 128>>>(aux_coef, part, seg_of_token, probs, idx, cu_seg, n_seg, N, E, K, alpha);
+    moe_aux_segment_kernel<<<n_seg, 128, 0, cuda_stream()>>>(aux_coef, part, seg_of_token, probs, idx, cu_seg, n_seg, N, E, K, alpha);
     launchCheck();
-    moe_aux_total_kernel<<<1, 1>>>(loss, part, n_seg, alpha);
+    moe_aux_total_kernel<<<1, 1, 0, cuda_stream()>>>(loss, part, n_seg, alpha);
     launchCheck();
 }
 
@@ -108,7 +108,7 @@ void cuda_moe_route_backward(float *dlogits, const float *dw, const float *probs
                              int N, const OpsMoeRoute *r) {
     if (N <= 0) return;
     if (r->E > ROUTE_MAX_E) cuda_fail("moe_route_backward", "more experts than the kernel supports", __FILE__, __LINE__);
-    moe_route_backward_kernel<<<(N + 127) / 128, 128>>>(dlogits, dw, probs, idx, w, aux_coef, aux_weight,
+    moe_route_backward_kernel<<<(N + 127) / 128, 128, 0, cuda_stream()>>>(dlogits, dw, probs, idx, w, aux_coef, aux_weight,
                                                        seg_of_token, N, r->E, r->K, r->norm_topk_prob,
                                                        r->routed_scale);
     launchCheck();

@@ -121,7 +121,7 @@ void cuda_moe_experts_small(float *y, float *h, const float *x, const int32_t *i
                             const float *Wu, const float *Wd, int N, int D, int I, int K) {
     if (N <= 0 || D <= 0) return;
     if (K <= 0 || I <= 0) {  // an empty sum
-        cudaCheck(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)N * D, 0));
+        cudaCheck(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)N * D, cuda_stream()));
         return;
     }
     long long S = (long long)N * K;
@@ -135,15 +135,15 @@ void cuda_moe_experts_small(float *y, float *h, const float *x, const int32_t *i
     dim3 gu((unsigned)S, (unsigned)up_chunks);
     size_t smem = stage_x ? xbytes : 0;
     if (vec_up)
-        moe_small_up_kernel<true><<<gu, SMALL_THREADS, smem>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
+        moe_small_up_kernel<true><<<gu, SMALL_THREADS, smem, cuda_stream()>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
     else
-        moe_small_up_kernel<false><<<gu, SMALL_THREADS, smem>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
+        moe_small_up_kernel<false><<<gu, SMALL_THREADS, smem, cuda_stream()>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
     launchCheck();
     int vec_down = I % 4 == 0 && aligned16(Wd) && aligned16(h);
     dim3 gd((unsigned)N, (unsigned)down_chunks);
     if (vec_down)
-        moe_small_down_kernel<true><<<gd, SMALL_THREADS>>>(y, h, idx, w, Wd, D, I, K);
+        moe_small_down_kernel<true><<<gd, SMALL_THREADS, 0, cuda_stream()>>>(y, h, idx, w, Wd, D, I, K);
     else
-        moe_small_down_kernel<false><<<gd, SMALL_THREADS>>>(y, h, idx, w, Wd, D, I, K);
+        moe_small_down_kernel<false><<<gd, SMALL_THREADS, 0, cuda_stream()>>>(y, h, idx, w, Wd, D, I, K);
     launchCheck();
 }

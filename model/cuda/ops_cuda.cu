@@ -30,12 +30,15 @@ CudaCtx *cuda_ctx(void) {
     return ctx;
 }
 
+cudaStream_t cuda_stream(void) { return cuda_ctx()->stream; }
+
 void *cuda_big_scratch(size_t bytes) {
     CudaCtx *c = cuda_ctx();
     if (bytes > c->big_bytes) {
         if (c->big) cudaCheck(cudaFree(c->big));  // synchronises: no kernel still reads it
         c->big = NULL;
         cudaCheck(cudaMalloc(&c->big, bytes));
+        c->epoch++;
         c->big_bytes = bytes;
     }
     return c->big;
@@ -47,12 +50,15 @@ static void *cuda_alloc(size_t bytes) {
     void *p = NULL;
     size_t b = bytes ? bytes : 1;
     cudaCheck(cudaMalloc(&p, b));
+    cuda_ctx()->epoch++;
     cudaCheck(cudaMemset(p, 0, b));
     return p;
 }
 static void cuda_free(void *p) {
     cuda_params_freed(p);
-    if (p) cudaCheck(cudaFree(p));
+    if (!p) return;
+    cudaCheck(cudaFree(p));
+    cuda_ctx()->epoch++;
 }
 static void cuda_upload(void *dst, const void *src, size_t bytes) {
     cuda_params_written(dst, bytes);
@@ -63,11 +69,11 @@ static void cuda_download(void *dst, const void *src, size_t bytes) {
 }
 static void cuda_zero(void *p, size_t bytes) {
     cuda_params_written(p, bytes);
-    if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, 0));
+    if (bytes) cudaCheck(cudaMemsetAsync(p, 0, bytes, cuda_stream()));
 }
 static void cuda_copy(void *dst, const void *src, size_t bytes) {
     cuda_params_written(dst, bytes);
-    if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+    if (bytes) cudaCheck(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cuda_stream()));
 }
 
 // dst[i*ldd + j] = src[i*lds + j]: one 2-D device-to-device copy, in stream order.
@@ -75,7 +81,8 @@ static void cuda_copy2d(float *dst, int ldd, const float *src, int lds, int rows
     if (rows <= 0 || cols <= 0) return;
     cuda_params_written_matrix(dst, rows, cols, ldd);
     cudaCheck(cudaMemcpy2DAsync(dst, sizeof(float) * (size_t)ldd, src, sizeof(float) * (size_t)lds,
-                                sizeof(float) * (size_t)cols, (size_t)rows, cudaMemcpyDeviceToDevice, 0));
+                                sizeof(float) * (size_t)cols, (size_t)rows, cudaMemcpyDeviceToDevice,
+                                cuda_stream()));
 }
 
 // ---- GEMM --------------------------------------------------------------------------
@@ -96,7 +103,7 @@ void cuda_gemm_ex(cublasComputeType_t ct, int transA, int transB, int M, int N, 
     if (M <= 0 || N <= 0) return;
     cuda_params_written_matrix(C, M, N, ldc);
     if (K <= 0) {  // as the CPU path: C = beta C (beta == 0 clears, even NaN)
-        scale_matrix_kernel<<<grid_for((size_t)M * N), CUDA_THREADS>>>(C, M, N, ldc, beta);
+        scale_matrix_kernel<<<grid_for((size_t)M * N), CUDA_THREADS, 0, cuda_stream()>>>(C, M, N, ldc, beta);
         launchCheck();
         return;
     }
@@ -146,13 +153,13 @@ __global__ void scale_kernel(float *y, float a, size_t n) {
 static void cuda_add(float *y, const float *x, size_t n) {
     if (!n) return;
     cuda_params_written(y, sizeof(float) * n);
-    add_kernel<<<grid_for(n), CUDA_THREADS>>>(y, x, n);
+    add_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream()>>>(y, x, n);
     launchCheck();
 }
 static void cuda_scale(float *y, float a, size_t n) {
     if (!n) return;
     cuda_params_written(y, sizeof(float) * n);
-    scale_kernel<<<grid_for(n), CUDA_THREADS>>>(y, a, n);
+    scale_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream()>>>(y, a, n);
     launchCheck();
 }
 
@@ -176,7 +183,7 @@ static void cuda_count_nonfinite(const float *x, size_t n, size_t *count) {
     if (!n) return;
     unsigned long long part[REDUCE_BLOCKS];
     unsigned long long *dpart = (unsigned long long *)cuda_ctx()->scratch;
-    count_nonfinite_kernel<<<REDUCE_BLOCKS, CUDA_THREADS>>>(x, n, dpart);
+    count_nonfinite_kernel<<<REDUCE_BLOCKS, CUDA_THREADS, 0, cuda_stream()>>>(x, n, dpart);
     launchCheck();
     cudaCheck(cudaMemcpy(part, dpart, sizeof part, cudaMemcpyDeviceToHost));
     for (int b = 0; b < REDUCE_BLOCKS; b++) *count += (size_t)part[b];
@@ -198,7 +205,7 @@ extern "C" double ops_cuda_sumsq(const float *x, size_t n) {
     if (!n) return 0.0;
     double part[REDUCE_BLOCKS], s = 0;
     double *dpart = (double *)cuda_ctx()->scratch;
-    sumsq_kernel<<<REDUCE_BLOCKS, CUDA_THREADS>>>(x, n, dpart);
+    sumsq_kernel<<<REDUCE_BLOCKS, CUDA_THREADS, 0, cuda_stream()>>>(x, n, dpart);
     launchCheck();
     cudaCheck(cudaMemcpy(part, dpart, sizeof part, cudaMemcpyDeviceToHost));
     for (int b = 0; b < REDUCE_BLOCKS; b++) s += part[b];
@@ -223,12 +230,12 @@ __global__ void swiglu_backward_kernel(float *dg, float *du, const float *dh, co
 }
 void cuda_swiglu_forward(float *h, const float *g, const float *u, size_t n) {
     if (!n) return;
-    swiglu_forward_kernel<<<grid_for(n), CUDA_THREADS>>>(h, g, u, n);
+    swiglu_forward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream()>>>(h, g, u, n);
     launchCheck();
 }
 void cuda_swiglu_backward(float *dg, float *du, const float *dh, const float *g, const float *u, size_t n) {
     if (!n) return;
-    swiglu_backward_kernel<<<grid_for(n), CUDA_THREADS>>>(dg, du, dh, g, u, n);
+    swiglu_backward_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream()>>>(dg, du, dh, g, u, n);
     launchCheck();
 }
 
@@ -254,7 +261,7 @@ extern "C" void ops_cuda_adamw_update(float beta1, float beta2, float eps, float
     cuda_params_written(p, sizeof(float) * n);
     double bc1 = 1.0 - pow((double)beta1, (double)t), bc2 = 1.0 - pow((double)beta2, (double)t);
     float keep = decay ? 1.0f - lr * weight_decay : 1.0f;
-    adamw_kernel<<<grid_for(n), CUDA_THREADS>>>(p, g, m, v, n, beta1, beta2, eps, keep,
+    adamw_kernel<<<grid_for(n), CUDA_THREADS, 0, cuda_stream()>>>(p, g, m, v, n, beta1, beta2, eps, keep,
                                                (float)(lr / bc1), (float)sqrt(bc2));
     launchCheck();
 }
@@ -348,6 +355,11 @@ DEFINE_GEMM_OPS(bf16, cuda_gemm_bf16, CUBLAS_COMPUTE_32F_FAST_16BF)
         .sample_rows = cuda_sample_rows,                          \
         .moe_experts_small = cuda_moe_small_selected,             \
         .moe_experts_small_slots = cuda_moe_small_slots,          \
+        .step_enabled = cuda_step_enabled,                        \
+        .step_record_begin = cuda_step_record_begin,              \
+        .step_record_end = cuda_step_record_end,                  \
+        .step_launch = cuda_step_launch,                          \
+        .step_free = cuda_step_free,                              \
         .declare_params = cuda_declare_params,                    \
     }
 

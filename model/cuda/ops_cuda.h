@@ -38,6 +38,14 @@
  *    per-expert GEMMs and host sync; CRUCIBLE_MOE_SMALL_SLOTS still overrides), 0 under
  *    slots (model.c's default, 64). The indexed kernels use the context's big scratch:
  *    (2 N K + 2) int32 + N K D floats.
+ *  - Recorded steps (Ops.step_*, model/cuda/graph.cu): under CRUCIBLE_CUDA_GRAPHS=1 (read
+ *    per call; off with CRUCIBLE_CUDA_BF16_WEIGHTS) the rollout's decode steps are captured
+ *    as CUDA graphs (every op issues its work to cuda_stream(): the legacy stream, or the
+ *    capture stream while recording) and replayed with one launch; a step is refused once
+ *    any allocation, free or scratch growth happened since it was recorded. Opt-in, NOT
+ *    yet run on a GPU (its host logic is checked on the CPU by a recording fake backend,
+ *    tests/rollout/test_forward_ops_steps.c; the GPU test cuda_rollout_graphs_match_direct
+ *    SKIPs here).
  *  - All work runs in order on the legacy default stream; upload/download/
  *    count_nonfinite synchronise with the host, and so do attention (it reads
  *    cu_seqlens on the host), a growth of the context scratch and each grouped

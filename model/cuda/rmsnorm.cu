@@ -50,7 +50,7 @@ __global__ void column_chunks_add_kernel(float *dw, const float *part, int chunk
 void cuda_rmsnorm_forward(float *out, int ldo, float *rstd, const float *x, int ldx, const float *w, int N,
                           int D, float eps) {
     if (N <= 0) return;
-    rmsnorm_forward_kernel<<<N, CUDA_THREADS>>>(out, ldo, rstd, x, ldx, w, D, eps);
+    rmsnorm_forward_kernel<<<N, CUDA_THREADS, 0, cuda_stream()>>>(out, ldo, rstd, x, ldx, w, D, eps);
     launchCheck();
 }
 
@@ -66,10 +66,10 @@ void cuda_rmsnorm_backward(float *dx, int lddx, float *dw, const float *dout, in
     chunks = (N + rows - 1) / rows;
     float *part = (float *)cuda_ctx()->scratch;
     dim3 g((D + 127) / 128, chunks);
-    rmsnorm_dw_partial_kernel<<<g, 128>>>(part, dout, lddo, x, ldx, rstd, N, D, rows);
+    rmsnorm_dw_partial_kernel<<<g, 128, 0, cuda_stream()>>>(part, dout, lddo, x, ldx, rstd, N, D, rows);
     launchCheck();
-    column_chunks_add_kernel<<<(D + 127) / 128, 128>>>(dw, part, chunks, D);
+    column_chunks_add_kernel<<<(D + 127) / 128, 128, 0, cuda_stream()>>>(dw, part, chunks, D);
     launchCheck();
-    rmsnorm_backward_dx_kernel<<<N, CUDA_THREADS>>>(dx, lddx, dout, lddo, x, ldx, w, rstd, D);
+    rmsnorm_backward_dx_kernel<<<N, CUDA_THREADS, 0, cuda_stream()>>>(dx, lddx, dout, lddo, x, ldx, w, rstd, D);
     launchCheck();
 }

@@ -16,6 +16,8 @@
  *    form; the CPU side is the host path (forward.c, absorbed, chunks of 256).
  *    cuda_rollout_matches_cpu_moe_indexed: the same under CRUCIBLE_CUDA_MOE_SMALL=indexed
  *    (the routed experts of prefill and decode through model/cuda/moe_indexed.cu).
+ *    cuda_rollout_graphs_match_direct: the GPU engine with recorded decode steps (CUDA
+ *    graphs, CRUCIBLE_CUDA_GRAPHS=1) against itself without, bit for bit, steps replayed.
  *  - forward_ops_run on ops_cuda() against forward_ops_run on ops_cpu() (same calls, same
  *    weights), under the rule and with each attention form forced: prompts of 1, 5, 40
  *    and 130 tokens in one call, continuations over cached context (MHA form: context
@@ -226,6 +228,61 @@ static void body_cuda_rollout_matches_cpu_moe_indexed(TestCtx *t_) {
     model_free(mg);
 }
 
+/* Recorded decode steps (CRUCIBLE_CUDA_GRAPHS=1, model/cuda/graph.cu): the GPU engine
+ * with CUDA graphs against the same GPU engine without, bit for bit (same kernels, same
+ * order: a replayed step must compute what the direct calls compute), greedy and sampled,
+ * experts recorded; steps must actually replay. */
+static void body_cuda_rollout_graphs_match_direct(TestCtx *t_) {
+    if (crucible_cuda_device_count() <= 0) SKIP("no CUDA device visible: CUDA graphs (recorded steps) NOT run on a GPU");
+    CrRng g;
+    cr_rng_init(&g, test_random_seed("cuda_rollout_graphs_match_direct"), 0x5A5, 0);
+    Model *mc, *mg;
+    if (model_pair(t_, &g, &mc, &mg)) return;
+    int n = 3, G = 2, V = mc->cfg.vocab_size;
+    int32_t *pr[3];
+    int lens[3] = {1, 1 + (int)(cr_rng_u64(&g) % 40), 300 + (int)(cr_rng_u64(&g) % 100)};
+    for (int p = 0; p < n; p++) {
+        pr[p] = malloc(sizeof(int32_t) * lens[p]);
+        for (int k = 0; k < lens[p]; k++) pr[p][k] = 2 + (int32_t)(cr_rng_u64(&g) % (uint64_t)(V - 2));
+    }
+    for (int k = 0; k < 2; k++) {
+        SampleParams sp = {0};
+        sp.temperature = k ? 1.0f : 0.0f;
+        sp.top_p = k ? 0.9f : 1.0f;
+        sp.max_new_tokens = 100;  /* within k_cfg's 512 positions */
+        sp.ignore_eos = 1;
+        sp.record_experts = 1;
+        sp.seed = cr_rng_u64(&g);
+        RolloutStats s0, s1;
+        CHECK(unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
+        Sample *a = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, &s0);
+        CHECK(setenv("CRUCIBLE_CUDA_GRAPHS", "1", 1) == 0);
+        CHECK(mg->ops->step_enabled && mg->ops->step_enabled() == 1);
+        Sample *b = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, &s1);
+        CHECK(unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
+        int bad = 0;
+        for (int i = 0; i < n * G; i++) {
+            size_t T = (size_t)a[i].n_tokens;
+            bad += a[i].n_tokens != b[i].n_tokens || !a[i].n_tokens ||
+                   memcmp(a[i].token_ids, b[i].token_ids, sizeof(int32_t) * T) ||
+                   memcmp(a[i].logprobs, b[i].logprobs, sizeof(float) * T) ||
+                   memcmp(a[i].logprobs_model, b[i].logprobs_model, sizeof(float) * T);
+        }
+        CHECKF(bad == 0, "T %d: %d of %d samples differ with CUDA graphs", k, bad, n * G);
+        CHECKF(s0.step_replays == 0 && s1.step_records >= 1 && s1.step_replays >= s1.decode_steps / 2,
+               "T %d: %ld of %ld decode steps replayed (%ld recorded; %ld without graphs)", k, s1.step_replays,
+               s1.decode_steps, s1.step_records, s0.step_replays);
+        fprintf(stderr, "    T %d: %d samples equal; %ld decode steps, %ld recorded, %ld replayed; decode %.3f s "
+                "direct, %.3f s with graphs\n", k, n * G, s1.decode_steps, s1.step_records, s1.step_replays,
+                s0.decode_s, s1.decode_s);
+        for (int i = 0; i < n * G; i++) sample_free(&a[i]), sample_free(&b[i]);
+        free(a), free(b);
+    }
+    for (int p = 0; p < n; p++) free(pr[p]);
+    model_free(mc);
+    model_free(mg);
+}
+
 /* ---- forward_ops_run on the GPU vs on the CPU, per attention form ---------------------- */
 
 enum { FMAXN = 256, FSEQ = 4 };
@@ -328,4 +385,5 @@ static void body_cuda_rollout_forward_ops_forms(TestCtx *t_) {
 TEST(cuda_rollout_mla_cache_ops) { CUDA_BODY(cuda_rollout_mla_cache_ops); }
 TEST(cuda_rollout_matches_cpu) { CUDA_BODY(cuda_rollout_matches_cpu); }
 TEST(cuda_rollout_matches_cpu_moe_indexed) { CUDA_BODY(cuda_rollout_matches_cpu_moe_indexed); }
+TEST(cuda_rollout_graphs_match_direct) { CUDA_BODY(cuda_rollout_graphs_match_direct); }
 TEST(cuda_rollout_forward_ops_forms) { CUDA_BODY(cuda_rollout_forward_ops_forms); }

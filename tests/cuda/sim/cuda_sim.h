@@ -338,6 +338,7 @@ static cudaError_t sim_func_attr(F *k, cudaFuncAttribute a, int v) {
 void cuda_fail(const char *what, const char *msg, const char *file, int line) {
     sim_fail("cuda_fail at %s:%d: %s: %s", file, line, what, msg);
 }
+cudaStream_t cuda_stream(void) { return 0; }  // streams are not modelled: call order
 static void *sim_big;
 void *cuda_big_scratch(size_t bytes) {
     free(sim_big);  // valid until the next call, as the context's buffer

@@ -1,0 +1,86 @@
+// model/cuda/graph.cu — recorded steps (Ops.step_*): a decode step's ~680 launches recorded
+// once as a CUDA graph and replayed with one launch, so the GPU no longer waits on the
+// host between small kernels (on the H100 about 40 % of a batch-1 step's time went to such
+// gaps, bench/RESULTS.md). Opt-in: CRUCIBLE_CUDA_GRAPHS=1 (read per call); NOT yet run on
+// a GPU (written after the lease; it compiles, its GPU test SKIPs here).
+//
+// Recording: every op of the backend issues its work to cuda_stream(), which is the legacy
+// default stream except between step_record_begin and step_record_end, when it is a
+// (blocking) stream being captured, cuBLAS set to it as well. Capture mode "relaxed": an
+// allocation during the recording does not abort the process; it bumps the context's
+// epoch, and a step recorded across an epoch change is dropped (its pointers may be
+// stale). A replay (cudaGraphLaunch into the legacy stream: ordered after and before the
+// backend's other work) is refused once the epoch moved on: any cudaMalloc / cudaFree /
+// scratch growth since the recording.
+// Not recorded (never asked to be, rollout/forward_ops.c): anything that synchronises with
+// the host. The bf16 parameter copies (CRUCIBLE_CUDA_BF16_WEIGHTS) allocate inside GEMMs:
+// with them on, recording is off.
+#include "model/cuda/cuda_ops.cuh"
+
+#include <string.h>
+
+#include "model/cuda/param_shadow.cuh"
+
+typedef struct CudaStep {
+    cudaGraphExec_t exec;
+    unsigned long epoch;
+} CudaStep;
+
+int cuda_step_enabled(void) {
+    const char *v = getenv("CRUCIBLE_CUDA_GRAPHS");
+    if (!v || !*v || !strcmp(v, "0")) return 0;
+    if (strcmp(v, "1")) cuda_fail("CRUCIBLE_CUDA_GRAPHS", "must be 0 or 1", __FILE__, __LINE__);
+    return !cuda_bf16_weights_enabled();
+}
+
+int cuda_step_record_begin(void) {
+    CudaCtx *c = cuda_ctx();
+    if (!cuda_step_enabled() || c->stream) return -1;  // off, or already recording
+    if (!c->rec) cudaCheck(cudaStreamCreate(&c->rec));
+    cudaCheck(cudaStreamBeginCapture(c->rec, cudaStreamCaptureModeRelaxed));
+    cublasCheck(cublasSetStream(c->blas, c->rec));
+    c->stream = c->rec;
+    c->rec_epoch = c->epoch;
+    return 0;
+}
+
+void *cuda_step_record_end(void) {
+    CudaCtx *c = cuda_ctx();
+    if (!c->rec || c->stream != c->rec) return NULL;
+    cudaGraph_t graph = NULL;
+    cudaError_t err = cudaStreamEndCapture(c->rec, &graph);
+    c->stream = 0;
+    cublasCheck(cublasSetStream(c->blas, 0));
+    if (err != cudaSuccess || !graph || c->epoch != c->rec_epoch) {
+        (void)cudaGetLastError();  // an invalidated capture leaves its error behind
+        if (graph) cudaCheck(cudaGraphDestroy(graph));
+        return NULL;
+    }
+    cudaGraphExec_t exec = NULL;
+    err = cudaGraphInstantiate(&exec, graph, 0);
+    cudaCheck(cudaGraphDestroy(graph));
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    CudaStep *s = (CudaStep *)malloc(sizeof *s);
+    if (!s) cuda_fail("cuda_step_record_end", "out of memory", __FILE__, __LINE__);
+    s->exec = exec;
+    s->epoch = c->epoch;
+    return s;
+}
+
+int cuda_step_launch(void *step) {
+    CudaStep *s = (CudaStep *)step;
+    CudaCtx *c = cuda_ctx();
+    if (!s || s->epoch != c->epoch || c->stream) return -1;
+    cudaCheck(cudaGraphLaunch(s->exec, 0));
+    return 0;
+}
+
+void cuda_step_free(void *step) {
+    CudaStep *s = (CudaStep *)step;
+    if (!s) return;
+    cudaCheck(cudaGraphExecDestroy(s->exec));
+    free(s);
+}
