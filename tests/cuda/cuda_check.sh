@@ -182,7 +182,7 @@ echo "decode (bench/cuda_decode, peer bench/cuda_decode_hf.py):"
 sed -n '/^  device\|^  bandwidth\|^  NOTE\|^  WARNING\|^  peer\|FAILED\|nothing measured\|NOT run/p; /^seqs /,$p' "$OUT/decode.log"
 if [ "${DECODE_GRAPHS:-0}" = 1 ] && [ -f "$OUT/decode_graphs.log" ]; then
     echo "decode with recorded steps (CRUCIBLE_CUDA_GRAPHS=1):"
-    sed -n '/recorded steps\|FAILED\|nothing measured/p; /^seqs /,$p' "$OUT/decode_graphs.log"
+    sed -n '/recorded steps\|FAILED\|nothing measured\|NOT run/p; /^seqs /,$p' "$OUT/decode_graphs.log"
 fi
 echo
 echo "demo (configs/tiny/demo.sh, --device cuda):"
