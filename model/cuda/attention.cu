@@ -316,7 +316,8 @@ void cuda_attention_forward_flash(float *O, float *lse, const float *Q, const fl
     size_t sm = fwd_smem(dqk, dv);
     set_smem((const void *)attention_forward_kernel, sm);
     dim3 grid((N + ATT_BQ - 1) / ATT_BQ, H);
-    attention_forward_kernel<<<grid, ATT_THREADS, sm, cuda_stream()>>>(O, lse, Q, K, V, cu_seqlens, n_seqs, N, H, dqk, dv, scale);
+    attention_forward_kernel<<<grid, ATT_THREADS, sm, cuda_stream()>>>(O, lse, Q, K, V, cu_seqlens, n_seqs, N, H, dqk,
+                                                                       dv, scale);
     launchCheck();
 }
 
@@ -328,10 +329,10 @@ void cuda_attention_backward_flash(float *dQ, float *dK, float *dV, const float 
     set_smem((const void *)attention_backward_dkdv_kernel, s1);
     set_smem((const void *)attention_backward_dq_kernel, s2);
     dim3 gk((N + ATT_BK - 1) / ATT_BK, H), gq((N + ATT_BQ - 1) / ATT_BQ, H);
-    attention_backward_dkdv_kernel<<<gk, ATT_THREADS, s1, cuda_stream()>>>(dK, dV, dO, O, lse, Q, K, V, cu_seqlens, n_seqs, N, H,
-                                                           dqk, dv, scale);
+    attention_backward_dkdv_kernel<<<gk, ATT_THREADS, s1, cuda_stream()>>>(dK, dV, dO, O, lse, Q, K, V, cu_seqlens,
+                                                                           n_seqs, N, H, dqk, dv, scale);
     launchCheck();
-    attention_backward_dq_kernel<<<gq, ATT_THREADS, s2, cuda_stream()>>>(dQ, dO, O, lse, Q, K, V, cu_seqlens, n_seqs, N, H, dqk,
-                                                         dv, scale);
+    attention_backward_dq_kernel<<<gq, ATT_THREADS, s2, cuda_stream()>>>(dQ, dO, O, lse, Q, K, V, cu_seqlens, n_seqs, N,
+                                                                         H, dqk, dv, scale);
     launchCheck();
 }

@@ -69,9 +69,11 @@ static void launch(float *C, int ldc, const float *A, int lda, const float *B, i
                    float alpha, float beta, bool vec) {
     unsigned grid = (unsigned)((N + GEMV_WARPS - 1) / GEMV_WARPS);
     if (vec)
-        gemv_small_kernel<MM, true><<<grid, 32 * GEMV_WARPS, 0, cuda_stream()>>>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta);
+        gemv_small_kernel<MM, true>
+            <<<grid, 32 * GEMV_WARPS, 0, cuda_stream()>>>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta);
     else
-        gemv_small_kernel<MM, false><<<grid, 32 * GEMV_WARPS, 0, cuda_stream()>>>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta);
+        gemv_small_kernel<MM, false>
+            <<<grid, 32 * GEMV_WARPS, 0, cuda_stream()>>>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta);
     launchCheck();
 }
 

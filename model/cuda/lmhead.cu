@@ -129,7 +129,8 @@ void cuda_lmhead_logprob_forward_g(GemmFn gemm, float *logp, float *lse, const f
             lmhead_chunk_kernel<<<nr, 256, 0, cuda_stream()>>>(lg, nc, c0, targets + r0, mx, sm, tl);
             launchCheck();
         }
-        lmhead_finish_kernel<<<(nr + 255) / 256, 256, 0, cuda_stream()>>>(logp + r0, lse + r0, targets + r0, mx, sm, tl, nr);
+        lmhead_finish_kernel<<<(nr + 255) / 256, 256, 0, cuda_stream()>>>(logp + r0, lse + r0, targets + r0, mx, sm, tl,
+                                                                          nr);
         launchCheck();
     }
 }
@@ -165,7 +166,8 @@ void cuda_lmhead_logprob_backward_g(GemmFn gemm, float *dy, float beta_dy, float
             if (bf16) {
                 lm_to_bf16(b.w, W + (size_t)c0 * D, nc, D, D);
                 lm_gemm_bf16(0, 1, nr, nc, D, b.y, D, b.w, D, 0.0f, lg, nc);
-                lmhead_dlogits_kernel<<<nr, 256, 0, cuda_stream()>>>(lg, b.dl, nc, c0, targets + r0, dlogp + r0, lse + r0);
+                lmhead_dlogits_kernel<<<nr, 256, 0, cuda_stream()>>>(lg, b.dl, nc, c0, targets + r0, dlogp + r0,
+                                                                     lse + r0);
                 launchCheck();
                 lm_gemm_bf16(0, 0, nr, D, nc, b.dl, nc, b.w, D, bdy, dy + (size_t)r0 * D, D);
                 lm_gemm_bf16(1, 0, nc, D, nr, b.dl, nc, b.y, D, 1.0f, dW + (size_t)c0 * D, D);

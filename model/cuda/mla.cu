@@ -48,11 +48,12 @@ void cuda_mla_kv_assemble_forward(float *K, float *V, const float *kv, const flo
 void cuda_mla_kv_assemble_backward(float *dkv, float *dkpe, int ldkpe, const float *dK, const float *dV, int N,
                                    int H, int dn, int dr, int dv) {
     if (N <= 0 || H <= 0) return;
-    mla_kv_assemble_backward_kernel<<<grid_for((size_t)N * H * (dn + dv)), CUDA_THREADS, 0, cuda_stream()>>>(dkv, dK, dV, N, H, dn,
-                                                                                         dr, dv);
+    mla_kv_assemble_backward_kernel<<<grid_for((size_t)N * H * (dn + dv)), CUDA_THREADS, 0, cuda_stream()>>>(
+        dkv, dK, dV, N, H, dn, dr, dv);
     launchCheck();
     if (dr > 0) {
-        mla_kpe_grad_kernel<<<grid_for((size_t)N * dr), CUDA_THREADS, 0, cuda_stream()>>>(dkpe, ldkpe, dK, N, H, dn, dr);
+        mla_kpe_grad_kernel<<<grid_for((size_t)N * dr), CUDA_THREADS, 0, cuda_stream()>>>(dkpe, ldkpe, dK, N, H, dn,
+                                                                                          dr);
         launchCheck();
     }
 }

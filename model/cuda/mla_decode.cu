@@ -38,8 +38,8 @@ __global__ void mla_cache_scatter_kernel(float *cache, const int32_t *block_tabl
 void cuda_mla_cache_scatter(float *cache, const int32_t *block_table, int max_blocks, int n_layers, int layer,
                             int block_tokens, int rw, const float *src, const int32_t *pos, int n) {
     if (n <= 0 || rw <= 0) return;
-    mla_cache_scatter_kernel<<<grid_for((size_t)n * rw), CUDA_THREADS, 0, cuda_stream()>>>(cache, block_table, max_blocks, n_layers,
-                                                                          layer, block_tokens, rw, src, pos, n);
+    mla_cache_scatter_kernel<<<grid_for((size_t)n * rw), CUDA_THREADS, 0, cuda_stream()>>>(
+        cache, block_table, max_blocks, n_layers, layer, block_tokens, rw, src, pos, n);
     launchCheck();
 }
 
@@ -171,8 +171,8 @@ void cuda_mla_decode_attention(float *out, const float *qa, const float *cache, 
     }
     if (shm > shm_max) cuda_fail("mla_decode_attention", "latent row too wide for shared memory", __FILE__, __LINE__);
     dim3 grid((unsigned)n_split, (unsigned)((H + hg - 1) / hg), (unsigned)n);
-    mla_decode_split_kernel<<<grid, MLA_THREADS, shm, cuda_stream()>>>(acc, ml, qa, cache, block_table, max_blocks, n_layers, layer,
-                                                        block_tokens, pos, H, r, dr, scale, n_split, hg);
+    mla_decode_split_kernel<<<grid, MLA_THREADS, shm, cuda_stream()>>>(
+        acc, ml, qa, cache, block_table, max_blocks, n_layers, layer, block_tokens, pos, H, r, dr, scale, n_split, hg);
     launchCheck();
     mla_decode_combine_kernel<<<(unsigned)(n * H), MLA_THREADS, 0, cuda_stream()>>>(out, acc, ml, pos, H, r, n_split);
     launchCheck();

@@ -138,7 +138,8 @@ void cuda_moe_unpermute_backward(float *dYp, float *dw, const float *dy, const f
                                  const int32_t *row_of_slot, const int32_t *slot_of_row, int N, int D, int K) {
     int S = N * K;
     if (S <= 0) return;
-    unpermute_backward_dyp_kernel<<<grid_for((size_t)S * D), CUDA_THREADS, 0, cuda_stream()>>>(dYp, dy, w, slot_of_row, S, D, K);
+    unpermute_backward_dyp_kernel<<<grid_for((size_t)S * D), CUDA_THREADS, 0, cuda_stream()>>>(dYp, dy, w, slot_of_row,
+                                                                                               S, D, K);
     launchCheck();
     unpermute_backward_dw_kernel<<<(S + 7) / 8, 256, 0, cuda_stream()>>>(dw, dy, Yp, row_of_slot, S, D, K);
     launchCheck();

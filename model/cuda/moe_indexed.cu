@@ -236,9 +236,11 @@ static void launch_rows(int vec, dim3 grid, float *out, const float *in, const i
                         const int32_t *gstart, const int32_t *ngroups, const float *A, const float *B, int L, int R,
                         int K) {
     if (vec)
-        moe_idx_rows_kernel<true, UP><<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
+        moe_idx_rows_kernel<true, UP>
+            <<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
     else
-        moe_idx_rows_kernel<false, UP><<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
+        moe_idx_rows_kernel<false, UP>
+            <<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
     launchCheck();
 }
 
@@ -260,7 +262,8 @@ void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t 
     int32_t *order = (int32_t *)base, *gstart = order + S, *ngroups = gstart + S + 1;
     float *z = (float *)(base + zoff);
 
-    moe_idx_rank_kernel<<<(unsigned)((S + IDX_THREADS - 1) / IDX_THREADS), IDX_THREADS, 0, cuda_stream()>>>(order, idx, (int)S);
+    moe_idx_rank_kernel<<<(unsigned)((S + IDX_THREADS - 1) / IDX_THREADS), IDX_THREADS, 0, cuda_stream()>>>(order, idx,
+                                                                                                            (int)S);
     launchCheck();
     moe_idx_groups_kernel<<<1, IDX_GROUPS_THREADS, 0, cuda_stream()>>>(gstart, ngroups, order, idx, (int)S);
     launchCheck();

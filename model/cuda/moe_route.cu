@@ -70,7 +70,8 @@ void cuda_moe_aux_forward(float *loss, float *aux_coef, int32_t *seg_of_token, c
     if ((size_t)n_seg * sizeof(double) > CUDA_SCRATCH_BYTES)
         cuda_fail("moe_aux_forward", "too many segments for the scratch buffer", __FILE__, __LINE__);
     double *part = (double *)cuda_ctx()->scratch;
-    moe_aux_segment_kernel<<<n_seg, 128, 0, cuda_stream()>>>(aux_coef, part, seg_of_token, probs, idx, cu_seg, n_seg, N, E, K, alpha);
+    moe_aux_segment_kernel<<<n_seg, 128, 0, cuda_stream()>>>(aux_coef, part, seg_of_token, probs, idx, cu_seg, n_seg, N,
+                                                             E, K, alpha);
     launchCheck();
     moe_aux_total_kernel<<<1, 1, 0, cuda_stream()>>>(loss, part, n_seg, alpha);
     launchCheck();
@@ -103,13 +104,14 @@ __global__ void moe_route_backward_kernel(float *dlogits, const float *dw, const
     for (int e = 0; e < E; e++) dl[e] = p[e] * (ds[e] - dot);
 }
 
-void cuda_moe_route_backward(float *dlogits, const float *dw, const float *probs, const int32_t *idx,
-                             const float *w, const float *aux_coef, float aux_weight, const int32_t *seg_of_token,
-                             int N, const OpsMoeRoute *r) {
+void cuda_moe_route_backward(float *dlogits, const float *dw, const float *probs, const int32_t *idx, const float *w,
+                             const float *aux_coef, float aux_weight, const int32_t *seg_of_token, int N,
+                             const OpsMoeRoute *r) {
     if (N <= 0) return;
-    if (r->E > ROUTE_MAX_E) cuda_fail("moe_route_backward", "more experts than the kernel supports", __FILE__, __LINE__);
-    moe_route_backward_kernel<<<(N + 127) / 128, 128, 0, cuda_stream()>>>(dlogits, dw, probs, idx, w, aux_coef, aux_weight,
-                                                       seg_of_token, N, r->E, r->K, r->norm_topk_prob,
-                                                       r->routed_scale);
+    if (r->E > ROUTE_MAX_E)
+        cuda_fail("moe_route_backward", "more experts than the kernel supports", __FILE__, __LINE__);
+    moe_route_backward_kernel<<<(N + 127) / 128, 128, 0, cuda_stream()>>>(dlogits, dw, probs, idx, w, aux_coef,
+                                                                          aux_weight, seg_of_token, N, r->E, r->K,
+                                                                          r->norm_topk_prob, r->routed_scale);
     launchCheck();
 }

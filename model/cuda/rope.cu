@@ -22,8 +22,8 @@ __global__ void rope_kernel(float *x, int ld, int head_stride, int n_heads, int 
 static void rope(float *x, int ld, int head_stride, int n_heads, int N, int dr, const int32_t *pos,
                  const float *inv_freq, float cs_factor, float sign) {
     if (N <= 0 || dr < 2) return;
-    rope_kernel<<<grid_for((size_t)N * (dr / 2)), CUDA_THREADS, 0, cuda_stream()>>>(x, ld, head_stride, n_heads, N, dr / 2, pos,
-                                                                  inv_freq, cs_factor, sign);
+    rope_kernel<<<grid_for((size_t)N * (dr / 2)), CUDA_THREADS, 0, cuda_stream()>>>(
+        x, ld, head_stride, n_heads, N, dr / 2, pos, inv_freq, cs_factor, sign);
     launchCheck();
 }
 

@@ -303,7 +303,8 @@ void cuda_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, c
     char *base = (char *)cuda_big_scratch(stat_bytes + off_bytes + 2 * key_bytes + align256(temp_bytes));
     RowStat *st = (RowStat *)base;
 
-    sample_stats_kernel<<<n, SAMPLE_THREADS, 0, cuda_stream()>>>(st, tokens, logp_sampled, logp_model, logits, V, inv_t, greedy);
+    sample_stats_kernel<<<n, SAMPLE_THREADS, 0, cuda_stream()>>>(st, tokens, logp_sampled, logp_model, logits, V, inv_t,
+                                                                 greedy);
     launchCheck();
     if (greedy) return;
 
@@ -316,19 +317,21 @@ void cuda_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, c
         int n_k = use_k ? cfg->top_k : V;
         for (int r0 = 0; r0 < n; r0 += R) {
             int rows = n - r0 < R ? n - r0 : R;
-            sample_keys_kernel<<<grid_for((size_t)rows * V), CUDA_THREADS, 0, cuda_stream()>>>(keys0, logits, st, r0, rows, V, inv_t);
+            sample_keys_kernel<<<grid_for((size_t)rows * V), CUDA_THREADS, 0, cuda_stream()>>>(keys0, logits, st, r0,
+                                                                                               rows, V, inv_t);
             launchCheck();
             cub::DoubleBuffer<u64> keys(keys0, keys1);
             size_t tb = temp_bytes;
             cudaCheck(cub::DeviceSegmentedRadixSort::SortKeysDescending(temp, tb, keys, rows * V, rows, off,
                                                                         off + 1, 0, (int)sizeof(u64) * 8,
                                                                         cuda_stream()));
-            sample_cut_kernel<<<rows, SAMPLE_THREADS, 0, cuda_stream()>>>(st, keys.Current(), r0, V, n_k, use_p, cfg->top_p);
+            sample_cut_kernel<<<rows, SAMPLE_THREADS, 0, cuda_stream()>>>(st, keys.Current(), r0, V, n_k, use_p,
+                                                                          cfg->top_p);
             launchCheck();
         }
     }
     int normalise = use_k || use_p || use_min_p;  // the CPU's truncated path
-    sample_draw_kernel<<<n, SAMPLE_THREADS, 0, cuda_stream()>>>(tokens, logp_sampled, logp_model, logits, st, uniforms, V, inv_t,
-                                              normalise, use_min_p ? cfg->min_p : 0.0f);
+    sample_draw_kernel<<<n, SAMPLE_THREADS, 0, cuda_stream()>>>(tokens, logp_sampled, logp_model, logits, st, uniforms,
+                                                                V, inv_t, normalise, use_min_p ? cfg->min_p : 0.0f);
     launchCheck();
 }
