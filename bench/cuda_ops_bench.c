@@ -43,7 +43,7 @@ typedef struct Row {
     double ms, rate;
     const char *unit;
 } Row;
-static Row g_rows[96];  /* 58 rows as of the wmma attention rows */
+static Row g_rows[160];  /* 89 rows as of the latency and decode-attention rows */
 static int g_nrows;
 
 static int cmpd(const void *a, const void *b) {
@@ -72,6 +72,7 @@ static double time_ms(BenchFn fn, void *ctx) {
     return t[REPS / 2];
 }
 static void record(const char *name, double ms, double work, const char *unit) {
+    if (g_nrows == (int)(sizeof g_rows / sizeof *g_rows)) { fprintf(stderr, "cuda_ops_bench: too many rows\n"); exit(1); }
     Row *r = &g_rows[g_nrows++];
     snprintf(r->name, sizeof r->name, "%s", name);
     r->ms = ms;
@@ -202,7 +203,15 @@ static void run_norm(void *p) {
     c->o->rmsnorm_backward(c->dx, c->D, c->dw, c->dout, c->D, c->x, c->D, c->w, c->rstd, c->N, c->D);
 }
 
-/* CRUCIBLE_BENCH_ONLY=gemm,attention,experts,decode,dispatch,rmsnorm,lmhead,latency: time only
+/* ---- decode attention ----------------------------------------------------------------- */
+typedef struct { const Ops *o; int n, H, r, dr, bt, maxb; float *cache, *qa, *out; int32_t *table, *pos; } MlaCtx;
+static void run_mla(void *p) {
+    MlaCtx *c = p;
+    c->o->mla_decode_attention(c->out, c->qa, c->cache, c->table, c->maxb, 1, 0, c->bt, c->pos, c->n, c->H, c->r,
+                               c->dr, 0.07f);
+}
+
+/* CRUCIBLE_BENCH_ONLY=gemm,attention,experts,decode,dispatch,rmsnorm,lmhead,latency,mla: time only
  * those sections (a lent machine gives one command 10 minutes); unset: all */
 static int want(const char *section) {
     const char *only = getenv("CRUCIBLE_BENCH_ONLY");
@@ -388,6 +397,36 @@ int main(int argc, char **argv) {
             o->free(c.idx), o->free(c.ros), o->free(c.sor), o->free(c.off);
         }
         o->free(c.Wg), o->free(c.Wu), o->free(c.Wd);
+    }
+    if (want("mla")) {  /* decode attention over the paged latent cache (Lite: 16 heads, 512 + 64),
+                         * splits of 256 positions (default) against CRUCIBLE_CUDA_MLA_SPLIT=64/32.
+                         * Rate: latent-cache bytes read once per row (what the step must read). */
+        const Ops *o = tables[0];
+        static const int Ns[2] = {1, 64}, ctxs[2] = {1000, 2000};
+        for (int a = 0; a < 2; a++)
+            for (int b = 0; b < 2; b++) {
+                MlaCtx c = {.o = o, .n = Ns[a], .H = 16, .r = 512, .dr = 64, .bt = 16};
+                int ctx = ctxs[b];
+                c.maxb = (ctx + c.bt - 1) / c.bt;
+                size_t rows = (size_t)c.n * c.maxb * c.bt, rw = 576;
+                c.cache = drand(o, rows * rw, 1);
+                c.qa = drand(o, (size_t)c.n * c.H * rw, 0.05f);
+                c.out = drand(o, (size_t)c.n * c.H * c.r, 1);
+                int32_t *hbt = malloc(sizeof(int32_t) * (size_t)c.n * c.maxb), *hpos = malloc(sizeof(int32_t) * c.n);
+                for (int i = 0; i < c.n * c.maxb; i++) hbt[i] = i;
+                for (int i = 0; i < c.n; i++) hpos[i] = ctx - 1;
+                c.table = dints(o, hbt, (size_t)c.n * c.maxb), c.pos = dints(o, hpos, c.n);
+                free(hbt), free(hpos);
+                static const char *const splits[3] = {"256", "64", "32"};
+                for (int k = 0; k < 3; k++) {
+                    if (setenv("CRUCIBLE_CUDA_MLA_SPLIT", splits[k], 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+                    char name[64];
+                    snprintf(name, sizeof name, "decode attention N=%d ctx %d split %s", c.n, ctx, splits[k]);
+                    record(name, time_ms(run_mla, &c), 4.0 * c.n * ctx * rw / 1e9, "GB/s");
+                }
+                unsetenv("CRUCIBLE_CUDA_MLA_SPLIT");
+                o->free(c.cache), o->free(c.qa), o->free(c.out), o->free(c.table), o->free(c.pos);
+            }
     }
     if (want("dispatch")) {   /* router + permute + combine */
         const Ops *o = tables[0];

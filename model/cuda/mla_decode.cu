@@ -3,16 +3,29 @@
 // query rows over them (mla_decode_attention). model/cpu/mla_cache.c is the specification.
 //
 // Decode attention is split over the context (flash-decoding): positions are cut into
-// fixed splits of MLA_SPLIT from position 0, and one block per (split, head group, row)
+// fixed splits of `split` positions from position 0 (MLA_SPLIT = 256 by default;
+// CRUCIBLE_CUDA_MLA_SPLIT=32/64/128 for more, shorter blocks — at batch 1 a 1500-token
+// context gives 12 blocks of 256 on 132 SMs; opt-in, NOT yet timed on a GPU), and one block per (split, head group, row)
 // writes, for each head of the group, the split's max score m, sum of exp(score - m) l and
 // unnormalised sum of exp(score - m) c_j[0:r]; a second kernel combines a row's splits in
 // ascending order. Split boundaries depend only on the position, so a row's result does
 // not depend on the other rows. No atomics: every sum has a fixed order.
 #include "model/cuda/cuda_ops.cuh"
 
-// MLA_SPLIT positions per split; up to MLA_HG heads per block (fewer when a wide latent
-// row would not fit the shared memory).
+// MLA_SPLIT positions per split (the default and the largest); up to MLA_HG heads per
+// block (fewer when a wide latent row would not fit the shared memory).
 enum { MLA_SPLIT = 256, MLA_THREADS = 256, MLA_HG = 8 };
+
+// Positions per split: CRUCIBLE_CUDA_MLA_SPLIT (32, 64, 128 or 256; read per call), else
+// MLA_SPLIT.
+static int mla_split(void) {
+    const char *v = getenv("CRUCIBLE_CUDA_MLA_SPLIT");
+    if (!v || !*v) return MLA_SPLIT;
+    int s = atoi(v);
+    if (s != 32 && s != 64 && s != 128 && s != 256)
+        cuda_fail("CRUCIBLE_CUDA_MLA_SPLIT", "must be 32, 64, 128 or 256", __FILE__, __LINE__);
+    return s;
+}
 
 // The cached row of layer `layer` at position p of the sequence whose block ids are bt[].
 __device__ __forceinline__ const float *latent_row(const float *cache, const int32_t *bt, int n_layers, int layer,
@@ -52,14 +65,14 @@ void cuda_mla_cache_scatter(float *cache, const int32_t *block_table, int max_bl
 __global__ void mla_decode_split_kernel(float *acc, float *ml, const float *qa, const float *cache,
                                         const int32_t *block_table, int max_blocks, int n_layers, int layer,
                                         int block_tokens, const int32_t *pos, int H, int r, int dr, float scale,
-                                        int n_split, int hg) {
-    extern __shared__ float smem[];  // q [hg][rw] | p [hg][MLA_SPLIT]
+                                        int n_split, int hg, int split) {
+    extern __shared__ float smem[];  // q [hg][rw] | p [hg][split]
     __shared__ float red[32];
     int s = blockIdx.x, h0 = blockIdx.y * hg, i = blockIdx.z, rw = r + dr;
     int nh = min(hg, H - h0), tid = threadIdx.x;
     float *q = smem, *p = smem + (size_t)hg * rw;
     size_t part0 = ((size_t)i * H + h0) * n_split + s;  // head h0 + h: part0 + h * n_split
-    int ctx = pos[i] + 1, j0 = s * MLA_SPLIT, len = min(MLA_SPLIT, ctx - j0);
+    int ctx = pos[i] + 1, j0 = s * split, len = min(split, ctx - j0);
     if (len <= 0) {  // the same for every thread of the block: no barrier is skipped halfway
         for (int h = 0; h < nh; h++) {
             size_t part = part0 + (size_t)h * n_split;
@@ -93,13 +106,13 @@ __global__ void mla_decode_split_kernel(float *acc, float *ml, const float *qa, 
         for (int h = 0; h < MLA_HG; h++)
             if (h < nh) {  // nh is uniform over the block: every lane joins the shuffles
                 float v = warp_sum(dot[h]);
-                if (lane == 0) p[h * MLA_SPLIT + jj] = scale * v;
+                if (lane == 0) p[h * split + jj] = scale * v;
             }
     }
     __syncthreads();
     // softmax numerators per head; block reductions (all threads take part in each)
     for (int h = 0; h < nh; h++) {
-        float *ph = p + h * MLA_SPLIT;
+        float *ph = p + h * split;
         float mx = -INFINITY;
         for (int jj = tid; jj < len; jj += blockDim.x) mx = fmaxf(mx, ph[jj]);
         mx = block_max(mx, red);
@@ -121,7 +134,7 @@ __global__ void mla_decode_split_kernel(float *acc, float *ml, const float *qa, 
             float cv = latent_row(cache, bt, n_layers, layer, block_tokens, rw, j0 + jj)[d];
 #pragma unroll
             for (int h = 0; h < MLA_HG; h++)
-                if (h < nh) v[h] += p[h * MLA_SPLIT + jj] * cv;
+                if (h < nh) v[h] += p[h * split + jj] * cv;
         }
 #pragma unroll
         for (int h = 0; h < MLA_HG; h++)
@@ -130,11 +143,11 @@ __global__ void mla_decode_split_kernel(float *acc, float *ml, const float *qa, 
 }
 
 // out[i,h,:] = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s over the row's splits
-// s = 0 .. ceil(ctx / MLA_SPLIT) - 1 in order (M = max_s m_s; split 0 is never empty).
+// s = 0 .. ceil(ctx / split) - 1 in order (M = max_s m_s; split 0 is never empty).
 __global__ void mla_decode_combine_kernel(float *out, const float *acc, const float *ml, const int32_t *pos, int H,
-                                          int r, int n_split) {
+                                          int r, int n_split, int split) {
     int ih = blockIdx.x, i = ih / H;
-    int ns = min(n_split, (pos[i] + MLA_SPLIT) / MLA_SPLIT);
+    int ns = min(n_split, (pos[i] + split) / split);
     const float *mls = ml + (size_t)ih * n_split * 2;
     float M = -INFINITY, L = 0.0f;
     for (int s = 0; s < ns; s++) M = fmaxf(M, mls[2 * s]);
@@ -155,7 +168,8 @@ void cuda_mla_decode_attention(float *out, const float *qa, const float *cache, 
     // pos is device memory: size the split grid by the longest context a block table can
     // hold, so no copy to the host is needed; splits past a row's context stay neutral.
     long max_ctx = (long)max_blocks * block_tokens;
-    int n_split = (int)((max_ctx + MLA_SPLIT - 1) / MLA_SPLIT);
+    int split = mla_split();
+    int n_split = (int)((max_ctx + split - 1) / split);
     if (n_split < 1) n_split = 1;
     size_t parts = (size_t)n * H * n_split;
     float *acc = (float *)cuda_big_scratch(parts * ((size_t)r + 2) * sizeof(float));
@@ -164,16 +178,18 @@ void cuda_mla_decode_attention(float *out, const float *qa, const float *cache, 
     // Without an opt-in a block has 48 KiB of shared memory, static (the kernel's red[32])
     // and dynamic together.
     const size_t shm_max = 48 * 1024 - 32 * sizeof(float);
-    size_t shm = sizeof(float) * (size_t)hg * ((size_t)r + dr + MLA_SPLIT);
+    size_t shm = sizeof(float) * (size_t)hg * ((size_t)r + dr + split);
     while (hg > 1 && shm > shm_max) {
         hg /= 2;
-        shm = sizeof(float) * (size_t)hg * ((size_t)r + dr + MLA_SPLIT);
+        shm = sizeof(float) * (size_t)hg * ((size_t)r + dr + split);
     }
     if (shm > shm_max) cuda_fail("mla_decode_attention", "latent row too wide for shared memory", __FILE__, __LINE__);
     dim3 grid((unsigned)n_split, (unsigned)((H + hg - 1) / hg), (unsigned)n);
     mla_decode_split_kernel<<<grid, MLA_THREADS, shm, cuda_stream()>>>(
-        acc, ml, qa, cache, block_table, max_blocks, n_layers, layer, block_tokens, pos, H, r, dr, scale, n_split, hg);
+        acc, ml, qa, cache, block_table, max_blocks, n_layers, layer, block_tokens, pos, H, r, dr, scale, n_split, hg,
+        split);
     launchCheck();
-    mla_decode_combine_kernel<<<(unsigned)(n * H), MLA_THREADS, 0, cuda_stream()>>>(out, acc, ml, pos, H, r, n_split);
+    mla_decode_combine_kernel<<<(unsigned)(n * H), MLA_THREADS, 0, cuda_stream()>>>(out, acc, ml, pos, H, r, n_split,
+                                                                                    split);
     launchCheck();
 }

@@ -38,6 +38,9 @@
  *    per-expert GEMMs and host sync; CRUCIBLE_MOE_SMALL_SLOTS still overrides), 0 under
  *    slots (model.c's default, 64). The indexed kernels use the context's big scratch:
  *    (2 N K + 2) int32 + N K D floats.
+ *  - mla_decode_attention splits the context into blocks of 256 positions;
+ *    CRUCIBLE_CUDA_MLA_SPLIT=32/64/128 (read per call) makes them shorter and more
+ *    numerous (opt-in, NOT yet timed on a GPU; simulator-checked).
  *  - Recorded steps (Ops.step_*, model/cuda/graph.cu): under CRUCIBLE_CUDA_GRAPHS=1 (read
  *    per call; off with CRUCIBLE_CUDA_BF16_WEIGHTS) the rollout's decode steps are captured
  *    as CUDA graphs (every op issues its work to cuda_stream(): the legacy stream, or the

@@ -41,10 +41,12 @@ static void expect(bool ok, const char *fmt, ...) {
 
 enum { BAD_BLOCK = 1 << 24 };  // far past the pool
 
-static void run_case(const std::vector<int> &ctxs, int H, int r, int dr, int block_tokens) {
+// pad_blocks: more table entries per row than the contexts need (forward_ops' padded
+// tables under recorded steps): splits wholly past every context, which must stay neutral.
+static void run_case(const std::vector<int> &ctxs, int H, int r, int dr, int block_tokens, int pad_blocks = 1) {
     const int n_layers = 2, layer = 1, rw = r + dr, n = (int)ctxs.size();
     int max_ctx = *std::max_element(ctxs.begin(), ctxs.end());
-    int max_blocks = (max_ctx + block_tokens - 1) / block_tokens + 1;  // one spare entry
+    int max_blocks = (max_ctx + block_tokens - 1) / block_tokens + pad_blocks;  // spare entries
     int pool = n * max_blocks + 3;
     printf("case contexts");
     for (int c : ctxs) printf(" %d", c);
@@ -133,6 +135,14 @@ int main(int argc, char **argv) {
         run_case({37, 5, 1}, 11, 16, 8, 16);   // a group of 8 and a partial group of 3
         run_case({256, 257}, 2, 8, 4, 64);     // a split exactly full; one position past it
         run_case({37, 3}, 5, 13, 5, 1);        // odd r and dr, one position per block
+    } else if (!strcmp(which, "split64") || !strcmp(which, "split32")) {
+        // CRUCIBLE_CUDA_MLA_SPLIT: shorter splits, more of them per row
+        setenv("CRUCIBLE_CUDA_MLA_SPLIT", which + 5, 1);
+        run_case({1, 37, 300}, 3, 16, 8, 16);      // 300: 5 (or 10) splits
+        run_case({64, 65, 31, 33}, 11, 16, 8, 16); // a split exactly full, one past it; partial head group
+        run_case({37, 2}, 16, 512, 64, 64);        // Lite's row
+        run_case({100, 7}, 4, 16, 8, 16, 70);      // a table padded 70 blocks past the contexts
+        unsetenv("CRUCIBLE_CUDA_MLA_SPLIT");
     } else if (!strcmp(which, "wide")) {
         run_case({37, 2}, 16, 512, 64, 64);  // DeepSeek-V2-Lite's latent row, 8 heads per block
         run_case({5}, 8, 2048, 64, 16);      // 8 heads would need 74 KiB: groups of 4

@@ -4,7 +4,8 @@
  *    repeats one): contexts 1, 37, 1000 and 4096, shuffled block tables, two block
  *    sizes, Lite's latent width (r 512 + dr 64, 16 heads = two head groups), a head
  *    count that leaves a partial group, a latent row too wide for a full group, odd
- *    widths. The scattered cache must equal the CPU's bit for bit (unwritten rows
+ *    widths; then decode-attention splits of 32, 64 and 128 positions
+ *    (CRUCIBLE_CUDA_MLA_SPLIT). The scattered cache must equal the CPU's bit for bit (unwritten rows
  *    included: both start from the same random cache); attention outputs are poisoned with NaN before the CUDA call and
  *    must agree within a normalised error of 1e-5.
  *  - rollout_generate on a tiny model held by ops_cuda() (the Ops path: forward_ops.c,
@@ -113,6 +114,16 @@ static void body_cuda_rollout_mla_cache_ops(TestCtx *t_) {
     cache_case(t_, &g, 5, 1000, 11, 33, 7, 7);  /* widths not multiples of a warp; heads 8 + 3 */
     cache_case(t_, &g, 2, 37, 6, 2048, 64, 16); /* a row too wide for 8 heads' shared memory */
     cache_case(t_, &g, 2, 4096, 16, 512, 64, 16);
+    /* shorter decode-attention splits (CRUCIBLE_CUDA_MLA_SPLIT, opt-in) */
+    static const char *const splits[3] = {"32", "64", "128"};
+    for (int k = 0; k < 3; k++) {
+        CHECK(setenv("CRUCIBLE_CUDA_MLA_SPLIT", splits[k], 1) == 0);
+        fprintf(stderr, "    CRUCIBLE_CUDA_MLA_SPLIT=%s\n", splits[k]);
+        cache_case(t_, &g, 4, 37, 16, 512, 64, 16);
+        cache_case(t_, &g, 3, 1000, 16, 512, 64, 16);
+        cache_case(t_, &g, 5, 1000, 11, 33, 7, 7);
+    }
+    CHECK(unsetenv("CRUCIBLE_CUDA_MLA_SPLIT") == 0);
 }
 
 /* ---- rollout on the GPU vs the CPU ---------------------------------------------------- */
