@@ -43,7 +43,7 @@ typedef struct Row {
     double ms, rate;
     const char *unit;
 } Row;
-static Row g_rows[160];  /* 89 rows as of the latency and decode-attention rows */
+static Row g_rows[160];  /* 95 rows as of the latency, decode-attention and router rows */
 static int g_nrows;
 
 static int cmpd(const void *a, const void *b) {
@@ -211,7 +211,13 @@ static void run_mla(void *p) {
                                c->dr, 0.07f);
 }
 
-/* CRUCIBLE_BENCH_ONLY=gemm,attention,experts,decode,dispatch,rmsnorm,lmhead,latency,mla: time only
+typedef struct { const Ops *o; int n; OpsMoeRoute r; float *logits, *probs, *w; int32_t *idx; } RouteCtx;
+static void run_route(void *p) {
+    RouteCtx *c = p;
+    c->o->moe_route_forward(c->probs, c->idx, c->w, c->logits, c->n, &c->r);
+}
+
+/* CRUCIBLE_BENCH_ONLY=gemm,attention,experts,decode,dispatch,rmsnorm,lmhead,latency,mla,route: time only
  * those sections (a lent machine gives one command 10 minutes); unset: all */
 static int want(const char *section) {
     const char *only = getenv("CRUCIBLE_BENCH_ONLY");
@@ -427,6 +433,25 @@ int main(int argc, char **argv) {
                 unsetenv("CRUCIBLE_CUDA_MLA_SPLIT");
                 o->free(c.cache), o->free(c.qa), o->free(c.out), o->free(c.table), o->free(c.pos);
             }
+    }
+    if (want("route")) {  /* the router of a decode step (Lite: E 64, top-6): one thread per token
+                           * (default) against one warp (CRUCIBLE_CUDA_ROUTE=warp). Rate: tokens/s. */
+        const Ops *o = tables[0];
+        static const int Ns[3] = {1, 8, 64};
+        for (int a = 0; a < 3; a++) {
+            RouteCtx c = {.o = o, .n = Ns[a], .r = {64, 6, 0, 1, 1, 0, 1.0f}};
+            c.logits = drand(o, (size_t)c.n * 64, 1), c.probs = drand(o, (size_t)c.n * 64, 1);
+            c.w = drand(o, (size_t)c.n * 6, 1);
+            c.idx = o->alloc(sizeof(int32_t) * (size_t)c.n * 6);
+            for (int k = 0; k < 2; k++) {
+                if (k && setenv("CRUCIBLE_CUDA_ROUTE", "warp", 1) != 0) { fprintf(stderr, "setenv failed\n"); return 1; }
+                char name[64];
+                snprintf(name, sizeof name, "router E64 K6 N=%d %s", c.n, k ? "warp" : "thread");
+                record(name, time_ms(run_route, &c), c.n / 1e6, "M tok/s");
+            }
+            unsetenv("CRUCIBLE_CUDA_ROUTE");
+            o->free(c.logits), o->free(c.probs), o->free(c.w), o->free(c.idx);
+        }
     }
     if (want("dispatch")) {   /* router + permute + combine */
         const Ops *o = tables[0];

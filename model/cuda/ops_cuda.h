@@ -38,6 +38,9 @@
  *    per-expert GEMMs and host sync; CRUCIBLE_MOE_SMALL_SLOTS still overrides), 0 under
  *    slots (model.c's default, 64). The indexed kernels use the context's big scratch:
  *    (2 N K + 2) int32 + N K D floats.
+ *  - moe_route_forward: one thread per token; CRUCIBLE_CUDA_ROUTE=warp (read per call)
+ *    one warp per token, the same bits (opt-in, NOT yet run on a GPU; simulator-checked
+ *    bit for bit against model/moe_select.h).
  *  - mla_decode_attention splits the context into blocks of 256 positions;
  *    CRUCIBLE_CUDA_MLA_SPLIT=32/64/128 (read per call) makes them shorter and more
  *    numerous (opt-in, NOT yet timed on a GPU; simulator-checked).

@@ -484,6 +484,40 @@ static void route_case(H *h, OpsMoeRoute r, int N, int n_seg) {
     free(logits), free(probs), free(w), free(idx), free(cu), free(coef), free(seg), free(dw), free(dl);
 }
 
+/* CRUCIBLE_CUDA_ROUTE=warp against the one-thread kernel on the same device logits: the
+ * same bits (moe_select.h's operations), ties and NaNs included; and against the CPU. */
+static void route_warp_case(H *h, OpsMoeRoute r, int N) {
+    const Ops *g = h->gpu;
+    int E = r.E, K = r.K;
+    size_t nE = (size_t)N * E, nK = (size_t)N * K;
+    float *logits = rnd(h, nE, 2);
+    for (size_t i = 0; i < nE; i++) {  /* ties: a third of the logits on a coarse grid; a few NaN rows */
+        if (rndi(h, 0, 2) == 0) logits[i] = (float)rndi(h, -2, 2);
+        if (i % E == 0 && rndi(h, 0, 30) == 0) logits[i + (size_t)rndi(h, 0, E - 1)] = NAN;
+    }
+    float *d_logits = dput(h, logits, 4 * nE);
+    float *pr[2], *wt[2];
+    int32_t *ix[2];
+    for (int k = 0; k < 2; k++) {
+        float *d_probs = dnan(h, nE), *d_w = dnan(h, nK);
+        int32_t *d_idx = dbadi(h, nK);
+        if (k) setenv("CRUCIBLE_CUDA_ROUTE", "warp", 1);
+        g->moe_route_forward(d_probs, d_idx, d_w, d_logits, N, &r);
+        unsetenv("CRUCIBLE_CUDA_ROUTE");
+        pr[k] = malloc(4 * nE), wt[k] = malloc(4 * nK), ix[k] = malloc(4 * nK);
+        g->download(pr[k], d_probs, 4 * nE), g->download(wt[k], d_w, 4 * nK), g->download(ix[k], d_idx, 4 * nK);
+        g->free(d_probs), g->free(d_w), g->free(d_idx);
+    }
+    TestCtx *t_ = h->t;
+    CHECKF(!memcmp(pr[0], pr[1], 4 * nE) && !memcmp(ix[0], ix[1], 4 * nK) && !memcmp(wt[0], wt[1], 4 * nK),
+           "warp router: not the one-thread kernel's bits (E %d K %d grp %d, N %d)", E, K, r.group_limited, N);
+    fprintf(stderr, "    moe_route_forward warp E=%d K=%d grp=%d N=%-4d same bits as the thread kernel\n", E, K,
+            r.group_limited, N);
+    for (int k = 0; k < 2; k++) free(pr[k]), free(wt[k]), free(ix[k]);
+    g->free(d_logits);
+    free(logits);
+}
+
 static void body_cuda_ops_moe_route(TestCtx *t_) {
     CUDA_PRELUDE(cuda_ops_moe_route);
     OpsMoeRoute greedy = {64, 6, 0, 1, 1, 0, 1.0f};          /* Lite: greedy, no renorm */
@@ -492,6 +526,17 @@ static void body_cuda_ops_moe_route(TestCtx *t_) {
     route_case(h, greedy, rndi(h, 50, 700), rndi(h, 1, 4));
     route_case(h, grouped, rndi(h, 50, 500), 1);
     route_case(h, renorm, rndi(h, 20, 300), rndi(h, 2, 5));
+    OpsMoeRoute wide = {256, 8, 1, 64, 4, 1, 1.0f};          /* the kernels' limits: E 256, 64 groups */
+    OpsMoeRoute routes[4] = {greedy, grouped, renorm, wide};
+    for (int k = 0; k < 4; k++) {
+        route_warp_case(h, routes[k], 1);
+        route_warp_case(h, routes[k], rndi(h, 2, 9));
+        route_warp_case(h, routes[k], rndi(h, 100, 300));
+    }
+    setenv("CRUCIBLE_CUDA_ROUTE", "warp", 1);  /* and against the CPU */
+    route_case(h, greedy, rndi(h, 1, 70), 1);
+    route_case(h, grouped, rndi(h, 1, 70), 1);
+    unsetenv("CRUCIBLE_CUDA_ROUTE");
 }
 
 static void dispatch_case(H *h, const Ops *g, double tol, int N, int D, int E, int K, int I) {
