@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "model/cuda/ops_cuda.h"
 
@@ -68,6 +69,22 @@ int cuda_gemv_small(int transA, int transB, int M, int N, int K, float alpha, co
 // selected through this pointer-free helper: composite ops take the table's gemm.
 typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const float *, int, float,
                        float *, int);
+
+// A backend switch read from the environment on every call: the index of its value in
+// names[0..n) (unset or empty: 0, the default); another value is a fatal error that names
+// the variable and its values.
+static inline int cuda_env_pick(const char *var, const char *const *names, int n) {
+    const char *v = getenv(var);
+    if (!v || !*v) return 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, names[i])) return i;
+    char msg[160];
+    int k = snprintf(msg, sizeof msg, "must be one of");
+    for (int i = 0; i < n && k > 0 && (size_t)k < sizeof msg; i++)
+        k += snprintf(msg + k, sizeof msg - (size_t)k, " %s", names[i]);
+    cuda_fail(var, msg, __FILE__, __LINE__);
+    return 0;
+}
 
 static inline unsigned grid_for(size_t n, unsigned threads = CUDA_THREADS) {
     size_t g = (n + threads - 1) / threads;

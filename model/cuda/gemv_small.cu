@@ -8,7 +8,6 @@
 // Deterministic: each output is one lane-strided fp32 sum followed by a fixed butterfly
 // of warp shuffles; fp32 accumulation in both tables (bf16 rounding is not needed for a
 // bandwidth-bound product).
-#include <cstring>
 
 #include "model/cuda/cuda_common.cuh"
 
@@ -79,11 +78,8 @@ static void launch(float *C, int ldc, const float *A, int lda, const float *B, i
 
 // CRUCIBLE_CUDA_GEMV=0 sends every GEMM to cuBLAS (the previous behaviour), read per call.
 static int gemv_enabled(void) {
-    const char *v = getenv("CRUCIBLE_CUDA_GEMV");
-    if (!v || !*v || !strcmp(v, "1")) return 1;
-    if (!strcmp(v, "0")) return 0;
-    cuda_fail("CRUCIBLE_CUDA_GEMV", "must be 0 or 1", __FILE__, __LINE__);
-    return 0;
+    static const char *const v[2] = {"1", "0"};
+    return cuda_env_pick("CRUCIBLE_CUDA_GEMV", v, 2) == 0;
 }
 
 int cuda_gemv_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

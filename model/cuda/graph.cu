@@ -17,8 +17,6 @@
 // with them on, recording is off.
 #include "model/cuda/cuda_ops.cuh"
 
-#include <string.h>
-
 #include "model/cuda/param_shadow.cuh"
 
 typedef struct CudaStep {
@@ -27,10 +25,8 @@ typedef struct CudaStep {
 } CudaStep;
 
 int cuda_step_enabled(void) {
-    const char *v = getenv("CRUCIBLE_CUDA_GRAPHS");
-    if (!v || !*v || !strcmp(v, "0")) return 0;
-    if (strcmp(v, "1")) cuda_fail("CRUCIBLE_CUDA_GRAPHS", "must be 0 or 1", __FILE__, __LINE__);
-    return !cuda_bf16_weights_enabled();
+    static const char *const v[2] = {"0", "1"};
+    return cuda_env_pick("CRUCIBLE_CUDA_GRAPHS", v, 2) && !cuda_bf16_weights_enabled();
 }
 
 int cuda_step_record_begin(void) {

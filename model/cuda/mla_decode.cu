@@ -19,12 +19,8 @@ enum { MLA_SPLIT = 256, MLA_THREADS = 256, MLA_HG = 8 };
 // Positions per split: CRUCIBLE_CUDA_MLA_SPLIT (32, 64, 128 or 256; read per call), else
 // MLA_SPLIT.
 static int mla_split(void) {
-    const char *v = getenv("CRUCIBLE_CUDA_MLA_SPLIT");
-    if (!v || !*v) return MLA_SPLIT;
-    int s = atoi(v);
-    if (s != 32 && s != 64 && s != 128 && s != 256)
-        cuda_fail("CRUCIBLE_CUDA_MLA_SPLIT", "must be 32, 64, 128 or 256", __FILE__, __LINE__);
-    return s;
+    static const char *const v[4] = {"256", "128", "64", "32"};
+    return MLA_SPLIT >> cuda_env_pick("CRUCIBLE_CUDA_MLA_SPLIT", v, 4);
 }
 
 // The cached row of layer `layer` at position p of the sequence whose block ids are bt[].

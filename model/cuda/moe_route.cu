@@ -4,8 +4,6 @@
 // CPU router's own code, so selections and ties (toward the lower expert index) match.
 #include "model/cuda/cuda_ops.cuh"
 
-#include <string.h>
-
 #include "model/moe_select.h"
 
 enum { ROUTE_MAX_E = 256, ROUTE_MAX_G = 64 };
@@ -138,11 +136,8 @@ __global__ void moe_route_warp_kernel(float *probs, int32_t *idx, float *w, cons
 
 // CRUCIBLE_CUDA_ROUTE: thread (unset: the default, one thread per token) or warp (read per call).
 static int route_warp(void) {
-    const char *v = getenv("CRUCIBLE_CUDA_ROUTE");
-    if (!v || !*v || !strcmp(v, "thread")) return 0;
-    if (!strcmp(v, "warp")) return 1;
-    cuda_fail("CRUCIBLE_CUDA_ROUTE", "must be thread or warp", __FILE__, __LINE__);
-    return 0;
+    static const char *const v[2] = {"thread", "warp"};
+    return cuda_env_pick("CRUCIBLE_CUDA_ROUTE", v, 2);
 }
 
 void cuda_moe_route_forward(float *probs, int32_t *idx, float *w, const float *logits, int N,

@@ -376,12 +376,8 @@ enum {
 // 1.45 ms vs 1.73 slots vs 3.86 dispatched, bench/RESULTS.md).
 typedef enum { MOE_SMALL_AUTO, MOE_SMALL_SLOTS, MOE_SMALL_INDEXED } MoeSmallMode;
 static MoeSmallMode moe_small_mode(void) {
-    const char *s = getenv("CRUCIBLE_CUDA_MOE_SMALL");
-    if (!s || !*s || !strcmp(s, "auto")) return MOE_SMALL_AUTO;
-    if (!strcmp(s, "slots")) return MOE_SMALL_SLOTS;
-    if (!strcmp(s, "indexed")) return MOE_SMALL_INDEXED;
-    cuda_fail("CRUCIBLE_CUDA_MOE_SMALL", "must be auto, slots or indexed", __FILE__, __LINE__);
-    return MOE_SMALL_AUTO;
+    static const char *const v[3] = {"auto", "slots", "indexed"};  // in MoeSmallMode's order
+    return (MoeSmallMode)cuda_env_pick("CRUCIBLE_CUDA_MOE_SMALL", v, 3);
 }
 static void cuda_moe_small_selected(float *y, float *h, const float *x, const int32_t *idx, const float *w,
                                     const float *Wg, const float *Wu, const float *Wd, int N, int D, int I, int K) {
