@@ -248,7 +248,7 @@ typedef struct Ops {
     void *(*step_record_end)(void);
     /* Run a recorded step: the same calls with the same pointers and sizes, on what the
      * buffers hold now. 0, or -1 when it is stale (memory allocated, freed or grown since
-     * it was recorded): nothing ran. */
+     * it was recorded, or a backend switch that picks kernels changed): nothing ran. */
     int (*step_launch)(void *step);
     void (*step_free)(void *step);
 

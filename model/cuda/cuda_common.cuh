@@ -45,7 +45,16 @@ typedef struct CudaCtx {
     unsigned long epoch;
     cudaStream_t rec;         // the recording stream (created on first use) and the epoch
     unsigned long rec_epoch;  // when the current recording began (model/cuda/graph.cu)
+    // Work an allocation or free asked for while a step was being recorded, which may not
+    // run inside a capture (a legacy-stream memset, a synchronising cudaFree): done when
+    // the recording ends (the recording is dropped: the epoch moved).
+    struct { void *p; size_t bytes; int is_free; } rec_defer[16];
+    int n_rec_defer;
 } CudaCtx;
+// 1 while a step is being recorded (the backend's work goes to the capture stream).
+static inline int cuda_recording(const CudaCtx *c) { return c->rec && c->stream == c->rec; }
+// While recording: queue a zero-fill (is_free 0) or a free (1) for the end of the recording.
+void cuda_defer(CudaCtx *c, void *p, size_t bytes, int is_free);
 CudaCtx *cuda_ctx(void);
 // The stream of the backend's work (CudaCtx.stream).
 cudaStream_t cuda_stream(void);

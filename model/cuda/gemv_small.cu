@@ -84,7 +84,8 @@ static int gemv_enabled(void) {
 
 int cuda_gemv_small(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, float beta, float *C, int ldc) {
-    if (transA || !transB || M < 1 || M > GEMV_MAX_M || N < 1 || K < 1 || !gemv_enabled()) return 0;
+    // alpha 0: BLAS does not read A and B (an Inf there must not make NaN): left to cuBLAS
+    if (transA || !transB || M < 1 || M > GEMV_MAX_M || N < 1 || K < 1 || alpha == 0.0f || !gemv_enabled()) return 0;
     bool vec = K % 4 == 0 && lda % 4 == 0 && ldb % 4 == 0 && ((uintptr_t)A & 15) == 0 && ((uintptr_t)B & 15) == 0;
     if (M == 1)
         launch<1>(C, ldc, A, lda, B, ldb, M, N, K, alpha, beta, vec);

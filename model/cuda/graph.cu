@@ -7,11 +7,14 @@
 // Recording: every op of the backend issues its work to cuda_stream(), which is the legacy
 // default stream except between step_record_begin and step_record_end, when it is a
 // (blocking) stream being captured, cuBLAS set to it as well. Capture mode "relaxed": an
-// allocation during the recording does not abort the process; it bumps the context's
-// epoch, and a step recorded across an epoch change is dropped (its pointers may be
-// stale). A replay (cudaGraphLaunch into the legacy stream: ordered after and before the
-// backend's other work) is refused once the epoch moved on: any cudaMalloc / cudaFree /
-// scratch growth since the recording.
+// allocation during the recording (none is expected: forward_ops records a shape only
+// after one direct call of it) is made at once, its zero-fill and any free deferred to the
+// end of the recording (cuda_defer: neither may run inside a capture), and it bumps the
+// context's epoch, so the recording is dropped. A replay (cudaGraphLaunch into the legacy
+// stream: ordered after and before the backend's other work) is refused once the epoch
+// moved on — any cudaMalloc / cudaFree / scratch growth since the recording — or when one
+// of the environment switches that pick the decode kernels changed (their values are part
+// of the step).
 // Not recorded (never asked to be, rollout/forward_ops.c): anything that synchronises with
 // the host. The bf16 parameter copies (CRUCIBLE_CUDA_BF16_WEIGHTS) allocate inside GEMMs:
 // with them on, recording is off.
@@ -21,8 +24,22 @@
 
 typedef struct CudaStep {
     cudaGraphExec_t exec;
-    unsigned long epoch;
+    unsigned long epoch, switches;
 } CudaStep;
+
+// A hash of the environment switches read per call by the ops a decode step records (a
+// replay runs the kernels they chose at recording time).
+static unsigned long switches_hash(void) {
+    static const char *const names[5] = {"CRUCIBLE_CUDA_GEMV", "CRUCIBLE_CUDA_MOE_SMALL", "CRUCIBLE_CUDA_ROUTE",
+                                         "CRUCIBLE_CUDA_MLA_SPLIT", "CRUCIBLE_MOE_SMALL_SLOTS"};
+    unsigned long h = 1469598103934665603ul;
+    for (int i = 0; i < 5; i++) {
+        const char *v = getenv(names[i]);
+        for (const char *q = v ? v : "\x01"; *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ul;
+        h = (h ^ 0xff) * 1099511628211ul;
+    }
+    return h;
+}
 
 int cuda_step_enabled(void) {
     static const char *const v[2] = {"0", "1"};
@@ -47,6 +64,11 @@ void *cuda_step_record_end(void) {
     cudaError_t err = cudaStreamEndCapture(c->rec, &graph);
     c->stream = 0;
     cublasCheck(cublasSetStream(c->blas, 0));
+    for (int i = 0; i < c->n_rec_defer; i++) {  // the zero-fills and frees asked for meanwhile
+        if (c->rec_defer[i].is_free) cudaCheck(cudaFree(c->rec_defer[i].p));
+        else cudaCheck(cudaMemset(c->rec_defer[i].p, 0, c->rec_defer[i].bytes));
+    }
+    c->n_rec_defer = 0;
     if (err != cudaSuccess || !graph || c->epoch != c->rec_epoch) {
         (void)cudaGetLastError();  // an invalidated capture leaves its error behind
         if (graph) cudaCheck(cudaGraphDestroy(graph));
@@ -63,13 +85,14 @@ void *cuda_step_record_end(void) {
     if (!s) cuda_fail("cuda_step_record_end", "out of memory", __FILE__, __LINE__);
     s->exec = exec;
     s->epoch = c->epoch;
+    s->switches = switches_hash();
     return s;
 }
 
 int cuda_step_launch(void *step) {
     CudaStep *s = (CudaStep *)step;
     CudaCtx *c = cuda_ctx();
-    if (!s || s->epoch != c->epoch || c->stream) return -1;
+    if (!s || s->epoch != c->epoch || c->stream || s->switches != switches_hash()) return -1;
     cudaCheck(cudaGraphLaunch(s->exec, 0));
     return 0;
 }

@@ -35,7 +35,8 @@ cudaStream_t cuda_stream(void) { return cuda_ctx()->stream; }
 void *cuda_big_scratch(size_t bytes) {
     CudaCtx *c = cuda_ctx();
     if (bytes > c->big_bytes) {
-        if (c->big) cudaCheck(cudaFree(c->big));  // synchronises: no kernel still reads it
+        if (c->big && cuda_recording(c)) cuda_defer(c, c->big, 0, 1);
+        else if (c->big) cudaCheck(cudaFree(c->big));  // synchronises: no kernel still reads it
         c->big = NULL;
         cudaCheck(cudaMalloc(&c->big, bytes));
         c->epoch++;
@@ -46,19 +47,31 @@ void *cuda_big_scratch(size_t bytes) {
 
 // ---- memory ------------------------------------------------------------------------
 
+void cuda_defer(CudaCtx *c, void *p, size_t bytes, int is_free) {
+    if (c->n_rec_defer == (int)(sizeof c->rec_defer / sizeof *c->rec_defer))
+        cuda_fail("cuda_defer", "too many allocations while recording a step", __FILE__, __LINE__);
+    c->rec_defer[c->n_rec_defer].p = p;
+    c->rec_defer[c->n_rec_defer].bytes = bytes;
+    c->rec_defer[c->n_rec_defer++].is_free = is_free;
+}
+
 static void *cuda_alloc(size_t bytes) {
+    CudaCtx *c = cuda_ctx();
     void *p = NULL;
     size_t b = bytes ? bytes : 1;
-    cudaCheck(cudaMalloc(&p, b));
-    cuda_ctx()->epoch++;
-    cudaCheck(cudaMemset(p, 0, b));
+    cudaCheck(cudaMalloc(&p, b));  // allowed in a relaxed-mode capture
+    c->epoch++;
+    if (cuda_recording(c)) cuda_defer(c, p, b, 0);
+    else cudaCheck(cudaMemset(p, 0, b));
     return p;
 }
 static void cuda_free(void *p) {
     cuda_params_freed(p);
     if (!p) return;
-    cudaCheck(cudaFree(p));
-    cuda_ctx()->epoch++;
+    CudaCtx *c = cuda_ctx();
+    if (cuda_recording(c)) cuda_defer(c, p, 0, 1);
+    else cudaCheck(cudaFree(p));
+    c->epoch++;
 }
 static void cuda_upload(void *dst, const void *src, size_t bytes) {
     cuda_params_written(dst, bytes);

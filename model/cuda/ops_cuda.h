@@ -48,7 +48,10 @@
  *    per call; off with CRUCIBLE_CUDA_BF16_WEIGHTS) the rollout's decode steps are captured
  *    as CUDA graphs (every op issues its work to cuda_stream(): the legacy stream, or the
  *    capture stream while recording) and replayed with one launch; a step is refused once
- *    any allocation, free or scratch growth happened since it was recorded. Opt-in, NOT
+ *    any allocation, free or scratch growth happened since it was recorded, or once one of
+ *    the switches that pick decode kernels (GEMV, MOE_SMALL, ROUTE, MLA_SPLIT,
+ *    CRUCIBLE_MOE_SMALL_SLOTS) changed; an allocation while recording is made at once and
+ *    its zero-fill (or a free) deferred to the end of the recording, which is dropped. Opt-in, NOT
  *    yet run on a GPU (its host logic is checked on the CPU by a recording fake backend,
  *    tests/rollout/test_forward_ops_steps.c; the GPU test cuda_rollout_graphs_match_direct
  *    SKIPs here).

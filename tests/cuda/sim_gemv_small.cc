@@ -4,7 +4,8 @@
 // CPU gemm's contract (row-major, strided, beta = 0 overwrites a NaN C, the padding
 // between rows of C untouched). Every M 1..8 (the four template widths and the row guard
 // inside them), float4 and scalar paths (K, lda, ldb multiples of 4 or not, a misaligned
-// B), N not a multiple of the warps per block, and what it declines (M 9, transposes, K 0).
+// B), N not a multiple of the warps per block, and what it declines (M 9, transposes, K 0,
+// alpha 0).
 // Prints "all ok" and exits 0 on success. Built and run by tests/cuda/test_gemv_small_host.c.
 #include "tests/cuda/sim/cuda_sim.h"
 
@@ -68,11 +69,12 @@ int main() {
     int any = cuda_gemv_small(0, 1, 9, 8, 8, 1.0f, A.data(), 8, B.data(), 8, 0.0f, C.data(), 8) +
               cuda_gemv_small(1, 1, 2, 8, 8, 1.0f, A.data(), 8, B.data(), 8, 0.0f, C.data(), 8) +
               cuda_gemv_small(0, 0, 2, 8, 8, 1.0f, A.data(), 8, B.data(), 8, 0.0f, C.data(), 8) +
-              cuda_gemv_small(0, 1, 2, 8, 0, 1.0f, A.data(), 8, B.data(), 8, 0.0f, C.data(), 8);
+              cuda_gemv_small(0, 1, 2, 8, 0, 1.0f, A.data(), 8, B.data(), 8, 0.0f, C.data(), 8) +
+              cuda_gemv_small(0, 1, 2, 8, 8, 0.0f, A.data(), 8, B.data(), 8, 1.0f, C.data(), 8);
     bool kept = true;
     for (float f : C) kept &= f == 2.0f;
     bool ok = any == 0 && sim.launches == l && kept;
-    printf("  M 9, transposes, K 0 declined %s\n", ok ? "ok" : "FAIL");
+    printf("  M 9, transposes, K 0, alpha 0 declined %s\n", ok ? "ok" : "FAIL");
     g_checks++, g_failed += !ok;
     if (g_failed) {
         printf("%d of %d check(s) failed\n", g_failed, g_checks);
