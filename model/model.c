@@ -321,6 +321,14 @@ void model_init_random_chunked(Model *m, uint64_t seed, size_t chunk_floats) {
     size_t *at = cr_malloc(sizeof(size_t) * (size_t)(T > 0 ? T : 1));
     for (int i = 0; i < T; i++) order[i] = i;
     qsort_r(order, (size_t)T, sizeof *order, cmp_numel_desc, m->tensors);
+    if (m->ops == ops_cpu()) {  /* host memory: generated in place, no staging */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int j = 0; j < T; j++)
+            init_tensor(&m->tensors[order[j]], order[j], seed, std, m->params + m->tensors[order[j]].offset);
+        free(order);
+        free(at);
+        return;
+    }
     float *host[2] = {cr_malloc(sizeof(float) * cap), NULL};
     int prev_first = 0, prev_k = 0, cur = 0;  /* the previous chunk, waiting in host[cur ^ 1] */
     for (int first = 0; first < T;) {

@@ -83,8 +83,9 @@ int model_is_infer_only(const Model *m);
 void model_free(Model *m);
 /* Deterministic for a seed: Linear weights ~ N(0, initializer_range), norms = 1; each
  * tensor from its own stream, so the values do not depend on the backend or thread
- * count. Generated on the host, largest tensors first, in two staging chunks of 1 GiB
- * (or twice the largest tensor) and uploaded: no host copy of the whole parameter buffer. */
+ * count. Generated on the host, largest tensors first: in place on ops_cpu(); for another
+ * backend in two staging chunks of 1 GiB (or twice the largest tensor) and uploaded, no
+ * host copy of the whole parameter buffer. */
 void model_init_random(Model *m, uint64_t seed);
 /* The same values staged through chunks of at least chunk_floats (model_init_random: 2^28;
  * tests pass small ones to cross many chunk boundaries). */

@@ -106,9 +106,10 @@ TEST(model_infer_refuses_training) {
 
 /* vocab 33000 x hidden 1024 (68 M parameters) through staging chunks of twice its largest
  * tensor (the embedding: 3 chunks) and of 1 M floats (every chunk one tensor, uploaded while
- * the next is generated): each tensor's first values must be its own stream (seed, tensor
- * index, 0x1a17) scaled by initializer_range, and every value equal to model_init_random's
- * (one chunk here). */
+ * the next is generated), on a copy of the CPU table (the staged path a device takes): each
+ * tensor's first values must be its own stream (seed, tensor index, 0x1a17) scaled by
+ * initializer_range, and every value equal to model_init_random's on ops_cpu() (generated
+ * in place). */
 TEST(model_init_random_streams_across_chunks) {
     const char js[] =
         "{\"vocab_size\":33000,\"hidden_size\":1024,\"num_hidden_layers\":2,\"num_attention_heads\":2,"
@@ -119,7 +120,12 @@ TEST(model_init_random_streams_across_chunks) {
     ModelConfig c;
     CrError e;
     CHECKF(model_config_parse(&c, js, "chunk test", &e) == 0, "%s", e.msg);
-    Model *m = model_create_infer(&c, ops_cpu(), &e);
+    /* a copy of the CPU table: model_init_random stages through host chunks and uploads,
+     * as for a device (on ops_cpu() itself it generates in place) */
+    static Ops staged;
+    staged = *ops_cpu();
+    staged.name = "cpu-staged";
+    Model *m = model_create_infer(&c, &staged, &e);
     CHECKF(m != NULL, "%s", e.msg);
     if (!m) return;
     Model *ref = model_create_infer(&c, ops_cpu(), &e);
