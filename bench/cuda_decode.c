@@ -5,7 +5,7 @@
  *   build/bench/cuda_decode [--layers 27] [--seqs 1,64,256] [--prompt 1000] [--gen 1000]
  *                           [--table bf16|fp32] [--fit layers|seqs] [--reserve-gib 6]
  *                           [--peer FILE.json] [--out FILE.json] [--print-plan]
- *                           [--moe auto|slots|indexed]
+ *                           [--moe auto|slots|indexed] [--variants "A=1;B=64,C=warp"]
  *
  * Model: the Lite config (hidden 2048, 27 layers, 16 heads, MLA kv_lora_rank 512 without
  * q-LoRA, qk 128 + 64 rope, v 128, layer 0 dense with intermediate 10944, layers 1..26
@@ -57,6 +57,13 @@
  * device, read once per call; the threshold becomes 4096 slots, so every B <= 682 takes
  * the op without a host sync) or auto (the default: slots up to 64 slots, indexed
  * above); unset, the environment's choice. The JSON records it.
+ *
+ * --variants: after each shape's run with the environment as it is ("base"), the same run
+ * again under each ';'-separated variant, a ','-separated list of NAME=VALUE set for that
+ * run (every name a variant mentions is unset before each run, then the variant's set):
+ * the backend's per-call switches (CRUCIBLE_CUDA_GRAPHS, CRUCIBLE_CUDA_MLA_SPLIT,
+ * CRUCIBLE_CUDA_ROUTE, ...) A/B-compared on one model, initialised once. Up to 7 variants;
+ * a row per variant in the table and the JSON ("variant").
  *
  * The arithmetic (config, parameter count, memory plan, experts, bytes per step) is in
  * bench/decode_plan.h, checked on the CPU by tests/bench/test_decode_plan.c.
@@ -259,11 +266,61 @@ static int parse_seqs(const char *s, int *out, CrError *e) {
     return n;
 }
 
+enum { MAX_V = 8 };
+
+/* --variants: the NAME=VALUE lists (v[0] = "base", empty) and every name mentioned. */
+typedef struct Variants {
+    int n;
+    char *text[MAX_V];
+    char names[64][64];
+    int n_names;
+} Variants;
+
+static int parse_variants(const char *s, Variants *v, CrError *e) {
+    memset(v, 0, sizeof *v);
+    v->text[v->n++] = cr_strdup("");
+    if (!s || !*s) return 0;
+    char *all = cr_strdup(s), *save = NULL;
+    for (char *tok = strtok_r(all, ";", &save); tok; tok = strtok_r(NULL, ";", &save)) {
+        if (v->n == MAX_V) return cr_error_set(e, "--variants: at most %d", MAX_V - 1);
+        v->text[v->n++] = cr_strdup(tok);
+        char *copy = cr_strdup(tok), *s2 = NULL;
+        for (char *kv = strtok_r(copy, ",", &s2); kv; kv = strtok_r(NULL, ",", &s2)) {
+            char *eq = strchr(kv, '=');
+            if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof v->names[0])
+                return cr_error_set(e, "--variants: '%s' is not NAME=VALUE", kv);
+            *eq = 0;
+            int known = 0;
+            for (int i = 0; i < v->n_names; i++) known |= !strcmp(v->names[i], kv);
+            if (!known) {
+                if (v->n_names == 64) return cr_error_set(e, "--variants: too many names");
+                snprintf(v->names[v->n_names++], sizeof v->names[0], "%s", kv);
+            }
+        }
+        free(copy);
+    }
+    free(all);
+    return 0;
+}
+
+/* Unset every name the variants mention, then set variant k's. */
+static void apply_variant(const Variants *v, int k) {
+    for (int i = 0; i < v->n_names; i++) unsetenv(v->names[i]);
+    char *copy = cr_strdup(v->text[k]), *save = NULL;
+    for (char *kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        *eq = 0;
+        if (setenv(kv, eq + 1, 1) != 0) perror("cuda_decode: setenv");
+    }
+    free(copy);
+}
+static const char *variant_name(const Variants *v, int k) { return k ? v->text[k] : "base"; }
+
 int main(int argc, char **argv) {
     long layers = 27, prompt = 1000, gen = 1000, seed = 1;
     double reserve_gib = 6.0;
     const char *seqs_s = "1,64,256", *table = "bf16", *fit = "layers", *peer_path = NULL, *out_path = NULL;
-    const char *moe = NULL;
+    const char *moe = NULL, *variants_s = NULL;
     int print_plan = 0;
     ArgSpec specs[] = {
         {"layers", ARG_INT, &layers, "decoder layers of the Lite shape (1..27; layer 0 is dense)", 0},
@@ -278,6 +335,7 @@ int main(int argc, char **argv) {
         {"out", ARG_STR, &out_path, "write the results as JSON to this file", 0},
         {"print-plan", ARG_BOOL, &print_plan, "print the shapes that fit (B:layers,...) and exit", 0},
         {"moe", ARG_STR, &moe, "routed experts of decode: auto, slots or indexed (sets CRUCIBLE_CUDA_MOE_SMALL)", 0},
+        {"variants", ARG_STR, &variants_s, "';'-separated NAME=VALUE[,NAME=VALUE] lists: each shape rerun under each", 0},
         {NULL, 0, NULL, NULL, 0},
     };
     CrError e;
@@ -294,6 +352,11 @@ int main(int argc, char **argv) {
                 nB < 0 ? e.msg
                        : "bad flags: --layers 1..27, --prompt >= 1, --gen >= 2 (prompt + gen <= 163840), "
                          "--table bf16|fp32, --fit layers|seqs, --reserve-gib >= 0");
+        return 2;
+    }
+    Variants var;
+    if (parse_variants(variants_s, &var, &e)) {
+        fprintf(stderr, "cuda_decode: %s\n", e.msg);
         return 2;
     }
     if (moe && strcmp(moe, "auto") && strcmp(moe, "slots") && strcmp(moe, "indexed")) {
@@ -371,7 +434,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    Result res[MAX_B];
+    static Result res[MAX_B][MAX_V];
     memset(res, 0, sizeof res);
     Model *m = NULL;
     int mL = 0, status = 0;
@@ -399,15 +462,18 @@ int main(int argc, char **argv) {
                    m->n_params * 4.0 / 1e9, now_s() - t);
         }
         fflush(stdout);
-        if (run_batch(m, p->B, P, N, bw, (uint64_t)seed, &res[i], &e)) {
-            printf("  [%d seqs, %d layers] FAILED: %s\n", p->B, p->L, e.msg);
+        for (int k = 0; k < var.n; k++) {
+        apply_variant(&var, k);
+        if (run_batch(m, p->B, P, N, bw, (uint64_t)seed, &res[i][k], &e)) {
+            printf("  [%d seqs, %d layers, %s] FAILED: %s\n", p->B, p->L, variant_name(&var, k), e.msg);
             status = 1;
             continue;
         }
-        const Result *r = &res[i];
-        printf("  [%d seqs, %d layers] t1 (prefill + 1 token) %.2f s, tN %.2f s: decode %.1f tok/s, end-to-end %.1f "
-               "tok/s; engine prefill %.2f s, decode %.2f s over %ld steps, max live %d\n", p->B, p->L, r->t1, r->tN,
-               r->dec_tps, r->e2e_tps, r->eng_prefill_s, r->eng_decode_s, r->eng_steps, r->max_live);
+        const Result *r = &res[i][k];
+        printf("  [%d seqs, %d layers, %s] t1 (prefill + 1 token) %.2f s, tN %.2f s: decode %.1f tok/s, end-to-end "
+               "%.1f tok/s; engine prefill %.2f s, decode %.2f s over %ld steps, max live %d\n", p->B, p->L,
+               variant_name(&var, k), r->t1, r->tN, r->dec_tps, r->e2e_tps, r->eng_prefill_s, r->eng_decode_s,
+               r->eng_steps, r->max_live);
         if (r->step_records || r->step_replays)
             printf("  recorded steps (CUDA graphs, CRUCIBLE_CUDA_GRAPHS=1): %ld recorded, %ld of %ld decode steps "
                    "replayed\n", r->step_records, r->step_replays, r->eng_steps);
@@ -415,15 +481,19 @@ int main(int argc, char **argv) {
             printf("  WARNING: only %d of %d sequences decoded together (cache budget or admission)\n", r->max_live,
                    p->B);
         fflush(stdout);
+        }
+        apply_variant(&var, 0);
     }
     model_free(m);
 
     printf("\n%-5s %-6s %-6s %-6s %-5s %12s %12s %9s %9s %12s %8s %14s %8s %8s\n", "seqs", "asked", "layers", "prompt",
            "gen", "decode tok/s", "e2e tok/s", "GB/step", "exp/layer", "bound tok/s", "of bound", "transformers", "ratio",
            "e2e rat.");
-    for (int i = 0; i < nB; i++) {
+    for (int i = 0; i < nB; i++)
+        for (int k = 0; k < var.n; k++) {
         const DecodePlan *p = &plan[i];
-        const Result *r = &res[i];
+        const Result *r = &res[i][k];
+        if (k) printf("      ^ %s\n", variant_name(&var, k));
         if (!r->ok) {
             printf("%-5d %-6d %-6d %-6d %-5d %12s\n", p->B, p->B_req, p->L, P, N,
                    p->L <= 0 || p->B <= 0 ? "not run (memory)" : "FAILED");
@@ -443,11 +513,12 @@ int main(int argc, char **argv) {
                P, N, r->dec_tps, r->e2e_tps, r->step_bytes / 1e9, r->experts_per_layer, r->experts_measured ? " " : "*",
                r->bound_tps, 100 * r->dec_tps / r->bound_tps, hf, ratio, eratio);
         if (peer && !pr) printf("      (no ratio for %d seqs x %d layers: %s)\n", p->B, p->L, why);
-    }
+        }
     printf("decode tok/s = seqs (gen - 1) / (tN - t1); e2e = seqs gen / tN; bound = seqs x %.0f GB/s / GB per step; "
            "ratio = ours / transformers, same shape, same run", bw / 1e9);
     int est = 0;
-    for (int i = 0; i < nB; i++) est |= res[i].ok && !res[i].experts_measured;
+    for (int i = 0; i < nB; i++)
+        for (int k = 0; k < var.n; k++) est |= res[i][k].ok && !res[i][k].experts_measured;
     printf("%s\n", est ? "; * = expected distinct experts under uniform routing (engine recorded none)" : "");
 
     if (out_path) {
@@ -459,24 +530,27 @@ int main(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "gen", N);
         cJSON_AddNumberToObject(j, "copy_bw_GBs", copy_bw / 1e9);
         cJSON_AddNumberToObject(j, "read_bw_GBs", read_bw / 1e9);
-        for (int i = 0; i < nB; i++) {
+        for (int i = 0; i < nB; i++)
+            for (int k = 0; k < var.n; k++) {
+            const Result *r = &res[i][k];
             cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "variant", variant_name(&var, k));
             cJSON_AddNumberToObject(x, "seqs_asked", plan[i].B_req);
             cJSON_AddNumberToObject(x, "seqs", plan[i].B);
             cJSON_AddNumberToObject(x, "layers", plan[i].L);
-            cJSON_AddBoolToObject(x, "ok", res[i].ok);
-            if (res[i].ok) {
-                cJSON_AddNumberToObject(x, "decode_tok_s", res[i].dec_tps);
-                cJSON_AddNumberToObject(x, "e2e_tok_s", res[i].e2e_tps);
-                cJSON_AddNumberToObject(x, "t1_s", res[i].t1);
-                cJSON_AddNumberToObject(x, "tN_s", res[i].tN);
-                cJSON_AddNumberToObject(x, "step_GB", res[i].step_bytes / 1e9);
-                cJSON_AddNumberToObject(x, "experts_per_layer", res[i].experts_per_layer);
-                cJSON_AddBoolToObject(x, "experts_measured", res[i].experts_measured);
-                cJSON_AddNumberToObject(x, "bound_tok_s", res[i].bound_tps);
+            cJSON_AddBoolToObject(x, "ok", r->ok);
+            if (r->ok) {
+                cJSON_AddNumberToObject(x, "decode_tok_s", r->dec_tps);
+                cJSON_AddNumberToObject(x, "e2e_tok_s", r->e2e_tps);
+                cJSON_AddNumberToObject(x, "t1_s", r->t1);
+                cJSON_AddNumberToObject(x, "tN_s", r->tN);
+                cJSON_AddNumberToObject(x, "step_GB", r->step_bytes / 1e9);
+                cJSON_AddNumberToObject(x, "experts_per_layer", r->experts_per_layer);
+                cJSON_AddBoolToObject(x, "experts_measured", r->experts_measured);
+                cJSON_AddNumberToObject(x, "bound_tok_s", r->bound_tps);
             }
             cJSON_AddItemToArray(runs, x);
-        }
+            }
         char *txt = cJSON_Print(j);
         if (!txt || cr_write_file_atomic(out_path, txt, strlen(txt), &e)) {
             fprintf(stderr, "cuda_decode: %s\n", txt ? e.msg : "out of memory");
@@ -486,6 +560,7 @@ int main(int argc, char **argv) {
         cJSON_Delete(j);
     }
     cJSON_Delete(peer);
+    for (int k = 0; k < var.n; k++) free(var.text[k]);
     return status;
 }
 #endif
