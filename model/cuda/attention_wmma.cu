@@ -764,12 +764,9 @@ typedef enum { AW_MODE_GEMM, AW_MODE_WMMA, AW_MODE_FLASH } AwMode;
 // The bf16 table's choice, read on every call; the fp32 table always takes the gemm path.
 static AwMode aw_mode(cublasComputeType_t ct) {
     if (ct != CUBLAS_COMPUTE_32F_FAST_16BF) return AW_MODE_GEMM;
-    const char *s = getenv("CRUCIBLE_CUDA_ATTENTION");
-    if (!s || !*s || !strcmp(s, "gemm")) return AW_MODE_GEMM;
-    if (!strcmp(s, "wmma")) return AW_MODE_WMMA;
-    if (!strcmp(s, "flash")) return AW_MODE_FLASH;
-    cuda_fail("CRUCIBLE_CUDA_ATTENTION", "must be gemm, wmma or flash", __FILE__, __LINE__);
-    return AW_MODE_GEMM;
+    static const char *const v[3] = {"gemm", "wmma", "flash"};
+    static const AwMode m[3] = {AW_MODE_GEMM, AW_MODE_WMMA, AW_MODE_FLASH};
+    return m[cuda_env_pick("CRUCIBLE_CUDA_ATTENTION", v, 3)];
 }
 
 void cuda_attention_forward_table(cublasComputeType_t ct, float *O, float *lse, const float *Q, const float *K,

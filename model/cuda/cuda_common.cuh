@@ -81,16 +81,16 @@ typedef void (*GemmFn)(int, int, int, int, int, float, const float *, int, const
 
 // A backend switch read from the environment on every call: the index of its value in
 // names[0..n) (unset or empty: 0, the default); another value is a fatal error that names
-// the variable and its values.
+// the variable and its values ("must be a, b or c").
 static inline int cuda_env_pick(const char *var, const char *const *names, int n) {
     const char *v = getenv(var);
     if (!v || !*v) return 0;
     for (int i = 0; i < n; i++)
         if (!strcmp(v, names[i])) return i;
     char msg[160];
-    int k = snprintf(msg, sizeof msg, "must be one of");
+    int k = snprintf(msg, sizeof msg, "must be");
     for (int i = 0; i < n && k > 0 && (size_t)k < sizeof msg; i++)
-        k += snprintf(msg + k, sizeof msg - (size_t)k, " %s", names[i]);
+        k += snprintf(msg + k, sizeof msg - (size_t)k, "%s%s", i == 0 ? " " : i == n - 1 ? " or " : ", ", names[i]);
     cuda_fail(var, msg, __FILE__, __LINE__);
     return 0;
 }

@@ -22,11 +22,8 @@
 // 1 when the table's GEMMs should read bf16 copies (bf16 table, not switched off).
 static int lm_bf16_operands(GemmFn gemm, int D) {
     if (gemm != cuda_gemm_bf16 || D <= 0) return 0;
-    const char *s = getenv("CRUCIBLE_CUDA_LMHEAD");
-    if (!s || !*s || !strcmp(s, "bf16")) return 1;
-    if (!strcmp(s, "fast16bf")) return 0;
-    cuda_fail("CRUCIBLE_CUDA_LMHEAD", "must be bf16 or fast16bf", __FILE__, __LINE__);
-    return 0;
+    static const char *const v[2] = {"bf16", "fast16bf"};
+    return cuda_env_pick("CRUCIBLE_CUDA_LMHEAD", v, 2) == 0;
 }
 
 enum { LM_ROWS = 4096, LM_COLS = 8192 };

@@ -61,13 +61,9 @@ typedef struct ExpertsCtx {
 static ExpertsCtx g_ex;
 
 static ExpertsMode experts_mode(void) {
-    const char *s = getenv("CRUCIBLE_CUDA_EXPERTS");
-    if (!s || !*s || !strcmp(s, "streams")) return MODE_STREAMS;
-    if (!strcmp(s, "loop")) return MODE_LOOP;
-    if (!strcmp(s, "auto")) return MODE_AUTO;
-    if (!strcmp(s, "grouped")) return MODE_GROUPED;
-    cuda_fail("CRUCIBLE_CUDA_EXPERTS", "must be auto, loop, grouped or streams", __FILE__, __LINE__);
-    return MODE_AUTO;
+    static const char *const v[4] = {"streams", "loop", "auto", "grouped"};
+    static const ExpertsMode m[4] = {MODE_STREAMS, MODE_LOOP, MODE_AUTO, MODE_GROUPED};
+    return m[cuda_env_pick("CRUCIBLE_CUDA_EXPERTS", v, 4)];
 }
 
 // The compute type of a table's gemm; -1 for a gemm this file does not know (loop only).

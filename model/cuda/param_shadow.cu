@@ -108,12 +108,8 @@ void cuda_params_freed(const void *p) {
 }
 
 int cuda_bf16_weights_enabled(void) {
-    const char *v = getenv("CRUCIBLE_CUDA_BF16_WEIGHTS");
-    if (!v || !*v || !strcmp(v, "0")) return 0;
-    if (!strcmp(v, "1")) return 1;
-    if (!strcmp(v, "all")) return 2;
-    cuda_fail("CRUCIBLE_CUDA_BF16_WEIGHTS", "must be 0, 1 or all", __FILE__, __LINE__);
-    return 0;
+    static const char *const v[3] = {"0", "1", "all"};
+    return cuda_env_pick("CRUCIBLE_CUDA_BF16_WEIGHTS", v, 3);
 }
 
 // The declared range holding the whole stored operand (rows x cols, row stride ld), or NULL.
