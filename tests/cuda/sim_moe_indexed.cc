@@ -67,27 +67,8 @@ static void run_case(int N, int K, int E, int pool, int D, int I, Routing routin
     std::vector<float> x((size_t)N * D);
     for (float &f : x) f = (float)(urand() * 4 - 2);
     const float *wg = Wg.data() + shift, *wu = Wu.data() + shift, *wd = Wd.data() + shift;
-    std::vector<double> href(S * I), yref((size_t)N * D, 0.0);
-    for (size_t s = 0; s < S; s++) {
-        size_t e = (size_t)idx[s];
-        const float *xn = x.data() + (s / K) * D;
-        for (int i = 0; i < I; i++) {
-            double g = 0, u = 0;
-            for (int d = 0; d < D; d++) {
-                g += (double)wg[(e * I + i) * D + d] * xn[d];
-                u += (double)wu[(e * I + i) * D + d] * xn[d];
-            }
-            href[s * I + i] = g / (1 + exp(-g)) * u;
-        }
-    }
-    for (size_t s = 0; s < S; s++) {  // k in order within each row n, as the contract sums
-        size_t e = (size_t)idx[s], n = s / K;
-        for (int d = 0; d < D; d++) {
-            double a = 0;
-            for (int i = 0; i < I; i++) a += (double)wd[(e * D + d) * I + i] * href[s * I + i];
-            yref[n * D + d] += w[s] * a;
-        }
-    }
+    std::vector<double> href, yref;
+    experts_ref(idx, w, x.data(), wg, wu, wd, N, K, D, I, href, yref);
     std::vector<float> y[2], h[2];
     for (int rep = 0; rep < 1 + repeat; rep++) {
         y[rep].assign((size_t)N * D, NAN), h[rep].assign(S * I, NAN);

@@ -45,28 +45,8 @@ static void run_case(int N, int K, int D, int I, int shift, int xshift = 0) {
         }
     const float *wg = Wg.data() + shift, *wu = Wu.data() + shift, *wd = Wd.data() + shift;
     size_t S = (size_t)N * K;
-    std::vector<double> href(S * I), yref((size_t)N * D, 0.0);
-    for (size_t s = 0; s < S; s++) {
-        size_t e = (size_t)idx[s];
-        const float *xn = x.data() + (s / K) * D;
-        for (int i = 0; i < I; i++) {
-            double g = 0, u = 0;
-            for (int d = 0; d < D; d++) {
-                g += (double)wg[(e * I + i) * D + d] * xn[d];
-                u += (double)wu[(e * I + i) * D + d] * xn[d];
-            }
-            href[s * I + i] = g / (1 + exp(-g)) * u;
-        }
-    }
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++) {
-            size_t s = (size_t)n * K + k, e = (size_t)idx[s];
-            for (int d = 0; d < D; d++) {
-                double a = 0;
-                for (int i = 0; i < I; i++) a += (double)wd[(e * D + d) * I + i] * href[s * I + i];
-                yref[(size_t)n * D + d] += w[s] * a;
-            }
-        }
+    std::vector<double> href, yref;
+    experts_ref(idx, w, x.data(), wg, wu, wd, N, K, D, I, href, yref);
     std::vector<float> y((size_t)N * D, NAN), h(S * I, NAN);
     memcpy(xp, x.data(), sizeof(float) * x.size());
     cuda_moe_experts_small(y.data(), h.data(), xp, idx.data(), w.data(), wg, wu, wd, N, D, I, K);

@@ -1,6 +1,7 @@
-// tests/cuda/sim/sim_check.h — what the expert simulator tests (sim_moe_small.cc,
-// sim_moe_indexed.cc) share: a seeded uniform source and the comparison of a kernel's
-// output with a double-precision reference, counted into g_checks / g_failed. Include
+// tests/cuda/sim/sim_check.h — what the simulator tests (sim_moe_small.cc,
+// sim_moe_indexed.cc, ...) share: a seeded uniform source, the comparison of a kernel's
+// output with a double-precision reference, counted into g_checks / g_failed, and the
+// routed experts' double-precision reference. Include
 // once per simulator program, after defining SIM_RNG_SEED.
 #ifndef CRUCIBLE_TESTS_CUDA_SIM_CHECK_H
 #define CRUCIBLE_TESTS_CUDA_SIM_CHECK_H
@@ -39,6 +40,37 @@ static void compare(const char *what, const std::vector<float> &got, const std::
     printf("  %-4s rel %.2e worst %.2e %s\n", what, rel, worst, ok ? "ok" : "FAIL");
     g_checks++;
     if (!ok) g_failed++;
+}
+
+// The routed-experts contract (model/cpu/moe_small.c) in double: for slot s = n*K + k of
+// expert e = idx[s], href[s] = silu(Wg_e x_n) * (Wu_e x_n) [I], and yref[n] = sum over k in
+// order of w[s] Wd_e href[s] [D]. Weights [E][I][D] (gate, up) and [E][D][I] (down).
+static void experts_ref(const std::vector<int32_t> &idx, const std::vector<float> &w, const float *x,
+                        const float *wg, const float *wu, const float *wd, int N, int K, int D, int I,
+                        std::vector<double> &href, std::vector<double> &yref) {
+    size_t S = (size_t)N * K;
+    href.assign(S * I, 0.0);
+    yref.assign((size_t)N * D, 0.0);
+    for (size_t s = 0; s < S; s++) {
+        size_t e = (size_t)idx[s];
+        const float *xn = x + (s / K) * D;
+        for (int i = 0; i < I; i++) {
+            double g = 0, u = 0;
+            for (int d = 0; d < D; d++) {
+                g += (double)wg[(e * I + i) * D + d] * xn[d];
+                u += (double)wu[(e * I + i) * D + d] * xn[d];
+            }
+            href[s * I + i] = g / (1 + exp(-g)) * u;
+        }
+    }
+    for (size_t s = 0; s < S; s++) {  // k in order within each row n, as the contract sums
+        size_t e = (size_t)idx[s], n = s / K;
+        for (int d = 0; d < D; d++) {
+            double a = 0;
+            for (int i = 0; i < I; i++) a += (double)wd[(e * D + d) * I + i] * href[s * I + i];
+            yref[n * D + d] += w[s] * a;
+        }
+    }
 }
 
 #endif
