@@ -139,15 +139,22 @@ static const char k_cfg[] =
     "\"original_max_position_embeddings\":64,\"beta_fast\":32,\"beta_slow\":1,\"mscale\":0.707,"
     "\"mscale_all_dim\":0.707},\"bos_token_id\":0,\"eos_token_id\":1}";
 
-static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float temperature) {
-    int n = 3, G = 2, V = mc->cfg.vocab_size, K = mc->cfg.num_experts_per_tok, n_moe = 0;
-    for (int l = 0; l < mc->cfg.num_hidden_layers; l++) n_moe += model_layer_is_moe(&mc->cfg, l);
-    int32_t *pr[3];
-    int lens[3] = {1, 1 + (int)(cr_rng_u64(g) % 40), 300 + (int)(cr_rng_u64(g) % 100)};
-    for (int p = 0; p < n; p++) {
+/* The 3 prompts of the rollout tests: 1 token, 1..40, and 300..399 (prefilled in the MHA
+ * form), random ids past the special ones; the caller frees pr[0..3). */
+static void random_prompts(CrRng *g, int V, int32_t *pr[3], int lens[3]) {
+    lens[0] = 1, lens[1] = 1 + (int)(cr_rng_u64(g) % 40), lens[2] = 300 + (int)(cr_rng_u64(g) % 100);
+    for (int p = 0; p < 3; p++) {
         pr[p] = malloc(sizeof(int32_t) * lens[p]);
         for (int k = 0; k < lens[p]; k++) pr[p][k] = 2 + (int32_t)(cr_rng_u64(g) % (uint64_t)(V - 2));
     }
+}
+
+static void generate_case(TestCtx *t_, Model *mc, Model *mg, CrRng *g, float temperature) {
+    int n = 3, G = 2, K = mc->cfg.num_experts_per_tok, n_moe = 0;
+    for (int l = 0; l < mc->cfg.num_hidden_layers; l++) n_moe += model_layer_is_moe(&mc->cfg, l);
+    int32_t *pr[3];
+    int lens[3];
+    random_prompts(g, mc->cfg.vocab_size, pr, lens);
     SampleParams sp = {0};
     sp.temperature = temperature;
     sp.top_k = temperature > 0 ? 20 : 0;
@@ -249,13 +256,10 @@ static void body_cuda_rollout_graphs_match_direct(TestCtx *t_) {
     cr_rng_init(&g, test_random_seed("cuda_rollout_graphs_match_direct"), 0x5A5, 0);
     Model *mc, *mg;
     if (model_pair(t_, &g, &mc, &mg)) return;
-    int n = 3, G = 2, V = mc->cfg.vocab_size;
+    int n = 3, G = 2;
     int32_t *pr[3];
-    int lens[3] = {1, 1 + (int)(cr_rng_u64(&g) % 40), 300 + (int)(cr_rng_u64(&g) % 100)};
-    for (int p = 0; p < n; p++) {
-        pr[p] = malloc(sizeof(int32_t) * lens[p]);
-        for (int k = 0; k < lens[p]; k++) pr[p][k] = 2 + (int32_t)(cr_rng_u64(&g) % (uint64_t)(V - 2));
-    }
+    int lens[3];
+    random_prompts(&g, mc->cfg.vocab_size, pr, lens);
     for (int k = 0; k < 2; k++) {
         SampleParams sp = {0};
         sp.temperature = k ? 1.0f : 0.0f;
