@@ -11,8 +11,9 @@
 #   DECODE_BIN  decode benchmark (default build/bench/cuda_decode)
 #   DECODE_MOE  cuda_decode --moe: auto (default), slots (the small-batch experts alone) or
 #               indexed (model/cuda/moe_indexed.cu, CRUCIBLE_CUDA_MOE_SMALL=indexed)
-#   DECODE_GRAPHS  1: the decode run again with recorded steps (CUDA graphs,
-#               CRUCIBLE_CUDA_GRAPHS=1, model/cuda/graph.cu), same shapes and peer
+#   DECODE_GRAPHS  1: each decode shape also with recorded steps (CUDA graphs,
+#               CRUCIBLE_CUDA_GRAPHS=1, model/cuda/graph.cu): cuda_decode --variants, a row
+#               of its own in the decode table, same model and peer
 #   DECODE_LAYERS / DECODE_SEQS / DECODE_PROMPT / DECODE_GEN  its shape (default 27 layers,
 #               1,64,256 sequences, 256 prompt + 128 generated tokens: a few minutes; the
 #               issue's full run is DECODE_PROMPT=1000 DECODE_GEN=1000)
@@ -66,8 +67,6 @@ torch_cuda=0
 python3 -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' 2>/dev/null && torch_cuda=1
 # status of each step, for the table printed last
 st_ops="skipped: no GPU" st_train="skipped: no GPU" st_peer="skipped: no GPU" st_decode="skipped: no GPU"
-st_dgraphs="not requested (DECODE_GRAPHS)"
-[ "${DECODE_GRAPHS:-0}" = 1 ] && st_dgraphs="skipped: no GPU"
 st_dpeer="skipped: no GPU" st_memcheck="skipped: no GPU" st_racecheck="skipped: no GPU" st_demo="skipped: no GPU"
 san_rc=0
 # st_of LOG EXIT [WHAT]: the status of a benchmark run from its exit status and log
@@ -77,12 +76,11 @@ st_of() {
     else echo "ran${3:+ ($3)}"; fi
 }
 if [ -n "$gpu" ]; then
-  for f in bench train peer decode decode_peer decode_graphs memcheck racecheck demo_cuda; do
+  for f in bench train peer decode decode_peer memcheck racecheck demo_cuda; do
       echo "not requested (STEPS)" > "$OUT/$f.log"
   done
   st_ops="not requested (STEPS)" st_train=$st_ops st_peer=$st_ops st_decode=$st_ops st_dpeer=$st_ops
   st_memcheck=$st_ops st_racecheck=$st_ops st_demo=$st_ops
-  [ "${DECODE_GRAPHS:-0}" = 1 ] && st_dgraphs=$st_ops
   if want bench; then
     "$BENCH_BIN" > "$OUT/bench.log" 2>&1; st_ops=$(st_of "$OUT/bench.log" $?)
   fi
@@ -100,6 +98,7 @@ if [ -n "$gpu" ]; then
     # Decode: the shapes that fit this GPU, the transformers peer on exactly those, then
     # ours with the peer's JSON (ratios from this run).
     dargs="--layers $DECODE_LAYERS --seqs $DECODE_SEQS --prompt $DECODE_PROMPT --gen $DECODE_GEN${DECODE_MOE:+ --moe $DECODE_MOE}"
+    [ "${DECODE_GRAPHS:-0}" = 1 ] && dargs="$dargs --variants CRUCIBLE_CUDA_GRAPHS=1"
     plan=$("$DECODE_BIN" $dargs --print-plan 2> "$OUT/decode_plan.log"); prc=$?
     peer_arg=""
     rm -f "$OUT/decode_peer.json"
@@ -117,11 +116,6 @@ if [ -n "$gpu" ]; then
     fi
     timeout 1800 "$DECODE_BIN" $dargs $peer_arg --out "$OUT/decode.json" > "$OUT/decode.log" 2>&1
     st_decode=$(st_of "$OUT/decode.log" $? "$DECODE_PROMPT + $DECODE_GEN tokens")
-    if [ "${DECODE_GRAPHS:-0}" = 1 ]; then
-        CRUCIBLE_CUDA_GRAPHS=1 timeout 1800 "$DECODE_BIN" $dargs $peer_arg --out "$OUT/decode_graphs.json" \
-            > "$OUT/decode_graphs.log" 2>&1
-        st_dgraphs=$(st_of "$OUT/decode_graphs.log" $? "CRUCIBLE_CUDA_GRAPHS=1")
-    fi
   fi
   if want demo; then
     # the main job end to end on the GPU: tokenizer, init, SFT, eval, GRPO with sandbox
@@ -161,7 +155,7 @@ if [ -n "$gpu" ]; then
     done
   fi
 else
-    for f in bench train peer decode decode_peer decode_graphs memcheck racecheck demo_cuda; do
+    for f in bench train peer decode decode_peer memcheck racecheck demo_cuda; do
         echo "no GPU visible: $f NOT run" > "$OUT/$f.log"
     done
 fi
@@ -179,11 +173,7 @@ echo
 sed -n '/MFU\|peak memory\|failed\|skipped\|NOT run/p; /^op (PyTorch/,$p' "$OUT/peer.log"
 echo
 echo "decode (bench/cuda_decode, peer bench/cuda_decode_hf.py):"
-sed -n '/^  device\|^  bandwidth\|^  NOTE\|^  WARNING\|^  peer\|FAILED\|nothing measured\|NOT run/p; /^seqs /,$p' "$OUT/decode.log"
-if [ "${DECODE_GRAPHS:-0}" = 1 ] && [ -f "$OUT/decode_graphs.log" ]; then
-    echo "decode with recorded steps (CRUCIBLE_CUDA_GRAPHS=1):"
-    sed -n '/recorded steps\|FAILED\|nothing measured\|NOT run/p; /^seqs /,$p' "$OUT/decode_graphs.log"
-fi
+sed -n '/^  device\|^  bandwidth\|^  NOTE\|^  WARNING\|^  peer\|recorded steps\|FAILED\|nothing measured\|NOT run/p; /^seqs /,$p' "$OUT/decode.log"
 echo
 echo "demo (configs/tiny/demo.sh, --device cuda):"
 tail -3 "$OUT/demo_cuda.log" | sed 's/^/  /'
@@ -200,7 +190,6 @@ printf '%-28s %s\n' "cuda_train_step" "$st_train"
 printf '%-28s %s\n' "PyTorch ops/train peer" "$st_peer"
 printf '%-28s %s\n' "cuda_decode" "$st_decode"
 printf '%-28s %s\n' "transformers decode peer" "$st_dpeer"
-printf '%-28s %s\n' "cuda_decode, CUDA graphs" "$st_dgraphs"
 printf '%-28s %s\n' "compute-sanitizer memcheck" "$st_memcheck"
 printf '%-28s %s\n' "compute-sanitizer racecheck" "$st_racecheck"
 printf '%-28s %s\n' "demo --device cuda" "$st_demo"
