@@ -304,21 +304,17 @@ void model_init_random(Model *m, uint64_t seed) { model_init_random_chunked(m, s
 
 void model_init_random_chunked(Model *m, uint64_t seed, size_t chunk_floats) {
     float std = m->cfg.initializer_range;
-    /* Tensors are generated, largest first, into a host staging buffer of chunk_floats
-     * (at least twice the largest tensor, at most the model) and uploaded one by one: a
-     * device model of 15.7 B parameters does not need a host copy of all of them. Two
+    /* Tensors are generated largest first: in place on ops_cpu(); else into a host staging
+     * buffer of chunk_floats (at least twice the largest tensor, at most the model) and
+     * uploaded one by one: a device model of 15.7 B parameters does not need a host copy of
+     * all of them. Two
      * buffers: while the worker threads fill one chunk, the calling thread uploads the
      * previous one (then joins them). Largest first, two per chunk at least: the embedding
      * and the LM head (a fifth of Lite's non-expert bytes, one thread each) are generated
      * side by side, and the many expert matrices spread evenly over the threads. The
      * values do not depend on the grouping or the threads: each tensor has its own stream. */
     int T = m->n_tensors;
-    size_t cap = chunk_floats;
-    for (int i = 0; i < T; i++)
-        if (2 * m->tensors[i].numel > cap) cap = 2 * m->tensors[i].numel;
-    if (cap > m->n_params) cap = m->n_params ? m->n_params : 1;
     int *order = cr_malloc(sizeof(int) * (size_t)(T > 0 ? T : 1));
-    size_t *at = cr_malloc(sizeof(size_t) * (size_t)(T > 0 ? T : 1));
     for (int i = 0; i < T; i++) order[i] = i;
     qsort_r(order, (size_t)T, sizeof *order, cmp_numel_desc, m->tensors);
     if (m->ops == ops_cpu()) {  /* host memory: generated in place, no staging */
@@ -326,9 +322,13 @@ void model_init_random_chunked(Model *m, uint64_t seed, size_t chunk_floats) {
         for (int j = 0; j < T; j++)
             init_tensor(&m->tensors[order[j]], order[j], seed, std, m->params + m->tensors[order[j]].offset);
         free(order);
-        free(at);
         return;
     }
+    size_t cap = chunk_floats;
+    for (int i = 0; i < T; i++)
+        if (2 * m->tensors[i].numel > cap) cap = 2 * m->tensors[i].numel;
+    if (cap > m->n_params) cap = m->n_params ? m->n_params : 1;
+    size_t *at = cr_malloc(sizeof(size_t) * (size_t)(T > 0 ? T : 1));
     float *host[2] = {cr_malloc(sizeof(float) * cap), NULL};
     int prev_first = 0, prev_k = 0, cur = 0;  /* the previous chunk, waiting in host[cur ^ 1] */
     for (int first = 0; first < T;) {
