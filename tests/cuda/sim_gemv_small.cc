@@ -76,10 +76,5 @@ int main() {
     bool ok = any == 0 && sim.launches == l && kept;
     printf("  M 9, transposes, K 0, alpha 0 declined %s\n", ok ? "ok" : "FAIL");
     g_checks++, g_failed += !ok;
-    if (g_failed) {
-        printf("%d of %d check(s) failed\n", g_failed, g_checks);
-        return 1;
-    }
-    printf("%d checks, %ld blocks simulated: all ok\n", g_checks, sim.blocks);
-    return 0;
+    return sim_finish();
 }

@@ -128,10 +128,5 @@ int main(int argc, char **argv) {
         printf("  I=0 and K=0 zero y without a launch %s\n", zero ? "ok" : "FAIL");
         g_checks++, g_failed += !zero;
     }
-    if (g_failed) {
-        printf("%d of %d check(s) failed\n", g_failed, g_checks);
-        return 1;
-    }
-    printf("%d checks, %ld blocks simulated: all ok\n", g_checks, sim.blocks);
-    return 0;
+    return sim_finish();
 }

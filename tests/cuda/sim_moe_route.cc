@@ -62,10 +62,5 @@ int main() {
             run_case(r, 5, warp);
             if (warp) run_case(r, 37, warp);
         }
-    if (g_failed) {
-        printf("%d of %d check(s) failed\n", g_failed, g_checks);
-        return 1;
-    }
-    printf("%d checks, %ld blocks simulated: all ok\n", g_checks, sim.blocks);
-    return 0;
+    return sim_finish();
 }

@@ -1,7 +1,7 @@
 // tests/cuda/sim/sim_check.h — what the simulator tests (sim_moe_small.cc,
 // sim_moe_indexed.cc, ...) share: a seeded uniform source, the comparison of a kernel's
 // output with a double-precision reference, counted into g_checks / g_failed, and the
-// routed experts' double-precision reference. Include
+// routed experts' double-precision reference, and the closing report (sim_finish). Include
 // once per simulator program, after defining SIM_RNG_SEED.
 #ifndef CRUCIBLE_TESTS_CUDA_SIM_CHECK_H
 #define CRUCIBLE_TESTS_CUDA_SIM_CHECK_H
@@ -71,6 +71,16 @@ static void experts_ref(const std::vector<int32_t> &idx, const std::vector<float
             yref[n * D + d] += w[s] * a;
         }
     }
+}
+
+// The program's last lines: the failed checks, or "all ok"; its exit status.
+static int sim_finish(void) {
+    if (g_failed) {
+        printf("%d of %d check(s) failed\n", g_failed, g_checks);
+        return 1;
+    }
+    printf("%d checks, %ld blocks simulated: all ok\n", g_checks, sim.blocks);
+    return 0;
 }
 
 #endif
