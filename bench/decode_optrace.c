@@ -400,13 +400,8 @@ static void t_sample_rows(int32_t *tok, float *lps, float *lpm, const float *log
             lps[i] = lpm[i] = -1.0f;
             continue;
         }
-        const float *row = logits + (size_t)i * V;  /* greedy: the trace needs a token, not a draw */
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (row[v] > row[best]) best = v;
-        tok[i] = best;
-        lps[i] = 0.0f;
-        lpm[i] = (float)sampler_log_softmax_at(row, V, best);
+        static const SamplerCfg greedy = {0};  /* the trace needs a token, not a draw */
+        tok[i] = sampler_sample(&greedy, logits + (size_t)i * V, V, NULL, NULL, &lps[i], &lpm[i]);
     }
     window_close(n);
 }

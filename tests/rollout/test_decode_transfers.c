@@ -45,19 +45,13 @@ static void tr_download(void *dst, const void *src, size_t bytes) {
     g_tr.downloads++;
     ops_cpu()->download(dst, src, bytes);
 }
-/* greedy (lowest-id argmax), as the host sampler at temperature 0 */
+/* greedy: the host sampler at temperature 0 (lowest-id argmax) */
 static void tr_sample_rows(int32_t *tokens, float *logp_sampled, float *logp_model, const float *logits, int n,
                            int V, const OpsSampler *cfg, const double *uniforms) {
     (void)cfg, (void)uniforms;
-    for (int i = 0; i < n; i++) {
-        const float *x = logits + (size_t)i * V;
-        int best = 0;
-        for (int k = 1; k < V; k++)
-            if (x[k] > x[best]) best = k;
-        tokens[i] = best;
-        logp_sampled[i] = 0.0f;
-        logp_model[i] = (float)sampler_log_softmax_at(x, V, best);
-    }
+    static const SamplerCfg greedy = {0};
+    for (int i = 0; i < n; i++)
+        tokens[i] = sampler_sample(&greedy, logits + (size_t)i * V, V, NULL, NULL, &logp_sampled[i], &logp_model[i]);
     if (g_tr.n_win < MAX_STEPS) {
         g_tr.up[g_tr.n_win] = g_tr.uploads;
         g_tr.down[g_tr.n_win] = g_tr.downloads;
