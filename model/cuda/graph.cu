@@ -16,8 +16,10 @@
 // of the environment switches that pick the decode kernels changed (their values are part
 // of the step).
 // Not recorded (never asked to be, rollout/forward_ops.c): anything that synchronises with
-// the host. The bf16 parameter copies (CRUCIBLE_CUDA_BF16_WEIGHTS) allocate inside GEMMs:
-// with them on, recording is off.
+// the host. The bf16 parameter copies of the large GEMMs (CRUCIBLE_CUDA_BF16_WEIGHTS)
+// allocate and refresh inside GEMMs: with them on, recording is off. The decode kernels'
+// copies (CRUCIBLE_CUDA_DECODE_BF16) are read by a recording only when already fresh
+// (param_shadow.cu), and a write that makes one stale moves the epoch.
 #include "model/cuda/cuda_ops.cuh"
 
 #include "model/cuda/param_shadow.cuh"
@@ -30,10 +32,11 @@ typedef struct CudaStep {
 // A hash of the environment switches read per call by the ops a decode step records (a
 // replay runs the kernels they chose at recording time).
 static unsigned long switches_hash(void) {
-    static const char *const names[5] = {"CRUCIBLE_CUDA_GEMV", "CRUCIBLE_CUDA_MOE_SMALL", "CRUCIBLE_CUDA_ROUTE",
-                                         "CRUCIBLE_CUDA_MLA_SPLIT", "CRUCIBLE_MOE_SMALL_SLOTS"};
+    static const char *const names[6] = {"CRUCIBLE_CUDA_GEMV",      "CRUCIBLE_CUDA_MOE_SMALL",
+                                         "CRUCIBLE_CUDA_ROUTE",     "CRUCIBLE_CUDA_MLA_SPLIT",
+                                         "CRUCIBLE_MOE_SMALL_SLOTS", "CRUCIBLE_CUDA_DECODE_BF16"};
     unsigned long h = 1469598103934665603ul;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         const char *v = getenv(names[i]);
         for (const char *q = v ? v : "\x01"; *q; q++) h = (h ^ (unsigned char)*q) * 1099511628211ul;
         h = (h ^ 0xff) * 1099511628211ul;

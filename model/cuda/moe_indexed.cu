@@ -46,7 +46,11 @@
 // moe_small.cu's up kernel).
 // Launch cost: 5 launches per call against moe_small.cu's 2 (the rank and groups kernels
 // are a few us each at decode sizes).
+// With CRUCIBLE_CUDA_DECODE_BF16=1 the weights of a declared parameter range are read from
+// its bf16 copy (param_shadow.cuh; weight_load.cuh: the same loops on the rounded values).
 #include "model/cuda/cuda_ops.cuh"
+#include "model/cuda/param_shadow.cuh"
+#include "model/cuda/weight_load.cuh"
 
 #include <stdint.h>
 
@@ -107,19 +111,18 @@ __global__ void __launch_bounds__(IDX_GROUPS_THREADS)
 // For every group g and slot s of it (expert e = idx[s]), rows r of this block's tile:
 //   UP:  out[s, r] = silu(<A_e[r], in_s>) <B_e[r], in_s>,  in_s = in[s / K]   (A, B: [E, R, L])
 //   !UP: out[s, r] = <A_e[r], in_s>,                       in_s = in[s]
-// Grid (ceil(R / IDX_TILE), min(S, IDX_GROUP_BLOCKS)). VEC: L % 4 == 0 and A, B 16-byte
-// aligned (the staged inputs always are).
+// Grid (ceil(R / IDX_TILE), min(S, IDX_GROUP_BLOCKS)). VEC: wload4_ok(A, L) and (B, L)
+// (the staged inputs are always 16-byte aligned).
 // Loop order: group g > run of up to IDX_RUN slots > input tile l0 > chunk of IDX_SLOTS
 // slots > the warp's rows. A chunk's dot products over one tile end in warp_sum; lane 0
 // adds them to the previous tiles' sums (part[], one entry per slot, matrix and row: each
 // owned by one warp's lane 0, so no barrier guards it) and, at the last tile, writes out.
 // The chunks of a run re-read the same tile of weight rows back to back (64 KiB per block
 // at IDX_LT 512: from L1/L2), so DRAM sees each expert once per run.
-template <bool VEC, bool UP>
+template <bool VEC, bool UP, typename W>
 __global__ void __launch_bounds__(IDX_THREADS)
     moe_idx_rows_kernel(float *out, const float *in, const int32_t *idx, const int32_t *order,
-                        const int32_t *gstart, const int32_t *ngroups, const float *A, const float *B, int L, int R,
-                        int K) {
+                        const int32_t *gstart, const int32_t *ngroups, const W *A, const W *B, int L, int R, int K) {
     __shared__ float4 xs4[IDX_SLOTS][IDX_LT / 4];  // float4: 16-byte aligned rows
     __shared__ float part[IDX_RUN][2][IDX_TILE];
     __shared__ int32_t slot[IDX_RUN];
@@ -157,10 +160,9 @@ __global__ void __launch_bounds__(IDX_THREADS)
                         if (row >= R) continue;  // uniform over the warp
                         const size_t off = (e * R + row) * (size_t)L + l0;
                         if (VEC) {
-                            const float4 *a4 = (const float4 *)(A + off);
-                            const float4 *b4 = (const float4 *)(UP ? B + off : A + off);
+                            const W *a4 = A + off, *b4 = UP ? B + off : A + off;
                             for (int j = lane; j < (nl >> 2); j += 32) {
-                                float4 p = __ldg(a4 + j), q = UP ? __ldg(b4 + j) : p;
+                                float4 p = wload4(a4, j), q = UP ? wload4(b4, j) : p;
 #pragma unroll
                                 for (int c = 0; c < IDX_SLOTS; c++) {
                                     if (c >= nc) break;
@@ -178,9 +180,9 @@ __global__ void __launch_bounds__(IDX_THREADS)
                                 }
                             }
                         } else {
-                            const float *ar = A + off, *br = UP ? B + off : A + off;
+                            const W *ar = A + off, *br = UP ? B + off : A + off;
                             for (int j = lane; j < nl; j += 32) {
-                                float p = __ldg(ar + j), q = UP ? __ldg(br + j) : p;
+                                float p = wload1(ar, j), q = UP ? wload1(br, j) : p;
 #pragma unroll
                                 for (int c = 0; c < IDX_SLOTS; c++) {
                                     if (c >= nc) break;
@@ -229,17 +231,15 @@ __global__ void moe_idx_combine_kernel(float *y, const float *z, const float *w,
     }
 }
 
-static int aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
-template <bool UP>
-static void launch_rows(int vec, dim3 grid, float *out, const float *in, const int32_t *idx, const int32_t *order,
-                        const int32_t *gstart, const int32_t *ngroups, const float *A, const float *B, int L, int R,
-                        int K) {
-    if (vec)
-        moe_idx_rows_kernel<true, UP>
+template <bool UP, typename W>
+static void launch_rows(dim3 grid, float *out, const float *in, const int32_t *idx, const int32_t *order,
+                        const int32_t *gstart, const int32_t *ngroups, const W *A, const W *B, int L, int R, int K) {
+    // staged inputs are 16-byte aligned copies: only the weights' alignment matters
+    if (wload4_ok(A, L) && (!UP || wload4_ok(B, L)))
+        moe_idx_rows_kernel<true, UP, W>
             <<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
     else
-        moe_idx_rows_kernel<false, UP>
+        moe_idx_rows_kernel<false, UP, W>
             <<<grid, IDX_THREADS, 0, cuda_stream()>>>(out, in, idx, order, gstart, ngroups, A, B, L, R, K);
     launchCheck();
 }
@@ -268,12 +268,19 @@ void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t 
     moe_idx_groups_kernel<<<1, IDX_GROUPS_THREADS, 0, cuda_stream()>>>(gstart, ngroups, order, idx, (int)S);
     launchCheck();
     unsigned gy = (unsigned)(S < (long long)IDX_GROUP_BLOCKS ? S : (long long)IDX_GROUP_BLOCKS);
-    // staged inputs are 16-byte aligned copies: only the weights' alignment matters
-    int vec_up = D % 4 == 0 && aligned16(Wg) && aligned16(Wu);
-    launch_rows<true>(vec_up, dim3((unsigned)up_tiles, gy), h, x, idx, order, gstart, ngroups, Wg, Wu, D, I, K);
-    int vec_down = I % 4 == 0 && aligned16(Wd);
-    launch_rows<false>(vec_down, dim3((unsigned)down_tiles, gy), z, h, idx, order, gstart, ngroups, Wd, NULL, I, D,
-                       K);
+    dim3 gu((unsigned)up_tiles, gy), gd((unsigned)down_tiles, gy);
+    // bf16 copies (CRUCIBLE_CUDA_DECODE_BF16): all three or none; the first expert's extent
+    // is asked for (the op is not told E; a declared range holds the whole stacked tensor)
+    size_t one = (size_t)I * (size_t)D;
+    const WeightBits *g16 = cuda_decode_shadow(Wg, one), *u16 = g16 ? cuda_decode_shadow(Wu, one) : NULL;
+    const WeightBits *d16 = u16 ? cuda_decode_shadow(Wd, one) : NULL;
+    if (d16) {
+        launch_rows<true>(gu, h, x, idx, order, gstart, ngroups, g16, u16, D, I, K);
+        launch_rows<false>(gd, z, h, idx, order, gstart, ngroups, d16, (const WeightBits *)NULL, I, D, K);
+    } else {
+        launch_rows<true>(gu, h, x, idx, order, gstart, ngroups, Wg, Wu, D, I, K);
+        launch_rows<false>(gd, z, h, idx, order, gstart, ngroups, Wd, (const float *)NULL, I, D, K);
+    }
     moe_idx_combine_kernel<<<grid_for((size_t)N * D), CUDA_THREADS, 0, cuda_stream()>>>(y, z, w, N, D, K);
     launchCheck();
 }

@@ -11,7 +11,11 @@
 // 16-byte aligned) j, j+32, ... in order — coalesced reads of each weight row, read once
 // per slot —, and the 32 partial sums meet in a fixed xor-shuffle tree (warp_sum). No
 // atomics: a result depends only on the shapes and inputs.
+// With CRUCIBLE_CUDA_DECODE_BF16=1 the weights of a declared parameter range are read from
+// its bf16 copy (param_shadow.cuh; weight_load.cuh: the same loops on the rounded values).
 #include "model/cuda/cuda_ops.cuh"
+#include "model/cuda/param_shadow.cuh"
+#include "model/cuda/weight_load.cuh"
 
 #include <stdint.h>
 
@@ -24,17 +28,17 @@ enum {
     GRID_Y_MAX = 65535,
 };
 
-// Lane `lane`'s partial sums of <a, x> and <b, x> over n floats (VEC: n % 4 == 0 and all
-// three 16-byte aligned; a, b are read once and bypass L1).
-template <bool VEC>
-__device__ __forceinline__ void dot2_part(const float *__restrict__ a, const float *__restrict__ b, const float *x,
-                                          int n, int lane, float *pa, float *pb) {
+// Lane `lane`'s partial sums of <a, x> and <b, x> over n floats (VEC: n % 4 == 0, x 16-byte
+// aligned, a and b as wload4_ok says; a, b are read once and bypass L1).
+template <bool VEC, typename W>
+__device__ __forceinline__ void dot2_part(const W *__restrict__ a, const W *__restrict__ b, const float *x, int n,
+                                          int lane, float *pa, float *pb) {
     float sa = 0.0f, sb = 0.0f;
     if (VEC) {
-        const float4 *a4 = (const float4 *)a, *b4 = (const float4 *)b, *x4 = (const float4 *)x;
+        const float4 *x4 = (const float4 *)x;
 #pragma unroll 4
         for (int j = lane; j < (n >> 2); j += 32) {
-            float4 p = __ldg(a4 + j), q = __ldg(b4 + j), v = x4[j];
+            float4 p = wload4(a, j), q = wload4(b, j), v = x4[j];
             sa = fmaf(p.x, v.x, sa), sb = fmaf(q.x, v.x, sb);
             sa = fmaf(p.y, v.y, sa), sb = fmaf(q.y, v.y, sb);
             sa = fmaf(p.z, v.z, sa), sb = fmaf(q.z, v.z, sb);
@@ -44,20 +48,20 @@ __device__ __forceinline__ void dot2_part(const float *__restrict__ a, const flo
 #pragma unroll 4
         for (int j = lane; j < n; j += 32) {
             float v = x[j];
-            sa = fmaf(__ldg(a + j), v, sa), sb = fmaf(__ldg(b + j), v, sb);
+            sa = fmaf(wload1(a, j), v, sa), sb = fmaf(wload1(b, j), v, sb);
         }
     }
     *pa = sa, *pb = sb;
 }
 
-template <bool VEC>
-__device__ __forceinline__ float dot_part(const float *__restrict__ a, const float *x, int n, int lane) {
+template <bool VEC, typename W>
+__device__ __forceinline__ float dot_part(const W *__restrict__ a, const float *x, int n, int lane) {
     float s = 0.0f;
     if (VEC) {
-        const float4 *a4 = (const float4 *)a, *x4 = (const float4 *)x;
+        const float4 *x4 = (const float4 *)x;
 #pragma unroll 4
         for (int j = lane; j < (n >> 2); j += 32) {
-            float4 p = __ldg(a4 + j), v = x4[j];
+            float4 p = wload4(a, j), v = x4[j];
             s = fmaf(p.x, v.x, s);
             s = fmaf(p.y, v.y, s);
             s = fmaf(p.z, v.z, s);
@@ -65,16 +69,16 @@ __device__ __forceinline__ float dot_part(const float *__restrict__ a, const flo
         }
     } else {
 #pragma unroll 4
-        for (int j = lane; j < n; j += 32) s = fmaf(__ldg(a + j), x[j], s);
+        for (int j = lane; j < n; j += 32) s = fmaf(wload1(a, j), x[j], s);
     }
     return s;
 }
 
 // h[s, i] = silu(<Wg_e[i], x[s/K]>) <Wu_e[i], x[s/K]>, e = idx[s]; grid (S, ceil(I / UP_ROWS)).
-template <bool VEC>
+template <bool VEC, typename W>
 __global__ void __launch_bounds__(SMALL_THREADS)
-    moe_small_up_kernel(float *h, const float *x, const int32_t *idx, const float *Wg, const float *Wu, int D, int I,
-                        int K, int stage_x) {
+    moe_small_up_kernel(float *h, const float *x, const int32_t *idx, const W *Wg, const W *Wu, int D, int I, int K,
+                        int stage_x) {
     extern __shared__ float4 smem4[];  // float4: the staged row is 16-byte aligned
     int s = blockIdx.x, i0 = blockIdx.y * UP_ROWS, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const float *xn = x + (size_t)(s / K) * D;
@@ -98,10 +102,10 @@ __global__ void __launch_bounds__(SMALL_THREADS)
 
 // y[n, d] = sum_k w[n*K+k] <Wd_e[d], h[n*K+k]>, k in order; grid (N, ceil(D / DOWN_ROWS)).
 // h rows are re-read by the block's warps: they stay in L1/L2 (K x I floats per row n).
-template <bool VEC>
+template <bool VEC, typename W>
 __global__ void __launch_bounds__(SMALL_THREADS)
-    moe_small_down_kernel(float *y, const float *h, const int32_t *idx, const float *w, const float *Wd, int D,
-                          int I, int K) {
+    moe_small_down_kernel(float *y, const float *h, const int32_t *idx, const float *w, const W *Wd, int D, int I,
+                          int K) {
     int n = blockIdx.x, d0 = blockIdx.y * DOWN_ROWS, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     int d1 = min(D, d0 + DOWN_ROWS);
     for (int d = d0 + warp; d < d1; d += SMALL_WARPS) {
@@ -117,6 +121,30 @@ __global__ void __launch_bounds__(SMALL_THREADS)
 
 static int aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
+template <typename W>
+static void launch_small(float *y, float *h, const float *x, const int32_t *idx, const float *w, const W *Wg,
+                         const W *Wu, const W *Wd, int N, int D, int I, int K, int up_chunks, int down_chunks) {
+    long long S = (long long)N * K;
+    size_t xbytes = sizeof(float) * (size_t)D;
+    int stage_x = xbytes <= SMALL_SMEM_MAX;
+    // x's rows are 16-byte aligned when x is and D % 4 == 0; staged, the copy is.
+    int vec_up = wload4_ok(Wg, D) && wload4_ok(Wu, D) && (stage_x || aligned16(x));
+    dim3 gu((unsigned)S, (unsigned)up_chunks);
+    size_t smem = stage_x ? xbytes : 0;
+    if (vec_up)
+        moe_small_up_kernel<true, W><<<gu, SMALL_THREADS, smem, cuda_stream()>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
+    else
+        moe_small_up_kernel<false, W><<<gu, SMALL_THREADS, smem, cuda_stream()>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
+    launchCheck();
+    int vec_down = wload4_ok(Wd, I) && aligned16(h);
+    dim3 gd((unsigned)N, (unsigned)down_chunks);
+    if (vec_down)
+        moe_small_down_kernel<true, W><<<gd, SMALL_THREADS, 0, cuda_stream()>>>(y, h, idx, w, Wd, D, I, K);
+    else
+        moe_small_down_kernel<false, W><<<gd, SMALL_THREADS, 0, cuda_stream()>>>(y, h, idx, w, Wd, D, I, K);
+    launchCheck();
+}
+
 void cuda_moe_experts_small(float *y, float *h, const float *x, const int32_t *idx, const float *w, const float *Wg,
                             const float *Wu, const float *Wd, int N, int D, int I, int K) {
     if (N <= 0 || D <= 0) return;
@@ -128,22 +156,14 @@ void cuda_moe_experts_small(float *y, float *h, const float *x, const int32_t *i
     int up_chunks = (I + UP_ROWS - 1) / UP_ROWS, down_chunks = (D + DOWN_ROWS - 1) / DOWN_ROWS;
     if (S > INT32_MAX || up_chunks > GRID_Y_MAX || down_chunks > GRID_Y_MAX)
         cuda_fail("moe_experts_small", "too many slots, or I or D too large for the grid", __FILE__, __LINE__);
-    size_t xbytes = sizeof(float) * (size_t)D;
-    int stage_x = xbytes <= SMALL_SMEM_MAX;
-    // x's rows are 16-byte aligned when x is and D % 4 == 0; staged, the copy is.
-    int vec_up = D % 4 == 0 && aligned16(Wg) && aligned16(Wu) && (stage_x || aligned16(x));
-    dim3 gu((unsigned)S, (unsigned)up_chunks);
-    size_t smem = stage_x ? xbytes : 0;
-    if (vec_up)
-        moe_small_up_kernel<true><<<gu, SMALL_THREADS, smem, cuda_stream()>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
+    // bf16 copies (CRUCIBLE_CUDA_DECODE_BF16): all three or none. The op is not told E: the
+    // first expert's extent is asked for; a declared range is one whole allocation, which
+    // holds the whole stacked tensor.
+    size_t one = (size_t)I * (size_t)D;
+    const WeightBits *g16 = cuda_decode_shadow(Wg, one), *u16 = g16 ? cuda_decode_shadow(Wu, one) : NULL;
+    const WeightBits *d16 = u16 ? cuda_decode_shadow(Wd, one) : NULL;
+    if (d16)
+        launch_small(y, h, x, idx, w, g16, u16, d16, N, D, I, K, up_chunks, down_chunks);
     else
-        moe_small_up_kernel<false><<<gu, SMALL_THREADS, smem, cuda_stream()>>>(h, x, idx, Wg, Wu, D, I, K, stage_x);
-    launchCheck();
-    int vec_down = I % 4 == 0 && aligned16(Wd) && aligned16(h);
-    dim3 gd((unsigned)N, (unsigned)down_chunks);
-    if (vec_down)
-        moe_small_down_kernel<true><<<gd, SMALL_THREADS, 0, cuda_stream()>>>(y, h, idx, w, Wd, D, I, K);
-    else
-        moe_small_down_kernel<false><<<gd, SMALL_THREADS, 0, cuda_stream()>>>(y, h, idx, w, Wd, D, I, K);
-    launchCheck();
+        launch_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K, up_chunks, down_chunks);
 }

@@ -40,6 +40,7 @@ typedef struct Shadow {
     size_t n;           // floats
     uint16_t *bf;       // [n] bf16 copy, NULL until the first GEMM reads it
     int dirty;
+    int no_room;        // the decode copy could not be allocated: decode reads fp32
 } Shadow;
 
 // The registry: module state of the process-wide backend (one host thread, as the
@@ -49,11 +50,18 @@ static struct {
     uint16_t *act;  // bf16 copy of the non-declared operand of the last shadow GEMM
     size_t act_elems;
     long refreshes, gemms;  // counters for tests and benchmarks
+    long decode_reads;      // decode kernel launches given a bf16 copy
 } g_ps;
 
 enum { SHADOW_MIN_LOG2_MNK = 30, SHADOW_MIN_WEIGHT_DIM = 1024 };
 
 static int ranges_overlap(const char *a, size_t an, const char *b, size_t bn) { return a < b + bn && b < a + an; }
+
+// A fresh copy turning stale moves the epoch: a recorded step may have read it (decode).
+static void mark_dirty(Shadow *s) {
+    if (s->bf && !s->dirty) cuda_ctx()->epoch++;
+    s->dirty = 1;
+}
 
 void cuda_declare_params(const float *p, size_t n) {
     if (!p || !n) return;
@@ -65,12 +73,16 @@ void cuda_declare_params(const float *p, size_t n) {
             continue;
         }
         if (s->base == p) {  // declared again: maybe another size; the copy is rebuilt
-            if (s->n != n && s->bf) {
-                cudaCheck(cudaFree(s->bf));
+            mark_dirty(s);
+            if (s->n != n) {  // a copy may fit now (or no longer): tried again on first use
+                if (s->bf) {
+                    cudaCheck(cudaFree(s->bf));
+                    cuda_ctx()->epoch++;  // a recorded step may read the freed copy
+                }
                 s->bf = NULL;
+                s->no_room = 0;
             }
             s->n = n;
-            s->dirty = 1;
             return;
         }
         if (ranges_overlap((const char *)s->base, sizeof(float) * s->n, (const char *)p, sizeof(float) * n))
@@ -81,6 +93,7 @@ void cuda_declare_params(const float *p, size_t n) {
     free_slot->n = n;
     free_slot->bf = NULL;
     free_slot->dirty = 1;
+    free_slot->no_room = 0;
 }
 
 void cuda_params_written(const void *dst, size_t bytes) {
@@ -88,7 +101,7 @@ void cuda_params_written(const void *dst, size_t bytes) {
     for (int i = 0; i < PARAM_SHADOW_SLOTS; i++) {
         Shadow *s = &g_ps.s[i];
         if (s->base && ranges_overlap((const char *)s->base, sizeof(float) * s->n, (const char *)dst, bytes))
-            s->dirty = 1;
+            mark_dirty(s);
     }
 }
 
@@ -113,13 +126,15 @@ int cuda_bf16_weights_enabled(void) {
 }
 
 // The declared range holding the whole stored operand (rows x cols, row stride ld), or NULL.
-static Shadow *shadow_of(const float *X, int rows, int cols, int ld) {
-    size_t extent = (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+static Shadow *range_of(const float *X, size_t extent) {
     for (int i = 0; i < PARAM_SHADOW_SLOTS; i++) {
         Shadow *s = &g_ps.s[i];
-        if (s->base && X >= s->base && (size_t)(X - s->base) + extent <= s->n) return s;
+        if (s->base && X >= s->base && X < s->base + s->n && (size_t)(X - s->base) + extent <= s->n) return s;
     }
     return NULL;
+}
+static Shadow *shadow_of(const float *X, int rows, int cols, int ld) {
+    return range_of(X, (size_t)(rows - 1) * (size_t)ld + (size_t)cols);
 }
 
 // 1 when a GEMM of this shape with the weight's free dimension fw pays for the conversion
@@ -155,6 +170,34 @@ static const uint16_t *activation_bits(const float *X, int rows, int cols, int l
     }
     cuda_to_bf16_2d(g_ps.act, X, (size_t)rows, (size_t)cols, (size_t)ld);
     return g_ps.act;
+}
+
+static int decode_bf16_enabled(void) {
+    static const char *const v[2] = {"0", "1"};
+    return cuda_env_pick("CRUCIBLE_CUDA_DECODE_BF16", v, 2);
+}
+
+const uint16_t *cuda_decode_shadow(const float *X, size_t extent) {
+    if (!X || !extent || !decode_bf16_enabled()) return NULL;
+    Shadow *s = range_of(X, extent);
+    if (!s || s->no_room) return NULL;
+    if (cuda_recording(cuda_ctx()) && (!s->bf || s->dirty)) return NULL;  // no refresh inside a recording
+    if (!s->bf) {
+        cudaError_t err = cudaMalloc((void **)&s->bf, sizeof(uint16_t) * s->n);
+        if (err != cudaSuccess) {  // e.g. fp32 weights that fill the device: keep reading them
+            (void)cudaGetLastError();  // clear it: the next launchCheck must not see it
+            s->bf = NULL;
+            s->no_room = 1;
+            fprintf(stderr,
+                    "crucible: CRUCIBLE_CUDA_DECODE_BF16: no room for a bf16 copy of %zu parameters (%s); "
+                    "decode reads them in fp32\n",
+                    s->n, cudaGetErrorString(err));
+            return NULL;
+        }
+        s->dirty = 1;
+    }
+    g_ps.decode_reads++;
+    return shadow_bits(s, X);
 }
 
 int cuda_gemm_bf16_shadow(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -193,3 +236,4 @@ extern "C" void ops_cuda_param_shadow_counts(long *refreshes, long *gemms) {
     if (refreshes) *refreshes = g_ps.refreshes;
     if (gemms) *gemms = g_ps.gemms;
 }
+extern "C" long ops_cuda_decode_bf16_reads(void) { return g_ps.decode_reads; }

@@ -20,11 +20,19 @@
 #include <string.h>
 #include <vector>
 
-static int g_live_allocs;
+static int g_live_allocs, g_malloc_fails, g_last_error_reads;
 static cudaError_t m_cudaMalloc(void **p, size_t b) {
+    if (g_malloc_fails) {  // the device is full
+        *p = NULL;
+        return cudaErrorMemoryAllocation;
+    }
     *p = malloc(b);
     g_live_allocs++;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+static cudaError_t m_cudaGetLastError(void) {
+    g_last_error_reads++;
+    return cudaSuccess;
 }
 static cudaError_t m_cudaFree(void *p) {
     if (p) g_live_allocs--;
@@ -77,6 +85,7 @@ static cublasStatus_t m_cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cubla
 #define cudaMalloc m_cudaMalloc
 #define cudaFree m_cudaFree
 #define cudaGetErrorString m_cudaGetErrorString
+#define cudaGetLastError m_cudaGetLastError
 #define cublasGetStatusString m_cublasGetStatusString
 #define cublasGemmEx m_cublasGemmEx
 #include "model/cuda/param_shadow.cu"
@@ -382,8 +391,88 @@ static void check_route(int ta, int tb, int decl) {
     cuda_params_freed(base);
 }
 
+// ---- the decode kernels' copies (cuda_decode_shadow, CRUCIBLE_CUDA_DECODE_BF16) --------
+static void check_decode(void) {
+    std::vector<float> mem(2000);
+    for (auto &x : mem) x = frand();
+    float *P = mem.data();
+    CudaCtx *c = cuda_ctx();
+    unsetenv("CRUCIBLE_CUDA_DECODE_BF16");
+    cuda_declare_params(P, 1000);
+    EXPECT(cuda_decode_shadow(P + 10, 100) == NULL, "switch unset: no copy");
+    setenv("CRUCIBLE_CUDA_DECODE_BF16", "0", 1);
+    EXPECT(cuda_decode_shadow(P + 10, 100) == NULL, "=0: no copy");
+    setenv("CRUCIBLE_CUDA_DECODE_BF16", "1", 1);
+    EXPECT(cuda_decode_shadow(P + 1500, 10) == NULL, "undeclared weight: no copy");
+    EXPECT(cuda_decode_shadow(P + 950, 51) == NULL, "extent past the range's end: no copy");
+    // Recording before any copy exists: none is made inside the recording.
+    static int rec_stream_tag;
+    c->rec = (cudaStream_t)&rec_stream_tag, c->stream = c->rec;
+    int allocs0 = g_live_allocs;
+    EXPECT(cuda_decode_shadow(P + 10, 100) == NULL && g_live_allocs == allocs0, "recording, no copy yet: fp32");
+    c->stream = 0;
+    long r0, r1;
+    ops_cuda_param_shadow_counts(&r0, NULL);
+    long reads0 = ops_cuda_decode_bf16_reads();
+    const uint16_t *b = cuda_decode_shadow(P + 10, 100);
+    ops_cuda_param_shadow_counts(&r1, NULL);
+    EXPECT(b != NULL && r1 - r0 == 1 && g_live_allocs - allocs0 == 1, "first use: allocated, refreshed once");
+    EXPECT(ops_cuda_decode_bf16_reads() - reads0 == 1, "reads counted");
+    const uint16_t *base16 = b ? b - 10 : NULL;
+    int exact = b != NULL;
+    for (int i = 0; exact && i < 1000; i++) exact = base16[i] == bf16_bits_rne(P[i]);
+    EXPECT(exact, "the copy is P rounded to nearest even, at P's offsets");
+    EXPECT(cuda_decode_shadow(P + 900, 100) == base16 + 900, "last 100 floats: served at their offset");
+    ops_cuda_param_shadow_counts(&r0, NULL);
+    EXPECT(r0 == r1, "a fresh copy is not refreshed again");
+    // A write into the range: stale, and the epoch moves once (a recorded step may have read it).
+    unsigned long e0 = c->epoch;
+    cuda_params_written(P + 3, sizeof(float));
+    EXPECT(c->epoch == e0 + 1, "fresh copy turned stale: epoch moved (%lu -> %lu)", e0, c->epoch);
+    cuda_params_written(P + 4, sizeof(float));
+    EXPECT(c->epoch == e0 + 1, "already stale: epoch unchanged");
+    // Recording with a stale copy: fp32 (no refresh recorded); after it, refreshed directly.
+    c->stream = c->rec;
+    EXPECT(cuda_decode_shadow(P + 10, 100) == NULL, "recording, stale copy: fp32");
+    c->stream = 0;
+    P[3] = 1.0f;
+    cuda_params_written(P + 3, sizeof(float));
+    EXPECT(cuda_decode_shadow(P + 3, 1) == base16 + 3 && base16[3] == 0x3F80, "refreshed outside the recording");
+    c->stream = c->rec;
+    EXPECT(cuda_decode_shadow(P + 3, 1) == base16 + 3, "recording, fresh copy: served");
+    c->stream = 0, c->rec = 0;
+    // Writes to a range whose copy was never made do not move the epoch.
+    float *Q = P + 1000;
+    cuda_declare_params(Q, 500);
+    e0 = c->epoch;
+    cuda_params_written(Q, 40);
+    EXPECT(c->epoch == e0, "no copy yet: epoch unchanged");
+    // No room on the device: fp32 from then on, the error cleared, no retry.
+    g_malloc_fails = 1;
+    int reads_before = g_last_error_reads;
+    EXPECT(cuda_decode_shadow(Q, 10) == NULL, "no room: fp32");
+    EXPECT(g_last_error_reads == reads_before + 1, "the allocation's error cleared");
+    g_malloc_fails = 0;
+    EXPECT(cuda_decode_shadow(Q, 10) == NULL && g_last_error_reads == reads_before + 1, "not retried");
+    EXPECT(cuda_decode_shadow(P, 10) == base16, "the other range still served");
+    cuda_declare_params(Q, 400);  // another size: a new copy may be tried
+    EXPECT(cuda_decode_shadow(Q, 10) != NULL, "re-declared with another size: served");
+    // A bad value names the variable.
+    setenv("CRUCIBLE_CUDA_DECODE_BF16", "on", 1);
+    g_expect_fail = 1;
+    int failed = 0;
+    if (setjmp(g_fail_jmp)) failed = 1;
+    else cuda_decode_shadow(P, 10);
+    g_expect_fail = 0;
+    EXPECT(failed, "CRUCIBLE_CUDA_DECODE_BF16=on refused");
+    unsetenv("CRUCIBLE_CUDA_DECODE_BF16");
+    cuda_params_freed(P);
+    cuda_params_freed(Q);
+}
+
 int main(void) {
     check_rounding();
+    check_decode();
     check_registry();
     check_rule();
     for (int ta = 0; ta < 2; ta++)

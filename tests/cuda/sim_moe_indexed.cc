@@ -28,7 +28,11 @@ enum Routing { SPREAD, ALL_ROWS, TWICE };
 // One case: experts drawn from the first `pool` of E (the rest unused); ALL_ROWS: expert
 // E/2 in every row (at k = n % K); TWICE: row 0 takes expert 1 at k 0 and 1. `shift`
 // offsets the weight pointers by that many floats (1: not 16-byte aligned).
-static void run_case(int N, int K, int E, int pool, int D, int I, Routing routing, int shift, int repeat = 0) {
+// bf16: the weights rounded to bf16 first; after the fp32 run(s), one more on registered
+// bf16 copies (CRUCIBLE_CUDA_DECODE_BF16) with the fp32 weights NaN-filled: h and y must
+// equal the fp32 run's bit for bit.
+static void run_case(int N, int K, int E, int pool, int D, int I, Routing routing, int shift, int repeat = 0,
+                     bool bf16 = false) {
     long launches = sim.launches;
     size_t S = (size_t)N * K;
     std::vector<int32_t> idx(S);
@@ -52,9 +56,9 @@ static void run_case(int N, int K, int E, int pool, int D, int I, Routing routin
     std::vector<char> used(E, 0);
     int distinct = 0;
     for (int32_t e : idx) distinct += !used[e], used[e] = 1;
-    printf("case N=%d K=%d E=%d D=%d I=%d: %d distinct experts%s%s%s\n", N, K, E, D, I, distinct,
+    printf("case N=%d K=%d E=%d D=%d I=%d: %d distinct experts%s%s%s%s\n", N, K, E, D, I, distinct,
            routing == ALL_ROWS ? ", one in every row" : "", routing == TWICE ? ", one twice in a row" : "",
-           shift ? ", weights misaligned" : "");
+           shift ? ", weights misaligned" : "", bf16 ? ", then bf16 copies" : "");
     std::vector<float> Wg((size_t)E * I * D + shift), Wu(Wg.size()), Wd((size_t)E * D * I + shift);
     for (auto *v : {&Wg, &Wu, &Wd})
         for (float &f : *v) f = (float)(urand() * 2 - 1) / sqrtf((float)D);
@@ -64,6 +68,11 @@ static void run_case(int N, int K, int E, int pool, int D, int I, Routing routin
                 Wg[shift + (size_t)e * I * D + j] = NAN, Wu[shift + (size_t)e * I * D + j] = NAN;
                 Wd[shift + (size_t)e * D * I + j] = NAN;
             }
+    std::vector<uint16_t> bits[3];
+    if (bf16) {
+        int m = 0;
+        for (auto *v : {&Wg, &Wu, &Wd}) bits[m++] = bf16_round_in_place(v->data(), v->size());
+    }
     std::vector<float> x((size_t)N * D);
     for (float &f : x) f = (float)(urand() * 4 - 2);
     const float *wg = Wg.data() + shift, *wu = Wu.data() + shift, *wd = Wd.data() + shift;
@@ -87,6 +96,21 @@ static void run_case(int N, int K, int E, int pool, int D, int I, Routing routin
         printf("  FAIL: %ld launches, expected 5 a call\n", sim.launches - launches);
         g_failed++;
     }
+    if (!bf16) return;
+    int m = 0;
+    for (auto *v : {&Wg, &Wu, &Wd}) sim_decode_shadow_add(v->data(), v->size(), bits[m++].data());
+    for (auto *v : {&Wg, &Wu, &Wd})
+        for (float &f : *v) f = NAN;  // the copies must be what is read
+    std::vector<float> y16((size_t)N * D, NAN), h16(S * I, NAN);
+    long hits = sim_shadow.hits;
+    launches = sim.launches;
+    cuda_moe_experts_indexed(y16.data(), h16.data(), x.data(), idx.data(), w.data(), wg, wu, wd, N, D, I, K);
+    sim_decode_shadow_clear();
+    same_bits("h", h16, h[0]);
+    same_bits("y", y16, y[0]);
+    bool ok = sim_shadow.hits - hits == 3 && sim.launches - launches == 5;
+    g_checks++, g_failed += !ok;
+    if (!ok) printf("  FAIL: %ld copies read (3 expected), %ld launches\n", sim_shadow.hits - hits, sim.launches - launches);
 }
 
 int main(int argc, char **argv) {
@@ -103,6 +127,7 @@ int main(int argc, char **argv) {
     } else if (big) {
         run_case(2, 2, 4, 4, 600, 520, SPREAD, 0);  // two staged tiles each way, float4 (ragged last tile)
         run_case(2, 2, 4, 4, 603, 517, SPREAD, 0);  // ... scalar
+        run_case(2, 2, 4, 4, 600, 520, SPREAD, 0, 0, true);  // bf16 copies over two staged tiles
     } else {
         run_case(1, 6, 64, 64, 36, 20, SPREAD, 0);     // decode, batch 1: float4 up and down
         run_case(7, 6, 64, 40, 37, 13, SPREAD, 0);     // scalar up and down, 24 experts unused
@@ -112,6 +137,9 @@ int main(int argc, char **argv) {
         run_case(7, 6, 64, 64, 48, 24, TWICE, 0);      // a row with the same expert twice
         run_case(9, 6, 64, 64, 48, 12, SPREAD, 1);     // multiples of 4, weights misaligned: scalar
         run_case(3, 1, 64, 64, 20, 40, SPREAD, 0);     // K 1, I over two row tiles
+        run_case(7, 6, 64, 40, 36, 20, SPREAD, 0, 0, true);  // bf16 copies: 8-byte loads up and down
+        run_case(7, 6, 64, 40, 37, 13, SPREAD, 0, 0, true);  // bf16 copies: scalar up and down
+        run_case(9, 6, 64, 64, 48, 12, SPREAD, 2, 0, true);  // bf16 copies 4-byte aligned: scalar
         // the empty sums: y zeroed, nothing launched
         long l = sim.launches;
         std::vector<float> y(2 * 5, NAN), h(4, NAN), x(10, 1.0f), wt(4, 1.0f);

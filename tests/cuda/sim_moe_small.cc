@@ -18,14 +18,21 @@
 
 // One case; `shift` offsets the weight pointers and `xshift` x by that many floats (1: not
 // 16-byte aligned).
-static void run_case(int N, int K, int D, int I, int shift, int xshift = 0) {
+// bf16: the weights are rounded to bf16 first, and after the fp32 run the kernels run again
+// on registered bf16 copies (CRUCIBLE_CUDA_DECODE_BF16) with the fp32 weights NaN-filled:
+// h and y must equal the fp32 run's bit for bit.
+static void run_case(int N, int K, int D, int I, int shift, int xshift = 0, bool bf16 = false) {
     const int E = 8;
-    long launches = sim.launches;
-    printf("case N=%d K=%d D=%d I=%d%s%s\n", N, K, D, I, shift ? " (weights misaligned)" : "",
-           xshift ? " (x misaligned)" : "");
+    printf("case N=%d K=%d D=%d I=%d%s%s%s\n", N, K, D, I, shift ? " (weights misaligned)" : "",
+           xshift ? " (x misaligned)" : "", bf16 ? " (then bf16 copies)" : "");
     std::vector<float> Wg((size_t)E * I * D + shift), Wu(Wg.size()), Wd((size_t)E * D * I + shift);
-    for (auto *v : {&Wg, &Wu, &Wd})
+    std::vector<uint16_t> bits[3];
+    int m = 0;
+    for (auto *v : {&Wg, &Wu, &Wd}) {
         for (float &f : *v) f = (float)(urand() * 2 - 1) / sqrtf((float)D);
+        if (bf16) bits[m++] = bf16_round_in_place(v->data(), v->size());
+    }
+    long launches = sim.launches;
     std::vector<float> xbuf((size_t)N * D + xshift), w((size_t)N * K);
     float *xp = xbuf.data() + xshift;
     std::vector<float> x((size_t)N * D);
@@ -56,6 +63,21 @@ static void run_case(int N, int K, int D, int I, int shift, int xshift = 0) {
         printf("  FAIL: %ld launches, expected 2\n", sim.launches - launches);
         g_failed++;
     }
+    if (!bf16) return;
+    m = 0;
+    for (auto *v : {&Wg, &Wu, &Wd}) sim_decode_shadow_add(v->data(), v->size(), bits[m++].data());
+    for (auto *v : {&Wg, &Wu, &Wd})
+        for (float &f : *v) f = NAN;  // the copies must be what is read
+    std::vector<float> y16((size_t)N * D, NAN), h16(S * I, NAN);
+    long hits = sim_shadow.hits;
+    launches = sim.launches;
+    cuda_moe_experts_small(y16.data(), h16.data(), xp, idx.data(), w.data(), wg, wu, wd, N, D, I, K);
+    sim_decode_shadow_clear();
+    same_bits("h", h16, h);
+    same_bits("y", y16, y);
+    bool ok = sim_shadow.hits - hits == 3 && sim.launches - launches == 2;
+    g_checks++, g_failed += !ok;
+    if (!ok) printf("  FAIL: %ld copies read (3 expected), %ld launches\n", sim_shadow.hits - hits, sim.launches - launches);
 }
 
 int main(int argc, char **argv) {
@@ -71,6 +93,10 @@ int main(int argc, char **argv) {
         run_case(5, 5, 48, 12, 1);   // multiples of 4, weights misaligned: scalar paths
         run_case(1, 6, 8, 36, 0);    // I > one up chunk (16 rows), D below one warp's lanes
         run_case(5, 2, 64, 8, 0, 1); // x misaligned but staged: the float4 up kernel on the copy
+        run_case(1, 2, 64, 20, 0, 0, true);  // bf16 copies: 8-byte loads up and down
+        run_case(5, 6, 37, 13, 0, 0, true);  // bf16 copies: scalar up and down
+        run_case(5, 3, 40, 21, 2, 0, true);  // bf16 copies 4-byte aligned: scalar up and down
+        run_case(1, 4, 33, 16, 0, 0, true);  // scalar up, 8-byte loads down
         // the empty sums: y zeroed, nothing launched
         long l = sim.launches;
         std::vector<float> y(2 * 5, NAN), h(4, NAN), x(10, 1.0f), wt(4, 1.0f);

@@ -348,6 +348,30 @@ void *cuda_big_scratch(size_t bytes) {
     return sim_big;
 }
 
+// model/cuda/param_shadow.cuh's cuda_decode_shadow (the decode kernels' bf16 weight
+// copies): a registry the test fills. A lookup answers the copy of the registered range
+// holding X[0..extent), as the real registry does, or NULL; lookups are counted.
+static struct {
+    std::vector<std::tuple<const float *, size_t, const uint16_t *>> r;
+    long lookups, hits;
+} sim_shadow;
+static inline void sim_decode_shadow_add(const float *base, size_t n, const uint16_t *bits) {
+    sim_shadow.r.emplace_back(base, n, bits);
+}
+static inline void sim_decode_shadow_clear(void) { sim_shadow.r.clear(); }
+const uint16_t *cuda_decode_shadow(const float *X, size_t extent) {
+    sim_shadow.lookups++;
+    for (auto &t : sim_shadow.r) {
+        const float *b = std::get<0>(t);
+        size_t n = std::get<1>(t);
+        if (X >= b && X < b + n && (size_t)(X - b) + extent <= n) {
+            sim_shadow.hits++;
+            return std::get<2>(t) + (X - b);
+        }
+    }
+    return NULL;
+}
+
 // ---- launches ----------------------------------------------------------------------
 
 struct SimCfg {

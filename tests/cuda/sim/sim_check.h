@@ -7,9 +7,12 @@
 #define CRUCIBLE_TESTS_CUDA_SIM_CHECK_H
 
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
+
+#include "model/cuda/bf16_round.cuh"
 
 #ifndef SIM_RNG_SEED
 #error "define SIM_RNG_SEED before including sim_check.h"
@@ -71,6 +74,32 @@ static void experts_ref(const std::vector<int32_t> &idx, const std::vector<float
             yref[n * D + d] += w[s] * a;
         }
     }
+}
+
+// The decode kernels' bf16 weights (CRUCIBLE_CUDA_DECODE_BF16, model/cuda/weight_load.cuh):
+// w[0..n) rounded to bf16 in place (so the fp32 kernel on w is the bf16 kernel's twin), and
+// the bit patterns returned for sim_decode_shadow_add.
+static std::vector<uint16_t> bf16_round_in_place(float *w, size_t n) {
+    std::vector<uint16_t> bits(n);
+    for (size_t i = 0; i < n; i++) {
+        bits[i] = bf16_bits_rne(w[i]);
+        uint32_t u = (uint32_t)bits[i] << 16;
+        memcpy(&w[i], &u, sizeof u);
+    }
+    return bits;
+}
+
+// got and want equal bit for bit (NaN patterns included).
+static void same_bits(const char *what, const std::vector<float> &got, const std::vector<float> &want) {
+    size_t bad = got.size() == want.size() ? 0 : 1, first = 0;
+    for (size_t i = 0; !bad && i < got.size(); i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) bad = 1, first = i;
+    for (size_t i = first + 1; bad && i < got.size(); i++) bad += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+    printf("  %-4s bf16 copy vs fp32 on rounded weights: %s", what, bad ? "FAIL" : "bit-identical");
+    if (bad) printf(" (%zu differ, first at %zu)", bad, first);
+    printf("\n");
+    g_checks++;
+    if (bad) g_failed++;
 }
 
 // The program's last lines: the failed checks, or "all ok"; its exit status.
