@@ -34,6 +34,12 @@
  * uniform routing, E (1 - (1 - K/E)^B), and the output says so), plus the latent cache rows
  * read: B x (prompt + gen/2) positions on average x layers x 576 floats. Activations are
  * not counted (small against the weights). Bound tokens/s = B x bandwidth / bytes.
+ * Weights count as read: fp32 (4 bytes) unless the run's decode kernels took bf16 copies
+ * (CRUCIBLE_CUDA_DECODE_BF16=1: 2 bytes for the routed experts, and for the other weights
+ * at B <= 8, where the linear layers run on the GEMV kernel); "of bf16 b." also puts the
+ * run against the bound of a model read wholly in bf16 (what transformers reads), the
+ * stricter figure. The copies' 2 bytes per parameter are planned for when the switch is
+ * set in the environment or in a variant (27 layers then no longer fit 80 GB: 21 do).
  *
  * What fits on an 80 GB H100 (fp32 storage): 27 layers are 15.71 B parameters = 62.8 GB;
  * the latent cache of one sequence of 2000 tokens over 27 layers is 2000 x 27 x 576 x 4 B
@@ -158,6 +164,8 @@ typedef struct Result {
     double experts_per_layer;
     int experts_measured;
     double step_bytes, bound_tps, bw;
+    long bf16_reads;        /* decode kernels given bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16) */
+    double bf16_bound_tps;  /* the bound with every weight read in bf16 (as transformers stores it) */
 } Result;
 
 static size_t tensor_bytes(const Model *m, const char *has) {
@@ -205,6 +213,7 @@ static int run_batch(Model *m, int B, int P, int N, double bw, uint64_t seed, Re
     sp.max_new_tokens = N;
     sp.record_experts = 1;
     RolloutStats s0 = rollout_stats(r);
+    long reads0 = ops_cuda_decode_bf16_reads();
     t = now_s();
     if (rollout_generate(r, (const int32_t *const *)pr, lens, B, 1, &sp, 0, out, e)) goto done;
     cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
@@ -224,6 +233,7 @@ static int run_batch(Model *m, int B, int P, int N, double bw, uint64_t seed, Re
     res->max_live = s1.max_live;
     res->step_records = s1.step_records - s0.step_records;
     res->step_replays = s1.step_replays - s0.step_replays;
+    res->bf16_reads = ops_cuda_decode_bf16_reads() - reads0;
 
     /* the bandwidth bound of this shape */
     int n_moe = 0, E = c->n_routed_experts, K = c->num_experts_per_tok;
@@ -237,9 +247,13 @@ static int run_batch(Model *m, int B, int P, int N, double bw, uint64_t seed, Re
     res->experts_per_layer = d;
     double fixed = (double)m->n_params * sizeof(float) - (double)tensor_bytes(m, ".mlp.experts.") -
                    (double)tensor_bytes(m, "embed_tokens");
-    res->step_bytes = decode_step_bytes(c, fixed, B, P, N, d);
+    /* weights as read: bf16 copies when the kernels took them (GEMV up to 8 rows, so the
+     * fixed weights only at B <= 8; routed experts at any B), else fp32 */
+    int bf16 = res->bf16_reads > 0;
+    res->step_bytes = decode_step_bytes(c, fixed, B, P, N, d, bf16 && B <= 8 ? 2 : 4, bf16 ? 2 : 4);
     res->bw = bw;
     res->bound_tps = B * bw / res->step_bytes;
+    res->bf16_bound_tps = B * bw / decode_step_bytes(c, fixed, B, P, N, d, 2, 2);
     res->ok = 1;
     rc = 0;
 done:
@@ -380,10 +394,14 @@ int main(int argc, char **argv) {
     size_t free_b = 0, total_b = 0;
     cuda_ok(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
     double reserve = reserve_gib * (double)(1 << 30), freeb = (double)free_b;
+    /* bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16=1, here or in a variant) take 2 bytes
+     * per parameter besides the fp32 weights: planned for */
+    const char *dbf = getenv("CRUCIBLE_CUDA_DECODE_BF16");
+    double copy_bytes = (dbf && !strcmp(dbf, "1")) || (variants_s && strstr(variants_s, "CRUCIBLE_CUDA_DECODE_BF16=1")) ? 2 : 0;
 
     /* the plan: what runs for each requested B */
     DecodePlan plan[MAX_B];
-    for (int i = 0; i < nB; i++) plan[i] = decode_plan(Bs[i], Lreq, P, N, reserve, freeb, !strcmp(fit, "seqs"));
+    for (int i = 0; i < nB; i++) plan[i] = decode_plan(Bs[i], Lreq, P, N, reserve, copy_bytes, freeb, !strcmp(fit, "seqs"));
     if (print_plan) {
         for (int i = 0, k = 0; i < nB; i++)
             if (plan[i].L > 0 && plan[i].B > 0) printf("%s%d:%d", k++ ? "," : "", plan[i].B, plan[i].L);
@@ -416,7 +434,7 @@ int main(int argc, char **argv) {
         else
             printf("  NOTE: %d sequences x %d layers needs %.1f GB (params + latent cache + reserve) > %.1f GB free: "
                    "runs %d sequences x %d layers instead (%.1f GB)\n", p->B_req, Lreq, p->need_full / 1e9,
-                   freeb / 1e9, p->B, p->L, decode_need_bytes(p->L, p->B, P, N, reserve) / 1e9);
+                   freeb / 1e9, p->B, p->L, decode_need_bytes(p->L, p->B, P, N, reserve, copy_bytes) / 1e9);
     }
 
     cJSON *peer = NULL;
@@ -474,6 +492,9 @@ int main(int argc, char **argv) {
                "%.1f tok/s; engine prefill %.2f s, decode %.2f s over %ld steps, max live %d\n", p->B, p->L,
                variant_name(&var, k), r->t1, r->tN, r->dec_tps, r->e2e_tps, r->eng_prefill_s, r->eng_decode_s,
                r->eng_steps, r->max_live);
+        if (r->bf16_reads)
+            printf("  bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16=1): read by %ld decode kernel calls\n",
+                   r->bf16_reads);
         if (r->step_records || r->step_replays)
             printf("  recorded steps (CUDA graphs, CRUCIBLE_CUDA_GRAPHS=1): %ld recorded, %ld of %ld decode steps "
                    "replayed\n", r->step_records, r->step_replays, r->eng_steps);
@@ -486,9 +507,9 @@ int main(int argc, char **argv) {
     }
     model_free(m);
 
-    printf("\n%-5s %-6s %-6s %-6s %-5s %12s %12s %9s %9s %12s %8s %14s %8s %8s\n", "seqs", "asked", "layers", "prompt",
-           "gen", "decode tok/s", "e2e tok/s", "GB/step", "exp/layer", "bound tok/s", "of bound", "transformers", "ratio",
-           "e2e rat.");
+    printf("\n%-5s %-6s %-6s %-6s %-5s %12s %12s %9s %9s %12s %8s %9s %14s %8s %8s\n", "seqs", "asked", "layers",
+           "prompt", "gen", "decode tok/s", "e2e tok/s", "GB/step", "exp/layer", "bound tok/s", "of bound", "of bf16 b.",
+           "transformers", "ratio", "e2e rat.");
     for (int i = 0; i < nB; i++)
         for (int k = 0; k < var.n; k++) {
         const DecodePlan *p = &plan[i];
@@ -509,12 +530,14 @@ int main(int argc, char **argv) {
             snprintf(ratio, sizeof ratio, "%.2fx", r->dec_tps / hd);
             snprintf(eratio, sizeof eratio, "%.2fx", r->e2e_tps / he);
         }
-        printf("%-5d %-6d %-6d %-6d %-5d %12.1f %12.1f %9.2f %8.1f%s %12.1f %7.1f%% %14s %8s %8s\n", p->B, p->B_req, p->L,
-               P, N, r->dec_tps, r->e2e_tps, r->step_bytes / 1e9, r->experts_per_layer, r->experts_measured ? " " : "*",
-               r->bound_tps, 100 * r->dec_tps / r->bound_tps, hf, ratio, eratio);
+        printf("%-5d %-6d %-6d %-6d %-5d %12.1f %12.1f %9.2f %8.1f%s %12.1f %7.1f%% %8.1f%% %14s %8s %8s\n", p->B,
+               p->B_req, p->L, P, N, r->dec_tps, r->e2e_tps, r->step_bytes / 1e9, r->experts_per_layer,
+               r->experts_measured ? " " : "*", r->bound_tps, 100 * r->dec_tps / r->bound_tps,
+               100 * r->dec_tps / r->bf16_bound_tps, hf, ratio, eratio);
         if (peer && !pr) printf("      (no ratio for %d seqs x %d layers: %s)\n", p->B, p->L, why);
         }
-    printf("decode tok/s = seqs (gen - 1) / (tN - t1); e2e = seqs gen / tN; bound = seqs x %.0f GB/s / GB per step; "
+    printf("decode tok/s = seqs (gen - 1) / (tN - t1); e2e = seqs gen / tN; bound = seqs x %.0f GB/s / GB per step "
+           "(weights as read: fp32, or bf16 copies); of bf16 b. = of the bound with every weight in bf16; "
            "ratio = ours / transformers, same shape, same run", bw / 1e9);
     int est = 0;
     for (int i = 0; i < nB; i++)
@@ -548,6 +571,8 @@ int main(int argc, char **argv) {
                 cJSON_AddNumberToObject(x, "experts_per_layer", r->experts_per_layer);
                 cJSON_AddBoolToObject(x, "experts_measured", r->experts_measured);
                 cJSON_AddNumberToObject(x, "bound_tok_s", r->bound_tps);
+                cJSON_AddNumberToObject(x, "bf16_bound_tok_s", r->bf16_bound_tps);
+                cJSON_AddNumberToObject(x, "bf16_copy_reads", (double)r->bf16_reads);
             }
             cJSON_AddItemToArray(runs, x);
             }

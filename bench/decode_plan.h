@@ -59,12 +59,13 @@ static inline long decode_cache_positions(int B, int P, int N) {
     return (long)B * (long)(P + N + DECODE_BLOCK_SLACK);
 }
 
-/* Device bytes for B sequences on L Lite layers: fp32 params + fp32 latent cache
- * (576 floats per position per layer) + reserve. */
-static inline double decode_need_bytes(int L, int B, int P, int N, double reserve) {
+/* Device bytes for B sequences on L Lite layers: fp32 params (plus copy_bytes per
+ * parameter of bf16 copies: 2 under CRUCIBLE_CUDA_DECODE_BF16=1, else 0) + fp32 latent
+ * cache (576 floats per position per layer) + reserve. */
+static inline double decode_need_bytes(int L, int B, int P, int N, double reserve, double copy_bytes) {
     ModelConfig c;
     if (decode_lite_config(&c, L, NULL)) return INFINITY;
-    return decode_n_params(&c) * 4.0 +
+    return decode_n_params(&c) * (4.0 + copy_bytes) +
            (double)decode_cache_positions(B, P, N) * L * (c.kv_lora_rank + c.qk_rope_head_dim) * 4.0 + reserve;
 }
 
@@ -77,16 +78,16 @@ typedef struct DecodePlan {
  * else (fit_seqs 0) the most layers that fit B_req sequences, but at least 2 (the dense
  * layer and one MoE layer; L = 0 when even that does not fit), or (fit_seqs 1) the most
  * sequences that fit L_req layers (B = 0 when none does). */
-static inline DecodePlan decode_plan(int B_req, int L_req, int P, int N, double reserve, double free_bytes,
-                                     int fit_seqs) {
-    DecodePlan p = {B_req, B_req, L_req, decode_need_bytes(L_req, B_req, P, N, reserve)};
+static inline DecodePlan decode_plan(int B_req, int L_req, int P, int N, double reserve, double copy_bytes,
+                                     double free_bytes, int fit_seqs) {
+    DecodePlan p = {B_req, B_req, L_req, decode_need_bytes(L_req, B_req, P, N, reserve, copy_bytes)};
     if (p.need_full <= free_bytes) return p;
     if (!fit_seqs) {
         int Lmin = L_req < 2 ? L_req : 2;
-        while (p.L >= Lmin && decode_need_bytes(p.L, p.B, P, N, reserve) > free_bytes) p.L--;
+        while (p.L >= Lmin && decode_need_bytes(p.L, p.B, P, N, reserve, copy_bytes) > free_bytes) p.L--;
         if (p.L < Lmin) p.L = 0;
     } else
-        while (p.B > 0 && decode_need_bytes(L_req, p.B, P, N, reserve) > free_bytes) p.B--;
+        while (p.B > 0 && decode_need_bytes(L_req, p.B, P, N, reserve, copy_bytes) > free_bytes) p.B--;
     return p;
 }
 
@@ -118,19 +119,20 @@ static inline double decode_expected_experts(int B, int K, int E) {
     return E * (1.0 - pow(1.0 - (double)K / E, B));
 }
 
-/* Bytes one decode step of B sequences must read at least once (fp32): every parameter
- * outside the routed experts and the embedding (fixed_bytes), B embedding rows, `experts`
- * distinct routed experts in each of n_moe layers, and the latent cache rows of the mean
- * context P + N/2 over L layers. */
-static inline double decode_step_bytes(const ModelConfig *c, double fixed_bytes, int B, int P, int N,
-                                       double experts) {
+/* Bytes one decode step of B sequences must read at least once: every parameter outside
+ * the routed experts and the embedding (fixed_bytes, counted in fp32), read at fixed_wb
+ * bytes per weight, B fp32 embedding rows, `experts` distinct routed experts in each of
+ * n_moe layers at expert_wb bytes per weight (4: fp32 storage, 2: bf16), and the fp32
+ * latent cache rows of the mean context P + N/2 over L layers. */
+static inline double decode_step_bytes(const ModelConfig *c, double fixed_bytes, int B, int P, int N, double experts,
+                                       double fixed_wb, double expert_wb) {
     double D = c->hidden_size, L = c->num_hidden_layers;
     int n_moe = 0;
     for (int l = 0; l < c->num_hidden_layers; l++) n_moe += model_layer_is_moe(c, l);
     double rows = B < c->vocab_size ? B : c->vocab_size;
-    double expert_bytes = 3.0 * c->moe_intermediate_size * D * 4.0;
+    double expert_bytes = 3.0 * c->moe_intermediate_size * D * expert_wb;
     double cache = (double)B * (P + N / 2.0) * L * (c->kv_lora_rank + c->qk_rope_head_dim) * 4.0;
-    return fixed_bytes + rows * D * 4.0 + experts * n_moe * expert_bytes + cache;
+    return fixed_bytes * fixed_wb / 4.0 + rows * D * 4.0 + experts * n_moe * expert_bytes + cache;
 }
 
 /* The run of shape (B sequences, L layers, P + N tokens) in the JSON object written by

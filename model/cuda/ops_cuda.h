@@ -38,6 +38,17 @@
  *    per-expert GEMMs and host sync; CRUCIBLE_MOE_SMALL_SLOTS still overrides), 0 under
  *    slots (model.c's default, 64). The indexed kernels use the context's big scratch:
  *    (2 N K + 2) int32 + N K D floats.
+ *  - CRUCIBLE_CUDA_DECODE_BF16=1 (read per call; opt-in, NOT yet run on a GPU): the
+ *    few-row kernels — the GEMV above (GEMMs of 1..8 rows: a decode step's linear layers
+ *    and LM head) and moe_experts_small (slots and indexed: decode's routed experts, and
+ *    prefill's while under the slot threshold) — read a weight inside a declared parameter
+ *    range from a bf16 copy of the range (2 bytes per parameter, made on first use and
+ *    refreshed after each write, as CRUCIBLE_CUDA_BF16_WEIGHTS's; model/cuda/param_shadow.cu)
+ *    instead of its fp32 values: half the bytes of a bandwidth-bound decode step, the
+ *    same loops and fp32 accumulation on the rounded weights (bit-identical to the fp32
+ *    kernels on weights that bf16 holds exactly: simulator and GPU tests). Both tables.
+ *    The copy costs 2 bytes per parameter of device memory: when it does not fit, the
+ *    range is read in fp32 and a warning says so once. Larger GEMMs keep their route.
  *  - moe_route_forward: one thread per token; CRUCIBLE_CUDA_ROUTE=warp (read per call)
  *    one warp per token, the same bits (opt-in, NOT yet run on a GPU; simulator-checked
  *    bit for bit against model/moe_select.h).
@@ -50,7 +61,7 @@
  *    capture stream while recording) and replayed with one launch; a step is refused once
  *    any allocation, free or scratch growth happened since it was recorded, or once one of
  *    the switches that pick decode kernels (GEMV, MOE_SMALL, ROUTE, MLA_SPLIT,
- *    CRUCIBLE_MOE_SMALL_SLOTS) changed; an allocation while recording is made at once and
+ *    DECODE_BF16, CRUCIBLE_MOE_SMALL_SLOTS) changed, or a bf16 copy it may read turned stale; an allocation while recording is made at once and
  *    its zero-fill (or a free) deferred to the end of the recording, which is dropped. Opt-in, NOT
  *    yet run on a GPU (its host logic is checked on the CPU by a recording fake backend,
  *    tests/rollout/test_forward_ops_steps.c; the GPU test cuda_rollout_graphs_match_direct

@@ -36,23 +36,28 @@ TEST(bench_decode_plan_params_match_model_layout) {
  * 101.63 GB: 20 layers fit 256 sequences, or 84 sequences fit 27 layers. */
 TEST(bench_decode_plan_fits_80gb) {
     double reserve = 6.0 * (1 << 30), fr = 80e9;
-    CHECK(fabs(decode_need_bytes(27, 64, 1000, 1000, reserve) - 77358413824.0) < 1);
-    CHECK(fabs(decode_need_bytes(27, 256, 1000, 1000, reserve) - 101628491776.0) < 1);
-    DecodePlan p = decode_plan(1, 27, 1000, 1000, reserve, fr, 0);
+    CHECK(fabs(decode_need_bytes(27, 64, 1000, 1000, reserve, 0) - 77358413824.0) < 1);
+    CHECK(fabs(decode_need_bytes(27, 256, 1000, 1000, reserve, 0) - 101628491776.0) < 1);
+    DecodePlan p = decode_plan(1, 27, 1000, 1000, reserve, 0, fr, 0);
     CHECK(p.B == 1 && p.L == 27);
-    p = decode_plan(64, 27, 1000, 1000, reserve, fr, 0);
+    p = decode_plan(64, 27, 1000, 1000, reserve, 0, fr, 0);
     CHECK(p.B == 64 && p.L == 27);
-    p = decode_plan(256, 27, 1000, 1000, reserve, fr, 0);
+    p = decode_plan(256, 27, 1000, 1000, reserve, 0, fr, 0);
     CHECKF(p.B == 256 && p.L == 20 && p.B_req == 256, "B %d L %d", p.B, p.L);
-    p = decode_plan(256, 27, 1000, 1000, reserve, fr, 1);
+    p = decode_plan(256, 27, 1000, 1000, reserve, 0, fr, 1);
     CHECKF(p.B == 84 && p.L == 27, "B %d L %d", p.B, p.L);
     /* 10 GB: 1 layer (2.0 GB of params) would fit, but it has no MoE layer; 2 layers need
      * 4.3 GB + 6.4 GB reserve */
-    p = decode_plan(4, 27, 1000, 1000, reserve, 10e9, 0);
+    p = decode_plan(4, 27, 1000, 1000, reserve, 0, 10e9, 0);
     CHECKF(p.L == 0, "L %d", p.L);
-    p = decode_plan(4, 27, 1000, 1000, reserve, 11e9, 0);
+    p = decode_plan(4, 27, 1000, 1000, reserve, 0, 11e9, 0);
     CHECKF(p.L == 2, "L %d", p.L);
     CHECK(decode_cache_positions(3, 10, 20) == 3 * (30 + DECODE_BLOCK_SLACK));
+    /* bf16 copies (CRUCIBLE_CUDA_DECODE_BF16=1) add 2 bytes per parameter: one sequence of
+     * 27 layers needs 100.81 GB, 21 layers fit 80 GB (by hand, Python) */
+    CHECK(fabs(decode_need_bytes(27, 1, 1000, 1000, reserve, 2) - 100807762944.0) < 1);
+    p = decode_plan(1, 27, 1000, 1000, reserve, 2, fr, 0);
+    CHECKF(p.B == 1 && p.L == 21, "B %d L %d", p.B, p.L);
 }
 
 TEST(bench_decode_plan_distinct_experts) {
@@ -73,12 +78,17 @@ TEST(bench_decode_plan_step_bytes) {
     /* fixed 1000 B + 3 embedding rows (3 x 2048 x 4) + 2.5 experts x 1 layer x (3 x 1408 x
      * 2048 x 4) + cache 3 x (10 + 4/2) x 2 layers x 576 x 4 */
     double want = 1000 + 3 * 2048 * 4.0 + 2.5 * 3 * 1408 * 2048 * 4.0 + 3 * 12 * 2 * 576 * 4.0;
-    CHECK(fabs(decode_step_bytes(&c, 1000, 3, 10, 4, 2.5) - want) < 1e-3);
+    CHECK(fabs(decode_step_bytes(&c, 1000, 3, 10, 4, 2.5, 4, 4) - want) < 1e-3);
+    /* weights read in bf16 (fixed and experts at 2 bytes; embedding rows and cache stay fp32) */
+    want = 500 + 3 * 2048 * 4.0 + 2.5 * 3 * 1408 * 2048 * 2.0 + 3 * 12 * 2 * 576 * 4.0;
+    CHECK(fabs(decode_step_bytes(&c, 1000, 3, 10, 4, 2.5, 2, 2) - want) < 1e-3);
+    want = 1000 + 3 * 2048 * 4.0 + 2.5 * 3 * 1408 * 2048 * 2.0 + 3 * 12 * 2 * 576 * 4.0;
+    CHECK(fabs(decode_step_bytes(&c, 1000, 3, 10, 4, 2.5, 4, 2) - want) < 1e-3);
     /* batch 1 of the 27-layer model with 6 experts reads ~2.45 B fp32 parameters: the
      * published 2.4 B activated parameters of DeepSeek-V2-Lite */
     CHECK(decode_lite_config(&c, 27, NULL) == 0);
     double fixed = decode_n_params(&c) * 4 - 4.0 * 26 * 64 * 3 * 1408 * 2048 - 4.0 * 102400 * 2048;
-    double active = decode_step_bytes(&c, fixed, 1, 0, 0, 6) / 4;
+    double active = decode_step_bytes(&c, fixed, 1, 0, 0, 6, 4, 4) / 4;
     CHECKF(active > 2.40e9 && active < 2.50e9, "active %.3g", active);
 }
 

@@ -14,6 +14,8 @@
 #   DECODE_GRAPHS  1: each decode shape also with recorded steps (CUDA graphs,
 #               CRUCIBLE_CUDA_GRAPHS=1, model/cuda/graph.cu): cuda_decode --variants, a row
 #               of its own in the decode table, same model and peer
+#   DECODE_VARIANTS  cuda_decode --variants (no spaces), e.g.
+#               "CRUCIBLE_CUDA_DECODE_BF16=1;CRUCIBLE_CUDA_DECODE_BF16=1,CRUCIBLE_CUDA_GRAPHS=1"
 #   DECODE_LAYERS / DECODE_SEQS / DECODE_PROMPT / DECODE_GEN  its shape (default 27 layers,
 #               1,64,256 sequences, 256 prompt + 128 generated tokens: a few minutes; the
 #               issue's full run is DECODE_PROMPT=1000 DECODE_GEN=1000)
@@ -98,7 +100,9 @@ if [ -n "$gpu" ]; then
     # Decode: the shapes that fit this GPU, the transformers peer on exactly those, then
     # ours with the peer's JSON (ratios from this run).
     dargs="--layers $DECODE_LAYERS --seqs $DECODE_SEQS --prompt $DECODE_PROMPT --gen $DECODE_GEN${DECODE_MOE:+ --moe $DECODE_MOE}"
-    [ "${DECODE_GRAPHS:-0}" = 1 ] && dargs="$dargs --variants CRUCIBLE_CUDA_GRAPHS=1"
+    dvar="${DECODE_VARIANTS:-}"
+    [ "${DECODE_GRAPHS:-0}" = 1 ] && dvar="${dvar:+$dvar;}CRUCIBLE_CUDA_GRAPHS=1"
+    [ -n "$dvar" ] && dargs="$dargs --variants $dvar"
     plan=$("$DECODE_BIN" $dargs --print-plan 2> "$OUT/decode_plan.log"); prc=$?
     peer_arg=""
     rm -f "$OUT/decode_peer.json"

@@ -19,6 +19,9 @@
  *    (the routed experts of prefill and decode through model/cuda/moe_indexed.cu).
  *    cuda_rollout_graphs_match_direct: the GPU engine with recorded decode steps (CUDA
  *    graphs, CRUCIBLE_CUDA_GRAPHS=1) against itself without, bit for bit, steps replayed.
+ *    cuda_rollout_decode_bf16: the decode kernels on bf16 weight copies
+ *    (CRUCIBLE_CUDA_DECODE_BF16=1) against fp32 reads of the same (bf16-exact) weights, bit
+ *    for bit, with and without CUDA graphs, and after a weight update under one engine.
  *  - forward_ops_run on ops_cuda() against forward_ops_run on ops_cpu() (same calls, same
  *    weights), under the rule and with each attention form forced: prompts of 1, 5, 40
  *    and 130 tokens in one call, continuations over cached context (MHA form: context
@@ -37,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/rng.h"
 #include "model/cuda/ops_cuda.h"
 #include "model/model.h"
@@ -246,6 +250,34 @@ static void body_cuda_rollout_matches_cpu_moe_indexed(TestCtx *t_) {
     model_free(mg);
 }
 
+/* x rounded to the nearest bf16 (ties to even; finite x), as model/cuda/bf16_round.cuh. */
+static float round_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof u);
+    return x;
+}
+
+/* Samples a[0..n) and b[0..n) equal bit for bit (tokens, both log-probs); the count that differ. */
+static int samples_differ(const Sample *a, const Sample *b, int n) {
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        size_t T = (size_t)a[i].n_tokens;
+        bad += a[i].n_tokens != b[i].n_tokens || !a[i].n_tokens ||
+               memcmp(a[i].token_ids, b[i].token_ids, sizeof(int32_t) * T) ||
+               memcmp(a[i].logprobs, b[i].logprobs, sizeof(float) * T) ||
+               memcmp(a[i].logprobs_model, b[i].logprobs_model, sizeof(float) * T);
+    }
+    return bad;
+}
+
+static void free_samples(Sample *a, int n) {
+    for (int i = 0; i < n; i++) sample_free(&a[i]);
+    free(a);
+}
+
 /* Recorded decode steps (CRUCIBLE_CUDA_GRAPHS=1, model/cuda/graph.cu): the GPU engine
  * with CUDA graphs against the same GPU engine without, bit for bit (same kernels, same
  * order: a replayed step must compute what the direct calls compute), greedy and sampled,
@@ -275,14 +307,7 @@ static void body_cuda_rollout_graphs_match_direct(TestCtx *t_) {
         CHECK(mg->ops->step_enabled && mg->ops->step_enabled() == 1);
         Sample *b = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, &s1);
         CHECK(unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
-        int bad = 0;
-        for (int i = 0; i < n * G; i++) {
-            size_t T = (size_t)a[i].n_tokens;
-            bad += a[i].n_tokens != b[i].n_tokens || !a[i].n_tokens ||
-                   memcmp(a[i].token_ids, b[i].token_ids, sizeof(int32_t) * T) ||
-                   memcmp(a[i].logprobs, b[i].logprobs, sizeof(float) * T) ||
-                   memcmp(a[i].logprobs_model, b[i].logprobs_model, sizeof(float) * T);
-        }
+        int bad = samples_differ(a, b, n * G);
         CHECKF(bad == 0, "T %d: %d of %d samples differ with CUDA graphs", k, bad, n * G);
         CHECKF(s0.step_replays == 0 && s1.step_records >= 1 && s1.step_replays >= s1.decode_steps / 2,
                "T %d: %ld of %ld decode steps replayed (%ld recorded; %ld without graphs)", k, s1.step_replays,
@@ -290,10 +315,95 @@ static void body_cuda_rollout_graphs_match_direct(TestCtx *t_) {
         fprintf(stderr, "    T %d: %d samples equal; %ld decode steps, %ld recorded, %ld replayed; decode %.3f s "
                 "direct, %.3f s with graphs\n", k, n * G, s1.decode_steps, s1.step_records, s1.step_replays,
                 s0.decode_s, s1.decode_s);
-        for (int i = 0; i < n * G; i++) sample_free(&a[i]), sample_free(&b[i]);
-        free(a), free(b);
+        free_samples(a, n * G);
+        free_samples(b, n * G);
     }
     for (int p = 0; p < n; p++) free(pr[p]);
+    model_free(mc);
+    model_free(mg);
+}
+
+/* The decode kernels on bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16=1, param_shadow.cu):
+ * on weights that bf16 holds exactly (rounded first), the copies are the weights, so the
+ * engine must produce what it produces without them, bit for bit (the same kernels read
+ * the same values: model/cuda/weight_load.cuh), with copies actually read; also with
+ * recorded steps (CUDA graphs), and after the weights change under one engine (scaled by
+ * 0.5 through the table: the copies turn stale, recorded steps must not replay old
+ * copies) against a fresh direct engine on the new weights. Once with the default routed
+ * experts (slots kernels at these sizes) and once with CRUCIBLE_CUDA_MOE_SMALL=indexed. */
+static void decode_bf16_case(TestCtx *t_, Model *mg, const float *rounded, CrRng *g, const char *moe) {
+    mg->ops->upload(mg->params, rounded, sizeof(float) * mg->n_params);
+    CHECK(setenv("CRUCIBLE_CUDA_MOE_SMALL", moe, 1) == 0);
+    int n = 3, G = 2, N = n * G;
+    int32_t *pr[3];
+    int lens[3];
+    random_prompts(g, mg->cfg.vocab_size, pr, lens);
+    SampleParams sp = {0};
+    sp.temperature = 1.0f;
+    sp.top_p = 0.9f;
+    sp.max_new_tokens = 60;
+    sp.ignore_eos = 1;
+    sp.seed = cr_rng_u64(g);
+    CHECK(unsetenv("CRUCIBLE_CUDA_DECODE_BF16") == 0 && unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
+    Sample *ref = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, NULL);
+    CrError e;
+    RolloutEngine *r = rollout_create(mg, NULL, 8192, &e);
+    CHECKF(r != NULL, "%s", e.msg);
+    if (r) {
+        CHECK(setenv("CRUCIBLE_CUDA_DECODE_BF16", "1", 1) == 0);
+        long reads0 = ops_cuda_decode_bf16_reads();
+        Sample *b = cr_calloc((size_t)N, sizeof *b);
+        CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, &sp, 0, b, &e) == 0, "%s", e.msg);
+        long reads = ops_cuda_decode_bf16_reads() - reads0;
+        int bad = samples_differ(ref, b, N);
+        CHECKF(bad == 0, "%s: bf16 copies: %d of %d samples differ from the fp32 reads of the same values", moe, bad,
+               N);
+        CHECKF(reads > 0, "%s: bf16 copies: no decode kernel read one", moe);
+        free_samples(b, N);
+        /* with recorded steps too */
+        CHECK(setenv("CRUCIBLE_CUDA_GRAPHS", "1", 1) == 0);
+        RolloutStats s0 = rollout_stats(r), s1;
+        b = cr_calloc((size_t)N, sizeof *b);
+        CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, &sp, 0, b, &e) == 0, "%s", e.msg);
+        s1 = rollout_stats(r);
+        bad = samples_differ(ref, b, N);
+        CHECKF(bad == 0, "%s: bf16 copies + CUDA graphs: %d of %d samples differ", moe, bad, N);
+        CHECKF(s1.step_replays > s0.step_replays, "%s: bf16 copies + CUDA graphs: no step replayed", moe);
+        free_samples(b, N);
+        /* new weights under the same engine (its recorded steps kept) */
+        mg->ops->scale(mg->params, 0.5f, mg->n_params);
+        b = cr_calloc((size_t)N, sizeof *b);
+        CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, &sp, 0, b, &e) == 0, "%s", e.msg);
+        CHECK(unsetenv("CRUCIBLE_CUDA_DECODE_BF16") == 0 && unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
+        Sample *ref2 = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, NULL);
+        CHECKF(samples_differ(ref, ref2, N) > 0, "the scaled weights changed no sample: the check below is blind");
+        bad = samples_differ(ref2, b, N);
+        CHECKF(bad == 0, "%s: after a weight update: %d of %d samples differ from a direct engine (stale copies?)",
+               moe, bad, N);
+        fprintf(stderr, "    experts %s: %d samples x %d tokens equal with bf16 copies (%ld copy reads), with CUDA "
+                "graphs (%ld steps replayed), and after a weight update\n", moe, N, sp.max_new_tokens, reads,
+                s1.step_replays - s0.step_replays);
+        free_samples(b, N);
+        free_samples(ref2, N);
+        rollout_free(r);
+    }
+    unsetenv("CRUCIBLE_CUDA_DECODE_BF16");
+    unsetenv("CRUCIBLE_CUDA_GRAPHS");
+    unsetenv("CRUCIBLE_CUDA_MOE_SMALL");
+    free_samples(ref, N);
+    for (int p = 0; p < n; p++) free(pr[p]);
+}
+
+static void body_cuda_rollout_decode_bf16(TestCtx *t_) {
+    if (crucible_cuda_device_count() <= 0)
+        SKIP("no CUDA device visible: decode on bf16 weight copies NOT run on a GPU");
+    CrRng g;
+    cr_rng_init(&g, test_random_seed("cuda_rollout_decode_bf16"), 0x5A6, 0);
+    Model *mc, *mg;
+    if (model_pair(t_, &g, &mc, &mg)) return;
+    for (size_t i = 0; i < mc->n_params; i++) mc->params[i] = round_bf16(mc->params[i]);
+    decode_bf16_case(t_, mg, mc->params, &g, "auto");
+    decode_bf16_case(t_, mg, mc->params, &g, "indexed");
     model_free(mc);
     model_free(mg);
 }
@@ -402,3 +512,4 @@ TEST(cuda_rollout_matches_cpu) { CUDA_BODY(cuda_rollout_matches_cpu); }
 TEST(cuda_rollout_matches_cpu_moe_indexed) { CUDA_BODY(cuda_rollout_matches_cpu_moe_indexed); }
 TEST(cuda_rollout_graphs_match_direct) { CUDA_BODY(cuda_rollout_graphs_match_direct); }
 TEST(cuda_rollout_forward_ops_forms) { CUDA_BODY(cuda_rollout_forward_ops_forms); }
+TEST(cuda_rollout_decode_bf16) { CUDA_BODY(cuda_rollout_decode_bf16); }
