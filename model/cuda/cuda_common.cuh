@@ -50,12 +50,22 @@ typedef struct CudaCtx {
     // the recording ends (the recording is dropped: the epoch moved).
     struct { void *p; size_t bytes; int is_free; } rec_defer[16];
     int n_rec_defer;
+    // cuBLAS workspace of the context's handle (cuda_blas_workspace), and the size every
+    // handle of the backend gets (CRUCIBLE_CUDA_CUBLAS_WORKSPACE_MIB, read at creation).
+    void *blas_ws;
+    size_t blas_ws_bytes;
 } CudaCtx;
 // 1 while a step is being recorded (the backend's work goes to the capture stream).
 static inline int cuda_recording(const CudaCtx *c) { return c->rec && c->stream == c->rec; }
 // While recording: queue a zero-fill (is_free 0) or a free (1) for the end of the recording.
 void cuda_defer(CudaCtx *c, void *p, size_t bytes, int is_free);
 CudaCtx *cuda_ctx(void);
+// Gives cuBLAS handle h a workspace of its own: ctx->blas_ws_bytes of device memory,
+// allocated into *ws on the first call (0 bytes: h keeps cuBLAS's own pool). Call again
+// after every cublasSetStream on h, which resets the workspace to that pool. Why: with a
+// set workspace cuBLAS allocates nothing per call or per captured graph, and handles whose
+// GEMMs may run at once (the side streams) must not share one.
+void cuda_blas_workspace(cublasHandle_t h, void **ws);
 // The stream of the backend's work (CudaCtx.stream).
 cudaStream_t cuda_stream(void);
 // At least `bytes` of device scratch owned by the context (valid until the next call).

@@ -55,6 +55,7 @@ int cuda_step_record_begin(void) {
     if (!c->rec) cudaCheck(cudaStreamCreate(&c->rec));
     cudaCheck(cudaStreamBeginCapture(c->rec, cudaStreamCaptureModeRelaxed));
     cublasCheck(cublasSetStream(c->blas, c->rec));
+    cuda_blas_workspace(c->blas, &c->blas_ws);  // (reset by cublasSetStream) the same buffer: in stream order
     c->stream = c->rec;
     c->rec_epoch = c->epoch;
     return 0;
@@ -67,6 +68,7 @@ void *cuda_step_record_end(void) {
     cudaError_t err = cudaStreamEndCapture(c->rec, &graph);
     c->stream = 0;
     cublasCheck(cublasSetStream(c->blas, 0));
+    cuda_blas_workspace(c->blas, &c->blas_ws);
     for (int i = 0; i < c->n_rec_defer; i++) {  // the zero-fills and frees asked for meanwhile
         if (c->rec_defer[i].is_free) cudaCheck(cudaFree(c->rec_defer[i].p));
         else cudaCheck(cudaMemset(c->rec_defer[i].p, 0, c->rec_defer[i].bytes));

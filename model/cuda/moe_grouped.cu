@@ -54,6 +54,7 @@ typedef struct ExpertsCtx {
     int n_ready;  // side streams created so far (each with its handle and join event)
     cudaStream_t stream[STREAMS_MAX];
     cublasHandle_t blas[STREAMS_MAX];
+    void *ws[STREAMS_MAX];  // each handle's cuBLAS workspace (cuda_blas_workspace)
     cudaEvent_t fork, join[STREAMS_MAX];
     int grouped_off[2];  // grouped found unsupported: [0] COMPUTE_32F, [1] FAST_16BF
     int warned[2];
@@ -102,6 +103,7 @@ static void streams_init(int n) {
         cublasCheck(cublasCreate(&g_ex.blas[i]));
         cublasCheck(cublasSetStream(g_ex.blas[i], g_ex.stream[i]));
         cublasCheck(cublasSetMathMode(g_ex.blas[i], CUBLAS_DEFAULT_MATH));  // as the context's handle
+        cuda_blas_workspace(g_ex.blas[i], &g_ex.ws[i]);  // its own: the side streams run at once
         cudaCheck(cudaEventCreateWithFlags(&g_ex.join[i], cudaEventDisableTiming));
         g_ex.n_ready = i + 1;
     }

@@ -12,6 +12,26 @@ void cuda_fail(const char *what, const char *msg, const char *file, int line) {
     exit(1);
 }
 
+// CRUCIBLE_CUDA_CUBLAS_WORKSPACE_MIB: 0..1024, default 32 (cuBLAS's recommendation for
+// Hopper); 0 leaves every handle on cuBLAS's own workspace pool.
+static size_t blas_workspace_bytes(void) {
+    const char *s = getenv("CRUCIBLE_CUDA_CUBLAS_WORKSPACE_MIB");
+    if (!s || !*s) return (size_t)32 << 20;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || v < 0 || v > 1024)
+        cuda_fail("CRUCIBLE_CUDA_CUBLAS_WORKSPACE_MIB", "must be an integer in 0..1024", __FILE__, __LINE__);
+    return (size_t)v << 20;
+}
+
+static void set_blas_workspace(CudaCtx *c, cublasHandle_t h, void **ws) {
+    if (!c->blas_ws_bytes) return;
+    if (!*ws) cudaCheck(cudaMalloc(ws, c->blas_ws_bytes));
+    cublasCheck(cublasSetWorkspace(h, *ws, c->blas_ws_bytes));
+}
+
+void cuda_blas_workspace(cublasHandle_t h, void **ws) { set_blas_workspace(cuda_ctx(), h, ws); }
+
 CudaCtx *cuda_ctx(void) {
     // Created once (C++ guarantees a thread-safe one-time init of a local static).
     static CudaCtx *ctx = [] {
@@ -22,6 +42,8 @@ CudaCtx *cuda_ctx(void) {
         // and pedantic-free default math otherwise.
         cublasCheck(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
         cudaCheck(cudaMalloc(&c->scratch, CUDA_SCRATCH_BYTES));
+        c->blas_ws_bytes = blas_workspace_bytes();
+        set_blas_workspace(c, c->blas, &c->blas_ws);
         int dev = 0;
         cudaCheck(cudaGetDevice(&dev));
         cudaCheck(cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev));

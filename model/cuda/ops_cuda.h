@@ -78,6 +78,10 @@
  *    CRUCIBLE_CUDA_EXPERT_STREAMS=1..8 sets the number of side streams.
  *  - One process-wide context (cuBLAS handle, scratch buffers) created on first use and
  *    kept until exit: the backend is not thread-safe; call it from one host thread.
+ *    Every cuBLAS handle of the backend (the context's, the side streams') has a workspace
+ *    of its own, 32 MiB (CRUCIBLE_CUDA_CUBLAS_WORKSPACE_MIB=0..1024, read when the handle is
+ *    made; 0: cuBLAS's own pool, as before 2026-11-23): cuBLAS then allocates nothing per
+ *    call or per recorded step (set after the third lease: NOT yet run on a GPU).
  *  - Scratch beyond the caller's: attention keeps H x C x max_seqlen score floats per
  *    buffer (two in the backward); the LM head uses 4096 x 8192 logit chunks (128 MiB)
  *    of its own and leaves the caller's ops_lmhead_scratch_floats() buffer unused (the

@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <map>
+#include <set>
 #include <vector>
 
 static int g_grouped_calls, g_gemmex_calls, g_fast16bf_grouped_ok, g_events;
@@ -94,6 +96,12 @@ void cuda_fail(const char *what, const char *msg, const char *file, int line) {
     exit(1);
 }
 CudaCtx *cuda_ctx(void) { static CudaCtx c; return &c; }
+// The workspaces given to the side handles: one buffer each (their GEMMs run at once).
+static std::map<long, void *> g_ws;
+void cuda_blas_workspace(cublasHandle_t h, void **ws) {
+    if (!*ws) *ws = malloc(16);
+    g_ws[(long)h] = *ws;
+}
 // row-major cblas semantics
 static void rowgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                     float beta, float *C, int ldc) {
@@ -213,6 +221,13 @@ int main() {
                        g_loop_calls);
                 fails += !ok;
             }
+    }
+    {  // every side handle made got a workspace of its own
+        std::set<void *> bufs;
+        for (auto &kv : g_ws) bufs.insert(kv.second);
+        bool ok = g_ws.size() >= 2 && bufs.size() == g_ws.size() && !bufs.count(NULL);
+        if (!ok) fprintf(stderr, "side handles' workspaces: %zu handles, %zu distinct buffers\n", g_ws.size(), bufs.size());
+        fails += !ok;
     }
     printf(fails ? "FAILED %d\n" : "all ok\n", fails);
     return fails != 0;
