@@ -37,7 +37,9 @@
  * slots (ceil(r / 64) for an expert of r slots), grid: the distinct experts x 88 row
  * tiles; GEMMs of 1..8 rows (A B^T) are the GEMV kernel (model/cuda/gemv_small.cu), a
  * launch, not a cuBLAS call. "need": the same with every weight read once per step and the
- * latent cache read once (what the math needs); ratio > 1.2 is flagged.
+ * latent cache read once (what the math needs); ratio > 1.2 is flagged. --decode-bf16: the
+ * GEMV's weight and moe_experts_small's experts at 2 bytes per weight (the bf16 copies of
+ * CRUCIBLE_CUDA_DECODE_BF16=1); other weights (cuBLAS GEMMs, gemm_batched) stay 4.
  * Launches/syncs per op (model/cuda): cuBLAS calls and kernels 1 each; mla_decode 2;
  * moe_experts_small 2; moe_permute 4; sample_rows 2 (no top-k/top-p); upload/download are
  * cudaMemcpy from pageable memory: a launch and a host sync each (the host waits for the
@@ -106,6 +108,7 @@ typedef struct Cost {
 static struct {
     int dry;
     int moe_mode;              /* --moe: 0 auto, 1 slots, 2 indexed (CRUCIBLE_CUDA_MOE_SMALL) */
+    double wb;                 /* bytes per weight the few-row kernels read: 4, or 2 (--decode-bf16) */
     const Ops *cpu;
     Cost cost;
     Window cur;
@@ -233,10 +236,11 @@ static void t_gemm(int tA, int tB, int M, int N, int K, float alpha, const float
                    float beta, float *C, int ldc) {
     double b = gemm_bytes(M, N, K, beta);
     /* 1..8 rows of A B^T: the backend's GEMV kernel (model/cuda/gemv_small.cu), a plain
-     * launch of ceil(N / 4) blocks; else a cuBLAS call */
-    if (!tA && tB && M >= 1 && M <= 8 && K > 0)
+     * launch of ceil(N / 4) blocks, its weight B read at g.wb bytes; else a cuBLAS call */
+    if (!tA && tB && M >= 1 && M <= 8 && K > 0) {
+        b -= (4.0 - g.wb) * (double)K * N;
         account_grid(OP_gemm, 1, 0, 0, b, b, ceil(N / 4.0));
-    else
+    } else
         account(OP_gemm, 1, 1, 0, b, b);
     if (!g.dry) g.cpu->gemm(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
@@ -420,13 +424,14 @@ static void t_moe_experts_small(float *y, float *h, const float *x, const int32_
         chunks += (r + 63) / 64;
     }
     double act = 4.0 * ((double)N * D * 2 + (double)N * K * I * 2 + 2.0 * N * K);
-    double need = 12.0 * distinct * (double)I * D + act;
+    double w3 = 3.0 * g.wb * (double)I * D;  /* an expert's weights as read */
+    double need = w3 * distinct + act;
     if (g.moe_mode == 2 || (g.moe_mode == 0 && N * K > 64)) {  /* indexed, + z [N K, D] written and read */
-        double b = 12.0 * chunks * (double)I * D + act + 8.0 * N * K * D;
+        double b = w3 * chunks + act + 8.0 * N * K * D;
         double up = distinct * ceil(I / 16.0), down = distinct * ceil(D / 16.0);
         account_grid(OP_moe_experts_small, 5, 0, 0, b, need, up < down ? up : down);
     } else {
-        double b = 12.0 * N * K * (double)I * D + act;
+        double b = w3 * N * K + act;
         double up = (double)N * K * ceil(I / 16.0), down = (double)N * ceil(D / 8.0);
         account_grid(OP_moe_experts_small, 2, 0, 0, b, need, up < down ? up : down);
     }
@@ -579,7 +584,7 @@ static int parse_list(const char *s, int *v, int cap) {
 int main(int argc, char **argv) {
     const char *mode = "dry", *seqs_s = "1,8,64", *ctx_s = "1000,2000", *mcfg = "", *moe = "auto";
     long layers = 27, gen = 3;
-    int record = 1;
+    int record = 1, decode_bf16 = 0;
     double launch_us = 5, blas_us = 8, sync_us = 20, bw_tbs = 2.5, kmin_us = 2, n_sm = 132, sm_share = 2;
     ArgSpec specs[] = {
         {"mode", ARG_STR, &mode, "dry (nothing computed) or real (ops_cpu computes; needs --model-config)", 0},
@@ -595,6 +600,7 @@ int main(int argc, char **argv) {
         {"bw-tbs", ARG_FLOAT, &bw_tbs, "device bandwidth every kernel is assumed to reach (TB/s)", 0},
         {"kmin-us", ARG_FLOAT, &kmin_us, "shortest kernel (us)", 0},
         {"moe", ARG_STR, &moe, "moe_experts_small kernels modelled: auto, slots or indexed (CRUCIBLE_CUDA_MOE_SMALL)", 0},
+        {"decode-bf16", ARG_BOOL, &decode_bf16, "the GEMV and moe_experts_small read bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16=1)", 0},
         {"sms", ARG_FLOAT, &n_sm, "streaming multiprocessors (H100 SXM: 132)", 0},
         {"sm-share", ARG_FLOAT, &sm_share, "a kernel of b < sms / sm-share blocks reaches bw * sm-share * b / sms", 0},
         {NULL, 0, NULL, NULL, 0},
@@ -618,6 +624,7 @@ int main(int argc, char **argv) {
     }
     g.dry = !strcmp(mode, "real") ? 0 : 1;
     g.moe_mode = !strcmp(moe, "slots") ? 1 : !strcmp(moe, "indexed") ? 2 : 0;
+    g.wb = decode_bf16 ? 2.0 : 4.0;
     g.cpu = ops_cpu();
     g.cost = (Cost){launch_us * 1e-6, blas_us * 1e-6, sync_us * 1e-6, bw_tbs * 1e12, kmin_us * 1e-6, n_sm, sm_share};
     cr_rng_init(&g.rng, 11, 0, 0);
@@ -632,8 +639,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (!g.dry) model_init_random(m, 1);
-    printf("decode_optrace: %s mode, moe_experts_small %s, %s: %d layers, hidden %d, %d heads, kv_lora %d, %d experts top-%d, vocab %d\n",
-           mode, moe, *mcfg ? mcfg : "DeepSeek-Coder-V2-Lite shape", cfg.num_hidden_layers, 
+    printf("decode_optrace: %s mode, moe_experts_small %s, weights of the few-row kernels in %s, %s: %d layers, hidden "
+           "%d, %d heads, kv_lora %d, %d experts top-%d, vocab %d\n",
+           mode, moe, decode_bf16 ? "bf16 (CRUCIBLE_CUDA_DECODE_BF16=1)" : "fp32", *mcfg ? mcfg : "DeepSeek-Coder-V2-Lite shape", cfg.num_hidden_layers, 
            cfg.hidden_size, cfg.num_attention_heads, cfg.kv_lora_rank, cfg.n_routed_experts,
            cfg.num_experts_per_tok, cfg.vocab_size);
     printf("  time model (estimate): launch %.1f us, cuBLAS call %.1f us, sync %.1f us, %.2f TB/s for a kernel "
