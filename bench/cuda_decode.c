@@ -35,8 +35,9 @@
  * read: B x (prompt + gen/2) positions on average x layers x 576 floats. Activations are
  * not counted (small against the weights). Bound tokens/s = B x bandwidth / bytes.
  * Weights count as read: fp32 (4 bytes) unless the run's decode kernels took bf16 copies
- * (CRUCIBLE_CUDA_DECODE_BF16=1: 2 bytes for the routed experts, and for the other weights
- * at B <= 8, where the linear layers run on the GEMV kernel); "of bf16 b." also puts the
+ * (CRUCIBLE_CUDA_DECODE_BF16=1: 2 bytes for the routed experts while B K is under model.c's
+ * slot threshold, and for the other weights at B <= 8, where the linear layers run on the
+ * GEMV kernel, except kv_b_proj: cuBLAS's batched GEMM in the absorbed form); "of bf16 b." also puts the
  * run against the bound of a model read wholly in bf16 (what transformers reads), the
  * stricter figure. The copies' 2 bytes per parameter are planned for when the switch is
  * set in the environment or in a variant (27 layers then no longer fit 80 GB: 21 do).
@@ -247,10 +248,18 @@ static int run_batch(Model *m, int B, int P, int N, double bw, uint64_t seed, Re
     res->experts_per_layer = d;
     double fixed = (double)m->n_params * sizeof(float) - (double)tensor_bytes(m, ".mlp.experts.") -
                    (double)tensor_bytes(m, "embed_tokens");
-    /* weights as read: bf16 copies when the kernels took them (GEMV up to 8 rows, so the
-     * fixed weights only at B <= 8; routed experts at any B), else fp32 */
+    /* weights as read: bf16 copies when the kernels took them — the GEMV (up to 8 rows: the
+     * fixed weights at B <= 8, except kv_b_proj, read by cuBLAS's batched GEMM of the
+     * absorbed form) and moe_experts_small (while B K is under model.c's slot threshold) —,
+     * else fp32 */
     int bf16 = res->bf16_reads > 0;
-    res->step_bytes = decode_step_bytes(c, fixed, B, P, N, d, bf16 && B <= 8 ? 2 : 4, bf16 ? 2 : 4);
+    long slots = m->ops->moe_experts_small_slots ? m->ops->moe_experts_small_slots() : 0;
+    const char *ov = getenv("CRUCIBLE_MOE_SMALL_SLOTS");
+    if (ov && *ov) slots = atol(ov);
+    if (slots <= 0) slots = 64;
+    double kvb = (double)tensor_bytes(m, "kv_b_proj");
+    res->step_bytes = decode_step_bytes(c, fixed - kvb, B, P, N, d, bf16 && B <= 8 ? 2 : 4,
+                                        bf16 && (long)B * K <= slots ? 2 : 4) + kvb;
     res->bw = bw;
     res->bound_tps = B * bw / res->step_bytes;
     res->bf16_bound_tps = B * bw / decode_step_bytes(c, fixed, B, P, N, d, 2, 2);

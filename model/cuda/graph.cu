@@ -53,9 +53,12 @@ int cuda_step_record_begin(void) {
     CudaCtx *c = cuda_ctx();
     if (!cuda_step_enabled() || c->stream) return -1;  // off, or already recording
     if (!c->rec) cudaCheck(cudaStreamCreate(&c->rec));
-    cudaCheck(cudaStreamBeginCapture(c->rec, cudaStreamCaptureModeRelaxed));
+    // cuBLAS moved to the recording stream before the capture begins (no library calls
+    // inside it but the GEMMs); its workspace, reset by cublasSetStream, is set again: the
+    // same buffer, used in stream order (the replay runs on the legacy stream)
     cublasCheck(cublasSetStream(c->blas, c->rec));
-    cuda_blas_workspace(c->blas, &c->blas_ws);  // (reset by cublasSetStream) the same buffer: in stream order
+    cuda_blas_workspace(c->blas, &c->blas_ws);
+    cudaCheck(cudaStreamBeginCapture(c->rec, cudaStreamCaptureModeRelaxed));
     c->stream = c->rec;
     c->rec_epoch = c->epoch;
     return 0;

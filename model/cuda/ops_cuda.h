@@ -47,8 +47,11 @@
  *    instead of its fp32 values: half the bytes of a bandwidth-bound decode step, the
  *    same loops and fp32 accumulation on the rounded weights (bit-identical to the fp32
  *    kernels on weights that bf16 holds exactly: simulator and GPU tests). Both tables.
- *    The copy costs 2 bytes per parameter of device memory: when it does not fit, the
- *    range is read in fp32 and a warning says so once. Larger GEMMs keep their route.
+ *    The switch is per process, not per caller: any forward of <= 8 rows (scoring a short
+ *    sequence, a training step of <= 8 tokens, whose backward reads fp32) reads the copies
+ *    too; set it for sampling. The copy costs 2 bytes per parameter of device memory and is
+ *    made on first use only with max(1 GiB, 1/32 of the device) left beside it; otherwise
+ *    the range is read in fp32 and a warning says so once. Larger GEMMs keep their route.
  *  - moe_route_forward: one thread per token; CRUCIBLE_CUDA_ROUTE=warp (read per call)
  *    one warp per token, the same bits (opt-in, NOT yet run on a GPU; simulator-checked
  *    bit for bit against model/moe_select.h).

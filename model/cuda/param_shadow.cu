@@ -57,6 +57,15 @@ enum { SHADOW_MIN_LOG2_MNK = 30, SHADOW_MIN_WEIGHT_DIM = 1024 };
 
 static int ranges_overlap(const char *a, size_t an, const char *b, size_t bn) { return a < b + bn && b < a + an; }
 
+// Releases a copy: the epoch moves (a recorded step may read it); while a step is being
+// recorded the cudaFree (synchronising, not allowed in a capture) waits for its end.
+static void release_copy(uint16_t *bf) {
+    CudaCtx *c = cuda_ctx();
+    if (cuda_recording(c)) cuda_defer(c, bf, 0, 1);
+    else cudaCheck(cudaFree(bf));
+    c->epoch++;
+}
+
 // A fresh copy turning stale moves the epoch: a recorded step may have read it (decode).
 static void mark_dirty(Shadow *s) {
     if (s->bf && !s->dirty) cuda_ctx()->epoch++;
@@ -75,10 +84,7 @@ void cuda_declare_params(const float *p, size_t n) {
         if (s->base == p) {  // declared again: maybe another size; the copy is rebuilt
             mark_dirty(s);
             if (s->n != n) {  // a copy may fit now (or no longer): tried again on first use
-                if (s->bf) {
-                    cudaCheck(cudaFree(s->bf));
-                    cuda_ctx()->epoch++;  // a recorded step may read the freed copy
-                }
+                if (s->bf) release_copy(s->bf);
                 s->bf = NULL;
                 s->no_room = 0;
             }
@@ -115,7 +121,7 @@ void cuda_params_freed(const void *p) {
     for (int i = 0; i < PARAM_SHADOW_SLOTS; i++) {
         Shadow *s = &g_ps.s[i];
         if (s->base != p) continue;
-        if (s->bf) cudaCheck(cudaFree(s->bf));
+        if (s->bf) release_copy(s->bf);
         memset(s, 0, sizeof *s);
     }
 }
@@ -183,15 +189,20 @@ const uint16_t *cuda_decode_shadow(const float *X, size_t extent) {
     if (!s || s->no_room) return NULL;
     if (cuda_recording(cuda_ctx()) && (!s->bf || s->dirty)) return NULL;  // no refresh inside a recording
     if (!s->bf) {
-        cudaError_t err = cudaMalloc((void **)&s->bf, sizeof(uint16_t) * s->n);
+        // Made lazily, after the caller's own buffers: it must leave headroom for what they
+        // allocate later (a step's logits, scratch growth), max(1 GiB, 1/32 of the device).
+        size_t need = sizeof(uint16_t) * s->n, free_b = 0, total_b = 0;
+        cudaError_t err = cudaMemGetInfo(&free_b, &total_b);
+        size_t headroom = total_b / 32 > ((size_t)1 << 30) ? total_b / 32 : ((size_t)1 << 30);
+        if (err == cudaSuccess) err = free_b >= need + headroom ? cudaMalloc((void **)&s->bf, need) : cudaErrorMemoryAllocation;
         if (err != cudaSuccess) {  // e.g. fp32 weights that fill the device: keep reading them
             (void)cudaGetLastError();  // clear it: the next launchCheck must not see it
             s->bf = NULL;
             s->no_room = 1;
             fprintf(stderr,
-                    "crucible: CRUCIBLE_CUDA_DECODE_BF16: no room for a bf16 copy of %zu parameters (%s); "
-                    "decode reads them in fp32\n",
-                    s->n, cudaGetErrorString(err));
+                    "crucible: CRUCIBLE_CUDA_DECODE_BF16: no room for a bf16 copy of %zu parameters (%.2f GB + %.2f GB "
+                    "headroom, %.2f GB free: %s); decode reads them in fp32\n",
+                    s->n, need / 1e9, headroom / 1e9, free_b / 1e9, cudaGetErrorString(err));
             return NULL;
         }
         s->dirty = 1;

@@ -30,6 +30,11 @@ static cudaError_t m_cudaMalloc(void **p, size_t b) {
     g_live_allocs++;
     return *p ? cudaSuccess : cudaErrorMemoryAllocation;
 }
+static size_t g_mem_free = (size_t)1 << 40;  // what cudaMemGetInfo reports free (of 1 TiB)
+static cudaError_t m_cudaMemGetInfo(size_t *f, size_t *t) {
+    *f = g_mem_free, *t = (size_t)1 << 40;
+    return cudaSuccess;
+}
 static cudaError_t m_cudaGetLastError(void) {
     g_last_error_reads++;
     return cudaSuccess;
@@ -86,6 +91,7 @@ static cublasStatus_t m_cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cubla
 #define cudaFree m_cudaFree
 #define cudaGetErrorString m_cudaGetErrorString
 #define cudaGetLastError m_cudaGetLastError
+#define cudaMemGetInfo m_cudaMemGetInfo
 #define cublasGetStatusString m_cublasGetStatusString
 #define cublasGemmEx m_cublasGemmEx
 #include "model/cuda/param_shadow.cu"
@@ -100,6 +106,13 @@ void cuda_fail(const char *what, const char *msg, const char *file, int line) {
 CudaCtx *cuda_ctx(void) {
     static CudaCtx c;
     return &c;
+}
+// The recording's deferred work (model/cuda/ops_cuda.cu): only frees are asked for here.
+static int g_deferred_frees;
+void cuda_defer(CudaCtx *, void *p, size_t, int is_free) {
+    if (!is_free) abort();
+    g_deferred_frees++;
+    m_cudaFree(p);
 }
 // The conversion "kernel": the element function the device kernel runs, over the grid.
 struct Conv {
@@ -457,6 +470,23 @@ static void check_decode(void) {
     EXPECT(cuda_decode_shadow(P, 10) == base16, "the other range still served");
     cuda_declare_params(Q, 400);  // another size: a new copy may be tried
     EXPECT(cuda_decode_shadow(Q, 10) != NULL, "re-declared with another size: served");
+    // Room, but not the headroom (1/32 of the device = 32 GiB of the mock's 1 TiB) beyond it.
+    cuda_declare_params(Q, 300);
+    g_mem_free = (size_t)300 * 2 + ((size_t)1 << 35) - 1;
+    EXPECT(cuda_decode_shadow(Q, 10) == NULL, "no headroom beside the copy: fp32");
+    cuda_declare_params(Q, 200);
+    g_mem_free = (size_t)200 * 2 + ((size_t)1 << 35);
+    EXPECT(cuda_decode_shadow(Q, 10) != NULL, "exactly the copy + headroom free: served");
+    g_mem_free = (size_t)1 << 40;
+    // A copy released while a step is being recorded: its free waits for the recording's
+    // end (cuda_defer), and the epoch moves.
+    c->rec = (cudaStream_t)&rec_stream_tag, c->stream = c->rec;
+    e0 = c->epoch;
+    int live = g_live_allocs, deferred = g_deferred_frees;
+    cuda_declare_params(Q, 100);
+    EXPECT(g_deferred_frees == deferred + 1 && g_live_allocs == live - 1 && c->epoch > e0,
+           "copy released while recording: deferred free, epoch moved");
+    c->stream = 0, c->rec = 0;
     // A bad value names the variable.
     setenv("CRUCIBLE_CUDA_DECODE_BF16", "on", 1);
     g_expect_fail = 1;

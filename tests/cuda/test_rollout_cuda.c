@@ -21,7 +21,9 @@
  *    graphs, CRUCIBLE_CUDA_GRAPHS=1) against itself without, bit for bit, steps replayed.
  *    cuda_rollout_decode_bf16: the decode kernels on bf16 weight copies
  *    (CRUCIBLE_CUDA_DECODE_BF16=1) against fp32 reads of the same (bf16-exact) weights, bit
- *    for bit, with and without CUDA graphs, and after a weight update under one engine.
+ *    for bit, with and without CUDA graphs, and after a weight update under one engine;
+ *    on unrounded weights the copies change the samples, graphs reproduce them; a
+ *    recorded step that read a copy is refused after the weights change.
  *  - forward_ops_run on ops_cuda() against forward_ops_run on ops_cpu() (same calls, same
  *    weights), under the rule and with each attention form forced: prompts of 1, 5, 40
  *    and 130 tokens in one call, continuations over cached context (MHA form: context
@@ -363,14 +365,17 @@ static void decode_bf16_case(TestCtx *t_, Model *mg, const float *rounded, CrRng
         /* with recorded steps too */
         CHECK(setenv("CRUCIBLE_CUDA_GRAPHS", "1", 1) == 0);
         RolloutStats s0 = rollout_stats(r), s1;
+        reads0 = ops_cuda_decode_bf16_reads();
         b = cr_calloc((size_t)N, sizeof *b);
         CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, &sp, 0, b, &e) == 0, "%s", e.msg);
         s1 = rollout_stats(r);
         bad = samples_differ(ref, b, N);
         CHECKF(bad == 0, "%s: bf16 copies + CUDA graphs: %d of %d samples differ", moe, bad, N);
         CHECKF(s1.step_replays > s0.step_replays, "%s: bf16 copies + CUDA graphs: no step replayed", moe);
+        CHECKF(ops_cuda_decode_bf16_reads() > reads0, "%s: bf16 copies + CUDA graphs: no copy read", moe);
         free_samples(b, N);
-        /* new weights under the same engine (its recorded steps kept) */
+        /* new weights under the same engine (each generate allocates its buffers anew, so
+         * its steps are recorded again anyway: decode_bf16_step_refused checks a kept one) */
         mg->ops->scale(mg->params, 0.5f, mg->n_params);
         b = cr_calloc((size_t)N, sizeof *b);
         CHECKF(rollout_generate(r, (const int32_t *const *)pr, lens, n, G, &sp, 0, b, &e) == 0, "%s", e.msg);
@@ -394,6 +399,83 @@ static void decode_bf16_case(TestCtx *t_, Model *mg, const float *rounded, CrRng
     for (int p = 0; p < n; p++) free(pr[p]);
 }
 
+/* On weights bf16 does not hold exactly: the copies change the samples (they are read),
+ * and recorded steps (CUDA graphs) reproduce the direct calls on the copies bit for bit. */
+static void decode_bf16_unrounded(TestCtx *t_, Model *mg, CrRng *g) {
+    int n = 3, G = 2, N = n * G;
+    int32_t *pr[3];
+    int lens[3];
+    random_prompts(g, mg->cfg.vocab_size, pr, lens);
+    SampleParams sp = {0};
+    sp.temperature = 1.0f;
+    sp.max_new_tokens = 40;
+    sp.ignore_eos = 1;
+    sp.seed = cr_rng_u64(g);
+    CHECK(unsetenv("CRUCIBLE_CUDA_DECODE_BF16") == 0 && unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
+    Sample *f32 = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, NULL);
+    CHECK(setenv("CRUCIBLE_CUDA_DECODE_BF16", "1", 1) == 0);
+    Sample *a = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, NULL);
+    CHECK(setenv("CRUCIBLE_CUDA_GRAPHS", "1", 1) == 0);
+    long reads0 = ops_cuda_decode_bf16_reads();
+    RolloutStats st;
+    Sample *b = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, &st);
+    long reads = ops_cuda_decode_bf16_reads() - reads0;
+    CHECKF(samples_differ(f32, a, N) > 0, "unrounded weights: the bf16 copies changed no sample (not read?)");
+    int bad = samples_differ(a, b, N);
+    CHECKF(bad == 0, "unrounded weights: %d of %d samples differ between direct and recorded steps on the copies", bad,
+           N);
+    CHECKF(st.step_replays > 0 && reads > 0, "unrounded weights + CUDA graphs: %ld steps replayed, %ld copy reads",
+           st.step_replays, reads);
+    unsetenv("CRUCIBLE_CUDA_DECODE_BF16");
+    unsetenv("CRUCIBLE_CUDA_GRAPHS");
+    free_samples(f32, N), free_samples(a, N), free_samples(b, N);
+    for (int p = 0; p < n; p++) free(pr[p]);
+}
+
+/* A recorded step that read a copy is refused once the weights change (the copy turned
+ * stale: param_shadow.cu moves the epoch), and the next direct call reads the refreshed
+ * copy: y = x W^T of one row (the GEMV) on the model's first matrix, weights halved. */
+static void decode_bf16_step_refused(TestCtx *t_, Model *mg, CrRng *g) {
+    const Ops *o = mg->ops;
+    const ParamTensor *pt = NULL;
+    for (int i = 0; i < mg->n_tensors && !pt; i++)
+        if (mg->tensors[i].ndim == 2) pt = &mg->tensors[i];
+    CHECK(pt != NULL);
+    if (!pt) return;
+    int out = (int)pt->shape[0], K = (int)pt->shape[1];
+    const float *W = mg->params + pt->offset;
+    float *hx = malloc(sizeof(float) * K), *y0 = malloc(sizeof(float) * out), *y1 = malloc(sizeof(float) * out);
+    for (int k = 0; k < K; k++) hx[k] = (float)cr_rng_normal(g);
+    float *x = o->alloc(sizeof(float) * K), *y = o->alloc(sizeof(float) * out);
+    o->upload(x, hx, sizeof(float) * K);
+    CHECK(setenv("CRUCIBLE_CUDA_DECODE_BF16", "1", 1) == 0 && setenv("CRUCIBLE_CUDA_GRAPHS", "1", 1) == 0);
+    o->gemm(0, 1, 1, out, K, 1.0f, x, K, W, K, 0.0f, y, out);  /* direct: makes the copy */
+    o->download(y0, y, sizeof(float) * out);
+    long reads0 = ops_cuda_decode_bf16_reads();
+    CHECK(o->step_record_begin && o->step_record_begin() == 0);
+    o->gemm(0, 1, 1, out, K, 1.0f, x, K, W, K, 0.0f, y, out);
+    void *step = o->step_record_end();
+    CHECKF(step != NULL && ops_cuda_decode_bf16_reads() > reads0, "the recorded GEMV did not read the fresh copy");
+    if (step) {
+        o->zero(y, sizeof(float) * out);
+        CHECK(o->step_launch(step) == 0);
+        o->download(y1, y, sizeof(float) * out);
+        CHECK(!memcmp(y0, y1, sizeof(float) * out));
+        o->scale(mg->params, 0.5f, mg->n_params);
+        CHECKF(o->step_launch(step) == -1, "a recorded step replayed after the weights it read changed");
+        o->gemm(0, 1, 1, out, K, 1.0f, x, K, W, K, 0.0f, y, out);
+        o->download(y1, y, sizeof(float) * out);
+        int bad = 0;  /* halving every weight halves each product and sum exactly */
+        for (int j = 0; j < out; j++) bad += y1[j] != 0.5f * y0[j];
+        CHECKF(bad == 0, "after the update: %d of %d outputs are not half the old ones (stale copy?)", bad, out);
+        o->step_free(step);
+    }
+    unsetenv("CRUCIBLE_CUDA_DECODE_BF16");
+    unsetenv("CRUCIBLE_CUDA_GRAPHS");
+    o->free(x), o->free(y);
+    free(hx), free(y0), free(y1);
+}
+
 static void body_cuda_rollout_decode_bf16(TestCtx *t_) {
     if (crucible_cuda_device_count() <= 0)
         SKIP("no CUDA device visible: decode on bf16 weight copies NOT run on a GPU");
@@ -401,9 +483,11 @@ static void body_cuda_rollout_decode_bf16(TestCtx *t_) {
     cr_rng_init(&g, test_random_seed("cuda_rollout_decode_bf16"), 0x5A6, 0);
     Model *mc, *mg;
     if (model_pair(t_, &g, &mc, &mg)) return;
+    decode_bf16_unrounded(t_, mg, &g);
     for (size_t i = 0; i < mc->n_params; i++) mc->params[i] = round_bf16(mc->params[i]);
     decode_bf16_case(t_, mg, mc->params, &g, "auto");
     decode_bf16_case(t_, mg, mc->params, &g, "indexed");
+    decode_bf16_step_refused(t_, mg, &g);
     model_free(mc);
     model_free(mg);
 }

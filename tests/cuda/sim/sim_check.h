@@ -91,10 +91,9 @@ static std::vector<uint16_t> bf16_round_in_place(float *w, size_t n) {
 
 // got and want equal bit for bit (NaN patterns included).
 static void same_bits(const char *what, const std::vector<float> &got, const std::vector<float> &want) {
-    size_t bad = got.size() == want.size() ? 0 : 1, first = 0;
-    for (size_t i = 0; !bad && i < got.size(); i++)
-        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) bad = 1, first = i;
-    for (size_t i = first + 1; bad && i < got.size(); i++) bad += memcmp(&got[i], &want[i], sizeof(float)) != 0;
+    size_t n = got.size() < want.size() ? got.size() : want.size(), bad = got.size() != want.size(), first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0 && !bad++) first = i;
     printf("  %-4s bf16 copy vs fp32 on rounded weights: %s", what, bad ? "FAIL" : "bit-identical");
     if (bad) printf(" (%zu differ, first at %zu)", bad, first);
     printf("\n");
