@@ -33,8 +33,10 @@ struct ForwardOps {
     int32_t *h_experts, *h_cu, *h_kidx;
     int *run_a, *run_len, *run_p0;  /* runs of the MHA form: first row, rows, first position */
     /* The recorded decode step (Ops.step_*) and what it was recorded for; key_runs: calls
-     * made directly with this key since it changed (recording waits for the second, whose
-     * scratch sizes the first already grew); key_failed: the backend refused it. */
+     * made directly with this key since it changed or a recording last failed (recording
+     * waits for the second, whose scratch sizes the first already grew); key_failed: how
+     * many recordings of this key the backend refused or made unusable (retried after
+     * STEP_RETRY_GAP << (failures - 1) direct calls, given up after STEP_MAX_FAILS). */
     void *step;
     struct { int n, maxb, n_logits, experts; const float *logits; const LatentCache *cache; } key;
     int key_runs, key_failed;
@@ -341,6 +343,10 @@ static void step_body(ForwardOps *f, LatentCache *cache, int n, int maxb, int R,
     }
 }
 
+/* Retries of a shape whose recording failed (e.g. memory grew during it: a one-off): after
+ * 8, then 16 direct calls; after 3 failures that shape stays direct. */
+enum { STEP_RETRY_GAP = 8, STEP_MAX_FAILS = 3 };
+
 /* An absorbed-form call through the backend's recorded step (Ops.step_*): replayed when
  * one was recorded for this call's shape, else recorded on the second call of a shape
  * (the first grew the scratch it needs). 1 when the call ran that way, 0 when the caller
@@ -356,6 +362,7 @@ static int recorded_step(ForwardOps *f, LatentCache *cache, int n, int maxb, int
         f->key.n = n, f->key.maxb = maxb, f->key.n_logits = n_logits, f->key.experts = experts != NULL;
         f->key.logits = logits, f->key.cache = cache;
         f->key_runs = 0, f->key_failed = 0;
+        f->stats.step_shapes++;
     }
     if (f->step) {
         if (o->step_launch(f->step) == 0) {
@@ -366,13 +373,18 @@ static int recorded_step(ForwardOps *f, LatentCache *cache, int n, int maxb, int
         f->step = NULL;
         f->key_runs = 0;
     }
-    if (f->key_failed || f->key_runs++ < 1 || o->step_record_begin() != 0) return 0;
+    int wait = f->key_failed ? STEP_RETRY_GAP << (f->key_failed - 1) : 1;
+    if (f->key_failed >= STEP_MAX_FAILS || f->key_runs++ < wait) return 0;
+    if (o->step_record_begin() != 0) {
+        f->key_failed++, f->key_runs = 0;
+        return 0;
+    }
     step_body(f, cache, n, maxb, 0, 0, n_logits, logits, experts);
     f->step = o->step_record_end();
     if (!f->step || o->step_launch(f->step) != 0) {
         if (f->step) o->step_free(f->step);
         f->step = NULL;
-        f->key_failed = 1;
+        f->key_failed++, f->key_runs = 0;
         return 0;
     }
     f->stats.step_records++;

@@ -76,6 +76,7 @@ typedef struct ForwardOpsStats {
     long absorbed_calls, absorbed_rows;
     long mha_calls, mha_rows, mha_keys;  /* mha_keys: key rows attended (n_keys summed) */
     long step_records, step_replays;     /* recorded steps (Ops.step_*): recorded, run */
+    long step_shapes;                    /* decode-step shapes met while recording was on */
 } ForwardOpsStats;
 
 /* Scratch grows to the largest call; the model must outlive it. */

@@ -123,6 +123,7 @@ RolloutStats rollout_stats(const RolloutEngine *r) {
         s.attn_absorbed_rows = f.absorbed_rows;
         s.step_records = f.step_records;
         s.step_replays = f.step_replays;
+        s.step_shapes = f.step_shapes;
     }
     return s;
 }

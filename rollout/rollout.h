@@ -84,8 +84,9 @@ typedef struct RolloutStats {
      * forward_ops.h (prefill chunks: MHA form; decode steps: absorbed form) */
     long attn_mha_rows, attn_absorbed_rows;
     /* decode steps run as a recorded step of the backend (forward_ops.h, Ops.step_*):
-     * recordings made, steps replayed (0 unless the backend records, CRUCIBLE_CUDA_GRAPHS=1) */
-    long step_records, step_replays;
+     * recordings made, steps replayed (0 unless the backend records, CRUCIBLE_CUDA_GRAPHS=1),
+     * and the decode-step shapes met (each a key a step is recorded for) */
+    long step_records, step_replays, step_shapes;
 } RolloutStats;
 
 typedef struct RolloutEngine RolloutEngine;
