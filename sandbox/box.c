@@ -623,6 +623,24 @@ static _Noreturn void exec_program(const ChildPlan *p) {
     child_die(ef, s->argv[0]);
 }
 
+/* This process's resident set now (kB), from /proc/self/statm; 0 when unreadable. Only
+ * async-signal-safe calls: pid 1 is a fork of a threaded process. */
+static long self_rss_kb(void) {
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    long pages = 0;
+    const char *q = buf;
+    while (*q >= '0' && *q <= '9') q++;  /* size */
+    while (*q == ' ') q++;
+    for (; *q >= '0' && *q <= '9'; q++) pages = pages * 10 + (*q - '0');  /* resident */
+    return pages * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 /* pid 1 of the box: build the root, start the program, reap everything, report its status. */
 static _Noreturn void box_init(const ChildPlan *p) {
     char go;
@@ -634,6 +652,7 @@ static _Noreturn void box_init(const ChildPlan *p) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(p->err_w, "pdeathsig");
     if (p->c->ns_flags & CLONE_NEWNS) build_root(p);
     if ((p->c->ns_flags & CLONE_NEWUTS) && sethostname("box", 3) < 0) child_die(p->err_w, "sethostname");
+    long rss_kb = self_rss_kb();  /* what the program inherits in its pre-exec RSS */
     pid_t q = fork();
     if (q < 0) child_die(p->err_w, "fork");
     if (q == 0) exec_program(p);
@@ -647,14 +666,16 @@ static _Noreturn void box_init(const ChildPlan *p) {
         int st;
         struct rusage ru;
         while (wait4(q, &st, 0, &ru) < 0) if (errno != EINTR) _exit(125);
-        if (write(3, &st, sizeof st) < 0) {}
+        long msg[2] = {st, rss_kb};
+        if (write(3, msg, sizeof msg) < 0) {}
         _exit(0);
     }
     for (;;) {
         int st;
         pid_t w = waitpid(-1, &st, __WALL);
         if (w == q) {
-            if (write(3, &st, sizeof st) < 0) {}
+            long msg[2] = {st, rss_kb};
+            if (write(3, msg, sizeof msg) < 0) {}
             _exit(0);  /* as pid 1, this ends every other process in the box */
         }
         if (w < 0 && errno != EINTR) _exit(125);
@@ -968,9 +989,11 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     while (wait4(reap, &st, 0, &ru) < 0 && errno == EINTR) {}
     reap = pid = -1;
     o->wall_ms = (long)((now_s() - t0) * 1000);
-    int prog_st = 0;
-    ssize_t sn = read(stp[0], &prog_st, sizeof prog_st);
-    if (sn != sizeof prog_st) prog_st = holder ? SIGKILL : st;  /* killed before the program ended */
+    long msg[2] = {0, 0};
+    ssize_t sn = read(stp[0], msg, sizeof msg);
+    int reaped = sn == (ssize_t)sizeof msg;
+    int prog_st = reaped ? (int)msg[0] : holder ? SIGKILL : st;  /* killed before the program ended */
+    o->inherited_kb = reaped ? msg[1] : 0;
     if (WIFEXITED(prog_st)) { o->exited = 1; o->exit_code = WEXITSTATUS(prog_st); }
     else if (WIFSIGNALED(prog_st)) o->signal = WTERMSIG(prog_st);
     o->cpu_ms = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
@@ -980,12 +1003,13 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
         long ms = read_file_long(cpu_path) / 1000000;
         if (ms > o->cpu_ms) o->cpu_ms = ms;
     }
-    if (sn != sizeof prog_st && c->cg_mem[0]) {
-        /* killed before pid 1 could reap the program: its peak from the cgroup */
+    if (c->cg_mem[0]) {
+        /* the cgroup's peak (reset before the run) holds what the box charged: the program,
+         * not the RSS its pid 1 inherited from crucible (charged to crucible's cgroup) */
         char path[400];
         snprintf(path, sizeof path, "%s/memory.max_usage_in_bytes", c->cg_mem);
-        long peak = read_file_long(path) / 1024;
-        if (peak > o->peak_kb) o->peak_kb = peak;
+        long peak = read_file_long(path);
+        if (peak >= 0) o->peak_kb = peak / 1024, o->peak_from_cgroup = 1;
     }
     if (o->signal == SIGXCPU || o->cpu_ms >= cpu_limit_ns_ms) o->cpu_exceeded = 1;
     if (o->signal == SIGSYS && !o->blocked_syscall[0]) o->badarch_killed = 1;

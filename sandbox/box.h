@@ -47,7 +47,13 @@ typedef struct BoxOutcome {
     int cpu_exceeded;                /* CPU time >= limit (or SIGXCPU) */
     int badarch_killed;              /* SIGSYS from the kernel (i386/x32 ABI) */
     char blocked_syscall[64];        /* set when the policy refused a call */
-    long cpu_ms, wall_ms, peak_kb;
+    long cpu_ms, wall_ms;
+    /* The program's peak memory: the box's memory cgroup peak when there is one (what the
+     * program and its children charged); else wait4's ru_maxrss, an upper bound, since the
+     * RSS a process had before exec counts in it (the box's pid 1 is a fork of crucible). */
+    long peak_kb;
+    long inherited_kb;               /* without a cgroup: that pre-exec RSS (pid 1's at fork) */
+    int peak_from_cgroup;
     char *out, *err;                 /* captured streams (NUL-terminated), up to the limit */
     size_t out_len, err_len;
     char internal_error[256];        /* non-empty: the box could not be set up (verdict IE) */

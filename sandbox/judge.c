@@ -107,8 +107,12 @@ static Verdict run_verdict(const BoxOutcome *o, const BoxSpec *s) {
     if (o->oom_killed) return VERDICT_MLE;
     if (o->wall_killed || o->cpu_exceeded) return VERDICT_TLE;
     if (!o->exited || o->exit_code != 0) {
-        /* Without a cgroup, a failure at the memory ceiling is the memory limit. */
-        if (o->peak_kb * 1024L >= s->memory_limit_bytes * 9 / 10) return VERDICT_MLE;
+        /* Without a cgroup (whose OOM kills are counted above), a failure at the memory
+         * ceiling is the memory limit — when the program itself grew there: wait4's peak
+         * also holds the RSS the box's pid 1 inherited from crucible (box.h). */
+        if (!o->peak_from_cgroup && o->peak_kb > o->inherited_kb + 1024 &&
+            o->peak_kb * 1024L >= s->memory_limit_bytes * 9 / 10)
+            return VERDICT_MLE;
         return VERDICT_RE;
     }
     return VERDICT_OK;

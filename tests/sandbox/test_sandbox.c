@@ -347,6 +347,40 @@ TEST(sandbox_positive_controls) {
     host_teardown(&h);
 }
 
+/* A failing program under a small memory limit is RE, not MLE, and reports its own peak:
+ * the box's pid 1 is a fork of this (large) process, and wait4's ru_maxrss counts the RSS a
+ * process had before exec (box.h). Where a memory cgroup is in force, a C hello-world's
+ * peak must be far below crucible's own RSS; a program touching 3x its limit is MLE. */
+TEST(sandbox_memory_figures_small_limit) {
+    static const char exit1[] = "int main(void) { return 1; }\n";
+    static const char hello[] = "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n";
+    static const char toobig[] =
+        "#include <stdlib.h>\n#include <string.h>\n#include <stdio.h>\n"
+        "int main(void) { size_t n = 96u << 20; char *p = malloc(n); if (!p) return 3;\n"
+        "  memset(p, 1, n); long s = 0; for (size_t i = 0; i < n; i += 4096) s += p[i];\n"
+        "  printf(\"%ld\\n\", s); return 0; }\n";
+    int cg = strstr(sandbox_isolation_report(), "memory v") != NULL;
+    struct { const char *src; unsigned want; const char *what; } cases[] = {
+        { exit1, V(RE), "exit 1 under 32 MB" },
+        { hello, V(OK), "hello under 32 MB" },
+        { toobig, V(MLE), "96 MB touched under 32 MB" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        SandboxJob job = { .lang = "c", .source = cases[i].src };
+        job.limits.time_limit_s = 5;
+        job.limits.memory_limit_mb = 32;
+        SandboxResult r;
+        CrError e = { { 0 } };
+        if (sandbox_run(&job, &r, &e) < 0) { CHECKF(0, "%s: %s", cases[i].what, e.msg); continue; }
+        fprintf(stderr, "    %-28s %s, memory_kb %ld%s\n", cases[i].what, verdict_name(r.verdict), r.memory_kb,
+                cg ? " (cgroup)" : " (rlimits only: an upper bound)");
+        CHECKF((1u << r.verdict) & cases[i].want, "%s: %s", cases[i].what, verdict_name(r.verdict));
+        if (cg && i < 2) CHECKF(r.memory_kb > 0 && r.memory_kb < 16 * 1024, "%s: memory_kb %ld", cases[i].what, r.memory_kb);
+        sandbox_result_free(&r);
+    }
+    sandbox_shutdown();
+}
+
 /* ---- verdict forging (assertion tests) ------------------------------------------ */
 
 static const char k_add_test[] =
