@@ -89,6 +89,18 @@ int cmd_init(int argc, char **argv) {
         fprintf(stderr, "crucible init: %s\n", e.msg);
         return 2;
     }
+    /* never over an existing checkpoint: its weights (and tokenizer) would be lost */
+    static const char *const kept[3] = {"model.safetensors", "model.safetensors.index.json", "config.json"};
+    for (int i = 0; i < 3; i++) {
+        char *p = cr_path_join(out, kept[i]);
+        int there = cr_file_exists(p);
+        free(p);
+        if (there) {
+            fprintf(stderr, "crucible init: %s already holds a checkpoint (%s): remove it or choose another --out\n",
+                    out, kept[i]);
+            return 1;
+        }
+    }
     ModelConfig cfg;
     if (model_config_load(&cfg, config, &e)) {
         fprintf(stderr, "crucible init: %s\n", e.msg);

@@ -229,7 +229,9 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     GrpoState st = {0, 0, 0};
     Group *groups = NULL;
     int n_groups = 0;
+    int out_lock = -1;
 
+    if ((out_lock = train_out_claim("grpo", c->out_dir, c->resume, e)) < 0) goto out;
     if (tasks_load(c->tasks_path, &tasks, &n_tasks, e)) goto out;
     if (c->resume) {
         CrError e2;
@@ -602,5 +604,6 @@ out:
     free(state_js);
     free(tok_path);
     sandbox_pool_free(pool);
+    train_out_release(out_lock);
     return rc;
 }

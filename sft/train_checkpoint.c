@@ -5,8 +5,64 @@
 
 #include <cjson/cJSON.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+/* What of a previous run OUT_DIR holds ("run.db", "final/", "step-N/"), or NULL. */
+static const char *previous_run(const char *out_dir) {
+    static const char *const marks[3] = {"run.db", "final", "checkpoints"};
+    for (int i = 0; i < 3; i++) {
+        char *p = cr_path_join(out_dir, marks[i]);
+        int there = access(p, F_OK) == 0;
+        free(p);
+        if (there) return i == 0 ? "a run store (run.db)" : i == 1 ? "a final/ checkpoint" : "checkpoints/";
+    }
+    DIR *d = opendir(out_dir);
+    if (!d) return NULL;
+    const char *found = NULL;
+    struct dirent *de;
+    while (!found && (de = readdir(d)))
+        if (!strncmp(de->d_name, "step-", 5) && de->d_name[5] >= '0' && de->d_name[5] <= '9') found = "a step-N checkpoint";
+    closedir(d);
+    return found;
+}
+
+int train_out_claim(const char *who, const char *out_dir, int resume, CrError *e) {
+    if (cr_mkdir_p(out_dir, e)) return cr_error_prefix(e, "%s: --out", who), -1;
+    char *lp = cr_path_join(out_dir, ".lock");
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        cr_error_set(e, "%s: %s: cannot create the run lock: %s", who, lp, strerror(errno));
+        free(lp);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        cr_error_set(e, "%s: %s is in use by another run (%s is locked)", who, out_dir, lp);
+        free(lp);
+        close(fd);
+        return -1;
+    }
+    free(lp);
+    const char *prev = resume ? NULL : previous_run(out_dir);
+    if (prev) {
+        cr_error_set(e, "%s: %s already holds %s of an earlier run: pass --resume to continue it, or choose another --out "
+                        "(a new run there would replace or mix with its results)",
+                     who, out_dir, prev);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+void train_out_release(int fd) {
+    if (fd >= 0) close(fd);  /* closing drops the flock */
+}
 
 int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int final, long step, const Model *m,
                      const AdamW *opt, const char *state_json, const char *tokenizer_json, CrError *e) {

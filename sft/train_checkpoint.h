@@ -1,6 +1,7 @@
 /* sft/train_checkpoint.h — a trainer's checkpoint: written (model/checkpoint.h) and then
  * recorded in the run's store, so that `crucible report` and resume see the same set.
- * Used by the SFT and GRPO trainers. Defines: train_checkpoint, train_state_read. */
+ * Used by the SFT and GRPO trainers. Defines: train_checkpoint, train_state_read,
+ * train_out_claim, train_out_release. */
 #ifndef CRUCIBLE_SFT_TRAIN_CHECKPOINT_H
 #define CRUCIBLE_SFT_TRAIN_CHECKPOINT_H
 
@@ -21,5 +22,14 @@ int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int fina
  * would not continue the same run). 0 or -1 with e set, naming the field. */
 int train_state_read(const char *state_json, const char *const *keys, long *const *dst, int n, long seed,
                      CrError *e);
+
+/* The run directory OUT_DIR for a run of WHO, claimed before anything is written there:
+ * created if missing; locked (an exclusive flock on OUT_DIR/.lock, held until
+ * train_out_release or exit) so two runs cannot interleave their checkpoints and store;
+ * and, for a new run (resume 0), refused when it already holds one — a run.db, final/ or
+ * a step-N checkpoint — whose results the new run would replace or mix with its own (the
+ * error says to pass --resume or another --out). The lock's fd, or -1 with e set. */
+int train_out_claim(const char *who, const char *out_dir, int resume, CrError *e);
+void train_out_release(int fd);
 
 #endif

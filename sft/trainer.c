@@ -117,8 +117,13 @@ int sft_train(const SftConfig *c, CrError *e) {
     char *tok_path = NULL, *resume_from = NULL, *state_js = NULL;
     SftState st = {0, 0, 0, 0};
 
+    int out_lock = train_out_claim("sft", c->out_dir, c->resume, e);
+    if (out_lock < 0) return -1;
     const Ops *ops = c->ops ? c->ops : device_open(c->device, e);
-    if (!ops) return -1;
+    if (!ops) {
+        train_out_release(out_lock);
+        return -1;
+    }
     fprintf(stderr, "sft: device %s\n", ops->name);
     if (c->resume) {
         CrError e2;
@@ -305,5 +310,6 @@ out:
     free(tok_path);
     free(resume_from);
     free(state_js);
+    train_out_release(out_lock);
     return rc;
 }

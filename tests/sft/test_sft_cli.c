@@ -73,6 +73,46 @@ TEST(sft_cli_trains_and_resumes_bit_exactly) {
     free(d);
 }
 
+/* What a run wrote is not lost to the next command: a new run (no --resume) into a run
+ * directory that holds one is refused and leaves it as it was; a directory another run
+ * holds (its .lock taken) is refused; `init` never writes over a checkpoint. */
+TEST(sft_cli_keeps_an_earlier_run) {
+    char *d = test_tmpdir();
+    CHECK(test_make_tiny_model(d, 1) == 0);
+    if (FAILED()) return;
+    const char *bin = test_crucible_bin();
+    CHECK(test_run("%s sft --model %s/model --out %s/r --data configs/tiny/sft.jsonl --batch-tokens 512 --max-steps 2 "
+                   "2>%s/1.log", bin, d, d, d) == 0);
+    char fin[1024], copy[1024], log2[1024];
+    snprintf(fin, sizeof fin, "%s/r/final/model.safetensors", d);
+    snprintf(copy, sizeof copy, "%s/keep.safetensors", d);
+    CHECK(test_run("cp %s %s", fin, copy) == 0);
+    CHECK(test_run("%s sft --model %s/model --out %s/r --data configs/tiny/sft.jsonl --batch-tokens 512 --max-steps 2 "
+                   "--lr 1e-2 2>%s/2.log", bin, d, d, d) != 0);
+    snprintf(log2, sizeof log2, "%s/2.log", d);
+    char *msg = cr_read_file(log2, NULL, NULL);
+    CHECKF(msg && strstr(msg, "--resume") && strstr(msg, "/r"), "stderr: %s", msg ? msg : "(none)");
+    free(msg);
+    CHECKF(test_same_file(fin, copy), "a refused run changed the earlier run's final weights");
+    /* a directory another process holds */
+    char lock[1024];
+    snprintf(lock, sizeof lock, "%s/busy", d);
+    CHECK(test_run("mkdir -p %s && flock %s/.lock -c 'sleep 3' & sleep 0.5; %s sft --model %s/model --out %s "
+                   "--data configs/tiny/sft.jsonl --batch-tokens 512 --max-steps 1 2>%s/3.log; rc=$?; wait; "
+                   "test $rc -ne 0 && grep -q 'in use' %s/3.log", lock, lock, bin, d, lock, d, d) == 0);
+    /* init over a checkpoint: refused, the checkpoint as it was */
+    char w[1024], wcopy[1024];
+    snprintf(w, sizeof w, "%s/model/model.safetensors", d);
+    snprintf(wcopy, sizeof wcopy, "%s/model_keep.safetensors", d);
+    CHECK(test_run("cp %s %s", w, wcopy) == 0);
+    CHECK(test_run("%s init --config configs/tiny/model.json --out %s/model --seed 9 2>%s/4.log", bin, d, d) != 0);
+    CHECKF(test_same_file(w, wcopy), "init wrote over an existing checkpoint");
+    char tj[1024];
+    snprintf(tj, sizeof tj, "%s/model/tokenizer.json", d);
+    CHECK(cr_file_exists(tj));
+    free(d);
+}
+
 TEST(sft_cli_bad_input_is_a_clear_error) {
     char *d = test_tmpdir();
     CHECK(test_make_tiny_model(d, 2) == 0);
