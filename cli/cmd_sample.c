@@ -33,6 +33,7 @@
 #include "model/device.h"
 #include "model/model.h"
 #include "rollout/rollout.h"
+#include "rollout/sampler.h"
 
 const char cmd_sample_summary[] = "generate G completions per prompt (JSONL in, JSONL out)";
 
@@ -170,6 +171,15 @@ int cmd_sample(int argc, char **argv) {
         temperature < 0 || cache_tokens < 0) {
         fprintf(stderr, "crucible sample: need -n >= 1, --max-new-tokens >= 1, --batch-prompts >= 1, "
                         "--top-k >= 0, --temperature >= 0, --cache-tokens >= 0\n");
+        return 2;
+    }
+    SamplerCfg scheck = {(float)temperature, (int)top_k, (float)top_p, (float)min_p};
+    if (!(top_p > 0)) {
+        fprintf(stderr, "crucible sample: --top-p must be in (0, 1] (1 = off; got %g)\n", top_p);
+        return 2;
+    }
+    if (sampler_cfg_check(&scheck, &e)) {
+        fprintf(stderr, "crucible sample: %s\n", e.msg);
         return 2;
     }
     const struct Ops *ops = device_open(device, &e);

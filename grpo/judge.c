@@ -68,6 +68,14 @@ char *judge_source(const Task *t, const char *completion) {
     return s;
 }
 
+int judge_check_tasks(const Task *tasks, int n, const char *path, const SandboxLimits *limits, CrError *e) {
+    if (sandbox_job_check("python", limits, e)) return cr_error_prefix(e, "%s: --time-limit", path), -1;
+    for (int i = 0; i < n; i++)
+        if (sandbox_job_check(tasks[i].language, limits, e))
+            return cr_error_prefix(e, "%s: task %d (id \"%s\")", path, i + 1, tasks[i].id ? tasks[i].id : ""), -1;
+    return 0;
+}
+
 int judge_batch(SandboxPool *pool, JudgeItem *items, int n, const SandboxLimits *limits, CrError *e) {
     SandboxLimits lim;
     if (limits) lim = *limits; else sandbox_limits_default(&lim);

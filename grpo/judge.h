@@ -1,5 +1,5 @@
 /* grpo/judge.h — turn model completions for tasks into sandbox verdicts.
- * Defines: JudgeItem, judge_source, judge_batch.
+ * Defines: JudgeItem, judge_source, judge_batch, judge_check_tasks.
  *
  * What is run for (task, completion):
  *  - the code is extracted from the completion (reward/format_reward.h: the last closed
@@ -36,5 +36,9 @@ char *judge_source(const Task *t, const char *completion);
  * sandbox itself failed (then every result that was filled is still valid; unfilled
  * ones are IE). */
 int judge_batch(SandboxPool *pool, JudgeItem *items, int n, const SandboxLimits *limits, CrError *e);
+/* Every task of tasks[0..n) (read from path) can be judged with `limits`: its language
+ * is one the sandbox runs here and the limits are in range. 0, or -1 with e naming the
+ * file, the task and the problem (so a bad task set is an error, not a run of IE). */
+int judge_check_tasks(const Task *tasks, int n, const char *path, const SandboxLimits *limits, CrError *e);
 
 #endif

@@ -49,6 +49,9 @@ int grpo_step(Model *m, Model *ref, AdamW *opt, GrpoMicro *mb, int n_mb, const G
             if (rc) return -1;
         }
         out->grad_norm = grad_clip_global_norm(m, max_grad_norm);
+        if (!isfinite(out->grad_norm))
+            return cr_error_set(e, "grpo: the gradient norm is not finite (diverged; try a lower --lr): no update made, "
+                                   "the last checkpoint kept");
         adamw_step(opt, m, lr);
     }
     return 0;

@@ -427,8 +427,8 @@ static int validate(const RolloutEngine *r, const int32_t *const *prompts, const
                     int n_prompts, int G, const SampleParams *sp, CrError *e) {
     const ModelConfig *c = &r->m->cfg;
     if (n_prompts < 0 || G < 1) return cr_error_set(e, "rollout: need n_prompts >= 0 and G >= 1 (got %d, %d)", n_prompts, G);
-    if (!(sp->temperature >= 0) || !isfinite(sp->temperature))
-        return cr_error_set(e, "rollout: temperature must be >= 0 (got %g)", sp->temperature);
+    SamplerCfg sc = {sp->temperature, sp->top_k, sp->top_p, sp->min_p};
+    if (sampler_cfg_check(&sc, e)) return cr_error_prefix(e, "rollout: sampling settings"), -1;
     if (sp->max_new_tokens < 1) return cr_error_set(e, "rollout: max_new_tokens must be >= 1 (got %d)", sp->max_new_tokens);
     if (sp->n_stop_strings > 0 && !r->tok)
         return cr_error_set(e, "rollout: stop strings need a tokenizer");

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/error.h"
 
 /* Sort order for truncation: probability descending, then token id ascending. */
 typedef struct ProbId { double p; int32_t id; } ProbId;
@@ -248,4 +249,15 @@ int32_t sampler_sample(const SamplerCfg *c, const float *logits, int n_vocab, Sa
     if (logp_sampled) *logp_sampled = (float)lp;
     if (logp_model) *logp_model = (float)sampler_log_softmax_at(logits, n_vocab, tok);
     return tok;
+}
+
+int sampler_cfg_check(const SamplerCfg *c, CrError *e) {
+    if (!(c->temperature >= 0) || !isfinite(c->temperature))
+        return cr_error_set(e, "--temperature must be a finite number >= 0 (got %g)", (double)c->temperature);
+    if (c->top_k < 0) return cr_error_set(e, "--top-k must be >= 0 (0 = off; got %d)", c->top_k);
+    if (!(c->top_p >= 0 && c->top_p <= 1))
+        return cr_error_set(e, "--top-p must be in (0, 1] (1 = off; got %g)", (double)c->top_p);
+    if (!(c->min_p >= 0 && c->min_p <= 1))
+        return cr_error_set(e, "--min-p must be in [0, 1] (0 = off; got %g)", (double)c->min_p);
+    return 0;
 }

@@ -20,6 +20,8 @@
 
 #include "core/rng.h"
 
+struct CrError;  /* core/error.h (not included: C++ simulator programs include this header) */
+
 typedef struct SamplerCfg {
     float temperature;   /* 0 = greedy; must be >= 0 */
     int top_k;           /* <= 0: off */
@@ -36,6 +38,12 @@ typedef struct SamplerScratch {
     unsigned char *kept; /* [n_vocab] */
     struct ProbId *order;/* [n_vocab] */
 } SamplerScratch;
+
+/* 0 when the settings are in range — temperature finite >= 0, top_k >= 0, top_p in
+ * [0, 1] (0 and 1 = off: 0 is a zeroed SampleParams' default; the CLIs refuse 0 from
+ * users), min_p in [0, 1] (0 = off) —, else -1 with e naming the field as a flag
+ * (--top-p ...): min_p above 1 would keep no token, top_p above 1 is not a mass. */
+int sampler_cfg_check(const SamplerCfg *c, struct CrError *e);
 
 SamplerScratch *sampler_scratch_new(int n_vocab);
 void sampler_scratch_free(SamplerScratch *s);

@@ -183,6 +183,18 @@ static int validate(const SandboxJob *job, const SandboxLang **lang, int *li, Sa
     return 0;
 }
 
+int sandbox_job_check(const char *lang, const SandboxLimits *lim, CrError *e) {
+    SandboxJob job;
+    memset(&job, 0, sizeof job);
+    job.lang = lang;
+    job.source = "";
+    if (lim) job.limits = *lim;
+    const SandboxLang *l;
+    int li;
+    SandboxLimits out;
+    return validate(&job, &l, &li, &out, e);
+}
+
 static void run_spec(BoxSpec *s, const SandboxLang *l, const SandboxLimits *lim, const char *dir,
                      const SeccompProgram *f) {
     memset(s, 0, sizeof *s);

@@ -1,6 +1,7 @@
 /* sft/train_checkpoint.c — see train_checkpoint.h */
 #include "sft/train_checkpoint.h"
 #include "model/checkpoint.h"
+#include "model/ops.h"
 #include "core/file.h"
 
 #include <cjson/cJSON.h>
@@ -66,6 +67,14 @@ void train_out_release(int fd) {
 
 int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int final, long step, const Model *m,
                      const AdamW *opt, const char *state_json, const char *tokenizer_json, CrError *e) {
+    /* a diverged model is not saved: loading it would be refused, and it would stand where
+     * the last good checkpoint is looked for */
+    const Ops *ops = m->ops ? m->ops : ops_cpu();
+    size_t bad = 0;
+    ops->count_nonfinite(m->params, m->n_params, &bad);
+    if (bad)
+        return cr_error_set(e, "%s: %zu weight(s) are not finite after step %ld (diverged; try a lower --lr): "
+                               "checkpoint not written, the earlier ones kept", who, bad, step);
     char *dir = final ? cr_path_join(out_dir, "final") : checkpoint_step_dir(out_dir, step);
     int r = checkpoint_save_with_tokenizer(dir, m, opt, state_json, tokenizer_json, e);
     if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, step, dir, e) < 0 ? -1 : 0;

@@ -103,6 +103,8 @@ int sft_train(const SftConfig *c, CrError *e) {
     if (c->epochs <= 0 || c->batch_tokens < 2 || c->grad_accum <= 0 || c->max_seq_len < 2 || !(c->lr > 0) ||
         c->fim_rate < 0 || c->fim_rate > 1 || c->warmup < 0)
         return cr_error_set(e, "sft: invalid hyper-parameters (epochs, batch-tokens, grad-accum, max-seq-len, lr > 0; fim-rate in [0,1]; warmup >= 0)");
+    if (!(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1))
+        return cr_error_set(e, "sft: --min-lr-ratio must be in [0, 1] (got %g)", c->min_lr_ratio);
     AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->adam_eps, (float)c->weight_decay};
     if (adamw_check_config(acfg, e)) return cr_error_prefix(e, "sft: --lr, --beta1, --beta2, --weight-decay");
     int rc = -1;
@@ -255,6 +257,11 @@ int sft_train(const SftConfig *c, CrError *e) {
             goto out;
         }
         float gnorm = grad_clip_global_norm(m, (float)c->max_grad_norm);
+        if (!isfinite(gnorm)) {
+            cr_error_set(e, "sft: the gradient norm is not finite at step %ld (diverged; try a lower --lr): no update "
+                            "made, the last checkpoint kept", st.step + 1);
+            goto out;
+        }
         double lr = lr_schedule(st.step, warmup_steps, st.total_steps, c->lr, c->min_lr_ratio);
         adamw_step(&opt, m, (float)lr);
         st.step++;
