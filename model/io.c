@@ -18,6 +18,7 @@
 #include "core/file.h"
 #include "core/safetensors.h"
 #include "model/ops.h"
+#include "model/params.h"
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -31,10 +32,19 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (k < cap) snprintf(buf + k, cap - k, "]");
 }
 
-/* Fill m's parameters from s (all tensors checked before any is used). */
-static int load_tensors(Model *m, const SafeTensors *s, const char *what, CrError *e) {
-    for (int i = 0; i < m->n_tensors; i++) {
-        const ParamTensor *p = &m->tensors[i];
+static int in_table(const ParamTensor *tab, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(tab[i].name, name)) return 1;
+    return 0;
+}
+
+/* s holds exactly the tensors of the table tab[0..n) (names, shapes, dtypes): checked from
+ * the header alone, before any memory is set aside for the model, so a config.json that
+ * does not describe the weights (e.g. a hidden_size that would need 57 GB) is an error
+ * naming the tensor, not an allocation failure. */
+static int check_tensors(const ParamTensor *tab, int n, const SafeTensors *s, const char *what, CrError *e) {
+    for (int i = 0; i < n; i++) {
+        const ParamTensor *p = &tab[i];
         const StTensor *t = st_find(s, p->name);
         if (!t) return cr_error_set(e, "%s: missing tensor %s", what, p->name);
         int same = t->ndim == p->ndim;
@@ -54,12 +64,18 @@ static int load_tensors(Model *m, const SafeTensors *s, const char *what, CrErro
      * look for them (model_find_tensor is a linear scan). */
     int n_file = 0;
     for (int i = 0; i < st_count(s); i++) n_file += !ends_with(st_at(s, i)->name, ".rotary_emb.inv_freq");
-    for (int i = 0; n_file > m->n_tensors && i < st_count(s); i++) {
+    for (int i = 0; n_file > n && i < st_count(s); i++) {
         const StTensor *t = st_at(s, i);
-        if (!ends_with(t->name, ".rotary_emb.inv_freq") && !model_find_tensor(m, t->name))
+        if (!ends_with(t->name, ".rotary_emb.inv_freq") && !in_table(tab, n, t->name))
             return cr_error_set(e, "%s: unexpected tensor %s (not in the model for this config.json)", t->file,
                                 t->name);
     }
+    (void)what;
+    return 0;
+}
+
+/* Fill m's parameters from s (checked by check_tensors first). */
+static int load_tensors(Model *m, const SafeTensors *s, CrError *e) {
     /* The CPU backend's parameters are host memory: convert straight into them. */
     int direct = strcmp(m->ops->name, "cpu") == 0;
     size_t maxn = 1;
@@ -103,8 +119,12 @@ Model *model_load_ops(const char *dir, const Ops *ops, CrError *e) {
     }
     SafeTensors *s = st_open(path, e);
     if (!s) goto out;
-    m = model_create_ops(&cfg, ops, e);
-    if (m && load_tensors(m, s, path, e)) {
+    int n_tab = 0;
+    size_t n_par = 0;
+    ParamTensor *tab = model_config_validate(&cfg, "config.json", e) ? NULL : model_params_layout(&cfg, &n_tab, &n_par);
+    if (tab && check_tensors(tab, n_tab, s, path, e) == 0) m = model_create_ops(&cfg, ops, e);
+    free(tab);
+    if (m && load_tensors(m, s, e)) {
         model_free(m);
         m = NULL;
     }

@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 #include "core/rng.h"
@@ -206,10 +207,27 @@ Model *model_create(const ModelConfig *cfg, CrError *e) { return model_create_op
  * points refuse the model, so no training activations are ever allocated. */
 static Model *create(const ModelConfig *cfg, const Ops *ops, int train, CrError *e) {
     if (model_config_validate(cfg, "model config", e)) return NULL;
+    int n_tab = 0;
+    size_t n_par = 0;
+    ParamTensor *tab = model_params_layout(cfg, &n_tab, &n_par);
+    if (ops == ops_cpu()) {
+        /* host memory: a config that cannot fit is an error, not an abort in the allocator */
+        double need = (double)n_par * sizeof(float) * (train ? 2 : 1);
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        double have = pages > 0 && psize > 0 ? (double)pages * (double)psize : 0;
+        if (have > 0 && need > have) {
+            free(tab);
+            cr_error_set(e, "model config: %zu parameters need %.1f GB (weights%s in fp32), more than this machine's "
+                            "%.1f GB of memory", n_par, need / 1e9, train ? " and gradients" : "", have / 1e9);
+            return NULL;
+        }
+    }
     Model *m = cr_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->ops = ops;
-    m->tensors = model_params_layout(cfg, &m->n_tensors, &m->n_params);
+    m->tensors = tab;
+    m->n_tensors = n_tab;
+    m->n_params = n_par;
     m->params = m->ops->alloc(sizeof(float) * m->n_params);
     if (train) m->grads = m->ops->alloc(sizeof(float) * m->n_params);
     if (m->ops->declare_params) m->ops->declare_params(m->params, m->n_params);
