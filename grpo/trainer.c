@@ -109,7 +109,7 @@ static char *state_json(const GrpoState *s, long seed) {
 static int state_parse(const char *js, GrpoState *s, long seed, CrError *e) {
     const char *const k[3] = {"step", "epoch", "cursor"};
     long *const d[3] = {&s->step, &s->epoch, &s->cursor};
-    return train_state_read(js, k, d, 3, seed, e);
+    return train_state_read(js, "grpo", k, d, 3, seed, e);
 }
 
 /* With --ref-reset-every K the reference is the policy after the last reset step

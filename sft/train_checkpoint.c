@@ -83,14 +83,27 @@ int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int fina
     return r;
 }
 
-int train_state_read(const char *state_json, const char *const *keys, long *const *dst, int n, long seed,
-                     CrError *e) {
+int train_state_read(const char *state_json, const char *who, const char *const *keys, long *const *dst, int n,
+                     long seed, CrError *e) {
     cJSON *o = cJSON_Parse(state_json);
     if (!o) return cr_error_set(e, "state.json: not valid JSON");
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(o, "trainer");
+    if (tr && (!cJSON_IsString(tr) || strcmp(tr->valuestring, who) != 0)) {
+        cr_error_set(e, "state.json: field \"trainer\" is %s%s%s, not \"%s\": a checkpoint of another kind of run",
+                     cJSON_IsString(tr) ? "\"" : "", cJSON_IsString(tr) ? tr->valuestring : "not a string",
+                     cJSON_IsString(tr) ? "\"" : "", who);
+        cJSON_Delete(o);
+        return -1;
+    }
     for (int i = 0; i < n; i++) {
         const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
         if (!cJSON_IsNumber(it)) { cJSON_Delete(o); return cr_error_set(e, "state.json: field \"%s\" missing", keys[i]); }
-        *dst[i] = (long)it->valuedouble;
+        double v = it->valuedouble;
+        if (!(v >= 0 && v <= 1e15 && v == (double)(long)v)) {
+            cJSON_Delete(o);
+            return cr_error_set(e, "state.json: field \"%s\" is %g, not a count (an integer >= 0)", keys[i], v);
+        }
+        *dst[i] = (long)v;
     }
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (cJSON_IsNumber(sd) && (long)sd->valuedouble != seed) {

@@ -17,11 +17,12 @@
 int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int final, long step, const Model *m,
                      const AdamW *opt, const char *state_json, const char *tokenizer_json, CrError *e);
 
-/* A trainer's state.json: *dst[i] = the integer field keys[i] (each required), and the
- * run's seed must equal "seed" when the file records one (a resume with another --seed
- * would not continue the same run). 0 or -1 with e set, naming the field. */
-int train_state_read(const char *state_json, const char *const *keys, long *const *dst, int n, long seed,
-                     CrError *e);
+/* A trainer's state.json: *dst[i] = the field keys[i] (each required, an integer >= 0),
+ * "trainer" (when present) must be `who`, and the run's seed must equal "seed" when the
+ * file records one (a resume with another --seed would not continue the same run). 0 or
+ * -1 with e set, naming the field. */
+int train_state_read(const char *state_json, const char *who, const char *const *keys, long *const *dst, int n,
+                     long seed, CrError *e);
 
 /* The run directory OUT_DIR for a run of WHO, claimed before anything is written there:
  * created if missing; locked (an exclusive flock on OUT_DIR/.lock, held until

@@ -95,7 +95,11 @@ static char *state_to_json(const SftState *s, long seed) {
 static int state_from_json(const char *js, SftState *s, long seed, CrError *e) {
     const char *const keys[4] = {"step", "epoch", "cursor", "total_steps"};
     long *const dst[4] = {&s->step, &s->epoch, &s->cursor, &s->total_steps};
-    return train_state_read(js, keys, dst, 4, seed, e);
+    if (train_state_read(js, "sft", keys, dst, 4, seed, e)) return -1;
+    if (s->total_steps < 1 || s->step > s->total_steps)
+        return cr_error_set(e, "state.json: step %ld of total_steps %ld is not a point of a run", s->step,
+                            s->total_steps);
+    return 0;
 }
 
 int sft_train(const SftConfig *c, CrError *e) {

@@ -113,6 +113,37 @@ TEST(sft_cli_keeps_an_earlier_run) {
     free(d);
 }
 
+/* A checkpoint's state.json that was tampered with is refused on --resume, naming the field:
+ * a negative step, a fractional cursor, another trainer's state, a step past the total. */
+TEST(sft_cli_resume_checks_state_json) {
+    char *d = test_tmpdir();
+    CHECK(test_make_tiny_model(d, 1) == 0);
+    if (FAILED()) return;
+    const char *bin = test_crucible_bin();
+    CHECK(test_run("%s sft --model %s/model --out %s/r --data configs/tiny/sft.jsonl --batch-tokens 512 --max-steps 3 "
+                   "--save-every 1 2>%s/1.log", bin, d, d, d) == 0);
+    static const char *const bad[][2] = {
+        {"{\"trainer\":\"sft\",\"step\":-8,\"epoch\":0,\"cursor\":0,\"total_steps\":3,\"seed\":0}", "\"step\""},
+        {"{\"trainer\":\"sft\",\"step\":2,\"epoch\":0,\"cursor\":1.5,\"total_steps\":3,\"seed\":0}", "\"cursor\""},
+        {"{\"trainer\":\"grpo\",\"step\":2,\"epoch\":0,\"cursor\":0,\"total_steps\":3,\"seed\":0}", "\"trainer\""},
+        {"{\"trainer\":\"sft\",\"step\":8,\"epoch\":0,\"cursor\":0,\"total_steps\":3,\"seed\":0}", "total_steps"},
+    };
+    for (int i = 0; i < 4; i++) {
+        char p[1024];
+        snprintf(p, sizeof p, "%s/r/checkpoints/step-000002/state.json", d);  /* the newest (step 3 is final/) */
+        CrError e;
+        CHECKF(cr_write_file_atomic(p, bad[i][0], strlen(bad[i][0]), &e) == 0, "%s", e.msg);
+        CHECK(test_run("%s sft --model %s/model --out %s/r --data configs/tiny/sft.jsonl --batch-tokens 512 "
+                       "--max-steps 3 --resume 2>%s/2.log", bin, d, d, d) != 0);
+        char lp[1024];
+        snprintf(lp, sizeof lp, "%s/2.log", d);
+        char *msg = cr_read_file(lp, NULL, NULL);
+        CHECKF(msg && strstr(msg, "state.json") && strstr(msg, bad[i][1]), "case %d: %s", i, msg ? msg : "(none)");
+        free(msg);
+    }
+    free(d);
+}
+
 TEST(sft_cli_bad_input_is_a_clear_error) {
     char *d = test_tmpdir();
     CHECK(test_make_tiny_model(d, 2) == 0);
