@@ -85,6 +85,22 @@ void jsonl_iter_init(JsonlIter *it, const char *buf, size_t len, const char *nam
     it->line = 0;
 }
 
+/* Column (1-based) of a \u0000 escape in s[0..m) — a backslash preceded by an even number
+ * of backslashes, then u0000 —, or 0. cJSON decodes it into a NUL inside a C string,
+ * which would silently end the text there (a prompt "a\u0000b" became "a"). */
+static size_t nul_escape_col(const char *s, size_t m) {
+    for (size_t i = 0; i + 6 <= m; i++) {
+        if (s[i] != '\\') continue;
+        size_t run = 1;
+        while (i + run < m && s[i + run] == '\\') run++;
+        /* the backslashes i .. i+run-1 pair up; an odd run ends in an escape */
+        size_t last = i + run - 1;
+        if (run % 2 == 1 && last + 6 <= m && s[last + 1] == 'u' && !memcmp(s + last + 2, "0000", 4)) return last + 1;
+        i = last;
+    }
+    return 0;
+}
+
 int jsonl_next(JsonlIter *it, cJSON **obj, CrError *e) {
     *obj = NULL;
     while (it->pos < it->len) {
@@ -117,6 +133,12 @@ int jsonl_next(JsonlIter *it, cJSON **obj, CrError *e) {
         if (!cJSON_IsObject(j)) {
             cJSON_Delete(j);
             return cr_error_set(e, "%s:%d: expected a JSON object", it->name, it->line);
+        }
+        size_t nul = nul_escape_col(s, m);
+        if (nul) {
+            cJSON_Delete(j);
+            return cr_error_set(e, "%s:%d: a NUL character (\\u0000) at column %zu: text with NUL is not supported",
+                                it->name, it->line, nul);
         }
         *obj = j;
         return 1;

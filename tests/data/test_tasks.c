@@ -102,6 +102,9 @@ TEST(data_tasks_our_format_and_errors) {
         {"{\"foo\":1}\n", ":1: unknown task format", ""},
         {"{\"id\":\"a\"} trailing\n", ":1: unexpected text", ""},
         {"", "no tasks", ""},
+        /* a NUL in a string would end the C text there: refused (jsonl_next) */
+        {"{\"id\":\"a\",\"language\":\"c\",\"prompt\":\"p\\u0000q\",\"tests\":[{\"stdout\":\"1\"}]}\n", ":1: a NUL",
+         "column 37"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *q = write_tmp("bad.jsonl", bad[i].text);
@@ -113,6 +116,12 @@ TEST(data_tasks_our_format_and_errors) {
         free(q);
     }
     CHECK(tasks_load("/nonexistent/x.jsonl", &ts, &n, &e) < 0 && strstr(e.msg, "/nonexistent/x.jsonl"));
+    /* an escaped backslash before u0000 is the text "\u0000", not a NUL */
+    const char *lit = "{\"id\":\"a\",\"language\":\"c\",\"prompt\":\"p\\\\u0000q\",\"tests\":[{\"stdout\":\"1\"}]}\n";
+    char *q = write_tmp("lit.jsonl", lit);
+    CHECKF(tasks_load(q, &ts, &n, &e) == 0 && n == 1 && !strcmp(ts[0].prompt, "p\\u0000q"), "%s", e.msg);
+    if (n == 1) tasks_free(ts, n);
+    free(q);
     free(p);
 }
 
