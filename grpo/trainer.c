@@ -163,11 +163,20 @@ static char *tests_json(const SandboxResult *r) {
 
 int grpo_train(const GrpoConfig *c, CrError *e) {
     if (!c->model_dir || !c->tasks_path || !c->out_dir) return cr_error_set(e, "grpo: --model, --tasks and --out are required");
-    if (c->steps <= 0 || c->group < 1 || c->prompts_per_step < 1 || c->mu < 1 || !(c->lr > 0) || c->beta < 0 ||
-        c->eps_low < 0 || c->eps_high < 0 || c->max_new_tokens < 1 || c->sandbox_workers < 1 || c->batch_tokens < 2 ||
-        !(c->temperature >= 0) || !(c->top_p > 0) || c->overlong_buffer < 0 || c->overlong_buffer > c->max_new_tokens)
-        return cr_error_set(e, "grpo: invalid hyper-parameters (steps, group, prompts-per-step, mu >= 1; lr > 0; beta, eps >= 0; "
-                               "0 <= overlong-buffer <= max-new-tokens)");
+    /* each setting on its own, so the message names the flag */
+    if (c->steps <= 0) return cr_error_set(e, "grpo: --steps must be >= 1 (got %ld)", (long)c->steps);
+    if (c->group < 1) return cr_error_set(e, "grpo: --group must be >= 1 (got %ld)", (long)c->group);
+    if (c->prompts_per_step < 1) return cr_error_set(e, "grpo: --prompts-per-step must be >= 1 (got %ld)", (long)c->prompts_per_step);
+    if (c->mu < 1) return cr_error_set(e, "grpo: --mu must be >= 1 (got %ld)", (long)c->mu);
+    if (!(c->lr > 0)) return cr_error_set(e, "grpo: --lr must be > 0 (got %g)", c->lr);
+    if (!(c->beta >= 0)) return cr_error_set(e, "grpo: --beta must be >= 0 (got %g)", c->beta);
+    if (!(c->eps_low >= 0) || !(c->eps_high >= 0))
+        return cr_error_set(e, "grpo: --eps-low and --eps-high must be >= 0 (got %g, %g)", c->eps_low, c->eps_high);
+    if (c->max_new_tokens < 1) return cr_error_set(e, "grpo: --max-new-tokens must be >= 1 (got %ld)", (long)c->max_new_tokens);
+    if (c->sandbox_workers < 1) return cr_error_set(e, "grpo: --sandbox-workers must be >= 1 (got %ld)", (long)c->sandbox_workers);
+    if (c->batch_tokens < 2) return cr_error_set(e, "grpo: --batch-tokens must be >= 2 (got %ld)", (long)c->batch_tokens);
+    if (c->overlong_buffer < 0 || c->overlong_buffer > c->max_new_tokens)
+        return cr_error_set(e, "grpo: --overlong-buffer must be in [0, --max-new-tokens] (got %ld)", (long)c->overlong_buffer);
     if (!(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1))
         return cr_error_set(e, "grpo: --min-lr-ratio must be in [0, 1] (got %g)", c->min_lr_ratio);
     SamplerCfg scheck = {(float)c->temperature, 0, (float)c->top_p, 0.0f};

@@ -203,8 +203,10 @@ static int collect_cb(void *ctx, const RsExample *x) {
 
 int reward_model_train(const RmTrainConfig *c, double *auc_out, CrError *e) {
     if (c->n_dbs < 1 || !c->model_dir || !c->out_dir) return cr_error_set(e, "rm train: --db, --model and --out are required");
-    if (c->epochs < 1 || !(c->lr > 0) || c->batch_tokens < 2 || c->holdout < 0 || c->holdout >= 1)
-        return cr_error_set(e, "rm train: invalid hyper-parameters (epochs >= 1, lr > 0, 0 <= holdout < 1)");
+    if (c->epochs < 1) return cr_error_set(e, "rm train: --epochs must be >= 1 (got %ld)", (long)c->epochs);
+    if (!(c->lr > 0)) return cr_error_set(e, "rm train: --lr must be > 0 (got %g)", c->lr);
+    if (c->batch_tokens < 2) return cr_error_set(e, "rm train: --batch-tokens must be >= 2 (got %ld)", (long)c->batch_tokens);
+    if (!(c->holdout >= 0 && c->holdout < 1)) return cr_error_set(e, "rm train: --holdout must be in [0, 1) (got %g)", c->holdout);
     int rc = -1;
     char *tok_path = cr_path_join(c->model_dir, "tokenizer.json");
     Tokenizer *tok = tokenizer_load(tok_path, e);

@@ -104,9 +104,14 @@ static int state_from_json(const char *js, SftState *s, long seed, CrError *e) {
 
 int sft_train(const SftConfig *c, CrError *e) {
     if (!c->model_dir || !c->data_path || !c->out_dir) return cr_error_set(e, "sft: --model, --data and --out are required");
-    if (c->epochs <= 0 || c->batch_tokens < 2 || c->grad_accum <= 0 || c->max_seq_len < 2 || !(c->lr > 0) ||
-        c->fim_rate < 0 || c->fim_rate > 1 || c->warmup < 0)
-        return cr_error_set(e, "sft: invalid hyper-parameters (epochs, batch-tokens, grad-accum, max-seq-len, lr > 0; fim-rate in [0,1]; warmup >= 0)");
+    /* each setting on its own, so the message names the flag */
+    if (c->epochs <= 0) return cr_error_set(e, "sft: --epochs must be >= 1 (got %ld)", (long)c->epochs);
+    if (c->batch_tokens < 2) return cr_error_set(e, "sft: --batch-tokens must be >= 2 (got %ld)", (long)c->batch_tokens);
+    if (c->grad_accum <= 0) return cr_error_set(e, "sft: --grad-accum must be >= 1 (got %ld)", (long)c->grad_accum);
+    if (c->max_seq_len < 2) return cr_error_set(e, "sft: --max-seq-len must be >= 2 (got %ld)", (long)c->max_seq_len);
+    if (!(c->lr > 0)) return cr_error_set(e, "sft: --lr must be > 0 (got %g)", c->lr);
+    if (!(c->fim_rate >= 0 && c->fim_rate <= 1)) return cr_error_set(e, "sft: --fim-rate must be in [0, 1] (got %g)", c->fim_rate);
+    if (!(c->warmup >= 0)) return cr_error_set(e, "sft: --warmup must be >= 0 (got %g)", c->warmup);
     if (!(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1))
         return cr_error_set(e, "sft: --min-lr-ratio must be in [0, 1] (got %g)", c->min_lr_ratio);
     AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, (float)c->adam_eps, (float)c->weight_decay};
