@@ -64,6 +64,7 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
     RolloutEngine *eng = NULL;
     FILE *so = NULL;
     char *tp = cr_path_join(c->model_dir, "tokenizer.json");
+    if (c->limit < 0) { cr_error_set(e, "eval: --limit must be >= 0 (0 = all tasks; got %ld)", (long)c->limit); goto out; }
     if (tasks_load(c->tasks_path, &tasks, &n_all, e)) goto out;
     {
         SandboxLimits lim;

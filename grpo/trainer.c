@@ -165,7 +165,9 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     if (!c->model_dir || !c->tasks_path || !c->out_dir) return cr_error_set(e, "grpo: --model, --tasks and --out are required");
     /* each setting on its own, so the message names the flag */
     if (c->steps <= 0) return cr_error_set(e, "grpo: --steps must be >= 1 (got %ld)", (long)c->steps);
-    if (c->group < 1) return cr_error_set(e, "grpo: --group must be >= 1 (got %ld)", (long)c->group);
+    if (c->group < 2)
+        return cr_error_set(e, "grpo: --group must be >= 2 (got %ld): an advantage is a reward relative to the other "
+                               "completions of its prompt, so one completion alone never learns", (long)c->group);
     if (c->prompts_per_step < 1) return cr_error_set(e, "grpo: --prompts-per-step must be >= 1 (got %ld)", (long)c->prompts_per_step);
     if (c->mu < 1) return cr_error_set(e, "grpo: --mu must be >= 1 (got %ld)", (long)c->mu);
     if (!(c->lr > 0)) return cr_error_set(e, "grpo: --lr must be > 0 (got %g)", c->lr);
