@@ -107,6 +107,10 @@ static int rm_score_cmd(int argc, char **argv) {
         cJSON_Delete(o);
     }
     if (r < 0) { fprintf(stderr, "crucible rm score: %s\n", e.msg); status = 1; }
+    if (r == 0 && status == 0 && idx == 0) {  /* as sample and sft: nothing to do is an error */
+        fprintf(stderr, "crucible rm score: %s: no lines to score\n", data);
+        status = 1;
+    }
 done:
     reward_model_free(rm);
     tokenizer_free(tok);

@@ -241,6 +241,11 @@ int reward_model_train(const RmTrainConfig *c, double *auc_out, CrError *e) {
     int n_train = 0, n_hold = 0, n_pos = 0;
     for (int i = 0; i < col.n; i++) { col.ex[i].holdout ? n_hold++ : n_train++; n_pos += col.ex[i].label; }
     if (n_train == 0) { cr_error_set(e, "rm train: the run stores hold no judged completions"); goto out; }
+    if (n_pos == 0 || n_pos == col.n) {
+        cr_error_set(e, "rm train: all %d judged completions %s: a pass/fail model needs both kinds", col.n,
+                     n_pos ? "passed" : "failed");
+        goto out;
+    }
     fprintf(stderr, "rm train: %d examples (%d passed), %d train / %d held out; device %s\n", col.n, n_pos, n_train,
             n_hold, ops->name);
     hm = cr_calloc((size_t)D + 1, sizeof(float));
