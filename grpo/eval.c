@@ -97,6 +97,13 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
         for (int i = 0; i < cn && !bad; i++) {
             if (task_prompt_encode(tok, &tasks[t0 + i], pf, &ps[i], e)) bad = 1;
             else { pids[i] = ps[i].ids; plen[i] = ps[i].n; }
+            if (!bad && ps[i].n >= m->cfg.max_position_embeddings) {  /* named by task, not by chunk index */
+                cr_error_set(e, "eval: %s: task %d (id \"%s\"): its prompt is %d tokens; the model's context is %d "
+                                "positions (max_position_embeddings), leaving no room to generate",
+                             c->tasks_path, t0 + i + 1, tasks[t0 + i].id ? tasks[t0 + i].id : "", ps[i].n,
+                             m->cfg.max_position_embeddings);
+                bad = 1;
+            }
         }
         Sample *s = bad ? NULL : cr_calloc((size_t)cn * c->n, sizeof(Sample));
         SampleParams sp;
