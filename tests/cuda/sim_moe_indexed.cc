@@ -97,10 +97,8 @@ static void run_case(int N, int K, int E, int pool, int D, int I, Routing routin
         g_failed++;
     }
     if (!bf16) return;
-    int m = 0;
-    for (auto *v : {&Wg, &Wu, &Wd}) sim_decode_shadow_add(v->data(), v->size(), bits[m++].data());
-    for (auto *v : {&Wg, &Wu, &Wd})
-        for (float &f : *v) f = NAN;  // the copies must be what is read
+    std::vector<float> *const ws[3] = {&Wg, &Wu, &Wd};
+    use_bf16_copies(ws, bits);
     std::vector<float> y16((size_t)N * D, NAN), h16(S * I, NAN);
     long hits = sim_shadow.hits;
     launches = sim.launches;

@@ -325,6 +325,21 @@ static void body_cuda_rollout_graphs_match_direct(TestCtx *t_) {
     model_free(mg);
 }
 
+/* The decode_bf16 tests' inputs: random_prompts and sampling at temperature 1 (top_p as
+ * given, EOS ignored) for max_new tokens, seeded from g. */
+static SampleParams bf16_case_inputs(CrRng *g, int V, int32_t *pr[3], int lens[3], float top_p, int max_new) {
+    random_prompts(g, V, pr, lens);
+    SampleParams sp = {0};
+    sp.temperature = 1.0f;
+    sp.top_p = top_p;
+    sp.max_new_tokens = max_new;
+    sp.ignore_eos = 1;
+    sp.seed = cr_rng_u64(g);
+    unsetenv("CRUCIBLE_CUDA_DECODE_BF16");
+    unsetenv("CRUCIBLE_CUDA_GRAPHS");
+    return sp;
+}
+
 /* The decode kernels on bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16=1, param_shadow.cu):
  * on weights that bf16 holds exactly (rounded first), the copies are the weights, so the
  * engine must produce what it produces without them, bit for bit (the same kernels read
@@ -339,14 +354,7 @@ static void decode_bf16_case(TestCtx *t_, Model *mg, const float *rounded, CrRng
     int n = 3, G = 2, N = n * G;
     int32_t *pr[3];
     int lens[3];
-    random_prompts(g, mg->cfg.vocab_size, pr, lens);
-    SampleParams sp = {0};
-    sp.temperature = 1.0f;
-    sp.top_p = 0.9f;
-    sp.max_new_tokens = 60;
-    sp.ignore_eos = 1;
-    sp.seed = cr_rng_u64(g);
-    CHECK(unsetenv("CRUCIBLE_CUDA_DECODE_BF16") == 0 && unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
+    SampleParams sp = bf16_case_inputs(g, mg->cfg.vocab_size, pr, lens, 0.9f, 60);
     Sample *ref = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, NULL);
     CrError e;
     RolloutEngine *r = rollout_create(mg, NULL, 8192, &e);
@@ -405,13 +413,7 @@ static void decode_bf16_unrounded(TestCtx *t_, Model *mg, CrRng *g) {
     int n = 3, G = 2, N = n * G;
     int32_t *pr[3];
     int lens[3];
-    random_prompts(g, mg->cfg.vocab_size, pr, lens);
-    SampleParams sp = {0};
-    sp.temperature = 1.0f;
-    sp.max_new_tokens = 40;
-    sp.ignore_eos = 1;
-    sp.seed = cr_rng_u64(g);
-    CHECK(unsetenv("CRUCIBLE_CUDA_DECODE_BF16") == 0 && unsetenv("CRUCIBLE_CUDA_GRAPHS") == 0);
+    SampleParams sp = bf16_case_inputs(g, mg->cfg.vocab_size, pr, lens, 1.0f, 40);
     Sample *f32 = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, NULL);
     CHECK(setenv("CRUCIBLE_CUDA_DECODE_BF16", "1", 1) == 0);
     Sample *a = test_generate(t_, mg, 8192, n, G, &sp, pr, lens, NULL);

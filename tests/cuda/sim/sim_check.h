@@ -89,6 +89,15 @@ static std::vector<uint16_t> bf16_round_in_place(float *w, size_t n) {
     return bits;
 }
 
+// Registers the bf16 copies bits[i] of the weights w[i] (sim_decode_shadow_add) and
+// NaN-fills the fp32 weights: a kernel that reads them instead of the copies shows.
+static void use_bf16_copies(std::vector<float> *const w[3], std::vector<uint16_t> *bits) {
+    for (int i = 0; i < 3; i++) {
+        sim_decode_shadow_add(w[i]->data(), w[i]->size(), bits[i].data());
+        for (float &f : *w[i]) f = NAN;
+    }
+}
+
 // got and want equal bit for bit (NaN patterns included).
 static void same_bits(const char *what, const std::vector<float> &got, const std::vector<float> &want) {
     size_t n = got.size() < want.size() ? got.size() : want.size(), bad = got.size() != want.size(), first = 0;
