@@ -65,17 +65,9 @@ static void run_case(int N, int K, int D, int I, int shift, int xshift = 0, bool
     }
     if (!bf16) return;
     std::vector<float> *const ws[3] = {&Wg, &Wu, &Wd};
-    use_bf16_copies(ws, bits);
-    std::vector<float> y16((size_t)N * D, NAN), h16(S * I, NAN);
-    long hits = sim_shadow.hits;
-    launches = sim.launches;
-    cuda_moe_experts_small(y16.data(), h16.data(), xp, idx.data(), w.data(), wg, wu, wd, N, D, I, K);
-    sim_decode_shadow_clear();
-    same_bits("h", h16, h);
-    same_bits("y", y16, y);
-    bool ok = sim_shadow.hits - hits == 3 && sim.launches - launches == 2;
-    g_checks++, g_failed += !ok;
-    if (!ok) printf("  FAIL: %ld copies read (3 expected), %ld launches\n", sim_shadow.hits - hits, sim.launches - launches);
+    experts_bf16_phase(ws, bits, h, y, 2, [&](float *y16, float *h16) {
+        cuda_moe_experts_small(y16, h16, xp, idx.data(), w.data(), wg, wu, wd, N, D, I, K);
+    });
 }
 
 int main(int argc, char **argv) {

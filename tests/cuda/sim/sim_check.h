@@ -98,6 +98,26 @@ static void use_bf16_copies(std::vector<float> *const w[3], std::vector<uint16_t
     }
 }
 
+static void same_bits(const char *what, const std::vector<float> &got, const std::vector<float> &want);
+
+// The bf16 phase of the routed-experts simulator cases: with the copies of w[] in use
+// (use_bf16_copies), run(y16, h16) must give h and y of the fp32 run on the rounded
+// weights bit for bit, read 3 copies and make `launches` launches.
+template <class Run>
+static void experts_bf16_phase(std::vector<float> *const w[3], std::vector<uint16_t> *bits, const std::vector<float> &h,
+                               const std::vector<float> &y, long launches, Run run) {
+    use_bf16_copies(w, bits);
+    std::vector<float> y16(y.size(), NAN), h16(h.size(), NAN);
+    long hits = sim_shadow.hits, l0 = sim.launches;
+    run(y16.data(), h16.data());
+    sim_decode_shadow_clear();
+    same_bits("h", h16, h);
+    same_bits("y", y16, y);
+    bool ok = sim_shadow.hits - hits == 3 && sim.launches - l0 == launches;
+    g_checks++, g_failed += !ok;
+    if (!ok) printf("  FAIL: %ld copies read (3 expected), %ld launches\n", sim_shadow.hits - hits, sim.launches - l0);
+}
+
 // got and want equal bit for bit (NaN patterns included).
 static void same_bits(const char *what, const std::vector<float> &got, const std::vector<float> &want) {
     size_t n = got.size() < want.size() ? got.size() : want.size(), bad = got.size() != want.size(), first = 0;
