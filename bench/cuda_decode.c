@@ -98,6 +98,7 @@ int main(void) {
 #include "core/json.h"
 #include "core/rng.h"
 #include "model/cuda/ops_cuda.h"
+#include "model/layers.h"
 #include "model/model.h"
 #include "model/ops.h"
 #include "rollout/rollout.h"
@@ -165,7 +166,7 @@ typedef struct Result {
     double experts_per_layer;
     int experts_measured;
     double step_bytes, bound_tps, bw;
-    long bf16_reads;        /* decode kernels given bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16) */
+    long bf16_reads;        /* weights read from bf16 copies by decode kernels (CRUCIBLE_CUDA_DECODE_BF16) */
     double bf16_bound_tps;  /* the bound with every weight read in bf16 (as transformers stores it) */
 } Result;
 
@@ -253,10 +254,7 @@ static int run_batch(Model *m, int B, int P, int N, double bw, uint64_t seed, Re
      * absorbed form) and moe_experts_small (while B K is under model.c's slot threshold) —,
      * else fp32 */
     int bf16 = res->bf16_reads > 0;
-    long slots = m->ops->moe_experts_small_slots ? m->ops->moe_experts_small_slots() : 0;
-    const char *ov = getenv("CRUCIBLE_MOE_SMALL_SLOTS");
-    if (ov && *ov) slots = atol(ov);
-    if (slots <= 0) slots = 64;
+    long slots = m->ops->moe_experts_small ? model_moe_small_slots(m) : 0;
     double kvb = (double)tensor_bytes(m, "kv_b_proj");
     res->step_bytes = decode_step_bytes(c, fixed - kvb, B, P, N, d, bf16 && B <= 8 ? 2 : 4,
                                         bf16 && (long)B * K <= slots ? 2 : 4) + kvb;
@@ -502,7 +500,7 @@ int main(int argc, char **argv) {
                variant_name(&var, k), r->t1, r->tN, r->dec_tps, r->e2e_tps, r->eng_prefill_s, r->eng_decode_s,
                r->eng_steps, r->max_live);
         if (r->bf16_reads)
-            printf("  bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16=1): read by %ld decode kernel calls\n",
+            printf("  bf16 weight copies (CRUCIBLE_CUDA_DECODE_BF16=1): %ld weight reads by decode kernels\n",
                    r->bf16_reads);
         if (r->step_records || r->step_replays)
             printf("  recorded steps (CUDA graphs, CRUCIBLE_CUDA_GRAPHS=1): %ld recorded, %ld of %ld decode steps "

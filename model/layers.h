@@ -1,7 +1,8 @@
 /* model/layers.h — public per-layer views of the flat parameter (and gradient) buffer,
  * and the inference-row helpers the rollout engine shares with the trainer.
  * Defines: LayerWeights, ModelWeights, model_weights, model_grad_weights,
- * model_ffn_forward_infer, model_ffn_forward_infer_ex, model_rope_apply.
+ * model_ffn_forward_infer, model_ffn_forward_infer_ex, model_ffn_infer_is_async,
+ * model_moe_small_slots, model_rope_apply.
  *
  * CONTRACT
  *  - Views point INTO m->params / m->grads (backend memory): the rollout engine reads the
@@ -66,6 +67,10 @@ void model_ffn_forward_infer_ex(Model *m, int layer, const float *x_normed, int 
  * host synchronisation and no allocation in any layer (dense layers, or routed experts
  * through Ops.moe_experts_small): what a recorded step (Ops.step_*) may contain. */
 int model_ffn_infer_is_async(const Model *m, int N);
+/* The largest N * K (rows x experts per token) whose routed experts go through
+ * Ops.moe_experts_small (the threshold above, with the backend's answer and
+ * CRUCIBLE_MOE_SMALL_SLOTS applied); 0: always dispatched. */
+long model_moe_small_slots(const Model *m);
 
 /* Rotate (in place, spec §5.3) the qk_rope_head_dim floats at x + n*ld + h*head_stride for
  * n < N, h < n_heads, at positions pos[n] (backend memory), with the model's YaRN

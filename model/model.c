@@ -792,6 +792,8 @@ static long moe_small_slots(const Ops *o) {
     return *end || n < 0 ? def : n;
 }
 
+long model_moe_small_slots(const Model *m) { return moe_small_slots(m->ops); }
+
 int model_ffn_infer_is_async(const Model *m, int N) {
     const ModelConfig *c = &m->cfg;
     int moe = 0;
