@@ -269,12 +269,8 @@ void cuda_moe_experts_indexed(float *y, float *h, const float *x, const int32_t 
     launchCheck();
     unsigned gy = (unsigned)(S < (long long)IDX_GROUP_BLOCKS ? S : (long long)IDX_GROUP_BLOCKS);
     dim3 gu((unsigned)up_tiles, gy), gd((unsigned)down_tiles, gy);
-    // bf16 copies (CRUCIBLE_CUDA_DECODE_BF16): all three or none; the first expert's extent
-    // is asked for (the op is not told E; a declared range holds the whole stacked tensor)
-    size_t one = (size_t)I * (size_t)D;
-    const WeightBits *g16 = cuda_decode_shadow(Wg, one), *u16 = g16 ? cuda_decode_shadow(Wu, one) : NULL;
-    const WeightBits *d16 = u16 ? cuda_decode_shadow(Wd, one) : NULL;
-    if (d16) {
+    const WeightBits *g16, *u16, *d16;  // bf16 copies (CRUCIBLE_CUDA_DECODE_BF16)
+    if (cuda_decode_shadow_experts(Wg, Wu, Wd, I, D, &g16, &u16, &d16)) {
         launch_rows<true>(gu, h, x, idx, order, gstart, ngroups, g16, u16, D, I, K);
         launch_rows<false>(gd, z, h, idx, order, gstart, ngroups, d16, (const WeightBits *)NULL, I, D, K);
     } else {

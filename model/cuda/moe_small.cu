@@ -156,13 +156,8 @@ void cuda_moe_experts_small(float *y, float *h, const float *x, const int32_t *i
     int up_chunks = (I + UP_ROWS - 1) / UP_ROWS, down_chunks = (D + DOWN_ROWS - 1) / DOWN_ROWS;
     if (S > INT32_MAX || up_chunks > GRID_Y_MAX || down_chunks > GRID_Y_MAX)
         cuda_fail("moe_experts_small", "too many slots, or I or D too large for the grid", __FILE__, __LINE__);
-    // bf16 copies (CRUCIBLE_CUDA_DECODE_BF16): all three or none. The op is not told E: the
-    // first expert's extent is asked for; a declared range is one whole allocation, which
-    // holds the whole stacked tensor.
-    size_t one = (size_t)I * (size_t)D;
-    const WeightBits *g16 = cuda_decode_shadow(Wg, one), *u16 = g16 ? cuda_decode_shadow(Wu, one) : NULL;
-    const WeightBits *d16 = u16 ? cuda_decode_shadow(Wd, one) : NULL;
-    if (d16)
+    const WeightBits *g16, *u16, *d16;  // bf16 copies (CRUCIBLE_CUDA_DECODE_BF16)
+    if (cuda_decode_shadow_experts(Wg, Wu, Wd, I, D, &g16, &u16, &d16))
         launch_small(y, h, x, idx, w, g16, u16, d16, N, D, I, K, up_chunks, down_chunks);
     else
         launch_small(y, h, x, idx, w, Wg, Wu, Wd, N, D, I, K, up_chunks, down_chunks);

@@ -144,8 +144,8 @@ double ops_cuda_sumsq(const float *x, size_t n);
 /* Parameter shadows (declare_params, CRUCIBLE_CUDA_BF16_WEIGHTS=1; model/cuda/param_shadow.cu):
  * bf16 refreshes of declared ranges and GEMMs that read a shadow, since the process began. */
 void ops_cuda_param_shadow_counts(long *refreshes, long *gemms);
-/* Decode kernel launches (GEMV, routed experts) that read a bf16 parameter copy under
- * CRUCIBLE_CUDA_DECODE_BF16=1, since the process began. */
+/* Weights handed to the decode kernels (GEMV, routed experts: one per call and weight) as
+ * bf16 parameter copies under CRUCIBLE_CUDA_DECODE_BF16=1, since the process began. */
 long ops_cuda_decode_bf16_reads(void);
 
 #ifdef __cplusplus

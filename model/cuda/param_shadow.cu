@@ -50,7 +50,7 @@ static struct {
     uint16_t *act;  // bf16 copy of the non-declared operand of the last shadow GEMM
     size_t act_elems;
     long refreshes, gemms;  // counters for tests and benchmarks
-    long decode_reads;      // decode kernel launches given a bf16 copy
+    long decode_reads;      // weights handed to decode kernels as bf16 copies (per call and weight)
 } g_ps;
 
 enum { SHADOW_MIN_LOG2_MNK = 30, SHADOW_MIN_WEIGHT_DIM = 1024 };

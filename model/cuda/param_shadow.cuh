@@ -1,7 +1,7 @@
 // model/cuda/param_shadow.cuh — bf16 shadows of declared parameter ranges for the bf16
 // table's GEMMs (private to model/cuda/; Ops.declare_params in model/ops.h is the contract).
 // Defines: cuda_declare_params, cuda_params_written, cuda_params_freed, cuda_gemm_bf16_shadow,
-// cuda_bf16_weights_enabled, cuda_decode_shadow.
+// cuda_bf16_weights_enabled, cuda_decode_shadow, cuda_decode_shadow_experts.
 //
 //  - A registry of up to PARAM_SHADOW_SLOTS declared ranges (policy, reference, reward
 //    model, ...); a declaration beyond that is ignored (its GEMMs keep FAST_16BF). Each
@@ -44,6 +44,18 @@ void cuda_params_freed(const void *p);
 int cuda_bf16_weights_enabled(void);
 // The bf16 copy of X[0..extent) (floats) for a decode kernel, or NULL (read X): see above.
 const uint16_t *cuda_decode_shadow(const float *X, size_t extent);
+// The copies of a routed-experts call's stacked weights Wg, Wu [E, I, D] and Wd [E, D, I]:
+// 1 with all three set, or 0 (read all three in fp32). The op is not told E: the first
+// expert's extent I * D is asked for; a declared range is one whole allocation, which
+// holds the whole stacked tensor.
+static inline int cuda_decode_shadow_experts(const float *Wg, const float *Wu, const float *Wd, int I, int D,
+                                             const uint16_t **g16, const uint16_t **u16, const uint16_t **d16) {
+    size_t one = (size_t)I * (size_t)D;
+    *g16 = cuda_decode_shadow(Wg, one);
+    *u16 = *g16 ? cuda_decode_shadow(Wu, one) : NULL;
+    *d16 = *u16 ? cuda_decode_shadow(Wd, one) : NULL;
+    return *d16 != NULL;
+}
 int cuda_gemm_bf16_shadow(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                           const float *B, int ldb, float beta, float *C, int ldc);
 
