@@ -70,7 +70,6 @@ static int check_tensors(const ParamTensor *tab, int n, const SafeTensors *s, co
             return cr_error_set(e, "%s: unexpected tensor %s (not in the model for this config.json)", t->file,
                                 t->name);
     }
-    (void)what;
     return 0;
 }
 
@@ -121,8 +120,8 @@ Model *model_load_ops(const char *dir, const Ops *ops, CrError *e) {
     if (!s) goto out;
     int n_tab = 0;
     size_t n_par = 0;
-    ParamTensor *tab = model_config_validate(&cfg, "config.json", e) ? NULL : model_params_layout(&cfg, &n_tab, &n_par);
-    if (tab && check_tensors(tab, n_tab, s, path, e) == 0) m = model_create_ops(&cfg, ops, e);
+    ParamTensor *tab = model_params_layout(&cfg, &n_tab, &n_par);  /* cfg validated by model_config_load */
+    if (check_tensors(tab, n_tab, s, path, e) == 0) m = model_create_ops(&cfg, ops, e);
     free(tab);
     if (m && load_tensors(m, s, e)) {
         model_free(m);
