@@ -174,11 +174,7 @@ int cmd_sample(int argc, char **argv) {
         return 2;
     }
     SamplerCfg scheck = {(float)temperature, (int)top_k, (float)top_p, (float)min_p};
-    if (!(top_p > 0)) {
-        fprintf(stderr, "crucible sample: --top-p must be in (0, 1] (1 = off; got %g)\n", top_p);
-        return 2;
-    }
-    if (sampler_cfg_check(&scheck, &e)) {
+    if (sampler_flags_check(&scheck, &e)) {
         fprintf(stderr, "crucible sample: %s\n", e.msg);
         return 2;
     }

@@ -66,13 +66,7 @@ int eval_run(const EvalConfig *c, EvalResult *out, CrError *e) {
     char *tp = cr_path_join(c->model_dir, "tokenizer.json");
     if (c->limit < 0) { cr_error_set(e, "eval: --limit must be >= 0 (0 = all tasks; got %ld)", (long)c->limit); goto out; }
     if (tasks_load(c->tasks_path, &tasks, &n_all, e)) goto out;
-    {
-        SandboxLimits lim;
-        sandbox_limits_default(&lim);
-        lim.time_limit_s = c->time_limit;
-        if (!(c->time_limit > 0)) { cr_error_set(e, "eval: --time-limit must be > 0 seconds (got %g)", c->time_limit); goto out; }
-        if (judge_check_tasks(tasks, n_all, c->tasks_path, &lim, e)) goto out;
-    }
+    if (judge_check_tasks(tasks, n_all, c->tasks_path, c->time_limit, e)) { cr_error_prefix(e, "eval"); goto out; }
     nt = n_all;
     if (c->limit > 0 && c->limit < nt) nt = (int)c->limit;
     tok = tokenizer_load(tp, e);

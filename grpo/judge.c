@@ -68,10 +68,14 @@ char *judge_source(const Task *t, const char *completion) {
     return s;
 }
 
-int judge_check_tasks(const Task *tasks, int n, const char *path, const SandboxLimits *limits, CrError *e) {
-    if (sandbox_job_check("python", limits, e)) return cr_error_prefix(e, "%s: --time-limit", path), -1;
+int judge_check_tasks(const Task *tasks, int n, const char *path, double time_limit_s, CrError *e) {
+    if (!(time_limit_s > 0)) return cr_error_set(e, "--time-limit must be > 0 seconds (got %g)", time_limit_s);
+    SandboxLimits lim;
+    memset(&lim, 0, sizeof lim);
+    lim.time_limit_s = time_limit_s;  /* the other fields: the defaults */
+    if (sandbox_limits_check(&lim, e)) return cr_error_prefix(e, "--time-limit"), -1;
     for (int i = 0; i < n; i++)
-        if (sandbox_job_check(tasks[i].language, limits, e))
+        if (sandbox_lang_check(tasks[i].language, e))
             return cr_error_prefix(e, "%s: task %d (id \"%s\")", path, i + 1, tasks[i].id ? tasks[i].id : ""), -1;
     return 0;
 }

@@ -36,9 +36,10 @@ char *judge_source(const Task *t, const char *completion);
  * sandbox itself failed (then every result that was filled is still valid; unfilled
  * ones are IE). */
 int judge_batch(SandboxPool *pool, JudgeItem *items, int n, const SandboxLimits *limits, CrError *e);
-/* Every task of tasks[0..n) (read from path) can be judged with `limits`: its language
- * is one the sandbox runs here and the limits are in range. 0, or -1 with e naming the
- * file, the task and the problem (so a bad task set is an error, not a run of IE). */
-int judge_check_tasks(const Task *tasks, int n, const char *path, const SandboxLimits *limits, CrError *e);
+/* Every task of tasks[0..n) (read from path) can be judged with a time limit of
+ * time_limit_s (> 0, in the sandbox's range): its language is one the sandbox runs here.
+ * 0, or -1 with e naming the flag or the file and task (so a bad task set or limit is an
+ * error, not a run of IE). */
+int judge_check_tasks(const Task *tasks, int n, const char *path, double time_limit_s, CrError *e);
 
 #endif

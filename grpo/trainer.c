@@ -182,7 +182,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     if (!(c->min_lr_ratio >= 0 && c->min_lr_ratio <= 1))
         return cr_error_set(e, "grpo: --min-lr-ratio must be in [0, 1] (got %g)", c->min_lr_ratio);
     SamplerCfg scheck = {(float)c->temperature, 0, (float)c->top_p, 0.0f};
-    if (sampler_cfg_check(&scheck, e)) return cr_error_prefix(e, "grpo"), -1;
+    if (sampler_flags_check(&scheck, e)) return cr_error_prefix(e, "grpo"), -1;
     AdamWConfig acfg = {(float)c->lr, (float)c->beta1, (float)c->beta2, 1e-8f, (float)c->weight_decay};
     if (adamw_check_config(acfg, e)) return cr_error_prefix(e, "grpo: --lr, --beta1, --beta2, --weight-decay");
     GrpoLossConfig lcfg = grpo_loss_config_default();
@@ -249,13 +249,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
 
     if ((out_lock = train_out_claim("grpo", c->out_dir, c->resume, e)) < 0) goto out;
     if (tasks_load(c->tasks_path, &tasks, &n_tasks, e)) goto out;
-    {
-        SandboxLimits lim;
-        sandbox_limits_default(&lim);
-        lim.time_limit_s = c->time_limit;
-        if (!(c->time_limit > 0)) { cr_error_set(e, "grpo: --time-limit must be > 0 seconds (got %g)", c->time_limit); goto out; }
-        if (judge_check_tasks(tasks, n_tasks, c->tasks_path, &lim, e)) goto out;
-    }
+    if (judge_check_tasks(tasks, n_tasks, c->tasks_path, c->time_limit, e)) { cr_error_prefix(e, "grpo"); goto out; }
     if (c->resume) {
         CrError e2;
         resume_from = checkpoint_latest(c->out_dir, &e2);

@@ -261,3 +261,8 @@ int sampler_cfg_check(const SamplerCfg *c, CrError *e) {
         return cr_error_set(e, "--min-p must be in [0, 1] (0 = off; got %g)", (double)c->min_p);
     return 0;
 }
+
+int sampler_flags_check(const SamplerCfg *c, CrError *e) {
+    if (!(c->top_p > 0)) return cr_error_set(e, "--top-p must be in (0, 1] (1 = off; got %g)", (double)c->top_p);
+    return sampler_cfg_check(c, e);
+}

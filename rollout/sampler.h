@@ -44,6 +44,9 @@ typedef struct SamplerScratch {
  * users), min_p in [0, 1] (0 = off) —, else -1 with e naming the field as a flag
  * (--top-p ...): min_p above 1 would keep no token, top_p above 1 is not a mass. */
 int sampler_cfg_check(const SamplerCfg *c, struct CrError *e);
+/* The same for settings a user gave as flags: top_p must be > 0 too (--top-p 0 is refused,
+ * not taken as "off"). */
+int sampler_flags_check(const SamplerCfg *c, struct CrError *e);
 
 SamplerScratch *sampler_scratch_new(int n_vocab);
 void sampler_scratch_free(SamplerScratch *s);

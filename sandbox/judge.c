@@ -153,12 +153,32 @@ static int write_source(const char *dir, const char *name, const char *src, CrEr
     return close(fd) == 0 ? 0 : cr_error_set(e, "sandbox: closing %s: %s", path, strerror(errno));
 }
 
-static int validate(const SandboxJob *job, const SandboxLang **lang, int *li, SandboxLimits *lim, CrError *e) {
-    if (!job->lang) return cr_error_set(e, "job: field \"lang\" missing");
-    *lang = sandbox_lang_find(job->lang);
-    if (!*lang) return cr_error_set(e, "job: lang \"%s\" unknown (available here: %s)", job->lang, sandbox_languages());
+/* The language a job names, known and installed here. */
+static int check_lang(const char *name, const SandboxLang **lang, CrError *e) {
+    if (!name) return cr_error_set(e, "job: field \"lang\" missing");
+    *lang = sandbox_lang_find(name);
+    if (!*lang) return cr_error_set(e, "job: lang \"%s\" unknown (available here: %s)", name, sandbox_languages());
     if (!sandbox_lang_available(*lang))
-        return cr_error_set(e, "job: lang \"%s\": toolchain not installed on this machine", job->lang);
+        return cr_error_set(e, "job: lang \"%s\": toolchain not installed on this machine", name);
+    return 0;
+}
+
+/* *lim = the defaults overridden by the job's positive fields, in range. */
+static int check_limits(const SandboxLimits *req, SandboxLimits *lim, CrError *e) {
+    sandbox_limits_default(lim);
+    if (req->time_limit_s > 0) lim->time_limit_s = req->time_limit_s;
+    if (req->memory_limit_mb > 0) lim->memory_limit_mb = req->memory_limit_mb;
+    if (req->output_limit_bytes > 0) lim->output_limit_bytes = req->output_limit_bytes;
+    if (req->time_limit_s < 0 || req->memory_limit_mb < 0 || req->output_limit_bytes < 0)
+        return cr_error_set(e, "job: limits must not be negative");
+    if (lim->time_limit_s > 3600) return cr_error_set(e, "job: time limit %.0f s exceeds 3600 s", lim->time_limit_s);
+    if (lim->memory_limit_mb > 65536 || lim->memory_limit_mb < 16)
+        return cr_error_set(e, "job: memory limit %ld MB outside [16, 65536]", lim->memory_limit_mb);
+    return 0;
+}
+
+static int validate(const SandboxJob *job, const SandboxLang **lang, int *li, SandboxLimits *lim, CrError *e) {
+    if (check_lang(job->lang, lang, e)) return -1;
     *li = (int)(*lang - sandbox_lang_at(0));
     if (!job->source) return cr_error_set(e, "job: field \"source\" missing");
     if (job->n_tests < 0 || (job->n_tests > 0 && !job->tests)) return cr_error_set(e, "job: bad tests array");
@@ -171,28 +191,17 @@ static int validate(const SandboxJob *job, const SandboxLang **lang, int *li, Sa
             return cr_error_set(e, "job: assertion tests (test_code) are supported for python only, not \"%s\"", job->lang);
         if (job->n_tests > 0) return cr_error_set(e, "job: give either tests or test_code, not both");
     }
-    sandbox_limits_default(lim);
-    if (job->limits.time_limit_s > 0) lim->time_limit_s = job->limits.time_limit_s;
-    if (job->limits.memory_limit_mb > 0) lim->memory_limit_mb = job->limits.memory_limit_mb;
-    if (job->limits.output_limit_bytes > 0) lim->output_limit_bytes = job->limits.output_limit_bytes;
-    if (job->limits.time_limit_s < 0 || job->limits.memory_limit_mb < 0 || job->limits.output_limit_bytes < 0)
-        return cr_error_set(e, "job: limits must not be negative");
-    if (lim->time_limit_s > 3600) return cr_error_set(e, "job: time limit %.0f s exceeds 3600 s", lim->time_limit_s);
-    if (lim->memory_limit_mb > 65536 || lim->memory_limit_mb < 16)
-        return cr_error_set(e, "job: memory limit %ld MB outside [16, 65536]", lim->memory_limit_mb);
-    return 0;
+    return check_limits(&job->limits, lim, e);
 }
 
-int sandbox_job_check(const char *lang, const SandboxLimits *lim, CrError *e) {
-    SandboxJob job;
-    memset(&job, 0, sizeof job);
-    job.lang = lang;
-    job.source = "";
-    if (lim) job.limits = *lim;
+int sandbox_lang_check(const char *lang, CrError *e) {
     const SandboxLang *l;
-    int li;
+    return check_lang(lang, &l, e);
+}
+
+int sandbox_limits_check(const SandboxLimits *lim, CrError *e) {
     SandboxLimits out;
-    return validate(&job, &l, &li, &out, e);
+    return check_limits(lim, &out, e);
 }
 
 static void run_spec(BoxSpec *s, const SandboxLang *l, const SandboxLimits *lim, const char *dir,

@@ -98,10 +98,11 @@ void sandbox_shutdown(void);
 
 /* Languages known to this build that exist on the machine, e.g. "c cpp python ..." (static). */
 const char *sandbox_languages(void);
-/* 0 when jobs in language `lang` with limits `lim` (0 fields: the defaults) would be
- * accepted — the same checks sandbox_run makes —, else -1 with e saying why. For callers
+/* The checks sandbox_run makes of a job's language (known and installed here) and of its
+ * limits (0 fields: the defaults; in range): 0, else -1 with e saying why. For callers
  * that judge many jobs (eval, grpo) to refuse bad input up front, not judge it IE. */
-int sandbox_job_check(const char *lang, const SandboxLimits *lim, CrError *e);
+int sandbox_lang_check(const char *lang, CrError *e);
+int sandbox_limits_check(const SandboxLimits *lim, CrError *e);
 /* One line naming the isolation in force on this machine (namespaces, cgroup, seccomp), static. */
 const char *sandbox_isolation_report(void);
 
