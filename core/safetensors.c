@@ -144,6 +144,10 @@ static int cmp_span(const void *a, const void *b) {
     return x->end < y->end ? -1 : x->end > y->end;
 }
 
+static int cmp_span_name(const void *a, const void *b) {
+    return strcmp(((const Span *)a)->name, ((const Span *)b)->name);
+}
+
 /* Validate file f's header and append its tensors to s. */
 static int parse_file(SafeTensors *s, StFile *f, CrError *e) {
     const char *fn = f->path;
@@ -250,9 +254,17 @@ static int parse_file(SafeTensors *s, StFile *f, CrError *e) {
         spans[n_spans++] = (Span){b, en, name};
         push_tensor(s, &t);
     }
-    /* Non-empty spans must not share bytes. */
+    /* As the reference reader: names are unique (JSON keeps both of a repeated key), and the
+     * tensors tile the data section exactly, with no overlap, gap or trailing bytes. */
+    qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span_name);
+    for (int i = 1; i < n_spans; i++)
+        if (!strcmp(spans[i - 1].name, spans[i].name)) {
+            cr_error_set(e, "%s: duplicate tensor %s", fn, spans[i].name);
+            goto out;
+        }
     qsort(spans, (size_t)n_spans, sizeof *spans, cmp_span);
     const Span *prev = NULL;
+    uint64_t covered = 0;
     for (int i = 0; i < n_spans; i++) {
         if (spans[i].begin == spans[i].end) continue;
         if (prev && spans[i].begin < prev->end) {
@@ -261,7 +273,19 @@ static int parse_file(SafeTensors *s, StFile *f, CrError *e) {
                          (unsigned long long)spans[i].begin, (unsigned long long)spans[i].end);
             goto out;
         }
+        if (spans[i].begin != covered) {
+            cr_error_set(e, "%s: data bytes [%llu, %llu] before tensor %s belong to no tensor", fn,
+                         (unsigned long long)covered, (unsigned long long)spans[i].begin, spans[i].name);
+            goto out;
+        }
+        covered = spans[i].end;
         prev = &spans[i];
+    }
+    if (covered != data_size) {
+        cr_error_set(e, "%s: %llu trailing bytes after the last tensor's data (data section holds %zu bytes, "
+                        "tensors cover %llu)", fn, (unsigned long long)(data_size - covered), data_size,
+                     (unsigned long long)covered);
+        goto out;
     }
     rc = 0;
 out:

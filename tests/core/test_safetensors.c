@@ -299,6 +299,15 @@ TEST(core_st_malformed_files_named_errors) {
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"x\":1}}", 8, "tensor w", "unknown key"},
         {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
          "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "duplicate tensor w", NULL},
+        /* The same key twice over the same bytes is a duplicate, not an "overlap". */
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, "duplicate tensor w", NULL},
+        /* The tensors must tile the data section, as the reference reader requires. */
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, "4 trailing bytes", NULL},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "before tensor w", "[0, 4]"},
+        {"{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"v\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12, "before tensor v", NULL},
+        {"{}", 3, "3 trailing bytes", NULL},
         {"{\"w\":[1,2]}", 0, "tensor w", "not an object"},
         {"[1,2]", 0, "not a JSON object", NULL},
         {"{\"w\":{\"dtype\":\"F32\",", 0, "not a JSON object", NULL},
