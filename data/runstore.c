@@ -322,6 +322,25 @@ int64_t runstore_latest_run(RunStore *rs, CrError *e) {
     return query_i64(rs, "SELECT max(id) FROM runs", 0, 0, e);
 }
 
+int runstore_source(RunStore *rs, int64_t run_id, const char *kind, char **source, char **revision, CrError *e) {
+    *source = *revision = NULL;
+    sqlite3_stmt *st = prep(rs, "SELECT source, revision FROM sources WHERE run_id = ?1 AND kind = ?2 "
+                                "ORDER BY id LIMIT 1", e);
+    if (!st) return -1;
+    if (bind_i64(rs, st, 1, run_id, e) || bind_text(rs, st, 2, kind, e)) { sqlite3_finalize(st); return -1; }
+    int rc = sqlite3_step(st), r = 0;
+    if (rc == SQLITE_ROW) {
+        const unsigned char *a = sqlite3_column_text(st, 0), *b = sqlite3_column_text(st, 1);
+        *source = cr_strdup(a ? (const char *)a : "");
+        *revision = b ? cr_strdup((const char *)b) : NULL;
+        r = 1;
+    } else if (rc != SQLITE_DONE) {
+        r = db_err(rs, e, "read source");
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
 /* Readers run in one read transaction so that they see a single snapshot. */
 static int read_begin(RunStore *rs, CrError *e) {
     return sqlite3_get_autocommit(rs->db) ? exec_sql(rs, "BEGIN", e) : 0;

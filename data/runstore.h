@@ -109,5 +109,8 @@ int runstore_verdict_histogram(RunStore *rs, int64_t run_id, int64_t step_lo, in
                                char ***verdicts, int64_t **counts, int *n, CrError *e);
 /* The latest run id (0 if none). */
 int64_t runstore_latest_run(RunStore *rs, CrError *e);
+/* The first source of KIND recorded for a run: 1 and malloc'd source/revision (revision may be
+ * NULL), 0 if there is none, -1 on error. */
+int runstore_source(RunStore *rs, int64_t run_id, const char *kind, char **source, char **revision, CrError *e);
 
 #endif

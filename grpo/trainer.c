@@ -254,6 +254,10 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         CrError e2;
         resume_from = checkpoint_latest(c->out_dir, &e2);
     }
+    if (resume_from && provenance_check_resume(c->out_dir, "tasks", c->tasks_path, "--tasks", e)) {
+        cr_error_prefix(e, "grpo");
+        goto out;
+    }
     tok_path = cr_path_join(resume_from ? resume_from : c->model_dir, "tokenizer.json");
     tok = tokenizer_load(tok_path, e);
     if (!tok) { cr_error_prefix(e, "grpo: the model directory needs a tokenizer.json"); goto out; }

@@ -140,6 +140,11 @@ int sft_train(const SftConfig *c, CrError *e) {
         CrError e2;
         resume_from = checkpoint_latest(c->out_dir, &e2);
     }
+    if (resume_from && (provenance_check_resume(c->out_dir, "sft_data", c->data_path, "--data", e) ||
+                        (c->eval_data && provenance_check_resume(c->out_dir, "eval_data", c->eval_data, "--eval-data", e)))) {
+        cr_error_prefix(e, "sft");
+        goto out;
+    }
     const char *src_dir = resume_from ? resume_from : c->model_dir;
     tok_path = cr_path_join(src_dir, "tokenizer.json");
     if (!cr_file_exists(tok_path)) {

@@ -144,6 +144,30 @@ TEST(sft_cli_resume_checks_state_json) {
     free(d);
 }
 
+/* --resume on other data is refused by content (the run store's source id), and the same
+ * bytes under another path are accepted. */
+TEST(sft_cli_resume_checks_the_data) {
+    char *d = test_tmpdir();
+    CHECK(test_make_tiny_model(d, 1) == 0);
+    if (FAILED()) return;
+    const char *bin = test_crucible_bin();
+    CHECK(test_run("%s sft --model %s/model --out %s/r --data configs/tiny/sft.jsonl --batch-tokens 512 --max-steps 2 "
+                   "--save-every 1 2>%s/1.log", bin, d, d, d) == 0);
+    CHECK(test_run("head -n 50 configs/tiny/sft.jsonl > %s/other.jsonl && cp configs/tiny/sft.jsonl %s/same.jsonl",
+                   d, d) == 0);
+    CHECK(test_run("%s sft --model %s/model --out %s/r --data %s/other.jsonl --batch-tokens 512 --max-steps 3 "
+                   "--resume 2>%s/2.log", bin, d, d, d, d) != 0);
+    char lp[1024];
+    snprintf(lp, sizeof lp, "%s/2.log", d);
+    char *msg = cr_read_file(lp, NULL, NULL);
+    CHECKF(msg && strstr(msg, "--data") && strstr(msg, "other.jsonl") && strstr(msg, "not the data this run began with"),
+           "%s", msg ? msg : "(none)");
+    free(msg);
+    CHECK(test_run("%s sft --model %s/model --out %s/r --data %s/same.jsonl --batch-tokens 512 --max-steps 3 "
+                   "--resume 2>%s/3.log", bin, d, d, d, d) == 0);
+    free(d);
+}
+
 TEST(sft_cli_bad_input_is_a_clear_error) {
     char *d = test_tmpdir();
     CHECK(test_make_tiny_model(d, 2) == 0);
