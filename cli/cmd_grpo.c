@@ -55,6 +55,7 @@ int cmd_grpo(int argc, char **argv) {
         {"batch-tokens", ARG_INT, &c.batch_tokens, "tokens per training micro-batch (8192)", 0},
         {"cache-tokens", ARG_INT, &c.cache_tokens, "rollout latent-cache budget in tokens (auto)", 0},
         {"save-every", ARG_INT, &c.save_every, "checkpoint every N steps (0 = only final)", 0},
+        {"keep-last", ARG_INT, &c.keep_last, "keep only the newest N step checkpoints and the references they resume with (0 = all)", 0},
         {"seed", ARG_INT, &c.seed, "seed for prompt order and sampling (0)", 0},
         {"resume", ARG_BOOL, &resume, "continue from the newest complete checkpoint in --out", 0},
         {NULL, 0, NULL, NULL, 0}};

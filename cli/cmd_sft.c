@@ -33,6 +33,7 @@ int cmd_sft(int argc, char **argv) {
         {"eval-data", ARG_STR, &c.eval_data, "held-out JSONL for eval loss", 0},
         {"eval-every", ARG_INT, &c.eval_every, "eval loss every N steps (0 = only at the end if --eval-data)", 0},
         {"save-every", ARG_INT, &c.save_every, "checkpoint every N steps (0 = only final)", 0},
+        {"keep-last", ARG_INT, &c.keep_last, "keep only the newest N step checkpoints (0 = all)", 0},
         {"max-steps", ARG_INT, &c.max_steps, "stop after N optimizer steps (0 = epochs decide)", 0},
         {"seed", ARG_INT, &c.seed, "data order and FIM seed (0)", 0},
         {"resume", ARG_BOOL, &resume, "continue from the newest complete checkpoint in --out", 0},

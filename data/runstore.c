@@ -295,6 +295,16 @@ int runstore_add_checkpoint(RunStore *rs, int64_t run_id, int64_t step, const ch
     return run_done(rs, st, "insert checkpoint", e);
 }
 
+int runstore_forget_checkpoints_before(RunStore *rs, int64_t run_id, int64_t step, CrError *e) {
+    sqlite3_stmt *st = prep(rs, "DELETE FROM checkpoints WHERE run_id = ?1 AND step < ?2", e);
+    if (!st) return -1;
+    if (bind_i64(rs, st, 1, run_id, e) || bind_i64(rs, st, 2, step, e)) {
+        sqlite3_finalize(st);
+        return -1;
+    }
+    return run_done(rs, st, "delete checkpoints", e);
+}
+
 /* One int64 from a query with up to one int64 parameter; returns -1 and sets e on error,
  * `none` when no row / NULL. */
 static int64_t query_i64(RunStore *rs, const char *sql, int64_t p1, int64_t none, CrError *e) {

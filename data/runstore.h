@@ -82,6 +82,9 @@ int runstore_truncate_after(RunStore *rs, int64_t run_id, int64_t step, CrError 
 
 int runstore_add_checkpoint(RunStore *rs, int64_t run_id, int64_t step, const char *path,
                             CrError *e);
+/* The run's checkpoint rows below STEP go (their directories were pruned: the table lists
+ * what can still be loaded). */
+int runstore_forget_checkpoints_before(RunStore *rs, int64_t run_id, int64_t step, CrError *e);
 /* Highest committed step of the run, or -1 if none (or on error, with e set: check
  * e->msg[0] when it matters). */
 int64_t runstore_last_step(RunStore *rs, int64_t run_id, CrError *e);

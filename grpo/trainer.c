@@ -141,6 +141,18 @@ static int ref_save_if_needed(const Model *ref, const GrpoConfig *c, long step, 
     return rc;
 }
 
+/* --keep-last: the saved references older than the one the oldest kept checkpoint resumes
+ * with are no longer needed (a failure is a warning, as for the checkpoints). */
+static void ref_prune(const GrpoConfig *c, long oldest_kept) {
+    long R = ref_reset_step(oldest_kept, c->ref_reset_every);
+    if (R <= 0) return;
+    char *base = cr_path_join(c->out_dir, "reference");
+    CrError pe;
+    if (checkpoint_remove_before(base, R, &pe) < 0)
+        fprintf(stderr, "grpo: warning: --keep-last %ld: %s\n", c->keep_last, pe.msg);
+    free(base);
+}
+
 /* Compact per-test summary for the store. */
 static char *tests_json(const SandboxResult *r) {
     cJSON *a = cJSON_CreateArray();
@@ -165,6 +177,8 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     if (!c->model_dir || !c->tasks_path || !c->out_dir) return cr_error_set(e, "grpo: --model, --tasks and --out are required");
     /* each setting on its own, so the message names the flag */
     if (c->steps <= 0) return cr_error_set(e, "grpo: --steps must be >= 1 (got %ld)", (long)c->steps);
+    if (c->keep_last < 0 || c->keep_last > 1000000)
+        return cr_error_set(e, "grpo: --keep-last must be >= 0 (0 keeps every checkpoint; got %ld)", c->keep_last);
     if (c->group < 2)
         return cr_error_set(e, "grpo: --group must be >= 2 (got %ld): an advantage is a reward relative to the other "
                                "completions of its prompt, so one completion alone never learns", (long)c->group);
@@ -595,7 +609,11 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < c->steps) {
             char *js = state_json(&st, c->seed);
             int r = ref_save_if_needed(ref, c, st.step, e);
-            if (r == 0) r = train_checkpoint(log, "grpo", c->out_dir, 0, st.step, m, &opt, js, tok_path, e);
+            long oldest = -1;
+            if (r == 0)
+                r = train_checkpoint(log, "grpo", c->out_dir, 0, st.step, m, &opt, js, tok_path, (int)c->keep_last,
+                                     &oldest, e);
+            if (r == 0 && oldest > 0) ref_prune(c, oldest);
             free(js);
             if (r) goto out;
         }
@@ -603,7 +621,7 @@ int grpo_train(const GrpoConfig *c, CrError *e) {
     progress_done(&pr);
     {
         char *js = state_json(&st, c->seed);
-        int r = train_checkpoint(log, "grpo", c->out_dir, 1, st.step, m, &opt, js, tok_path, e);
+        int r = train_checkpoint(log, "grpo", c->out_dir, 1, st.step, m, &opt, js, tok_path, 0, NULL, e);
         free(js);
         if (r) goto out;
     }

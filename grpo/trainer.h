@@ -41,6 +41,7 @@ typedef struct GrpoConfig {
     const char *loss_type, *scale_rewards, *reward_combine, *reward, *reward_weights, *verdict_values, *prompt_format;
     int dynamic_sampling, dual_clip, overlong_mask;
     long overlong_buffer, max_new_tokens, ref_reset_every, sandbox_workers, save_every, seed;
+    long keep_last;  /* keep only the newest N step checkpoints and the references they need (0: all) */
     long batch_tokens, cache_tokens;
     double temperature, top_p, time_limit;
     int resume;

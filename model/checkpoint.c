@@ -356,7 +356,8 @@ static int cmp_step_desc(const void *a, const void *b) {
     return x->step < y->step ? 1 : x->step > y->step ? -1 : 0;
 }
 
-int checkpoint_prune(const char *run_dir, int keep_last, CrError *e) {
+int checkpoint_prune(const char *run_dir, int keep_last, long *oldest_kept, CrError *e) {
+    if (oldest_kept) *oldest_kept = -1;
     if (keep_last < 1) return cr_error_set(e, "checkpoint_prune: keep_last must be >= 1, got %d", keep_last);
     char *sub = cr_path_join(run_dir, "checkpoints");
     char *base = is_dir(sub) ? sub : cr_strdup(run_dir);
@@ -394,7 +395,10 @@ int checkpoint_prune(const char *run_dir, int keep_last, CrError *e) {
     int kept = 0;
     for (int i = 0; i < n; i++) {
         int drop = v[i].complete ? kept >= keep_last : kept > 0;   /* incomplete: only below a complete one */
-        if (v[i].complete && !drop) kept++;
+        if (v[i].complete && !drop) {
+            kept++;
+            if (oldest_kept) *oldest_kept = v[i].step;
+        }
         if (drop && rc == 0) {
             if (remove_flat_dir(v[i].path, e)) rc = -1;
             else removed++;
@@ -411,5 +415,32 @@ int checkpoint_prune(const char *run_dir, int keep_last, CrError *e) {
     free(v);
     free(leftovers);
     free(base);
+    return rc ? -1 : removed;
+}
+
+int checkpoint_remove_before(const char *dir, long step, CrError *e) {
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : cr_error_set(e, "%s: cannot open directory: %s", dir, strerror(errno));
+    char **doomed = NULL;
+    int n = 0, rc = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        long s = parse_step_name(de->d_name);
+        if (s < 0 || s >= step) continue;
+        char *p = cr_path_join(dir, de->d_name);
+        if (!is_dir(p)) { free(p); continue; }
+        doomed = cr_realloc(doomed, sizeof *doomed * (size_t)(n + 1));
+        doomed[n++] = p;
+    }
+    closedir(d);
+    int removed = 0;
+    for (int i = 0; i < n; i++) {
+        if (rc == 0) {
+            if (remove_flat_dir(doomed[i], e)) rc = -1;
+            else removed++;
+        }
+        free(doomed[i]);
+    }
+    free(doomed);
     return rc ? -1 : removed;
 }

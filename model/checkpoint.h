@@ -1,6 +1,7 @@
 /* model/checkpoint.h — training checkpoints: what a run needs to resume bit for bit.
  * Defines: checkpoint_save, checkpoint_save_with_tokenizer, checkpoint_load,
- * checkpoint_load_ops, checkpoint_latest, checkpoint_step_dir, checkpoint_prune.
+ * checkpoint_load_ops, checkpoint_latest, checkpoint_step_dir, checkpoint_prune,
+ * checkpoint_remove_before.
  * Models and optimizers on any backend are saved (moments downloaded to the host).
  *
  * A checkpoint is a directory that is also a Hugging Face model directory:
@@ -47,7 +48,11 @@ char *checkpoint_step_dir(const char *run_dir, long step);
 /* Keep the keep_last (>= 1) newest complete step-N checkpoints under RUN/checkpoints (or
  * RUN, as checkpoint_latest) and delete older complete ones; incomplete step-N directories
  * older than the newest complete one and leftover "*.partial" / "*.old.*" directories of
- * interrupted saves are deleted too. Returns the number of directories removed, or -1. */
-int checkpoint_prune(const char *run_dir, int keep_last, CrError *e);
+ * interrupted saves are deleted too. Returns the number of directories removed, or -1;
+ * *oldest_kept (when not NULL) = the step of the oldest complete checkpoint kept, -1 if none. */
+int checkpoint_prune(const char *run_dir, int keep_last, long *oldest_kept, CrError *e);
+/* Delete the step-N directories directly under DIR with N < step (complete or not); a
+ * missing DIR is no error. Returns the number removed, or -1. */
+int checkpoint_remove_before(const char *dir, long step, CrError *e);
 
 #endif

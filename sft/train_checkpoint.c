@@ -66,7 +66,9 @@ void train_out_release(int fd) {
 }
 
 int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int final, long step, const Model *m,
-                     const AdamW *opt, const char *state_json, const char *tokenizer_json, CrError *e) {
+                     const AdamW *opt, const char *state_json, const char *tokenizer_json, int keep_last,
+                     long *oldest_kept, CrError *e) {
+    if (oldest_kept) *oldest_kept = -1;
     /* a diverged model is not saved: loading it would be refused, and it would stand where
      * the last good checkpoint is looked for */
     const Ops *ops = m->ops ? m->ops : ops_cpu();
@@ -80,6 +82,15 @@ int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int fina
     if (r == 0) r = runstore_add_checkpoint(log->rs, log->run_id, step, dir, e) < 0 ? -1 : 0;
     if (r == 0 && final) fprintf(stderr, "%s: %ld steps; final model in %s\n", who, step, dir);
     free(dir);
+    if (r == 0 && !final && keep_last > 0) {
+        /* pruning is housekeeping: a failure is reported and training goes on */
+        CrError pe;
+        long oldest = -1;
+        if (checkpoint_prune(out_dir, keep_last, &oldest, &pe) < 0 ||
+            (oldest > 0 && runstore_forget_checkpoints_before(log->rs, log->run_id, oldest, &pe)))
+            fprintf(stderr, "%s: warning: --keep-last %d: %s\n", who, keep_last, pe.msg);
+        if (oldest_kept) *oldest_kept = oldest;
+    }
     return r;
 }
 

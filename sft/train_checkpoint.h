@@ -13,9 +13,13 @@
 /* Save the checkpoint of STEP (model, optimizer, state_json, a copy of tokenizer_json)
  * under OUT_DIR — OUT_DIR/final when final, else the step's directory
  * (checkpoint_step_dir) — and add it to the store's checkpoints. final also says so on
- * stderr ("WHO: N steps; final model in DIR"). 0 or -1 with e set. */
+ * stderr ("WHO: N steps; final model in DIR"). keep_last > 0 (a step checkpoint): only the
+ * newest keep_last complete step checkpoints stay (checkpoint_prune), the store forgets the
+ * deleted ones, and *oldest_kept (when not NULL) is the oldest kept step (else -1); a failed
+ * prune is a warning on stderr. 0 or -1 with e set. */
 int train_checkpoint(RunLog *log, const char *who, const char *out_dir, int final, long step, const Model *m,
-                     const AdamW *opt, const char *state_json, const char *tokenizer_json, CrError *e);
+                     const AdamW *opt, const char *state_json, const char *tokenizer_json, int keep_last,
+                     long *oldest_kept, CrError *e);
 
 /* A trainer's state.json: *dst[i] = the field keys[i] (each required, an integer >= 0),
  * "trainer" (when present) must be `who`, and the run's seed must equal "seed" when the

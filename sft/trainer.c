@@ -106,6 +106,8 @@ int sft_train(const SftConfig *c, CrError *e) {
     if (!c->model_dir || !c->data_path || !c->out_dir) return cr_error_set(e, "sft: --model, --data and --out are required");
     /* each setting on its own, so the message names the flag */
     if (c->epochs <= 0) return cr_error_set(e, "sft: --epochs must be >= 1 (got %ld)", (long)c->epochs);
+    if (c->keep_last < 0 || c->keep_last > 1000000)
+        return cr_error_set(e, "sft: --keep-last must be >= 0 (0 keeps every checkpoint; got %ld)", (long)c->keep_last);
     if (c->batch_tokens < 2) return cr_error_set(e, "sft: --batch-tokens must be >= 2 (got %ld)", (long)c->batch_tokens);
     if (c->grad_accum <= 0) return cr_error_set(e, "sft: --grad-accum must be >= 1 (got %ld)", (long)c->grad_accum);
     if (c->max_seq_len < 2) return cr_error_set(e, "sft: --max-seq-len must be >= 2 (got %ld)", (long)c->max_seq_len);
@@ -305,7 +307,7 @@ int sft_train(const SftConfig *c, CrError *e) {
                         tokens_total / progress_elapsed(&pr), progress_eta(per * (double)(st.total_steps - st.step), eta));
         if (c->save_every > 0 && st.step % c->save_every == 0 && st.step < st.total_steps) {
             char *js = state_to_json(&st, c->seed);
-            int r = train_checkpoint(log, "sft", c->out_dir, 0, st.step, m, &opt, js, tok_path, e);
+            int r = train_checkpoint(log, "sft", c->out_dir, 0, st.step, m, &opt, js, tok_path, (int)c->keep_last, NULL, e);
             free(js);
             if (r) goto out;
         }
@@ -313,7 +315,7 @@ int sft_train(const SftConfig *c, CrError *e) {
     progress_done(&pr);
     {
         char *js = state_to_json(&st, c->seed);
-        int r = train_checkpoint(log, "sft", c->out_dir, 1, st.step, m, &opt, js, tok_path, e);
+        int r = train_checkpoint(log, "sft", c->out_dir, 1, st.step, m, &opt, js, tok_path, 0, NULL, e);
         free(js);
         if (r) goto out;
     }

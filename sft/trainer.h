@@ -34,6 +34,7 @@ typedef struct SftConfig {
     long batch_tokens, grad_accum, max_seq_len;
     double fim_rate;
     long eval_every, save_every, seed, max_steps;
+    long keep_last;  /* keep only the newest N step checkpoints (0: all) */
     int resume;
     const char *device;        /* --device value (model/device.h); NULL = cpu */
     const struct Ops *ops;     /* the backend itself (library use, tests): overrides device */

@@ -9,6 +9,7 @@
 #include "data/runstore.h"
 
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,5 +93,57 @@ TEST(grpo_resume_after_sigkill_is_bit_exact) {
     char *msg = cr_read_file(p, &n, &e);
     CHECKF(msg && strstr(msg, "--tasks") && strstr(msg, "not the data this run began with"), "%s", msg ? msg : "");
     free(msg);
+    free(d);
+}
+
+/* --keep-last 1: only the newest step checkpoint stays, with the reference it resumes with;
+ * the store lists what is left; the run still resumes from it. */
+TEST(grpo_keep_last_prunes_checkpoints_and_references) {
+    char *d = test_tmpdir();
+    CHECK(test_make_tiny_model(d, 9) == 0);
+    char tasks[1024];
+    snprintf(tasks, sizeof tasks, "%s/tasks.jsonl", d);
+    CHECK(test_write_comment_tasks(tasks, 5) == 0);
+    if (FAILED()) return;
+    const char *bin = test_crucible_bin();
+#define KEEP_ARGS "--group 2 --prompts-per-step 1 --max-new-tokens 2 --beta 0.04 --ref-reset-every 2 --save-every 1 " \
+                  "--keep-last 1 --sandbox-workers 1"
+    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/k --steps 4 " KEEP_ARGS " 2>%s/k.log", bin, d, tasks,
+                   d, d) == 0);
+    char p[1024];
+    /* steps 1..3 saved, 3 kept (4 is final/); step 3 resumes with the reference of step 2 */
+    for (long s = 1; s <= 3; s++) {
+        snprintf(p, sizeof p, "%s/k/checkpoints/step-%06ld", d, s);
+        CHECKF(cr_file_exists(p) == (s == 3), "step %ld checkpoint %s", s, cr_file_exists(p) ? "kept" : "removed");
+    }
+    snprintf(p, sizeof p, "%s/k/reference/step-000002/DONE", d);
+    CHECK(cr_file_exists(p));
+    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/k --steps 6 " KEEP_ARGS " --resume 2>>%s/k.log", bin, d,
+                   tasks, d, d) == 0);
+    /* resumed at 3, saved 4 and 5 (6 is final/): 5 kept, and it needs the reference of step 4 */
+    for (long s = 3; s <= 5; s++) {
+        snprintf(p, sizeof p, "%s/k/checkpoints/step-%06ld", d, s);
+        CHECKF(cr_file_exists(p) == (s == 5), "step %ld checkpoint %s", s, cr_file_exists(p) ? "kept" : "removed");
+    }
+    snprintf(p, sizeof p, "%s/k/reference/step-000002", d);
+    CHECKF(!cr_file_exists(p), "the step-2 reference outlived every checkpoint that needs it");
+    snprintf(p, sizeof p, "%s/k/reference/step-000004/DONE", d);
+    CHECK(cr_file_exists(p));
+    /* the store lists the kept checkpoint and final/ only */
+    snprintf(p, sizeof p, "%s/k/run.db", d);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char rows[256] = "";
+    CHECK(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+          sqlite3_prepare_v2(db, "SELECT step FROM checkpoints ORDER BY step", -1, &q, NULL) == SQLITE_OK);
+    while (q && sqlite3_step(q) == SQLITE_ROW)
+        snprintf(rows + strlen(rows), sizeof rows - strlen(rows), "%s%lld", rows[0] ? "," : "",
+                 (long long)sqlite3_column_int64(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    CHECKF(!strcmp(rows, "5,6"), "checkpoint rows: %s", rows);
+    CHECK(test_run(ENV " %s grpo --model %s/model --tasks %s --out %s/k2 --steps 1 --keep-last -1 2>%s/neg.log", bin, d,
+                   tasks, d, d) != 0);
+#undef KEEP_ARGS
     free(d);
 }

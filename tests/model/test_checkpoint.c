@@ -204,16 +204,24 @@ TEST(model_checkpoint_prune_keeps_newest) {
     unlink(done40);
     char *partial = cr_path_join(run, "checkpoints/step-000050.partial");
     CHECK(mkdir(partial, 0755) == 0);
-    CHECK(checkpoint_prune(run, 0, &e) == -1 && strstr(e.msg, "keep_last"));
-    int n = checkpoint_prune(run, 2, &e);
-    CHECKF(n == 2, "removed %d (%s)", n, n < 0 ? e.msg : "");
+    CHECK(checkpoint_prune(run, 0, NULL, &e) == -1 && strstr(e.msg, "keep_last"));
+    long oldest = 0;
+    int n = checkpoint_prune(run, 2, &oldest, &e);
+    CHECKF(n == 2 && oldest == 20, "removed %d, oldest kept %ld (%s)", n, oldest, n < 0 ? e.msg : "");
     char *d10 = checkpoint_step_dir(run, 10), *d20 = checkpoint_step_dir(run, 20), *d30 = checkpoint_step_dir(run, 30);
     CHECK(!cr_file_exists(d10) && cr_file_exists(d20) && cr_file_exists(d30) && cr_file_exists(d40));
     CHECK(!cr_file_exists(partial));
     char *latest = checkpoint_latest(run, &e);
     CHECK(latest && !strcmp(latest, d30));
     /* keep 1: 20 goes; 40 (incomplete, newest) stays. */
-    CHECK(checkpoint_prune(run, 1, &e) == 1 && !cr_file_exists(d20) && cr_file_exists(d30));
+    CHECK(checkpoint_prune(run, 1, &oldest, &e) == 1 && !cr_file_exists(d20) && cr_file_exists(d30) && oldest == 30);
+    /* remove_before: strictly older step-N directories only */
+    char *ck = cr_path_join(run, "checkpoints");
+    CHECK(checkpoint_remove_before(ck, 40, &e) == 1 && !cr_file_exists(d30) && cr_file_exists(d40));
+    CHECK(checkpoint_remove_before(ck, 40, &e) == 0 && cr_file_exists(d40));
+    char *none = cr_path_join(run, "no-such-dir");
+    CHECK(checkpoint_remove_before(none, 40, &e) == 0);
+    free(ck), free(none);
     free(latest), free(d10), free(d20), free(d30), free(partial), free(done40), free(d40);
     model_free(m);
 }

@@ -145,14 +145,20 @@ TEST(sft_cli_resume_checks_state_json) {
 }
 
 /* --resume on other data is refused by content (the run store's source id), and the same
- * bytes under another path are accepted. */
+ * bytes under another path are accepted; --keep-last prunes the step checkpoints. */
 TEST(sft_cli_resume_checks_the_data) {
     char *d = test_tmpdir();
     CHECK(test_make_tiny_model(d, 1) == 0);
     if (FAILED()) return;
     const char *bin = test_crucible_bin();
-    CHECK(test_run("%s sft --model %s/model --out %s/r --data configs/tiny/sft.jsonl --batch-tokens 512 --max-steps 2 "
-                   "--save-every 1 2>%s/1.log", bin, d, d, d) == 0);
+    CHECK(test_run("%s sft --model %s/model --out %s/r --data configs/tiny/sft.jsonl --batch-tokens 512 --max-steps 3 "
+                   "--save-every 1 --keep-last 1 2>%s/1.log", bin, d, d, d) == 0);
+    /* --keep-last 1: of steps 1 and 2 (3 is final/) only 2 stays */
+    char ck[1024];
+    snprintf(ck, sizeof ck, "%s/r/checkpoints/step-000001", d);
+    CHECK(!cr_file_exists(ck));
+    snprintf(ck, sizeof ck, "%s/r/checkpoints/step-000002/DONE", d);
+    CHECK(cr_file_exists(ck));
     CHECK(test_run("head -n 50 configs/tiny/sft.jsonl > %s/other.jsonl && cp configs/tiny/sft.jsonl %s/same.jsonl",
                    d, d) == 0);
     CHECK(test_run("%s sft --model %s/model --out %s/r --data %s/other.jsonl --batch-tokens 512 --max-steps 3 "
