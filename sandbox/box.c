@@ -582,7 +582,8 @@ static _Noreturn void exec_program(const ChildPlan *p) {
                                            * exact limit on the whole box through cpuacct */
     struct rlimit rl = { (rlim_t)cpu, (rlim_t)cpu + 1 };
     if (setrlimit(RLIMIT_CPU, &rl) < 0) child_die(ef, "RLIMIT_CPU");
-    if (s->as_limit_bytes > 0) set_rlimit(ef, RLIMIT_AS, (rlim_t)s->as_limit_bytes);
+    if (s->as_limit_bytes > 0 && !(s->as_limit_fallback && p->c->cg_mem[0]))
+        set_rlimit(ef, RLIMIT_AS, (rlim_t)s->as_limit_bytes);
     set_rlimit(ef, RLIMIT_CORE, 0);
     set_rlimit(ef, RLIMIT_FSIZE, (rlim_t)BOX_FSIZE_BYTES);
     set_rlimit(ef, RLIMIT_NOFILE, BOX_NOFILE);

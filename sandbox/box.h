@@ -36,6 +36,9 @@ typedef struct BoxSpec {
     double cpu_limit_s, wall_limit_s;
     long memory_limit_bytes;
     long as_limit_bytes;         /* RLIMIT_AS, 0 = none */
+    int as_limit_fallback;       /* apply as_limit_bytes only when the box has no memory cgroup:
+                                  * the cgroup's OOM kill is the accurate MLE signal, while a
+                                  * malloc refused by RLIMIT_AS ends as an ordinary crash (RE) */
     long output_limit_bytes;     /* per stream */
     int nproc;
     const SeccompProgram *filter;

@@ -204,15 +204,34 @@ int sandbox_limits_check(const SandboxLimits *lim, CrError *e) {
     return check_limits(lim, &out, e);
 }
 
-static void run_spec(BoxSpec *s, const SandboxLang *l, const SandboxLimits *lim, const char *dir,
+/* The run step's argv: the language's, with SANDBOX_ARG_MEMORY_MB replaced by the limit. */
+typedef struct RunArgv { const char *argv[12]; char mem_arg[96]; } RunArgv;
+
+static void run_argv_fill(RunArgv *ra, const SandboxLang *l, long memory_limit_mb) {
+    const size_t tail = strlen(SANDBOX_ARG_MEMORY_MB);
+    int a = 0;
+    for (; l->run_argv[a] && a < 11; a++) {
+        const char *x = l->run_argv[a];
+        size_t n = strlen(x);
+        if (n >= tail && !strcmp(x + n - tail, SANDBOX_ARG_MEMORY_MB) && n - tail < 64) {
+            snprintf(ra->mem_arg, sizeof ra->mem_arg, "%.*s%ld", (int)(n - tail), x, memory_limit_mb);
+            x = ra->mem_arg;
+        }
+        ra->argv[a] = x;
+    }
+    ra->argv[a] = NULL;
+}
+
+static void run_spec(BoxSpec *s, const RunArgv *ra, const SandboxLang *l, const SandboxLimits *lim, const char *dir,
                      const SeccompProgram *f) {
     memset(s, 0, sizeof *s);
-    s->argv = l->run_argv;
+    s->argv = ra->argv;
     s->box_dir = dir;
     s->cpu_limit_s = lim->time_limit_s;
     s->wall_limit_s = 2 * lim->time_limit_s + 1;
     s->memory_limit_bytes = lim->memory_limit_mb << 20;
     s->as_limit_bytes = l->as_headroom_mb < 0 ? 0 : (lim->memory_limit_mb + l->as_headroom_mb) << 20;
+    s->as_limit_fallback = 1;
     s->output_limit_bytes = lim->output_limit_bytes;
     s->nproc = l->nproc;
     s->filter = f;
@@ -275,7 +294,9 @@ int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e) {
     out->tests = cr_calloc((size_t)n_planned, sizeof *out->tests);
     for (int i = 0; i < n_planned; i++) {
         BoxSpec rs;
-        run_spec(&rs, l, &lim, dir, frun);
+        RunArgv ra;
+        run_argv_fill(&ra, l, lim.memory_limit_mb);
+        run_spec(&rs, &ra, l, &lim, dir, frun);
         char nonce[33] = "";
         char *stdin_buf = NULL;
         const char *argv_h[8];
@@ -294,7 +315,7 @@ int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e) {
             rs.stdin_data = stdin_buf;
             rs.stdin_len = tl + 33;
             int a = 0;
-            for (; l->run_argv[a] && strcmp(l->run_argv[a], "/box/main.py") != 0; a++) argv_h[a] = l->run_argv[a];
+            for (; ra.argv[a] && strcmp(ra.argv[a], "/box/main.py") != 0; a++) argv_h[a] = ra.argv[a];
             argv_h[a++] = "-c";
             argv_h[a++] = k_py_harness;
             argv_h[a++] = "/box/main.py";

@@ -24,7 +24,7 @@ static const SandboxLang k_langs[] = {
       256, 32, 1, 1, NULL, NULL },
     { "javascript", "js node", "main.js",
       { NULL },
-      { "/usr/bin/node", "--max-old-space-size=256", "/box/main.js", NULL },
+      { "/usr/bin/node", "--max-old-space-size=" SANDBOX_ARG_MEMORY_MB, "/box/main.js", NULL },
       -1, 64, 0, 0, k_node_extra, NULL },
     /* rustup's toolchain lives outside /usr; only that directory is made visible */
     { "rust", "rs", "main.rs",

@@ -7,6 +7,10 @@
 #ifndef CRUCIBLE_SANDBOX_LANG_H
 #define CRUCIBLE_SANDBOX_LANG_H
 
+/* A run_argv element ending in this gets the run's memory limit in MB in its place (V8 sizes
+ * its heap from a flag, not from the limits it runs under). */
+#define SANDBOX_ARG_MEMORY_MB "@MB"
+
 typedef struct SandboxLang {
     const char *name;              /* "c", "cpp", "python", "javascript" */
     const char *aliases;           /* space-separated other names ("c++ cxx") */

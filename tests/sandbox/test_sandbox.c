@@ -4,6 +4,7 @@
  * loopback listeners opened here, host processes alive, no "ESCAPE" printed by the attack).
  * Positive controls in every language must be OK, so a sandbox that refuses everything fails. */
 #include "tests/test.h"
+#include "sandbox/lang.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -359,11 +360,20 @@ TEST(sandbox_memory_figures_small_limit) {
         "int main(void) { size_t n = 96u << 20; char *p = malloc(n); if (!p) return 3;\n"
         "  memset(p, 1, n); long s = 0; for (size_t i = 0; i < n; i += 4096) s += p[i];\n"
         "  printf(\"%ld\\n\", s); return 0; }\n";
+    static const char huge[] =
+        "#include <stdlib.h>\n#include <string.h>\n#include <stdio.h>\n"
+        "int main(void) { size_t n = 512u << 20; char *p = malloc(n); if (!p) return 3;\n"
+        "  memset(p, 1, n); long s = 0; for (size_t i = 0; i < n; i += 4096) s += p[i];\n"
+        "  printf(\"%ld\\n\", s); return 0; }\n";
     int cg = strstr(sandbox_isolation_report(), "memory v") != NULL;
     struct { const char *src; unsigned want; const char *what; } cases[] = {
         { exit1, V(RE), "exit 1 under 32 MB" },
         { hello, V(OK), "hello under 32 MB" },
         { toobig, V(MLE), "96 MB touched under 32 MB" },
+        /* one allocation far past the limit: with a memory cgroup no RLIMIT_AS refuses the
+         * malloc (a crash, RE); the cgroup's limit ends it as MLE. Without one, RLIMIT_AS is
+         * the bound and the refused malloc ends as the program's own failure. */
+        { huge, cg ? V(MLE) : V(RE) | V(MLE), "512 MB malloc'd under 32 MB" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         SandboxJob job = { .lang = "c", .source = cases[i].src };
@@ -376,6 +386,33 @@ TEST(sandbox_memory_figures_small_limit) {
                 cg ? " (cgroup)" : " (rlimits only: an upper bound)");
         CHECKF((1u << r.verdict) & cases[i].want, "%s: %s", cases[i].what, verdict_name(r.verdict));
         if (cg && i < 2) CHECKF(r.memory_kb > 0 && r.memory_kb < 16 * 1024, "%s: memory_kb %ld", cases[i].what, r.memory_kb);
+        sandbox_result_free(&r);
+    }
+    sandbox_shutdown();
+}
+
+/* V8 sizes its heap from a flag, so the limit must reach it: 320 MB of arrays run under a
+ * 1024 MB limit (a fixed 256 MB heap made this an RE), and are MLE under 128 MB. */
+TEST(sandbox_javascript_heap_follows_memory_limit) {
+    if (!sandbox_lang_available(sandbox_lang_find("javascript"))) {
+        SKIP("node is not installed: the JavaScript heap flag NOT checked");
+        return;
+    }
+    static const char src[] =
+        "const a = []; for (let i = 0; i < 40; i++) a.push(new Array(1 << 20).fill(i + 0.5));\n"
+        "console.log(a.length);\n";
+    long limits[] = { 1024, 128 };
+    unsigned want[] = { V(OK), V(MLE) | V(RE) };
+    for (int i = 0; i < 2; i++) {
+        SandboxJob job = { .lang = "javascript", .source = src, .stdin_data = "" };
+        job.limits.time_limit_s = 10;
+        job.limits.memory_limit_mb = limits[i];
+        SandboxResult r;
+        CrError e = { { 0 } };
+        if (sandbox_run(&job, &r, &e) < 0) { CHECKF(0, "%s", e.msg); continue; }
+        fprintf(stderr, "    320 MB of arrays under %ld MB: %s\n", limits[i], verdict_name(r.verdict));
+        CHECKF((1u << r.verdict) & want[i], "under %ld MB: %s (%s)", limits[i], verdict_name(r.verdict),
+               r.n_tests ? r.tests[0].stderr_data : "");
         sandbox_result_free(&r);
     }
     sandbox_shutdown();
