@@ -8,6 +8,10 @@
 
 typedef enum TopkMethod { TOPK_GREEDY = 0, TOPK_GROUP_LIMITED_GREEDY = 1 } TopkMethod;
 
+/* q_a_layernorm and kv_a_layernorm are built without an eps argument in DeepSeek's code and
+ * in transformers: their eps is always 1e-6, whatever rms_norm_eps says (spec 3.2). */
+#define MODEL_LATENT_NORM_EPS 1e-6f
+
 typedef struct ModelConfig {
     int vocab_size, hidden_size, num_hidden_layers, num_attention_heads, num_key_value_heads;
     int q_lora_rank;              /* 0 = no query compression (q_proj) */

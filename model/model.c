@@ -472,14 +472,14 @@ static void attention_forward(Model *m, int l, int N, int S) {
     o->rmsnorm_forward(a->xn1, D, a->rstd1, a->x_in, D, w->attn_norm, N, D, eps);
     if (ql) {
         o->gemm(0, 1, N, ql, D, 1.0f, a->xn1, D, w->wq_a, D, 0.0f, a->cq, ql);
-        o->rmsnorm_forward(a->cqn, ql, a->cq_rstd, a->cq, ql, w->q_a_norm, N, ql, eps);
+        o->rmsnorm_forward(a->cqn, ql, a->cq_rstd, a->cq, ql, w->q_a_norm, N, ql, MODEL_LATENT_NORM_EPS);
         o->gemm(0, 1, N, H * dqk, ql, 1.0f, a->cqn, ql, w->wq_b, ql, 0.0f, a->q, H * dqk);
     } else {
         o->gemm(0, 1, N, H * dqk, D, 1.0f, a->xn1, D, w->wq, D, 0.0f, a->q, H * dqk);
     }
     o->rope_forward(a->q + dn, H * dqk, dqk, H, N, dr, st->pos, st->inv_freq, st->cs_factor);
     o->gemm(0, 1, N, r + dr, D, 1.0f, a->xn1, D, w->wkv_a, D, 0.0f, a->ckv, r + dr);
-    o->rmsnorm_forward(a->cn, r, a->c_rstd, a->ckv, r + dr, w->kv_a_norm, N, r, eps);
+    o->rmsnorm_forward(a->cn, r, a->c_rstd, a->ckv, r + dr, w->kv_a_norm, N, r, MODEL_LATENT_NORM_EPS);
     o->rope_forward(a->ckv + r, r + dr, dr, 1, N, dr, st->pos, st->inv_freq, st->cs_factor);
     o->gemm(0, 1, N, H * (dn + dv), r, 1.0f, a->cn, r, w->wkv_b, r, 0.0f, a->kv, H * (dn + dv));
     o->mla_kv_assemble_forward(a->K, a->V, a->kv, a->ckv + r, r + dr, N, H, dn, dr, dv);

@@ -329,7 +329,7 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
         rmsnorm_rows(f->Hn, D, f->X, D, L->attn_norm, n, D, eps);
         if (ql > 0) {
             linear(f->CQ, ql, f->Hn, D, L->wq_a, n, ql, D, 0);
-            rmsnorm_rows(f->CQ, ql, f->CQ, ql, L->q_a_norm, n, ql, eps);
+            rmsnorm_rows(f->CQ, ql, f->CQ, ql, L->q_a_norm, n, ql, MODEL_LATENT_NORM_EPS);
             linear(f->Q, H * qk, f->CQ, ql, L->wq_b, n, H * qk, ql, 0);
         } else {
             linear(f->Q, H * qk, f->Hn, D, L->wq, n, H * qk, D, 0);
@@ -339,7 +339,7 @@ void forward_run(Forward *f, LatentCache *cache, int n, const int32_t *tokens, c
         for (int i = 0; i < n; i++) {
             float *row = cache_row(cache, seqs[i], l, pos[i]);
             const float *ckv = f->CKV + (size_t)i * rw;
-            rmsnorm_row(row, ckv, L->kv_a_norm, r, eps);
+            rmsnorm_row(row, ckv, L->kv_a_norm, r, MODEL_LATENT_NORM_EPS);
             memcpy(row + r, ckv + r, (size_t)dr * sizeof(float));
             rope_vec(row + r, dr, f->CS + (size_t)i * dr);
         }

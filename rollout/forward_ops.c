@@ -308,7 +308,7 @@ static void step_body(ForwardOps *f, LatentCache *cache, int n, int maxb, int R,
         o->rmsnorm_forward(f->Hn, D, f->rstd, f->X, D, lw->attn_norm, n, D, eps);
         if (ql > 0) {
             o->gemm(0, 1, n, ql, D, 1.0f, f->Hn, D, lw->wq_a, D, 0.0f, f->CQ, ql);
-            o->rmsnorm_forward(f->CQn, ql, f->rstd, f->CQ, ql, lw->q_a_norm, n, ql, eps);
+            o->rmsnorm_forward(f->CQn, ql, f->rstd, f->CQ, ql, lw->q_a_norm, n, ql, MODEL_LATENT_NORM_EPS);
             o->gemm(0, 1, n, H * qk, ql, 1.0f, f->CQn, ql, lw->wq_b, ql, 0.0f, f->Q, H * qk);
         } else {
             o->gemm(0, 1, n, H * qk, D, 1.0f, f->Hn, D, lw->wq, D, 0.0f, f->Q, H * qk);
@@ -316,7 +316,7 @@ static void step_body(ForwardOps *f, LatentCache *cache, int n, int maxb, int R,
         o->gemm(0, 1, n, rw, D, 1.0f, f->Hn, D, lw->wkv_a, D, 0.0f, f->CKV, rw);
 
         /* latent rows [rmsnorm(c) | rope(k_pe)] into the cache */
-        o->rmsnorm_forward(f->LAT, rw, f->rstd, f->CKV, rw, lw->kv_a_norm, n, r, eps);
+        o->rmsnorm_forward(f->LAT, rw, f->rstd, f->CKV, rw, lw->kv_a_norm, n, r, MODEL_LATENT_NORM_EPS);
         o->copy2d(f->LAT + r, rw, f->CKV + r, rw, n, dr);
         model_rope_apply(m, f->LAT + r, rw, dr, 1, n, f->d_pos);
         o->mla_cache_scatter(cache->data, f->d_bt, maxb, L, l, cache->block_tokens, rw, f->LAT, f->d_pos, n);

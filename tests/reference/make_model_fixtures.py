@@ -83,13 +83,13 @@ CONFIGS = {
                  topk_method="greedy", n_group=1, topk_group=1, routed_scaling_factor=1.0,
                  aux_loss_alpha=0.05),
     # V2-like: q-LoRA, group-limited greedy (4 groups of 2, top-2 groups, K=3), scale 16,
-    # qk_nope != v_head_dim.
+    # qk_nope != v_head_dim, rms_norm_eps 1e-2 (the latent norms keep their fixed 1e-6).
     "v2": dict(vocab_size=64, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
                q_lora_rank=16, kv_lora_rank=16, qk_nope_head_dim=12, qk_rope_head_dim=8,
                v_head_dim=10, intermediate_size=48, moe_intermediate_size=12, n_routed_experts=8,
                n_shared_experts=2, num_experts_per_tok=3, first_k_dense_replace=1,
                topk_method="group_limited_greedy", n_group=4, topk_group=2,
-               routed_scaling_factor=16.0, aux_loss_alpha=0.1),
+               routed_scaling_factor=16.0, aux_loss_alpha=0.1, rms_norm_eps=1e-2),
 }
 COMMON = dict(max_position_embeddings=163840, rope_theta=10000.0, rope_scaling=YARN,
               rms_norm_eps=1e-6, seq_aux=True, moe_layer_freq=1, scoring_func="softmax",
@@ -346,8 +346,8 @@ def spec_logp(model, cfg, batch, scale):
     ramp = ((torch.arange(half, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
     inv = (1 / ex) * (1 - ramp) + (1 / (s_ * ex)) * ramp
 
-    def rms(x, w):
-        return w * (x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps))
+    def rms(x, w, e=None):     # RC/HF: q_a_layernorm, kv_a_layernorm are built without eps (1e-6)
+        return w * (x / torch.sqrt((x * x).mean(-1, keepdim=True) + (eps if e is None else e)))
 
     def rope(x, p):            # x [..., T, dr]; RC: permute to [even | odd], rotate_half
         y = torch.cat([x[..., 0::2], x[..., 1::2]], -1)
@@ -372,11 +372,11 @@ def spec_logp(model, cfg, batch, scale):
             if cfg.q_lora_rank is None:
                 q = h @ sd[P + "self_attn.q_proj.weight"].T
             else:
-                q = rms(h @ sd[P + "self_attn.q_a_proj.weight"].T, sd[P + "self_attn.q_a_layernorm.weight"])
+                q = rms(h @ sd[P + "self_attn.q_a_proj.weight"].T, sd[P + "self_attn.q_a_layernorm.weight"], 1e-6)
                 q = q @ sd[P + "self_attn.q_b_proj.weight"].T
             q = q.view(T, H, dn + dr).transpose(0, 1)
             ckv = h @ sd[P + "self_attn.kv_a_proj_with_mqa.weight"].T
-            c = rms(ckv[:, :r], sd[P + "self_attn.kv_a_layernorm.weight"])
+            c = rms(ckv[:, :r], sd[P + "self_attn.kv_a_layernorm.weight"], 1e-6)
             kv = (c @ sd[P + "self_attn.kv_b_proj.weight"].T).view(T, H, dn + dv).transpose(0, 1)
             Q = torch.cat([q[..., :dn], rope(q[..., dn:], p)], -1)
             Kt = torch.cat([kv[..., :dn], rope(ckv[:, r:], p)[None].expand(H, T, dr)], -1)
