@@ -99,18 +99,24 @@ static int expect_str(const cJSON *o, const char *key, const char *want, const c
     return 0;
 }
 
-static int parse_rope(ModelConfig *c, const cJSON *root, const char *src, CrError *e) {
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
-    double theta_top = 10000.0;
-    if (get_num(root, "rope_theta", 10000.0, &theta_top, src, e)) return -1;
+/* A number of a rope block; absent or null (as transformers writes an unset one): def. */
+static int rope_num(const cJSON *o, const char *field, const char *key, double def, double *out, const char *src,
+                    CrError *e) {
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!it || cJSON_IsNull(it)) { *out = def; return 0; }
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
+        return cr_error_set(e, "%s: field \"%s.%s\": expected a number", src, field, key);
+    *out = it->valuedouble;
+    return 0;
+}
+
+/* One rope block (rope_parameters or the legacy rope_scaling) into c's rope fields. */
+static int parse_rope_block(ModelConfig *c, const cJSON *root, const cJSON *use, const char *field, double theta_top,
+                            const char *src, CrError *e) {
     c->rope_theta = (float)theta_top;
     c->rope_yarn = 0;
-    const cJSON *use = NULL;
-    const char *field = NULL;
-    if (rp && !cJSON_IsNull(rp)) { use = rp; field = "rope_parameters"; }
-    else if (rs && !cJSON_IsNull(rs)) { use = rs; field = "rope_scaling"; }
-    if (!use) return 0;
+    c->yarn_factor = c->yarn_beta_fast = c->yarn_beta_slow = c->yarn_mscale = c->yarn_mscale_all_dim = 0;
+    c->yarn_original_max_position_embeddings = 0;
     if (!cJSON_IsObject(use)) return cr_error_set(e, "%s: field \"%s\": expected an object", src, field);
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(use, "rope_theta");
     if (th) {
@@ -130,21 +136,23 @@ static int parse_rope(ModelConfig *c, const cJSON *root, const char *src, CrErro
         return cr_error_set(e, "%s: field \"%s.type\": unsupported rope scaling \"%s\" (only yarn)",
                             src, field, type);
     c->rope_yarn = 1;
-    double v = 0;
-    double implied = 0;
-    int orig = 0;
-    if (get_int(use, "original_max_position_embeddings", 0, 0, &orig, src, e)) return -1;
+    double v = 0, implied = 0, origd = 0;
+    if (rope_num(use, field, "original_max_position_embeddings", 0, &origd, src, e)) return -1;
+    if (origd != floor(origd) || origd < 0 || origd > 1e9)
+        return cr_error_set(e, "%s: field \"%s.original_max_position_embeddings\": expected a non-negative integer",
+                            src, field);
+    int orig = (int)origd;
     if (orig > 0) implied = (double)c->max_position_embeddings / orig;
-    if (get_num(use, "factor", implied, &v, src, e)) return cr_error_prefix(e, "%s", field);
+    if (rope_num(use, field, "factor", implied, &v, src, e)) return -1;
     c->yarn_factor = (float)v;
     c->yarn_original_max_position_embeddings = orig;
-    if (get_num(use, "beta_fast", 32, &v, src, e)) return -1;
+    if (rope_num(use, field, "beta_fast", 32, &v, src, e)) return -1;
     c->yarn_beta_fast = (float)v;
-    if (get_num(use, "beta_slow", 1, &v, src, e)) return -1;
+    if (rope_num(use, field, "beta_slow", 1, &v, src, e)) return -1;
     c->yarn_beta_slow = (float)v;
-    if (get_num(use, "mscale", 1, &v, src, e)) return -1;
+    if (rope_num(use, field, "mscale", 1, &v, src, e)) return -1;
     c->yarn_mscale = (float)v;
-    if (get_num(use, "mscale_all_dim", 0, &v, src, e)) return -1;
+    if (rope_num(use, field, "mscale_all_dim", 0, &v, src, e)) return -1;
     c->yarn_mscale_all_dim = (float)v;
     for (const cJSON *it = use->child; it; it = it->next) {
         static const char *known[] = {"type", "rope_type", "factor", "original_max_position_embeddings",
@@ -157,6 +165,32 @@ static int parse_rope(ModelConfig *c, const cJSON *root, const char *src, CrErro
             return cr_error_set(e, "%s: field \"%s.attention_factor\": explicit attention_factor is not supported", src, field);
         if (!strcmp(it->string, "truncate") && cJSON_IsFalse(it))
             return cr_error_set(e, "%s: field \"%s.truncate\": only truncate=true is supported", src, field);
+    }
+    return 0;
+}
+
+static int parse_rope(ModelConfig *c, const cJSON *root, const char *src, CrError *e) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(root, "rope_parameters");
+    double theta_top = 10000.0;
+    if (get_num(root, "rope_theta", 10000.0, &theta_top, src, e)) return -1;
+    c->rope_theta = (float)theta_top;
+    c->rope_yarn = 0;
+    int has_p = rp && !cJSON_IsNull(rp), has_s = rs && !cJSON_IsNull(rs);
+    if (!has_p && !has_s) return 0;
+    if (parse_rope_block(c, root, has_p ? rp : rs, has_p ? "rope_parameters" : "rope_scaling", theta_top, src, e))
+        return -1;
+    if (has_p && has_s) {
+        /* transformers 5 lets a legacy rope_scaling overwrite rope_parameters, DeepSeek's code
+         * reads only rope_scaling: two blocks that scale differently have no one meaning */
+        ModelConfig o = *c;
+        if (parse_rope_block(&o, root, rs, "rope_scaling", theta_top, src, e)) return -1;
+        if (o.rope_yarn != c->rope_yarn || o.yarn_factor != c->yarn_factor ||
+            o.yarn_original_max_position_embeddings != c->yarn_original_max_position_embeddings ||
+            o.yarn_beta_fast != c->yarn_beta_fast || o.yarn_beta_slow != c->yarn_beta_slow ||
+            o.yarn_mscale != c->yarn_mscale || o.yarn_mscale_all_dim != c->yarn_mscale_all_dim)
+            return cr_error_set(e, "%s: fields \"rope_parameters\" and \"rope_scaling\" describe different rope "
+                                   "scaling: keep one of them", src);
     }
     return 0;
 }
