@@ -99,6 +99,8 @@ static int expect_str(const cJSON *o, const char *key, const char *want, const c
     return 0;
 }
 
+static double yarn_get_mscale(double scale, double mscale);
+
 /* A number of a rope block; absent or null (as transformers writes an unset one): def. */
 static int rope_num(const cJSON *o, const char *field, const char *key, double def, double *out, const char *src,
                     CrError *e) {
@@ -154,6 +156,22 @@ static int parse_rope_block(ModelConfig *c, const cJSON *root, const cJSON *use,
     c->yarn_mscale = (float)v;
     if (rope_num(use, field, "mscale_all_dim", 0, &v, src, e)) return -1;
     c->yarn_mscale_all_dim = (float)v;
+    /* DeepSeek's code scales cos/sin by g(mscale = 1)/g(mscale_all_dim = 0) over the keys
+     * given; transformers takes that ratio only when both are given and non-zero, else
+     * g(1). Where the two differ the config has no single meaning. */
+    {
+        const cJSON *jm = cJSON_GetObjectItemCaseSensitive(use, "mscale");
+        const cJSON *ja = cJSON_GetObjectItemCaseSensitive(use, "mscale_all_dim");
+        int hm = jm && !cJSON_IsNull(jm), ha = ja && !cJSON_IsNull(ja);
+        double f = c->yarn_factor, m = c->yarn_mscale, a = c->yarn_mscale_all_dim;
+        double rc = yarn_get_mscale(f, m) / yarn_get_mscale(f, a);
+        double hf = hm && ha && m != 0 && a != 0 ? rc : yarn_get_mscale(f, 1.0);
+        if (fabs(rc - hf) > 1e-7 * fabs(hf))
+            return cr_error_set(e, "%s: fields \"%s.mscale\" (%s) and \"%s.mscale_all_dim\" (%s): DeepSeek's code and "
+                                   "transformers scale YaRN's cos/sin differently for this pair (%.6g vs %.6g); give "
+                                   "both, non-zero (the released checkpoints: 0.707 and 0.707), or neither",
+                                src, field, hm ? "given" : "not given", field, ha ? "given" : "not given", rc, hf);
+    }
     for (const cJSON *it = use->child; it; it = it->next) {
         static const char *known[] = {"type", "rope_type", "factor", "original_max_position_embeddings",
                                       "beta_fast", "beta_slow", "mscale", "mscale_all_dim",

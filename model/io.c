@@ -32,10 +32,39 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape) {
     if (k < cap) snprintf(buf + k, cap - k, "]");
 }
 
+static int extra_ok(const StTensor *t) {
+    return ends_with(t->name, ".rotary_emb.inv_freq") || t->nbytes == 0;
+}
+
 static int in_table(const ParamTensor *tab, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (!strcmp(tab[i].name, name)) return 1;
     return 0;
+}
+
+/* Why a table tensor may be missing, from what the file holds in its place (a sentence
+ * starting with "; ", or ""): a layer whose MLP kind the config reads differently, or
+ * experts stored fused. */
+static void missing_hint(char *buf, size_t cap, const char *name, const SafeTensors *s) {
+    buf[0] = 0;
+    int layer = -1, off = 0;
+    if (sscanf(name, "model.layers.%d.mlp.%n", &layer, &off) != 1 || off == 0) return;
+    char probe[160];
+    if (strstr(name, ".mlp.experts.")) {
+        snprintf(probe, sizeof probe, "model.layers.%d.mlp.experts.gate_up_proj", layer);
+        if (st_find(s, probe)) {
+            snprintf(buf, cap, "; the checkpoint stores layer %d's experts fused (%s): save it with one tensor per "
+                               "expert (transformers: save_pretrained's default format)", layer, probe);
+            return;
+        }
+    }
+    int want_moe = strstr(name, ".mlp.experts.") || strstr(name, ".mlp.gate.weight") || strstr(name, ".mlp.shared_experts.");
+    snprintf(probe, sizeof probe, want_moe ? "model.layers.%d.mlp.gate_proj.weight" : "model.layers.%d.mlp.gate.weight",
+             layer);
+    if (st_find(s, probe))
+        snprintf(buf, cap, "; config.json makes layer %d %s (first_k_dense_replace, moe_layer_freq as DeepSeek's code "
+                           "reads them) but the checkpoint has %s there (transformers ignores moe_layer_freq)",
+                 layer, want_moe ? "an MoE layer" : "a dense MLP", want_moe ? "a dense MLP" : "an MoE layer");
 }
 
 /* s holds exactly the tensors of the table tab[0..n) (names, shapes, dtypes): checked from
@@ -46,7 +75,11 @@ static int check_tensors(const ParamTensor *tab, int n, const SafeTensors *s, co
     for (int i = 0; i < n; i++) {
         const ParamTensor *p = &tab[i];
         const StTensor *t = st_find(s, p->name);
-        if (!t) return cr_error_set(e, "%s: missing tensor %s", what, p->name);
+        if (!t) {
+            char hint[400];
+            missing_hint(hint, sizeof hint, p->name, s);
+            return cr_error_set(e, "%s: missing tensor %s%s", what, p->name, hint);
+        }
         int same = t->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!same) {
@@ -62,11 +95,13 @@ static int check_tensors(const ParamTensor *tab, int n, const SafeTensors *s, co
     /* Every table tensor is present and names are unique, so the file holds extras iff
      * it has more tensors than the table (besides tolerated inv_freq buffers); only then
      * look for them (model_find_tensor is a linear scan). */
+    /* Tolerated extras: rotary inv_freq buffers, and empty tensors (transformers saves
+     * zero-size shared_experts weights for n_shared_experts 0). */
     int n_file = 0;
-    for (int i = 0; i < st_count(s); i++) n_file += !ends_with(st_at(s, i)->name, ".rotary_emb.inv_freq");
+    for (int i = 0; i < st_count(s); i++) n_file += !extra_ok(st_at(s, i));
     for (int i = 0; n_file > n && i < st_count(s); i++) {
         const StTensor *t = st_at(s, i);
-        if (!ends_with(t->name, ".rotary_emb.inv_freq") && !in_table(tab, n, t->name))
+        if (!extra_ok(t) && !in_table(tab, n, t->name))
             return cr_error_set(e, "%s: unexpected tensor %s (not in the model for this config.json)", t->file,
                                 t->name);
     }

@@ -73,6 +73,13 @@ TEST(model_config_rejects_bad_fields) {
          "\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 8, \"original_max_position_embeddings\": 64}}", "describe different"},
         {"{\"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 4, \"original_max_position_embeddings\": 64, "
          "\"mscale\": \"x\"}}", "rope_parameters.mscale"},
+        /* one of the two mscales: DeepSeek's code and transformers compute different factors */
+        {"{\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 40, \"original_max_position_embeddings\": 64, "
+         "\"mscale_all_dim\": 0.707}}", "rope_scaling.mscale_all_dim"},
+        {"{\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 40, \"original_max_position_embeddings\": 64, "
+         "\"mscale\": 0.707}}", "DeepSeek's code and transformers"},
+        {"{\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 40, \"original_max_position_embeddings\": 64, "
+         "\"mscale\": 0, \"mscale_all_dim\": 0.707}}", "rope_scaling.mscale"},
         {"{\"hidden_size\": 64", "syntax"},
         {"[1,2]", "JSON object"},
     };
@@ -101,8 +108,8 @@ TEST(model_config_defaults_follow_remote_code) {
     CHECK_NEAR(model_softmax_scale(&c), 0.11472138679292612, 1e-7); /* config floats are fp32 */
     /* both blocks, saying the same (theta only in the new one): accepted; null = the default */
     CHECKF(model_config_parse(&c, "{\"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 10000.0, \"factor\": 40, "
-        "\"original_max_position_embeddings\": 4096, \"mscale\": null, \"mscale_all_dim\": 0.707, \"beta_fast\": null}, "
-        "\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 40, \"original_max_position_embeddings\": 4096, "
-        "\"mscale_all_dim\": 0.707}}", "both.json", &e) == 0, "%s", e.msg);
+        "\"original_max_position_embeddings\": 4096, \"mscale\": null, \"mscale_all_dim\": null, \"beta_fast\": null}, "
+        "\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 40, \"original_max_position_embeddings\": 4096}}",
+        "both.json", &e) == 0, "%s", e.msg);
     CHECK(c.rope_yarn && c.yarn_mscale == 1.0f && c.yarn_beta_fast == 32.0f && c.yarn_factor == 40.0f);
 }
