@@ -156,31 +156,59 @@ static int parse_humaneval(const JsonlIter *it, const cJSON *o, Task *t, CrError
 }
 
 /* Name of the function called by the first assert: "assert  foo_bar(1) == 2" -> foo_bar. */
-static char *assert_callee(const char *s) {
+/* Python builtins an MBPP assert wraps around the call under test ("assert set(f(x)) ==
+ * ..."); compared as whole identifiers, so "string_to_list" is not "str". */
+static int is_wrapper(const char *p, size_t n) {
+    static const char *const k[] = {"set", "sorted", "abs", "round", "str", "list", "tuple", "int", "float",
+                                     "len", "min", "max", "sum", "any", "all", "dict", "frozenset", "bool",
+                                     "repr", "type", "isinstance", "not", NULL};
+    if (memchr(p, '.', n)) return 1;   /* math.isclose, np.allclose, ... */
+    for (int i = 0; k[i]; i++)
+        if (strlen(k[i]) == n && !memcmp(p, k[i], n)) return 1;
+    return 0;
+}
+
+/* Does code define the function NAME ("def NAME(" at a line start, any indentation)? */
+static int defines(const char *code, const char *name, size_t n) {
+    for (const char *d = code ? strstr(code, "def ") : NULL; d; d = strstr(d + 4, "def ")) {
+        const char *q = d + 4;
+        while (*q == ' ') q++;
+        if (!strncmp(q, name, n) && (q[n] == '(' || q[n] == ' ')) return 1;
+    }
+    return 0;
+}
+
+/* The function an MBPP assert tests: the first called identifier the reference code
+ * defines; without one, the first call that is not a builtin wrapper. malloc'd or NULL. */
+static char *assert_callee(const char *s, const char *code) {
     const char *p = strstr(s, "assert");
     if (!p) return NULL;
-    p += 6;
-    while (*p == ' ' || *p == '\t' || *p == '(') p++;
-    /* skip "not " and common wrappers like math.isclose( / set( */
-    for (int guard = 0; guard < 4; guard++) {
-        const char *q = p;
-        while (isalnum((unsigned char)*q) || *q == '_' || *q == '.') q++;
-        if (q == p) return NULL;
-        if (*q == '(' && (strncmp(p, "math.isclose", 12) == 0 || strncmp(p, "set", 3) == 0 ||
-                          strncmp(p, "sorted", 6) == 0 || strncmp(p, "abs", 3) == 0 ||
-                          strncmp(p, "round", 5) == 0 || strncmp(p, "str", 3) == 0)) {
-            p = q + 1;
+    const char *first = NULL;
+    size_t first_n = 0;
+    for (p += 6; *p;) {
+        if (*p == '"' || *p == '\'') {            /* skip string literals */
+            char qc = *p++;
+            while (*p && *p != qc) p += (*p == '\\' && p[1]) ? 2 : 1;
+            if (*p) p++;
             continue;
         }
-        if (strncmp(p, "not ", 4) == 0) { p += 4; continue; }
-        if (*q != '(') return NULL;
+        if (!(isalpha((unsigned char)*p) || *p == '_')) { p++; continue; }
+        const char *q = p;
+        while (isalnum((unsigned char)*q) || *q == '_' || *q == '.') q++;
         size_t n = (size_t)(q - p);
-        char *r = cr_malloc(n + 1);
-        memcpy(r, p, n);
-        r[n] = 0;
-        return r;
+        const char *r = q;
+        while (*r == ' ') r++;
+        if (*r == '(' && !is_wrapper(p, n)) {
+            if (defines(code, p, n)) { first = p; first_n = n; break; }
+            if (!first) { first = p; first_n = n; if (!code || !*code) break; }
+        }
+        p = q;
     }
-    return NULL;
+    if (!first) return NULL;
+    char *out = cr_malloc(first_n + 1);
+    memcpy(out, first, first_n);
+    out[first_n] = 0;
+    return out;
 }
 
 static int parse_mbpp(const JsonlIter *it, const cJSON *o, Task *t, CrError *e) {
@@ -210,7 +238,7 @@ static int parse_mbpp(const JsonlIter *it, const cJSON *o, Task *t, CrError *e) 
     cr_buf_puts(&b, k_noop_check);
     t->test_code = b.p;
     b.p = NULL;
-    t->entry_point = assert_callee(tl[0]);
+    t->entry_point = assert_callee(tl[0], t->solution);
     if (!t->entry_point) {
         jsonl_field_error(it, e, "", "test_list[0]", "cannot find the function called by the assert");
         goto out;
@@ -230,7 +258,7 @@ out:
 
 /* Python test code for call-based APPS cases: the JSON is embedded as a JSON string
  * literal (also a valid Python string literal) and decoded at run time. */
-static char *apps_call_test(const cJSON *io) {
+static char *apps_call_test(const cJSON *io, const char *method) {
     char *js = cJSON_PrintUnformatted(io);
     if (!js) CR_DIE("cJSON_PrintUnformatted: out of memory");
     cJSON *s = cJSON_CreateString(js);
@@ -242,12 +270,26 @@ static char *apps_call_test(const cJSON *io) {
     CrBuf b = {0};
     cr_buf_puts(&b, "import json\n\n_IO = json.loads(");
     cr_buf_puts(&b, lit);
-    cr_buf_puts(&b, ")\n\n\ndef check(candidate):\n"
-                 "    for args, expected in zip(_IO['inputs'], _IO['outputs']):\n"
-                 "        got = candidate(*args)\n"
-                 "        if isinstance(got, tuple):\n"
-                 "            got = list(got)\n"
-                 "        assert got == expected or [got] == expected, (args, got, expected)\n");
+    cr_buf_puts(&b, ")\n\n\ndef check(candidate):\n");
+    if (method) {
+        /* LeetCode-style starter code: the entry point is the class; call a fresh
+         * instance's method per case, as the APPS harness does */
+        cr_buf_puts(&b, "    cls = candidate\n    for args, expected in zip(_IO['inputs'], _IO['outputs']):\n"
+                        "        got = getattr(cls(), ");
+        cJSON *m = cJSON_CreateString(method);
+        char *ml = m ? cJSON_PrintUnformatted(m) : NULL;
+        cJSON_Delete(m);
+        if (!ml) CR_DIE("cJSON: out of memory");
+        cr_buf_puts(&b, ml);
+        cJSON_free(ml);
+        cr_buf_puts(&b, ")(*args)\n");
+    } else {
+        cr_buf_puts(&b, "    for args, expected in zip(_IO['inputs'], _IO['outputs']):\n"
+                        "        got = candidate(*args)\n");
+    }
+    cr_buf_puts(&b, "        if isinstance(got, tuple):\n"
+                    "            got = list(got)\n"
+                    "        assert got == expected or [got] == expected, (args, got, expected)\n");
     cJSON_free(lit);
     return b.p;
 }
@@ -289,8 +331,10 @@ static int parse_apps(const JsonlIter *it, const cJSON *o, Task *t, CrError *e) 
             jsonl_field_error(it, e, "input_output", "fn_name", "expected a non-empty string");
             goto out;
         }
-        t->entry_point = cr_strdup(fn->valuestring);
-        t->test_code = apps_call_test(io);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "starter_code");
+        int cls = cJSON_IsString(st) && st->valuestring && strstr(st->valuestring, "class Solution");
+        t->entry_point = cr_strdup(cls ? "Solution" : fn->valuestring);
+        t->test_code = apps_call_test(io, cls ? fn->valuestring : NULL);
     } else {
         t->tests = cr_calloc((size_t)(ni > 0 ? ni : 1), sizeof(TaskTest));
         for (int i = 0; i < ni; i++) {
@@ -301,6 +345,16 @@ static int parse_apps(const JsonlIter *it, const cJSON *o, Task *t, CrError *e) 
             if (case_text(it, cJSON_GetArrayItem(ins, i), "input_output", fi, &tt->stdin_text, e) < 0) goto out;
             if (case_text(it, cJSON_GetArrayItem(outs, i), "input_output", fo, &tt->stdout_text, e) < 0) goto out;
         }
+    }
+    /* the starter code (a signature or a class to complete) is part of the problem */
+    const cJSON *stc = cJSON_GetObjectItemCaseSensitive(o, "starter_code");
+    if (cJSON_IsString(stc) && stc->valuestring && *stc->valuestring) {
+        CrBuf pb = {0};
+        cr_buf_puts(&pb, t->prompt);
+        cr_buf_puts(&pb, "\n\n");
+        cr_buf_puts(&pb, stc->valuestring);
+        free(t->prompt);
+        t->prompt = pb.p;
     }
     /* APPS stores solutions as a JSON string holding a list of programs. */
     const cJSON *sol = cJSON_GetObjectItemCaseSensitive(o, "solutions");

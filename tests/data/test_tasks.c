@@ -2,6 +2,7 @@
  * EvalPlus, APPS; errors name file/line/field; generated test code really judges
  * (run with python3 when available). */
 #include "tests/test.h"
+#include <cjson/cJSON.h>
 #include "data/jsonl.h"
 #include "data/tasks.h"
 #include "core/alloc.h"
@@ -148,6 +149,35 @@ TEST(data_tasks_mbpp) {
         CHECK(judge_py(&ts[0], "def remove_Occ(s, ch):\n    return s\n") != 0);
     }
     tasks_free(ts, n);
+    /* the entry point is the whole called identifier, past builtin wrappers (real MBPP names
+     * start with str/set/round: string_to_list, set_left_most_unset_bit, round_up) */
+    static const char *const callee[][3] = {
+        {"assert set_left_most_unset_bit(10) == 14", "def set_left_most_unset_bit(n):\n    return n\n",
+         "set_left_most_unset_bit"},
+        {"assert string_to_list(\"python programming\")==['python','programming']", "", "string_to_list"},
+        {"assert round_up(123.01247,0)==124", "", "round_up"},
+        {"assert set(similar_elements((3, 4), (5, 4))) == set((4,))", "", "similar_elements"},
+        {"assert math.isclose(area_circle(2), 12.56, rel_tol=0.001)", "", "area_circle"},
+        {"assert not is_prime(\"f(3)\" and 4)", "", "is_prime"},
+        {"assert str_rev(helper(3)) == '3'", "def helper(x):\n    return x\ndef str_rev(x):\n    return str(x)\n",
+         "str_rev"},
+        {"assert sorted(helper(sort_it([2, 1]))) == [1, 2]", "def sort_it(xs):\n    return sorted(xs)\n", "sort_it"},
+    };
+    for (size_t i = 0; i < sizeof callee / sizeof callee[0]; i++) {
+        cJSON *o = cJSON_CreateObject(), *tl = cJSON_AddArrayToObject(o, "test_list");
+        cJSON_AddNumberToObject(o, "task_id", (double)i);
+        cJSON_AddStringToObject(o, "text", "t");
+        cJSON_AddItemToArray(tl, cJSON_CreateString(callee[i][0]));
+        if (*callee[i][1]) cJSON_AddStringToObject(o, "code", callee[i][1]);
+        char *line = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+        CHECKF(tasks_parse(line, strlen(line), "m.jsonl", &ts, &n, &e) == 0, "%s: %s", callee[i][0], e.msg);
+        if (!FAILED()) {
+            CHECKF(!strcmp(ts[0].entry_point, callee[i][2]), "%s: entry point %s", callee[i][0], ts[0].entry_point);
+            tasks_free(ts, n);
+        }
+        cJSON_free(line);
+    }
     const char *bad = "{\"task_id\":1,\"text\":\"t\",\"test_list\":[\"assert f(1)==1\", 3]}\n";
     CHECK(tasks_parse(bad, strlen(bad), "m.jsonl", &ts, &n, &e) < 0);
     CHECKF(strstr(e.msg, "m.jsonl:1: field 'test_list[1]'") != NULL, "%s", e.msg);
@@ -180,11 +210,23 @@ TEST(data_tasks_apps_stdin_and_call_based) {
         "\"input_output\":\"{\\\"inputs\\\": [\\\"1 2\\\\n\\\", \\\"5 5\\\\n\\\"], \\\"outputs\\\": [[\\\"3\\\"], \\\"10\\\\n\\\"]}\"}\n"
         /* call-based, input_output as an object */
         "{\"problem_id\":4002,\"question\":\"Return the sum of a list.\",\"starter_code\":\"def total(xs):\","
-        "\"input_output\":{\"fn_name\":\"total\",\"inputs\":[[[1,2,3]],[[]],[[true, 1]]],\"outputs\":[[6],[0],[2]]}}\n";
+        "\"input_output\":{\"fn_name\":\"total\",\"inputs\":[[[1,2,3]],[[]],[[true, 1]]],\"outputs\":[[6],[0],[2]]}}\n"
+        /* call-based, LeetCode-style: the method of class Solution */
+        "{\"problem_id\":4003,\"question\":\"Indices of two numbers adding to target.\","
+        "\"starter_code\":\"class Solution:\\n    def twoSum(self, nums, target):\\n        \","
+        "\"input_output\":{\"fn_name\":\"twoSum\",\"inputs\":[[[2,7,11,15],9],[[3,2,4],6]],\"outputs\":[[0,1],[1,2]]}}\n";
     Task *ts; int n; CrError e;
     CHECKF(tasks_parse(lines, strlen(lines), "apps.jsonl", &ts, &n, &e) == 0, "%s", e.msg);
     if (FAILED()) return;
-    CHECK(n == 2 && ts[0].format == TASK_FMT_APPS);
+    CHECK(n == 3 && ts[0].format == TASK_FMT_APPS);
+    CHECK(strcmp(ts[2].entry_point, "Solution") == 0 && strstr(ts[2].prompt, "def twoSum(self, nums, target)"));
+    if (have_python()) {
+        CHECK(judge_py(&ts[2], "class Solution:\n    def twoSum(self, nums, target):\n"
+                               "        seen = {}\n        for i, x in enumerate(nums):\n"
+                               "            if target - x in seen:\n                return [seen[target - x], i]\n"
+                               "            seen[x] = i\n") == 0);
+        CHECK(judge_py(&ts[2], "class Solution:\n    def twoSum(self, nums, target):\n        return [0, 1]\n") != 0);
+    }
     CHECK(strcmp(ts[0].id, "4001") == 0 && ts[0].n_tests == 2);
     CHECK(strcmp(ts[0].tests[0].stdin_text, "1 2\n") == 0 && strcmp(ts[0].tests[0].stdout_text, "3") == 0);
     CHECK(strcmp(ts[0].tests[1].stdout_text, "10\n") == 0);
