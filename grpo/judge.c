@@ -2,6 +2,7 @@
 #include "grpo/judge.h"
 #include "core/alloc.h"
 #include "reward/format_reward.h"
+#include "sandbox/lang.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -74,9 +75,17 @@ int judge_check_tasks(const Task *tasks, int n, const char *path, double time_li
     memset(&lim, 0, sizeof lim);
     lim.time_limit_s = time_limit_s;  /* the other fields: the defaults */
     if (sandbox_limits_check(&lim, e)) return cr_error_prefix(e, "--time-limit"), -1;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        const char *id = tasks[i].id ? tasks[i].id : "";
         if (sandbox_lang_check(tasks[i].language, e))
-            return cr_error_prefix(e, "%s: task %d (id \"%s\")", path, i + 1, tasks[i].id ? tasks[i].id : ""), -1;
+            return cr_error_prefix(e, "%s: task %d (id \"%s\")", path, i + 1, id), -1;
+        /* assertion tests run in the Python harness only: refused here, not judged IE */
+        const SandboxLang *l = sandbox_lang_find(tasks[i].language);
+        if (tasks[i].test_code && l && !l->harness)
+            return cr_error_set(e, "%s: task %d (id \"%s\"): assertion tests (test_code) are supported for python "
+                                   "only, not \"%s\": give %s tests as stdin/stdout cases", path, i + 1, id,
+                                tasks[i].language, tasks[i].language);
+    }
     return 0;
 }
 

@@ -1,7 +1,7 @@
 /* tests/cli/test_settings_range.c — settings out of range are refused up front with a
  * message naming the flag (or the task), not run into wrong numbers with exit 0:
  * sample's --top-p / --min-p, eval's and grpo's --time-limit, a task in a language the
- * sandbox does not run, sft/grpo --min-lr-ratio; and a diverging SFT run (--lr 1e30)
+ * sandbox does not run or with assertion tests outside python, sft/grpo --min-lr-ratio; and a diverging SFT run (--lr 1e30)
  * stops with an error instead of writing a non-finite checkpoint. */
 #include "tests/test.h"
 #include "tests/util.h"
@@ -44,6 +44,11 @@ TEST(cli_settings_out_of_range_refused) {
     }
     snprintf(cmd, sizeof cmd, "%s eval --model %s/model --tasks %s -n 1 --max-new-tokens 2", bin, d, tasks);
     refused(t_, d, "odd/2", cmd);  /* the task in a language the sandbox does not run */
+    /* assertion tests in a language without the harness: refused up front, not judged IE */
+    CHECK(test_run("printf '%%s\\n' '{\"id\":\"c/add\",\"language\":\"c\",\"prompt\":\"p\",\"entry_point\":\"add\","
+                   "\"test_code\":\"int main(void){return 0;}\"}' > %s/ct.jsonl", d) == 0);
+    snprintf(cmd, sizeof cmd, "%s eval --model %s/model --tasks %s/ct.jsonl -n 1 --max-new-tokens 2", bin, d, d);
+    refused(t_, d, "test_code) are supported for python only", cmd);
     snprintf(cmd, sizeof cmd, "%s eval --model %s/model --tasks configs/tiny/tasks_heldout.jsonl -n 1 "
              "--max-new-tokens 2 --time-limit -1", bin, d);
     refused(t_, d, "--time-limit", cmd);
