@@ -40,11 +40,17 @@ int cmd_eval(int argc, char **argv) {
     if (rc == CR_ARGS_HELP) return 0;
     if (rc) { fprintf(stderr, "crucible eval: %s\n", e.msg); return 2; }
     c.n_ks = 0;
-    for (const char *p = ks; *p && c.n_ks < EVAL_MAX_K;) {
+    for (const char *p = ks; *p;) {
         char *end;
         long k = strtol(p, &end, 10);
-        if (end == p || k < 1) { fprintf(stderr, "crucible eval: -k: bad list '%s'\n", ks); return 2; }
-        c.ks[c.n_ks++] = (int)k;
+        if (end == p || k < 1 || k > 1000000) { fprintf(stderr, "crucible eval: -k: bad list '%s'\n", ks); return 2; }
+        int dup = 0;
+        for (int i = 0; i < c.n_ks; i++) dup |= c.ks[i] == (int)k;
+        if (!dup && c.n_ks == EVAL_MAX_K) {
+            fprintf(stderr, "crucible eval: -k: at most %d distinct values (got '%s')\n", EVAL_MAX_K, ks);
+            return 2;
+        }
+        if (!dup) c.ks[c.n_ks++] = (int)k;   /* a repeated k would repeat its JSON key */
         p = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') { fprintf(stderr, "crucible eval: -k: bad list '%s'\n", ks); return 2; }
     }

@@ -432,6 +432,9 @@ static int validate(const RolloutEngine *r, const int32_t *const *prompts, const
     if (sp->max_new_tokens < 1) return cr_error_set(e, "rollout: max_new_tokens must be >= 1 (got %d)", sp->max_new_tokens);
     if (sp->n_stop_strings > 0 && !r->tok)
         return cr_error_set(e, "rollout: stop strings need a tokenizer");
+    for (int i = 0; i < sp->n_stop_strings; i++)
+        if (!sp->stop_strings[i] || !sp->stop_strings[i][0])
+            return cr_error_set(e, "--stop: stop string %d is empty (it would match before any text)", i + 1);
     for (int i = 0; i < sp->n_stop_ids; i++)
         if (sp->stop_ids[i] < 0 || sp->stop_ids[i] >= c->vocab_size)
             return cr_error_set(e, "rollout: stop token id %d out of range [0, %d)", sp->stop_ids[i], c->vocab_size);

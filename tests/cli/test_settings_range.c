@@ -36,8 +36,9 @@ TEST(cli_settings_out_of_range_refused) {
     fclose(f);
     CHECK(test_run("echo '{\"prompt\":\"def f():\"}' > %s/p.jsonl", d) == 0);
     static const char *const sample_bad[][2] = {
-        {"--top-p 2", "--top-p"}, {"--top-p 0", "--top-p"}, {"--min-p 2", "--min-p"}, {"--min-p -0.5", "--min-p"}};
-    for (int i = 0; i < 4; i++) {
+        {"--top-p 2", "--top-p"}, {"--top-p 0", "--top-p"}, {"--min-p 2", "--min-p"}, {"--min-p -0.5", "--min-p"},
+        {"--stop x --stop ''", "stop string 2 is empty"}};
+    for (int i = 0; i < 5; i++) {
         snprintf(cmd, sizeof cmd, "%s sample --model %s/model --prompts %s/p.jsonl -n 1 --max-new-tokens 2 %s", bin, d,
                  d, sample_bad[i][0]);
         refused(t_, d, sample_bad[i][1], cmd);

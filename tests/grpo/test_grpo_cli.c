@@ -58,12 +58,14 @@ TEST(grpo_cli_steps_store_and_eval) {
     CHECK(events == 1);
     /* report and eval on the final policy */
     CHECK(test_run("%s report %s/run 2>/dev/null", bin, d) == 0);
-    CHECK(test_run("%s eval --model %s/run/final --tasks configs/tiny/tasks_heldout.jsonl -n 2 -k 1,2 --limit 3 "
+    CHECK(test_run("%s eval --model %s/run/final --tasks configs/tiny/tasks_heldout.jsonl -n 2 -k 1,2,1 --limit 3 "
                    "--max-new-tokens 16 --temperature 1 >%s/eval.json 2>/dev/null", bin, d, d) == 0);
     snprintf(p, sizeof p, "%s/eval.json", d);
     size_t len;
     char *js = cr_read_file(p, &len, &e);
     CHECKF(js && strstr(js, "\"tasks\":3") && strstr(js, "\"pass@1\":") && strstr(js, "\"pass@2\":"), "eval: %s", js ? js : "");
+    /* a repeated k is one key (JSON objects must not repeat keys) */
+    CHECKF(js && strstr(js, "\"pass@1\":") && !strstr(strstr(js, "\"pass@1\":") + 1, "\"pass@1\":"), "eval: %s", js ? js : "");
     free(js);
     /* raw continuation of real HumanEval prompts (Codex stop strings) */
     CHECK(test_run("%s eval --model %s/run/final --tasks %s -n 2 -k 1,2 --limit 2 --prompt-format raw "
@@ -75,6 +77,9 @@ TEST(grpo_cli_steps_store_and_eval) {
     js = cr_read_file(p, &len, &e);
     CHECKF(js && strstr(js, "\"tasks\":2") && strstr(js, "\"pass@2\":0"), "eval raw: %s", js ? js : "");
     free(js);
+    /* more distinct k than it reports: refused, not silently dropped */
+    CHECK(test_run("%s eval --model %s/run/final --tasks configs/tiny/tasks_heldout.jsonl -n 10 -k 1,2,3,4,5,6,7,8,9 "
+                   ">/dev/null 2>&1", bin, d) == 2);
     /* k larger than n is a usage error */
     CHECK(test_run("%s eval --model %s/run/final --tasks configs/tiny/tasks_heldout.jsonl -n 1 -k 5 >/dev/null 2>&1", bin, d) == 1);
     free(d);
