@@ -48,9 +48,9 @@ typedef struct { EntKind kind; char path[128]; char target[64]; int staged; } Ro
  * that uses the sandbox: keyed by pid). */
 typedef struct BoxCtx {
     pid_t owner;
-    char base[96];              /* /tmp/crucible-sbx-PID */
+    char base[96];              /* /tmp/crucible-sbx-PID-XXXXXX (mkdtemp) */
     char root[128];             /* base/root: mount point of each box's root tmpfs */
-    char stage[96];             /* /tmp/crucible-sbx-tc-PID: staged toolchains (holder only) */
+    char stage[96];             /* /tmp/crucible-sbx-tc-PID-XXXXXX: staged toolchains (holder only) */
     int ns_flags;               /* namespaces in force */
     uid_t box_uid;              /* outside uid of the program */
     char cg_mem[320], cg_pids[320], cg_cpu[320];
@@ -140,6 +140,7 @@ static int probe_namespaces(void) {
 /* ---- cgroups (v1 memory + pids + cpuacct) ------------------------------------------ */
 
 static void sweep_stale(const char *dir, const char *prefix);
+static void remove_tree_at(int parent, const char *name, int must_own);
 
 static int cgroup_setup(const char *controller, char *out, size_t cap) {
     out[0] = 0;
@@ -172,19 +173,22 @@ static int cgroup_setup(const char *controller, char *out, size_t cap) {
     return 0;
 }
 
-/* Remove leftovers of supervisors that died without cleaning up (pid no longer alive). */
+/* Remove leftovers of supervisors that died without cleaning up (pid no longer alive). In /tmp,
+ * where anyone may plant a name, only a real directory (never a link) owned by us is removed. */
 static void sweep_stale(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *de;
     size_t pl = strlen(prefix);
+    int in_tmp = strncmp(dir, "/tmp", 4) == 0;
     while ((de = readdir(d))) {
         if (strncmp(de->d_name, prefix, pl) != 0) continue;
         long pid = strtol(de->d_name + pl, NULL, 10);
         if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (in_tmp) { remove_tree_at(dirfd(d), de->d_name, 1); continue; }
         char p[600];
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (rmdir(p) < 0 && strncmp(dir, "/tmp", 4) == 0) box_remove_dir(p);
+        rmdir(p);  /* a cgroup: removable once empty */
     }
     closedir(d);
 }
@@ -370,13 +374,28 @@ static BoxCtx *ctx_get(CrError *e) {
     memset(c, 0, sizeof *c);
     c->ns_fd[0] = c->ns_fd[1] = c->ns_fd[2] = -1;
     sweep_stale("/tmp", "crucible-sbx-");
-    snprintf(c->base, sizeof c->base, "/tmp/crucible-sbx-%ld", (long)getpid());
-    snprintf(c->root, sizeof c->root, "%s/root", c->base);
     sweep_stale("/tmp", "crucible-sbx-tc-");
-    snprintf(c->stage, sizeof c->stage, "/tmp/crucible-sbx-tc-%ld", (long)getpid());
-    if (mkdir(c->stage, 0711) < 0 && errno != EEXIST) c->stage[0] = 0;
-    if ((mkdir(c->base, 0711) < 0 && errno != EEXIST) || (mkdir(c->root, 0755) < 0 && errno != EEXIST))
-        return cr_error_set(e, "sandbox: cannot create %s: %s", c->root, strerror(errno)), NULL;
+    /* Fresh names (mkdtemp: created here, never an existing path reused), so nothing planted at a
+     * predictable name is written into or removed later. The pid stays first for the sweep. 0711:
+     * the box's root (an unprivileged outside uid) must traverse base to reach its submission. */
+    snprintf(c->stage, sizeof c->stage, "/tmp/crucible-sbx-tc-%ld-XXXXXX", (long)getpid());
+    if (!mkdtemp(c->stage)) c->stage[0] = 0;
+    else if (chmod(c->stage, 0711) < 0) { box_remove_dir(c->stage); c->stage[0] = 0; }
+    snprintf(c->base, sizeof c->base, "/tmp/crucible-sbx-%ld-XXXXXX", (long)getpid());
+    int made = mkdtemp(c->base) != NULL;
+    if (!made || chmod(c->base, 0711) < 0) {
+        cr_error_set(e, "sandbox: cannot create %s: %s", c->base, strerror(errno));
+        if (made) box_remove_dir(c->base);
+        if (c->stage[0]) box_remove_dir(c->stage);
+        return NULL;
+    }
+    snprintf(c->root, sizeof c->root, "%s/root", c->base);
+    if (mkdir(c->root, 0755) < 0) {
+        cr_error_set(e, "sandbox: cannot create %s: %s", c->root, strerror(errno));
+        box_remove_dir(c->base);
+        if (c->stage[0]) box_remove_dir(c->stage);
+        return NULL;
+    }
     c->box_uid = (uid_t)(BOX_UID_BASE + getpid());
     c->ns_flags = probe_namespaces();
     /* CRUCIBLE_SANDBOX_DISABLE=net,ipc,... leaves namespaces out as if the kernel refused them
@@ -421,21 +440,45 @@ const char *box_isolation_report(void) {
     return c ? c->report : "sandbox unavailable";
 }
 
-void box_remove_dir(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char p[1024];
-            snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) box_remove_dir(p);
-            else unlink(p);
+/* Empty the directory open at `fd` (closed here), never following a link: every entry is
+ * reached through openat/unlinkat relative to its parent's descriptor, so a link planted
+ * anywhere in the tree (or swapped in meanwhile) is unlinked, not entered. */
+static void empty_dir_fd(int fd, int depth) {
+    DIR *d = fdopendir(fd);
+    if (!d) { close(fd); return; }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+            if (depth < 256) {  /* bounded: one descriptor per level */
+                int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0) empty_dir_fd(sub, depth + 1);
+            }
+            unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+        } else {
+            unlinkat(dirfd(d), de->d_name, 0);
         }
-        closedir(d);
     }
-    rmdir(path);
+    closedir(d);
+}
+
+/* Remove parent/name when it is a real directory (not a link to one); with must_own, only when
+ * it is also owned by our effective uid (a name in /tmp that someone else planted stays). */
+static void remove_tree_at(int parent, const char *name, int must_own) {
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || (must_own && st.st_uid != geteuid())) {
+        close(fd);
+        return;
+    }
+    empty_dir_fd(fd, 0);
+    unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+void box_remove_dir(const char *path) {
+    remove_tree_at(AT_FDCWD, path, 0);
 }
 
 void box_shutdown(void) {

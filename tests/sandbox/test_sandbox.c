@@ -661,3 +661,93 @@ TEST(sandbox_wire_format_rejects_garbage) {
     sandbox_job_free_parsed(&j);
     free(s);
 }
+
+/* ---- host-side safety of the scratch directories ------------------------------------------ */
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) { perror(path); abort(); }
+}
+
+static int file_is(const char *path, const char *text) {
+    CrError e;
+    size_t n;
+    char *s = cr_read_file(path, &n, &e);
+    int ok = s && n == strlen(text) && memcmp(s, text, n) == 0;
+    free(s);
+    return ok;
+}
+
+static int dir_entries(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+/* Names like the scratch directories' planted by someone else in /tmp: links to a victim
+ * directory at the names of a dead supervisor (swept) and of the next one (its pid known before
+ * it starts), and a real directory of another uid at a dead supervisor's name. A sandbox job and
+ * its shutdown must neither write into nor remove anything of them. */
+TEST(sandbox_scratch_dirs_never_follow_links) {
+    char *dir = test_tmpdir();
+    char victim[600], sub[700], a[700], b[800];
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(sub, sizeof sub, "%s/sub", victim);
+    snprintf(a, sizeof a, "%s/a.txt", victim);
+    snprintf(b, sizeof b, "%s/b.txt", sub);
+    CHECK(mkdir(victim, 0755) == 0 && mkdir(sub, 0755) == 0);
+    write_text(a, "precious a\n");
+    write_text(b, "precious b\n");
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t sup = fork();
+    if (sup == 0) {  /* the next supervisor: waits until the names are planted */
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) != 1) _exit(3);
+        SandboxJob job = { .lang = "c", .source = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n" };
+        SandboxResult r;
+        CrError e;
+        if (sandbox_run(&job, &r, &e) < 0) { fprintf(stderr, "    %s\n", e.msg); _exit(2); }
+        int ok = r.verdict == VERDICT_OK;
+        sandbox_result_free(&r);
+        sandbox_shutdown();
+        _exit(ok ? 0 : 1);
+    }
+    close(go[0]);
+    char links[4][96], other[96], other_file[128];
+    snprintf(links[0], sizeof links[0], "/tmp/crucible-sbx-%ld", (long)dead);
+    snprintf(links[1], sizeof links[1], "/tmp/crucible-sbx-tc-%ld", (long)dead);
+    snprintf(links[2], sizeof links[2], "/tmp/crucible-sbx-%ld", (long)sup);
+    snprintf(links[3], sizeof links[3], "/tmp/crucible-sbx-tc-%ld", (long)sup);
+    for (int i = 0; i < 4; i++) CHECKF(symlink(victim, links[i]) == 0, "symlink %s: %s", links[i], strerror(errno));
+    snprintf(other, sizeof other, "/tmp/crucible-sbx-%ld-planted", (long)dead);
+    snprintf(other_file, sizeof other_file, "%s/keep.txt", other);
+    CHECK(mkdir(other, 0755) == 0);
+    write_text(other_file, "not yours\n");
+    CHECK(chown(other_file, 54321, 54321) == 0 && chown(other, 54321, 54321) == 0);
+    CHECK(write(go[1], "g", 1) == 1);
+    close(go[1]);
+    int st = 0;
+    waitpid(sup, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the sandbox job under planted names did not end OK (status 0x%x)", st);
+    CHECKF(file_is(a, "precious a\n"), "%s was removed or changed", a);
+    CHECKF(file_is(b, "precious b\n"), "%s was removed or changed", b);
+    int n = dir_entries(victim);
+    CHECKF(n == 2, "the victim directory has %d entries, expected its 2 (the sandbox wrote into it)", n);
+    CHECKF(file_is(other_file, "not yours\n"), "another uid's directory at a stale name was removed");
+    fprintf(stderr, "    links at a dead (%ld) and the next (%ld) supervisor's names: victim %s; another uid's dir %s\n",
+            (long)dead, (long)sup, n == 2 && file_is(a, "precious a\n") ? "intact" : "DAMAGED",
+            file_is(other_file, "not yours\n") ? "kept" : "REMOVED");
+    for (int i = 0; i < 4; i++) unlink(links[i]);
+    unlink(other_file);
+    rmdir(other);
+    free(dir);
+}
