@@ -288,10 +288,17 @@ static void build_template(const BoxCtx *c, int ef, int staged) {
     }
 }
 
-static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent) {
+/* Dies with the supervisor: set (again) after every change of the effective uid, which clears
+ * the parent-death signal; a parent already gone meanwhile shows as another getppid(). */
+static void holder_die_with(int ef, pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(ef, "pdeathsig");
+    if (getppid() != parent) _exit(1);
+}
+
+static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent, pid_t parent) {
     int ef = to_parent;
     char b;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(ef, "pdeathsig");
+    holder_die_with(ef, parent);
     /* Still host root: stage the toolchains the box's root could not reach, in a mount namespace
      * of our own (nothing changes on the host). */
     if (unshare(CLONE_NEWNS) < 0) child_die(ef, "holder: mount namespace");
@@ -306,6 +313,7 @@ static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent) {
     if (unshare(CLONE_NEWUSER) < 0) child_die(ef, "holder: user namespace");
     if (write(to_parent, "u", 1) != 1 || read(from_parent, &b, 1) != 1) _exit(1);
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_die(ef, "holder: become box root");
+    holder_die_with(ef, parent);  /* the uid change above cleared it */
     if (unshare(CLONE_NEWNS | CLONE_NEWNET) < 0) child_die(ef, "holder: mount/net namespaces");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "holder: make / private");
     build_template(c, ef, 1);
@@ -333,12 +341,13 @@ static int holder_start(BoxCtx *c) {
     int up[2], down[2];
     if (pipe2(up, O_CLOEXEC) < 0) return -1;
     if (pipe2(down, O_CLOEXEC) < 0) { close(up[0]); close(up[1]); return -1; }
+    pid_t self = getpid();
     pid_t h = fork();
     if (h < 0) { close(up[0]); close(up[1]); close(down[0]); close(down[1]); return -1; }
     if (h == 0) {
         close(up[0]);
         close(down[1]);
-        holder_main(c, up[1], down[0]);
+        holder_main(c, up[1], down[0], self);
     }
     close(up[1]);
     close(down[0]);

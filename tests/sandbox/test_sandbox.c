@@ -751,3 +751,117 @@ TEST(sandbox_scratch_dirs_never_follow_links) {
     rmdir(other);
     free(dir);
 }
+
+/* ---- no process outlives a supervisor that dies --------------------------------------------- */
+
+/* Live (not zombie) processes whose real uid is one of a supervisor's box uids (box.c: 1000000 +
+ * pid for the program, 2000000 + pid for the box's root and the namespace holder); their pids in
+ * out[] when given. */
+static int procs_of_supervisor(pid_t sup, pid_t *out, int cap) {
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        char p[300], line[256];
+        snprintf(p, sizeof p, "/proc/%s/status", de->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        int zombie = 0;
+        long uid = -1;
+        while (fgets(line, sizeof line, f)) {
+            if (!strncmp(line, "State:", 6) && strchr(line, 'Z')) zombie = 1;
+            if (!strncmp(line, "Uid:", 4)) uid = strtol(line + 4, NULL, 10);
+        }
+        fclose(f);
+        if (!zombie && (uid == 1000000 + (long)sup || uid == 2000000 + (long)sup)) {
+            if (out && n < cap) out[n] = (pid_t)atol(de->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Wait (up to `s` seconds) until the supervisor's program runs: a process of its program uid. */
+static int wait_program_running(pid_t sup, double s) {
+    for (int i = 0; i < (int)(s * 20); i++) {
+        pid_t p[16];
+        int n = procs_of_supervisor(sup, p, 16);
+        for (int k = 0; k < n && k < 16; k++) {
+            char path[64], line[256];
+            snprintf(path, sizeof path, "/proc/%ld/status", (long)p[k]);
+            FILE *f = fopen(path, "r");
+            long uid = -1;
+            while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "Uid:", 4)) uid = strtol(line + 4, NULL, 10);
+            if (f) fclose(f);
+            if (uid == 1000000 + (long)sup) return 1;
+        }
+        usleep(50000);
+    }
+    return 0;
+}
+
+/* After `sup` is gone: its box processes (the holder included) must follow within 2 s; any
+ * left are reported and killed. */
+static void check_none_survive(TestCtx *t_, pid_t sup, const char *how) {
+    int n = 0;
+    for (int i = 0; i < 40 && (n = procs_of_supervisor(sup, NULL, 0)) > 0; i++) usleep(50000);
+    CHECKF(n == 0, "%s: %d process(es) of the dead supervisor %ld survive (the namespace holder?)", how, n, (long)sup);
+    fprintf(stderr, "    %s: %d box process(es) left after the supervisor ended\n", how, n);
+    pid_t p[64];
+    n = procs_of_supervisor(sup, p, 64);
+    for (int k = 0; k < n && k < 64; k++) kill(p[k], SIGKILL);
+}
+
+TEST(sandbox_no_holder_outlives_its_supervisor) {
+    if (!strstr(sandbox_isolation_report(), "namespace holder")) SKIP("no namespace holder on this machine: NOT checked");
+    sandbox_shutdown();
+    char *dir = test_tmpdir();
+    char src[600];
+    snprintf(src, sizeof src, "%s/sleep.c", dir);
+    write_text(src, "#include <unistd.h>\nint main(void) { sleep(30); return 0; }\n");
+    /* 1. `crucible sandbox run` killed by SIGKILL while its program runs */
+    pid_t sup = fork();
+    if (sup == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        if (nul < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) _exit(127);
+        execl(test_crucible_bin(), "crucible", "sandbox", "run", "--lang", "c", "--time-limit", "20", src, (char *)NULL);
+        _exit(127);
+    }
+    CHECKF(wait_program_running(sup, 30), "the sleeping program of `crucible sandbox run` never started");
+    kill(sup, SIGKILL);
+    waitpid(sup, NULL, 0);
+    check_none_survive(t_, sup, "crucible sandbox run, SIGKILL");
+    /* 2. the pool freed while its worker judges: the worker gets SIGTERM and exits at once */
+    CrError e = { { 0 } };
+    SandboxPool *p = sandbox_pool_create(1, &e);
+    CHECKF(p != NULL, "%s", e.msg);
+    if (p) {
+        SandboxJob job = { .lang = "python", .source = "import time\ntime.sleep(30)\n" };
+        job.limits.time_limit_s = 20;
+        CHECK(sandbox_pool_submit(p, &job, 1, &e) == 0);
+        /* the worker: our only child running `crucible sandbox worker` */
+        pid_t w = -1;
+        for (int i = 0; i < 100 && w < 0; i++) {
+            DIR *d = opendir("/proc");
+            struct dirent *de;
+            while (d && (de = readdir(d))) {
+                char path[300], line[256];
+                snprintf(path, sizeof path, "/proc/%s/status", de->d_name);
+                FILE *f = fopen(path, "r");
+                long ppid = -1;
+                while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "PPid:", 5)) ppid = strtol(line + 5, NULL, 10);
+                if (f) fclose(f);
+                if (ppid == (long)getpid()) w = (pid_t)atol(de->d_name);
+            }
+            if (d) closedir(d);
+            if (w < 0) usleep(50000);
+        }
+        CHECKF(w > 0 && wait_program_running(w, 30), "the pool's worker never started its program");
+        sandbox_pool_free(p);
+        if (w > 0) check_none_survive(t_, w, "pool freed while busy (SIGTERM)");
+    }
+    free(dir);
+}
