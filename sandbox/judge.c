@@ -50,19 +50,37 @@ const char *sandbox_languages(void) {
 const char *sandbox_isolation_report(void) { return box_isolation_report(); }
 void sandbox_shutdown(void) { box_shutdown(); }
 
-/* Copy at most `keep` bytes as valid UTF-8 (invalid bytes become '?', NUL becomes "\\0"-free '?'),
- * so the JSON is always valid and never cut inside a character. */
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629, table 3-7 of Unicode: no
+ * overlong forms, no surrogates D800-DFFF, nothing above U+10FFFF), 0 if there is none. NUL is
+ * refused too: the JSON strings are C strings. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c >= 0x01 && c <= 0x7F) return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  /* range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if (c == 0xED) len = 3, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c == 0xF4) len = 4, hi = 0x8F;
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else return 0;
+    if (len > n || s[1] < lo || s[1] > hi) return 0;
+    for (size_t k = 2; k < len; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return len;
+}
+
+/* Copy at most `keep` bytes as valid UTF-8 (each byte that does not start a well-formed
+ * sequence, and NUL, becomes '?'), so the JSON is always valid and never cut inside a character. */
 static char *keep_text(const char *s, size_t n, size_t keep) {
     if (n > keep) n = keep;
     char *o = cr_malloc(n + 1);
     size_t i = 0, j = 0;
     while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = len > 0 && c != 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + k] >> 6) == 2;
-        if (ok && len == 2 && c < 0xC2) ok = 0;  /* overlong */
-        if (!ok) { o[j++] = '?'; i++; continue; }
+        size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (!len) { o[j++] = '?'; i++; continue; }
         memcpy(o + j, s + i, len);
         i += len;
         j += len;

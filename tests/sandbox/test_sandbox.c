@@ -865,3 +865,65 @@ TEST(sandbox_no_holder_outlives_its_supervisor) {
     }
     free(dir);
 }
+
+/* ---- the verdict JSON is valid UTF-8 --------------------------------------------------------- */
+
+/* An independent check: decode each sequence to its code point, then require the shortest form,
+ * no surrogate and nothing past U+10FFFF (RFC 3629). Returns the offset of the first bad byte,
+ * or -1 when all of s[0..n) is valid. */
+static long first_bad_utf8(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + (size_t)len > n) return (long)i;
+        unsigned long cp = len == 1 ? c : c & (0xFFu >> (len + 1));
+        for (int k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return (long)i;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const unsigned long min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+        if (cp < min_cp[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return (long)i;
+        i += (size_t)len;
+    }
+    return -1;
+}
+
+TEST(sandbox_verdict_json_is_utf8) {
+    Host h;
+    host_setup(&h);
+    const char *files[] = { "invalid_utf8.c", "compile_invalid_utf8.c" };
+    for (int f = 0; f < 2; f++) {
+        char *src = program(files[f]);
+        SandboxJob job = { .lang = "c", .source = src };
+        job.limits.time_limit_s = 2;
+        SandboxResult r;
+        CrError e = { { 0 } };
+        int rc = sandbox_run(&job, &r, &e);
+        CHECKF(rc == 0, "%s: %s", files[f], e.msg);
+        if (rc < 0) { free(src); continue; }
+        char *json = sandbox_result_to_json(&r);
+        long bad = first_bad_utf8((const unsigned char *)json, strlen(json));
+        fprintf(stderr, "    %-24s %s, JSON %s\n", files[f], verdict_name(r.verdict), bad < 0 ? "valid UTF-8" : "NOT UTF-8");
+        CHECKF(bad < 0, "%s: the verdict JSON is not UTF-8 at byte %ld: ...%.40s", files[f], bad, json + (bad > 20 ? bad - 20 : 0));
+        SandboxResult back;
+        CHECKF(sandbox_result_from_json(json, &back, &e) == 0, "%s: %s", files[f], e.msg);
+        sandbox_result_free(&back);
+        if (f == 0) {
+            /* each byte that starts no well-formed sequence is one '?'; the valid edge cases stay */
+            CHECK(r.verdict == VERDICT_OK && r.n_tests == 1);
+            if (r.n_tests == 1) {
+                const char *want = "A???B???C????D????E????F?G\x1b[31m\n"
+                                   "\xed\x9f\xbf|\xee\x80\x80|\xf0\x90\x80\x80|\xf4\x8f\xbf\xbf|\xc3\xa9\n";
+                CHECKF(!strcmp(r.tests[0].stdout_data, want), "stdout kept as \"%s\"", r.tests[0].stdout_data);
+                CHECKF(!strcmp(r.tests[0].stderr_data, "?????"), "stderr kept as \"%s\"", r.tests[0].stderr_data);
+            }
+        } else {
+            CHECK(r.verdict == VERDICT_CE && contains(r.compile_output, "bad bytes: ???|????|end"));
+        }
+        host_check(t_, &h, files[f], &r);
+        free(json);
+        sandbox_result_free(&r);
+        free(src);
+    }
+    host_teardown(&h);
+}
