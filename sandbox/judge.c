@@ -342,8 +342,9 @@ int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e) {
             rs.argv = argv_h;
         } else {
             const char *in = job->n_tests > 0 ? job->tests[i].stdin_data : job->stdin_data;
+            size_t in_len = job->n_tests > 0 ? 0 : job->stdin_len;
             rs.stdin_data = in;
-            rs.stdin_len = in ? strlen(in) : 0;
+            rs.stdin_len = !in ? 0 : in_len ? in_len : strlen(in);  /* binary stdin keeps its NULs */
         }
         BoxOutcome o;
         int brc = box_run(&rs, &o, e);
@@ -357,12 +358,14 @@ int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e) {
             /* The proof: the nonce on its own line, written by the harness after check() returned. */
             char needle[40];
             snprintf(needle, sizeof needle, "\n%s\n", nonce);
-            char *hit = strstr(o.out, needle);
+            size_t nl = strlen(needle);
+            /* over the whole output: a NUL the program printed before it must not hide it */
+            char *hit = memmem(o.out, o.out_len, needle, nl);
             if (v == VERDICT_OK && !hit) v = VERDICT_WA;
             if (v == VERDICT_RE && o.exited && o.exit_code == 3) v = VERDICT_WA;
             if (hit) {
                 stripped = cr_malloc(o.out_len + 1);
-                size_t pre = (size_t)(hit - o.out), nl = strlen(needle);
+                size_t pre = (size_t)(hit - o.out);
                 memcpy(stripped, o.out, pre);
                 memcpy(stripped + pre, hit + nl, o.out_len - pre - nl);
                 shown_len = o.out_len - nl;

@@ -927,3 +927,82 @@ TEST(sandbox_verdict_json_is_utf8) {
     }
     host_teardown(&h);
 }
+
+/* ---- NUL bytes: carried in a binary stdin, refused where JSON would cut them ------------------ */
+
+TEST(sandbox_nul_bytes) {
+    static const char count_src[] =
+        "#include <stdio.h>\nint main(void){unsigned char b[256];size_t n=fread(b,1,sizeof b,stdin);\n"
+        "unsigned long s=0;for(size_t i=0;i<n;i++)s=s*31+b[i];printf(\"%zu %lu\\n\",n,s);return 0;}\n";
+    static const char bin[9] = { 'a', 'b', 'c', 0, 'd', 'e', 'f', 'g', 'h' };
+    unsigned long hash = 0;
+    for (int i = 0; i < 9; i++) hash = hash * 31 + (unsigned char)bin[i];
+    char want[64];
+    snprintf(want, sizeof want, "9 %lu\n", hash);
+    /* 1. sandbox_run: a binary stdin reaches the program whole */
+    SandboxJob job = { .lang = "c", .source = count_src, .stdin_data = bin, .stdin_len = sizeof bin };
+    SandboxResult r;
+    CrError e = { { 0 } };
+    CHECKF(sandbox_run(&job, &r, &e) == 0, "%s", e.msg);
+    CHECKF(r.verdict == VERDICT_OK && r.n_tests == 1 && !strcmp(r.tests[0].stdout_data, want),
+           "binary stdin: %s \"%s\", expected \"%s\"", verdict_name(r.verdict), r.n_tests ? r.tests[0].stdout_data : "", want);
+    sandbox_result_free(&r);
+    /* 2. the pool's wire format keeps it (as stdin_hex) */
+    char *js = sandbox_job_to_json(&job);
+    SandboxJob back;
+    CHECKF(sandbox_job_from_json(js, &back, &e) == 0, "%s", e.msg);
+    CHECK(back.stdin_len == sizeof bin && back.stdin_data && !memcmp(back.stdin_data, bin, sizeof bin));
+    sandbox_job_free_parsed(&back);
+    free(js);
+    /* 3. assertion tests: a correct candidate that printed a NUL before the harness's proof is OK */
+    static const char noisy[] = "import sys\ndef add(a, b):\n    sys.stdout.write('debug\\x00\\n')\n    return a + b\n";
+    SandboxJob aj = { .lang = "python", .source = noisy, .test_code = k_add_test, .entry_point = "add" };
+    aj.limits.time_limit_s = 3;
+    CHECKF(sandbox_run(&aj, &r, &e) == 0, "%s", e.msg);
+    fprintf(stderr, "    candidate printing \"debug\\0\": %s\n", verdict_name(r.verdict));
+    CHECKF(r.verdict == VERDICT_OK, "a correct candidate printing a NUL: %s", verdict_name(r.verdict));
+    sandbox_result_free(&r);
+    /* 4. the CLI: --stdin FILE is binary; a tests file with \u0000 is refused, naming file and field */
+    char *dir = test_tmpdir();
+    char src[600], in[600], t1[600], t2[600], t3[600], args[2400];
+    snprintf(src, sizeof src, "%s/count.c", dir);
+    snprintf(in, sizeof in, "%s/bin.in", dir);
+    snprintf(t1, sizeof t1, "%s/nul_stdout.json", dir);
+    snprintf(t2, sizeof t2, "%s/nul_stdin.json", dir);
+    snprintf(t3, sizeof t3, "%s/escaped_backslash.json", dir);
+    write_text(src, count_src);
+    FILE *f = fopen(in, "wb");
+    CHECK(f && fwrite(bin, 1, sizeof bin, f) == sizeof bin && fclose(f) == 0);
+    write_text(t1, "{\"tests\": [{\"stdin\": \"\", \"stdout\": \"0 0\"},\n  {\"stdin\": \"\", \"stdout\": \"0 0\\u0000junk\"}]}");
+    write_text(t2, "{\"tests\": [{\"stdin\": \"ab\\u0000cd\", \"stdout\": \"5\"}]}");
+    write_text(t3, "{\"tests\": [{\"stdin\": \"\\\\u0000\", \"stdout\": \"6 0\"}]}");  /* the text \u0000: no NUL */
+    char *out = malloc(1 << 20);
+    snprintf(args, sizeof args, "--lang c --stdin %s %s", in, src);
+    CHECK(run_cli(args, out, 1 << 20) == 0);
+    char want_json[96];
+    snprintf(want_json, sizeof want_json, "\"stdout\":\"9 %lu\\n\"", hash);  /* JSON escapes the newline */
+    CHECKF(strstr(out, want_json) != NULL, "crucible sandbox run --stdin (binary): %.300s", out);
+    char cmd[2600];
+    const char *files[2] = { t1, t2 }, *fields[2] = { "\"stdout\"", "\"stdin\"" }, *pos[2] = { ":2:", ":1:" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "%s sandbox run --lang c --tests %s %s 2>&1", test_crucible_bin(), files[i], src);
+        FILE *p = popen(cmd, "r");
+        size_t n = p ? fread(out, 1, (1 << 20) - 1, p) : 0;
+        out[n] = 0;
+        int st = p ? pclose(p) : -1;
+        fprintf(stderr, "    %s\n", out[0] ? strtok(out, "\n") : "(no output)");
+        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: a tests file with \\u0000 was not refused", files[i]);
+        CHECKF(strstr(out, files[i]) && strstr(out, fields[i]) && strstr(out, pos[i]) && strstr(out, "NUL"),
+               "%s: the error does not name the file, line and field: %s", files[i], out);
+    }
+    snprintf(args, sizeof args, "--lang c --tests %s %s", t3, src);
+    CHECK(run_cli(args, out, 1 << 20) == 0 && strstr(out, "\"verdict\":\"WA\""));  /* judged, not refused */
+    size_t line = 0, col = 0;
+    char key[32];
+    CHECK(!sandbox_json_find_nul("{\"a\\\\u0000\": \"\\\\\\\\u0000\"}", 24, &line, &col, key, sizeof key));
+    CHECK(sandbox_json_find_nul("{\"a\": 1,\n \"b\": \"x\\u0000\"}", 25, &line, &col, key, sizeof key) &&
+          line == 2 && col == 9 && !strcmp(key, "b"));
+    free(out);
+    free(dir);
+    sandbox_shutdown();
+}
