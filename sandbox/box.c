@@ -758,7 +758,7 @@ static int recv_fd(int sock) {
 }
 
 static int stdin_fd(const char *data, size_t len) {
-    int fd = memfd_create("box-stdin", MFD_CLOEXEC);
+    int fd = memfd_create("box-stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return -1;
     size_t off = 0;
     while (off < len) {
@@ -766,7 +766,17 @@ static int stdin_fd(const char *data, size_t len) {
         if (w < 0) { if (errno == EINTR) continue; close(fd); return -1; }
         off += (size_t)w;
     }
-    /* Reopen read-only so the program cannot rewrite what it reads. */
+    /* The program cannot rewrite what it reads: a memfd is mode 0777, so a read-only descriptor
+     * alone does not stop open("/proc/self/fd/0", O_RDWR); the seals refuse every write, and
+     * 0444 refuses that open itself (reading /dev/stdin by name still works). */
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||
+        fchmod(fd, 0444) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    /* Reopen read-only (a descriptor opened for writing is not handed over). */
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int ro = open(path, O_RDONLY | O_CLOEXEC);

@@ -161,7 +161,7 @@ static const char *lang_of(const char *file) {
     return "javascript";
 }
 
-typedef enum { IN_NONE, IN_PORT, IN_ABSTRACT } StdinKind;
+typedef enum { IN_NONE, IN_PORT, IN_ABSTRACT, IN_HELLO } StdinKind;
 
 typedef struct Case {
     const char *file;
@@ -178,6 +178,7 @@ static void run_case(TestCtx *t_, Host *h, const Case *c) {
     char in[128] = "";
     if (c->in == IN_PORT) snprintf(in, sizeof in, "%d\n", h->port);
     if (c->in == IN_ABSTRACT) snprintf(in, sizeof in, "%s\n", h->abs_name);
+    if (c->in == IN_HELLO) snprintf(in, sizeof in, "hello\n");
     SandboxJob job = { 0 };
     job.lang = lang_of(c->file);
     job.source = src;
@@ -294,6 +295,7 @@ TEST(sandbox_hostile_host_access) {
         { "inherited_fds.c", V(RE), 42, NULL, 2, IN_NONE },
         { "state_write.c", V(RE), 42, NULL, 2, IN_NONE },
         { "state_read.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "stdin_rewrite.c", V(RE), 42, NULL, 2, IN_HELLO },
     };
     RUN_CASES(cases);
 }
