@@ -25,6 +25,15 @@ static int load_tests(const char *path, SandboxJob *job, cJSON **keep, CrError *
     size_t len;
     char *text = cr_read_file(path, &len, e);
     if (!text) return -1;
+    /* A "\u0000" would silently cut its string (cJSON strings end at NUL): an expected stdout
+     * "x\u0000y" would match "x". Refused, with where it is. */
+    size_t line, col;
+    char key[64];
+    if (sandbox_json_find_nul(text, len, &line, &col, key, sizeof key)) {
+        free(text);
+        return cr_error_set(e, "%s:%zu:%zu: \"%s\" holds \\u0000 (a NUL byte), which a tests file cannot carry "
+                            "(a binary stdin can be given with --stdin FILE)", path, line, col, key);
+    }
     cJSON *o = cJSON_Parse(text);
     free(text);
     if (!o) return cr_error_set(e, "%s: malformed JSON", path);
@@ -109,6 +118,7 @@ static int cmd_run(int argc, char **argv) {
     if (stdin_path) {
         if (!(stdin_text = cr_read_file(stdin_path, &len, &e))) { fprintf(stderr, "crucible sandbox run: %s\n", e.msg); goto done; }
         job.stdin_data = stdin_text;
+        job.stdin_len = len;  /* binary: NUL bytes included */
     }
     if (tests_path && load_tests(tests_path, &job, &keep, &e) < 0) {
         fprintf(stderr, "crucible sandbox run: %s\n", e.msg);

@@ -48,9 +48,9 @@ typedef struct { EntKind kind; char path[128]; char target[64]; int staged; } Ro
  * that uses the sandbox: keyed by pid). */
 typedef struct BoxCtx {
     pid_t owner;
-    char base[96];              /* /tmp/crucible-sbx-PID */
+    char base[96];              /* /tmp/crucible-sbx-PID-XXXXXX (mkdtemp) */
     char root[128];             /* base/root: mount point of each box's root tmpfs */
-    char stage[96];             /* /tmp/crucible-sbx-tc-PID: staged toolchains (holder only) */
+    char stage[96];             /* /tmp/crucible-sbx-tc-PID-XXXXXX: staged toolchains (holder only) */
     int ns_flags;               /* namespaces in force */
     uid_t box_uid;              /* outside uid of the program */
     char cg_mem[320], cg_pids[320], cg_cpu[320];
@@ -140,6 +140,7 @@ static int probe_namespaces(void) {
 /* ---- cgroups (v1 memory + pids + cpuacct) ------------------------------------------ */
 
 static void sweep_stale(const char *dir, const char *prefix);
+static void remove_tree_at(int parent, const char *name, int must_own);
 
 static int cgroup_setup(const char *controller, char *out, size_t cap) {
     out[0] = 0;
@@ -172,19 +173,22 @@ static int cgroup_setup(const char *controller, char *out, size_t cap) {
     return 0;
 }
 
-/* Remove leftovers of supervisors that died without cleaning up (pid no longer alive). */
+/* Remove leftovers of supervisors that died without cleaning up (pid no longer alive). In /tmp,
+ * where anyone may plant a name, only a real directory (never a link) owned by us is removed. */
 static void sweep_stale(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *de;
     size_t pl = strlen(prefix);
+    int in_tmp = strncmp(dir, "/tmp", 4) == 0;
     while ((de = readdir(d))) {
         if (strncmp(de->d_name, prefix, pl) != 0) continue;
         long pid = strtol(de->d_name + pl, NULL, 10);
         if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (in_tmp) { remove_tree_at(dirfd(d), de->d_name, 1); continue; }
         char p[600];
         snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (rmdir(p) < 0 && strncmp(dir, "/tmp", 4) == 0) box_remove_dir(p);
+        rmdir(p);  /* a cgroup: removable once empty */
     }
     closedir(d);
 }
@@ -284,10 +288,17 @@ static void build_template(const BoxCtx *c, int ef, int staged) {
     }
 }
 
-static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent) {
+/* Dies with the supervisor: set (again) after every change of the effective uid, which clears
+ * the parent-death signal; a parent already gone meanwhile shows as another getppid(). */
+static void holder_die_with(int ef, pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(ef, "pdeathsig");
+    if (getppid() != parent) _exit(1);
+}
+
+static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent, pid_t parent) {
     int ef = to_parent;
     char b;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) child_die(ef, "pdeathsig");
+    holder_die_with(ef, parent);
     /* Still host root: stage the toolchains the box's root could not reach, in a mount namespace
      * of our own (nothing changes on the host). */
     if (unshare(CLONE_NEWNS) < 0) child_die(ef, "holder: mount namespace");
@@ -302,6 +313,7 @@ static _Noreturn void holder_main(BoxCtx *c, int to_parent, int from_parent) {
     if (unshare(CLONE_NEWUSER) < 0) child_die(ef, "holder: user namespace");
     if (write(to_parent, "u", 1) != 1 || read(from_parent, &b, 1) != 1) _exit(1);
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) child_die(ef, "holder: become box root");
+    holder_die_with(ef, parent);  /* the uid change above cleared it */
     if (unshare(CLONE_NEWNS | CLONE_NEWNET) < 0) child_die(ef, "holder: mount/net namespaces");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_die(ef, "holder: make / private");
     build_template(c, ef, 1);
@@ -329,12 +341,13 @@ static int holder_start(BoxCtx *c) {
     int up[2], down[2];
     if (pipe2(up, O_CLOEXEC) < 0) return -1;
     if (pipe2(down, O_CLOEXEC) < 0) { close(up[0]); close(up[1]); return -1; }
+    pid_t self = getpid();
     pid_t h = fork();
     if (h < 0) { close(up[0]); close(up[1]); close(down[0]); close(down[1]); return -1; }
     if (h == 0) {
         close(up[0]);
         close(down[1]);
-        holder_main(c, up[1], down[0]);
+        holder_main(c, up[1], down[0], self);
     }
     close(up[1]);
     close(down[0]);
@@ -370,13 +383,28 @@ static BoxCtx *ctx_get(CrError *e) {
     memset(c, 0, sizeof *c);
     c->ns_fd[0] = c->ns_fd[1] = c->ns_fd[2] = -1;
     sweep_stale("/tmp", "crucible-sbx-");
-    snprintf(c->base, sizeof c->base, "/tmp/crucible-sbx-%ld", (long)getpid());
-    snprintf(c->root, sizeof c->root, "%s/root", c->base);
     sweep_stale("/tmp", "crucible-sbx-tc-");
-    snprintf(c->stage, sizeof c->stage, "/tmp/crucible-sbx-tc-%ld", (long)getpid());
-    if (mkdir(c->stage, 0711) < 0 && errno != EEXIST) c->stage[0] = 0;
-    if ((mkdir(c->base, 0711) < 0 && errno != EEXIST) || (mkdir(c->root, 0755) < 0 && errno != EEXIST))
-        return cr_error_set(e, "sandbox: cannot create %s: %s", c->root, strerror(errno)), NULL;
+    /* Fresh names (mkdtemp: created here, never an existing path reused), so nothing planted at a
+     * predictable name is written into or removed later. The pid stays first for the sweep. 0711:
+     * the box's root (an unprivileged outside uid) must traverse base to reach its submission. */
+    snprintf(c->stage, sizeof c->stage, "/tmp/crucible-sbx-tc-%ld-XXXXXX", (long)getpid());
+    if (!mkdtemp(c->stage)) c->stage[0] = 0;
+    else if (chmod(c->stage, 0711) < 0) { box_remove_dir(c->stage); c->stage[0] = 0; }
+    snprintf(c->base, sizeof c->base, "/tmp/crucible-sbx-%ld-XXXXXX", (long)getpid());
+    int made = mkdtemp(c->base) != NULL;
+    if (!made || chmod(c->base, 0711) < 0) {
+        cr_error_set(e, "sandbox: cannot create %s: %s", c->base, strerror(errno));
+        if (made) box_remove_dir(c->base);
+        if (c->stage[0]) box_remove_dir(c->stage);
+        return NULL;
+    }
+    snprintf(c->root, sizeof c->root, "%s/root", c->base);
+    if (mkdir(c->root, 0755) < 0) {
+        cr_error_set(e, "sandbox: cannot create %s: %s", c->root, strerror(errno));
+        box_remove_dir(c->base);
+        if (c->stage[0]) box_remove_dir(c->stage);
+        return NULL;
+    }
     c->box_uid = (uid_t)(BOX_UID_BASE + getpid());
     c->ns_flags = probe_namespaces();
     /* CRUCIBLE_SANDBOX_DISABLE=net,ipc,... leaves namespaces out as if the kernel refused them
@@ -421,21 +449,45 @@ const char *box_isolation_report(void) {
     return c ? c->report : "sandbox unavailable";
 }
 
-void box_remove_dir(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char p[1024];
-            snprintf(p, sizeof p, "%s/%s", path, de->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) box_remove_dir(p);
-            else unlink(p);
+/* Empty the directory open at `fd` (closed here), never following a link: every entry is
+ * reached through openat/unlinkat relative to its parent's descriptor, so a link planted
+ * anywhere in the tree (or swapped in meanwhile) is unlinked, not entered. */
+static void empty_dir_fd(int fd, int depth) {
+    DIR *d = fdopendir(fd);
+    if (!d) { close(fd); return; }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+            if (depth < 256) {  /* bounded: one descriptor per level */
+                int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (sub >= 0) empty_dir_fd(sub, depth + 1);
+            }
+            unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR);
+        } else {
+            unlinkat(dirfd(d), de->d_name, 0);
         }
-        closedir(d);
     }
-    rmdir(path);
+    closedir(d);
+}
+
+/* Remove parent/name when it is a real directory (not a link to one); with must_own, only when
+ * it is also owned by our effective uid (a name in /tmp that someone else planted stays). */
+static void remove_tree_at(int parent, const char *name, int must_own) {
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode) || (must_own && st.st_uid != geteuid())) {
+        close(fd);
+        return;
+    }
+    empty_dir_fd(fd, 0);
+    unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+void box_remove_dir(const char *path) {
+    remove_tree_at(AT_FDCWD, path, 0);
 }
 
 void box_shutdown(void) {
@@ -706,7 +758,7 @@ static int recv_fd(int sock) {
 }
 
 static int stdin_fd(const char *data, size_t len) {
-    int fd = memfd_create("box-stdin", MFD_CLOEXEC);
+    int fd = memfd_create("box-stdin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd < 0) return -1;
     size_t off = 0;
     while (off < len) {
@@ -714,7 +766,17 @@ static int stdin_fd(const char *data, size_t len) {
         if (w < 0) { if (errno == EINTR) continue; close(fd); return -1; }
         off += (size_t)w;
     }
-    /* Reopen read-only so the program cannot rewrite what it reads. */
+    /* The program cannot rewrite what it reads: a memfd is mode 0777, so a read-only descriptor
+     * alone does not stop open("/proc/self/fd/0", O_RDWR); the seals refuse every write, and
+     * 0444 refuses that open itself (reading /dev/stdin by name still works). */
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0 ||
+        fchmod(fd, 0444) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    /* Reopen read-only (a descriptor opened for writing is not handed over). */
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int ro = open(path, O_RDONLY | O_CLOEXEC);

@@ -50,19 +50,37 @@ const char *sandbox_languages(void) {
 const char *sandbox_isolation_report(void) { return box_isolation_report(); }
 void sandbox_shutdown(void) { box_shutdown(); }
 
-/* Copy at most `keep` bytes as valid UTF-8 (invalid bytes become '?', NUL becomes "\\0"-free '?'),
- * so the JSON is always valid and never cut inside a character. */
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629, table 3-7 of Unicode: no
+ * overlong forms, no surrogates D800-DFFF, nothing above U+10FFFF), 0 if there is none. NUL is
+ * refused too: the JSON strings are C strings. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    if (c >= 0x01 && c <= 0x7F) return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  /* range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if (c == 0xED) len = 3, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c == 0xF4) len = 4, hi = 0x8F;
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else return 0;
+    if (len > n || s[1] < lo || s[1] > hi) return 0;
+    for (size_t k = 2; k < len; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return len;
+}
+
+/* Copy at most `keep` bytes as valid UTF-8 (each byte that does not start a well-formed
+ * sequence, and NUL, becomes '?'), so the JSON is always valid and never cut inside a character. */
 static char *keep_text(const char *s, size_t n, size_t keep) {
     if (n > keep) n = keep;
     char *o = cr_malloc(n + 1);
     size_t i = 0, j = 0;
     while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        int ok = len > 0 && c != 0 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++) ok = ((unsigned char)s[i + k] >> 6) == 2;
-        if (ok && len == 2 && c < 0xC2) ok = 0;  /* overlong */
-        if (!ok) { o[j++] = '?'; i++; continue; }
+        size_t len = utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (!len) { o[j++] = '?'; i++; continue; }
         memcpy(o + j, s + i, len);
         i += len;
         j += len;
@@ -324,8 +342,9 @@ int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e) {
             rs.argv = argv_h;
         } else {
             const char *in = job->n_tests > 0 ? job->tests[i].stdin_data : job->stdin_data;
+            size_t in_len = job->n_tests > 0 ? 0 : job->stdin_len;
             rs.stdin_data = in;
-            rs.stdin_len = in ? strlen(in) : 0;
+            rs.stdin_len = !in ? 0 : in_len ? in_len : strlen(in);  /* binary stdin keeps its NULs */
         }
         BoxOutcome o;
         int brc = box_run(&rs, &o, e);
@@ -339,12 +358,14 @@ int sandbox_run(const SandboxJob *job, SandboxResult *out, CrError *e) {
             /* The proof: the nonce on its own line, written by the harness after check() returned. */
             char needle[40];
             snprintf(needle, sizeof needle, "\n%s\n", nonce);
-            char *hit = strstr(o.out, needle);
+            size_t nl = strlen(needle);
+            /* over the whole output: a NUL the program printed before it must not hide it */
+            char *hit = memmem(o.out, o.out_len, needle, nl);
             if (v == VERDICT_OK && !hit) v = VERDICT_WA;
             if (v == VERDICT_RE && o.exited && o.exit_code == 3) v = VERDICT_WA;
             if (hit) {
                 stripped = cr_malloc(o.out_len + 1);
-                size_t pre = (size_t)(hit - o.out), nl = strlen(needle);
+                size_t pre = (size_t)(hit - o.out);
                 memcpy(stripped, o.out, pre);
                 memcpy(stripped + pre, hit + nl, o.out_len - pre - nl);
                 shown_len = o.out_len - nl;

@@ -2,6 +2,7 @@
 #include "sandbox/sandbox.h"
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -154,6 +155,93 @@ done:
 
 /* ---- jobs ----------------------------------------------------------------------- */
 
+/* A stdin as "stdin" (a JSON string), or as "stdin_hex" when it holds a NUL, which a JSON
+ * string read by cJSON cannot carry. */
+static void add_stdin(cJSON *o, const char *data, size_t len) {
+    if (!data) { cJSON_AddNullToObject(o, "stdin"); return; }
+    if (!len) len = strlen(data);
+    if (!memchr(data, 0, len)) { cJSON_AddStringToObject(o, "stdin", data); return; }
+    static const char k_hex[] = "0123456789abcdef";
+    char *h = cr_malloc(2 * len + 1);
+    for (size_t i = 0; i < len; i++) {
+        h[2 * i] = k_hex[(unsigned char)data[i] >> 4];
+        h[2 * i + 1] = k_hex[(unsigned char)data[i] & 15];
+    }
+    h[2 * len] = 0;
+    cJSON_AddStringToObject(o, "stdin_hex", h);
+    free(h);
+}
+
+static int hex_val(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* *data (malloc'd, NUL-terminated) and *len from "stdin_hex", else from "stdin" (len 0: a C
+ * string), else NULL. */
+static int get_stdin(const cJSON *o, const char **data, size_t *len, CrError *e) {
+    *data = NULL;
+    *len = 0;
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "stdin_hex");
+    if (!h) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, "stdin");
+        *data = cJSON_IsString(x) ? cr_strdup(x->valuestring) : NULL;
+        return 0;
+    }
+    size_t n = cJSON_IsString(h) ? strlen(h->valuestring) : 1;
+    if (n % 2) return cr_error_set(e, "job JSON: stdin_hex is not a string of hex digit pairs");
+    char *d = cr_malloc(n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        int a = hex_val(h->valuestring[2 * i]), b = hex_val(h->valuestring[2 * i + 1]);
+        if (a < 0 || b < 0) {
+            free(d);
+            return cr_error_set(e, "job JSON: stdin_hex has a non-hex character at %zu", 2 * i);
+        }
+        d[i] = (char)(a << 4 | b);
+    }
+    d[n / 2] = 0;
+    *data = d;
+    *len = n / 2;
+    return 0;
+}
+
+int sandbox_json_find_nul(const char *text, size_t len, size_t *line, size_t *col, char *key, size_t key_cap) {
+    size_t ln = 1, line_start = 0;
+    const char *last_key = NULL;
+    size_t last_key_n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') { ln++; line_start = i + 1; continue; }
+        if (text[i] != '"') continue;
+        size_t start = ++i;  /* a string: escapes are taken whole, so \" never ends it */
+        int has_nul = 0;
+        size_t nul_line = 0, nul_col = 0;
+        for (; i < len && text[i] != '"'; i++) {
+            if (text[i] == '\n') { ln++; line_start = i + 1; }  /* invalid JSON, but count it */
+            if (text[i] != '\\' || i + 1 >= len) continue;
+            if (!has_nul && text[i + 1] == 'u' && i + 5 < len && !memcmp(text + i + 2, "0000", 4)) {
+                has_nul = 1;
+                nul_line = ln;
+                nul_col = i - line_start + 1;
+            }
+            i++;
+        }
+        size_t end = i;  /* the closing quote (or len) */
+        /* a key: the string is followed by ':' */
+        size_t k = end + 1;
+        while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n')) k++;
+        int is_key = k < len && text[k] == ':';
+        if (has_nul) {
+            *line = nul_line;
+            *col = nul_col;
+            const char *kp = is_key ? text + start : last_key;
+            size_t kn = is_key ? end - start : last_key_n;
+            if (key_cap) snprintf(key, key_cap, "%.*s", kp ? (int)kn : 0, kp ? kp : "");
+            return 1;
+        }
+        if (is_key) { last_key = text + start; last_key_n = end - start; }
+    }
+    return 0;
+}
+
 char *sandbox_job_to_json(const SandboxJob *job) {
     cJSON *o = cJSON_CreateObject();
     CR_CHECK(o);
@@ -163,14 +251,14 @@ char *sandbox_job_to_json(const SandboxJob *job) {
         cJSON *arr = cJSON_AddArrayToObject(o, "tests");
         for (int i = 0; i < job->n_tests; i++) {
             cJSON *t = cJSON_CreateObject();
-            cJSON_AddItemToObject(t, "stdin", str_or_null(job->tests[i].stdin_data));
+            add_stdin(t, job->tests[i].stdin_data, 0);
             cJSON_AddItemToObject(t, "stdout", str_or_null(job->tests[i].expected_stdout));
             cJSON_AddItemToArray(arr, t);
         }
     }
     if (job->test_code) cJSON_AddStringToObject(o, "test_code", job->test_code);
     if (job->entry_point) cJSON_AddStringToObject(o, "entry_point", job->entry_point);
-    if (job->stdin_data) cJSON_AddStringToObject(o, "stdin", job->stdin_data);
+    if (job->stdin_data) add_stdin(o, job->stdin_data, job->stdin_len);
     cJSON_AddNumberToObject(o, "time_limit", job->limits.time_limit_s);
     cJSON_AddNumberToObject(o, "memory_limit_mb", (double)job->limits.memory_limit_mb);
     cJSON_AddNumberToObject(o, "output_limit_bytes", (double)job->limits.output_limit_bytes);
@@ -193,14 +281,13 @@ int sandbox_job_from_json(const char *json, SandboxJob *job, CrError *e) {
     job->source = opt_str(o, "source");
     job->test_code = opt_str(o, "test_code");
     job->entry_point = opt_str(o, "entry_point");
-    job->stdin_data = opt_str(o, "stdin");
+    int rc = get_stdin(o, &job->stdin_data, &job->stdin_len, e);
     const cJSON *x;
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "time_limit")) && cJSON_IsNumber(x)) job->limits.time_limit_s = x->valuedouble;
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "memory_limit_mb")) && cJSON_IsNumber(x)) job->limits.memory_limit_mb = (long)x->valuedouble;
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "output_limit_bytes")) && cJSON_IsNumber(x)) job->limits.output_limit_bytes = (long)x->valuedouble;
     const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "tests");
-    int rc = 0;
-    if (cJSON_IsArray(arr)) {
+    if (rc == 0 && cJSON_IsArray(arr)) {
         int n = cJSON_GetArraySize(arr);
         SandboxTest *t = cr_calloc((size_t)(n > 0 ? n : 1), sizeof *t);
         for (int i = 0; i < n; i++) {
@@ -212,7 +299,7 @@ int sandbox_job_from_json(const char *json, SandboxJob *job, CrError *e) {
         }
         job->tests = t;
         job->n_tests = n;
-    } else if (arr) {
+    } else if (rc == 0 && arr) {
         rc = cr_error_set(e, "job JSON: \"tests\" is not an array");
     }
     cJSON_Delete(o);

@@ -43,6 +43,8 @@ void sandbox_limits_default(SandboxLimits *l);
 /* At most this much of each stream is kept in a result (and so in the JSON). */
 #define SANDBOX_KEEP_BYTES (64L * 1024)
 
+/* C strings: the loaders of tests files refuse a NUL in either (sandbox_json_find_nul); a binary
+ * stdin goes through SandboxJob.stdin_data + stdin_len (run-once mode). */
 typedef struct SandboxTest { const char *stdin_data; const char *expected_stdout; } SandboxTest;
 
 typedef struct SandboxJob {
@@ -51,6 +53,7 @@ typedef struct SandboxJob {
     const char *test_code; const char *entry_point;  /* assertion tests (HumanEval: source = prompt + completion) */
     const char *stdin_data;                          /* run-once mode when no tests */
     SandboxLimits limits;
+    size_t stdin_len;                                /* bytes of stdin_data (binary, NULs kept); 0: strlen */
 } SandboxJob;
 
 typedef struct SandboxTestResult {
@@ -85,7 +88,7 @@ char *sandbox_result_to_json(const SandboxResult *r);
 /* Parse what sandbox_result_to_json wrote (the pool's wire format). */
 int sandbox_result_from_json(const char *json, SandboxResult *out, CrError *e);
 /* The job as one JSON line (malloc'd) and back; from_json allocates into *arena_out
- * (free with sandbox_job_free_parsed). */
+ * (free with sandbox_job_free_parsed). A stdin holding a NUL travels as "stdin_hex". */
 char *sandbox_job_to_json(const SandboxJob *job);
 int sandbox_job_from_json(const char *json, SandboxJob *job, CrError *e);
 void sandbox_job_free_parsed(SandboxJob *job);
@@ -93,6 +96,11 @@ void sandbox_job_free_parsed(SandboxJob *job);
 /* Output comparison used for stdin/stdout tests: equal after dropping trailing whitespace on
  * every line and trailing blank lines. */
 int sandbox_output_matches(const char *got, size_t got_len, const char *want);
+/* JSON strings (cJSON) end at a NUL, so a "\u0000" escape in a JSON text would silently cut
+ * the string it is in (a stdin, an expected stdout). Returns 1 when `text` has one inside a
+ * string, with its 1-based line and column and the object key it comes under (the nearest key
+ * before it, "" when none), else 0. Loaders of tests refuse such files with that position. */
+int sandbox_json_find_nul(const char *text, size_t len, size_t *line, size_t *col, char *key, size_t key_cap);
 /* Remove this process's scratch directories and cgroups now (also done at exit). */
 void sandbox_shutdown(void);
 

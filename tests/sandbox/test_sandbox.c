@@ -161,7 +161,7 @@ static const char *lang_of(const char *file) {
     return "javascript";
 }
 
-typedef enum { IN_NONE, IN_PORT, IN_ABSTRACT } StdinKind;
+typedef enum { IN_NONE, IN_PORT, IN_ABSTRACT, IN_HELLO } StdinKind;
 
 typedef struct Case {
     const char *file;
@@ -178,6 +178,7 @@ static void run_case(TestCtx *t_, Host *h, const Case *c) {
     char in[128] = "";
     if (c->in == IN_PORT) snprintf(in, sizeof in, "%d\n", h->port);
     if (c->in == IN_ABSTRACT) snprintf(in, sizeof in, "%s\n", h->abs_name);
+    if (c->in == IN_HELLO) snprintf(in, sizeof in, "hello\n");
     SandboxJob job = { 0 };
     job.lang = lang_of(c->file);
     job.source = src;
@@ -271,6 +272,9 @@ TEST(sandbox_hostile_syscalls) {
         { "ptrace.c", V(SV), -1, "ptrace", 2, IN_NONE },
         { "process_vm.c", V(SV), -1, "process_vm_readv", 2, IN_NONE },
         { "proc_mem.py", V(RE), 42, NULL, 2, IN_NONE },
+        /* a filter of its own would outrank the sandbox's report of a refused call */
+        { "prctl_seccomp.c", V(SV), -1, "prctl", 2, IN_NONE },
+        { "seccomp_syscall.c", V(SV), -1, "seccomp", 2, IN_NONE },
     };
     RUN_CASES(cases);
 }
@@ -294,6 +298,7 @@ TEST(sandbox_hostile_host_access) {
         { "inherited_fds.c", V(RE), 42, NULL, 2, IN_NONE },
         { "state_write.c", V(RE), 42, NULL, 2, IN_NONE },
         { "state_read.c", V(RE), 42, NULL, 2, IN_NONE },
+        { "stdin_rewrite.c", V(RE), 42, NULL, 2, IN_HELLO },
     };
     RUN_CASES(cases);
 }
@@ -660,4 +665,349 @@ TEST(sandbox_wire_format_rejects_garbage) {
           j.tests[1].stdin_data == NULL && j.limits.time_limit_s == 1.5);
     sandbox_job_free_parsed(&j);
     free(s);
+}
+
+/* ---- host-side safety of the scratch directories ------------------------------------------ */
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0) { perror(path); abort(); }
+}
+
+static int file_is(const char *path, const char *text) {
+    CrError e;
+    size_t n;
+    char *s = cr_read_file(path, &n, &e);
+    int ok = s && n == strlen(text) && memcmp(s, text, n) == 0;
+    free(s);
+    return ok;
+}
+
+static int dir_entries(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+/* Names like the scratch directories' planted by someone else in /tmp: links to a victim
+ * directory at the names of a dead supervisor (swept) and of the next one (its pid known before
+ * it starts), and a real directory of another uid at a dead supervisor's name. A sandbox job and
+ * its shutdown must neither write into nor remove anything of them. */
+TEST(sandbox_scratch_dirs_never_follow_links) {
+    char *dir = test_tmpdir();
+    char victim[600], sub[700], a[700], b[800];
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(sub, sizeof sub, "%s/sub", victim);
+    snprintf(a, sizeof a, "%s/a.txt", victim);
+    snprintf(b, sizeof b, "%s/b.txt", sub);
+    CHECK(mkdir(victim, 0755) == 0 && mkdir(sub, 0755) == 0);
+    write_text(a, "precious a\n");
+    write_text(b, "precious b\n");
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    int go[2];
+    CHECK(pipe(go) == 0);
+    pid_t sup = fork();
+    if (sup == 0) {  /* the next supervisor: waits until the names are planted */
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) != 1) _exit(3);
+        SandboxJob job = { .lang = "c", .source = "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n" };
+        SandboxResult r;
+        CrError e;
+        if (sandbox_run(&job, &r, &e) < 0) { fprintf(stderr, "    %s\n", e.msg); _exit(2); }
+        int ok = r.verdict == VERDICT_OK;
+        sandbox_result_free(&r);
+        sandbox_shutdown();
+        _exit(ok ? 0 : 1);
+    }
+    close(go[0]);
+    char links[4][96], other[96], other_file[128];
+    snprintf(links[0], sizeof links[0], "/tmp/crucible-sbx-%ld", (long)dead);
+    snprintf(links[1], sizeof links[1], "/tmp/crucible-sbx-tc-%ld", (long)dead);
+    snprintf(links[2], sizeof links[2], "/tmp/crucible-sbx-%ld", (long)sup);
+    snprintf(links[3], sizeof links[3], "/tmp/crucible-sbx-tc-%ld", (long)sup);
+    for (int i = 0; i < 4; i++) CHECKF(symlink(victim, links[i]) == 0, "symlink %s: %s", links[i], strerror(errno));
+    snprintf(other, sizeof other, "/tmp/crucible-sbx-%ld-planted", (long)dead);
+    snprintf(other_file, sizeof other_file, "%s/keep.txt", other);
+    CHECK(mkdir(other, 0755) == 0);
+    write_text(other_file, "not yours\n");
+    CHECK(chown(other_file, 54321, 54321) == 0 && chown(other, 54321, 54321) == 0);
+    CHECK(write(go[1], "g", 1) == 1);
+    close(go[1]);
+    int st = 0;
+    waitpid(sup, &st, 0);
+    CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the sandbox job under planted names did not end OK (status 0x%x)", st);
+    CHECKF(file_is(a, "precious a\n"), "%s was removed or changed", a);
+    CHECKF(file_is(b, "precious b\n"), "%s was removed or changed", b);
+    int n = dir_entries(victim);
+    CHECKF(n == 2, "the victim directory has %d entries, expected its 2 (the sandbox wrote into it)", n);
+    CHECKF(file_is(other_file, "not yours\n"), "another uid's directory at a stale name was removed");
+    fprintf(stderr, "    links at a dead (%ld) and the next (%ld) supervisor's names: victim %s; another uid's dir %s\n",
+            (long)dead, (long)sup, n == 2 && file_is(a, "precious a\n") ? "intact" : "DAMAGED",
+            file_is(other_file, "not yours\n") ? "kept" : "REMOVED");
+    for (int i = 0; i < 4; i++) unlink(links[i]);
+    unlink(other_file);
+    rmdir(other);
+    free(dir);
+}
+
+/* ---- no process outlives a supervisor that dies --------------------------------------------- */
+
+/* Live (not zombie) processes whose real uid is one of a supervisor's box uids (box.c: 1000000 +
+ * pid for the program, 2000000 + pid for the box's root and the namespace holder); their pids in
+ * out[] when given. */
+static int procs_of_supervisor(pid_t sup, pid_t *out, int cap) {
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        char p[300], line[256];
+        snprintf(p, sizeof p, "/proc/%s/status", de->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        int zombie = 0;
+        long uid = -1;
+        while (fgets(line, sizeof line, f)) {
+            if (!strncmp(line, "State:", 6) && strchr(line, 'Z')) zombie = 1;
+            if (!strncmp(line, "Uid:", 4)) uid = strtol(line + 4, NULL, 10);
+        }
+        fclose(f);
+        if (!zombie && (uid == 1000000 + (long)sup || uid == 2000000 + (long)sup)) {
+            if (out && n < cap) out[n] = (pid_t)atol(de->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+/* Wait (up to `s` seconds) until the supervisor's program runs: a process of its program uid. */
+static int wait_program_running(pid_t sup, double s) {
+    for (int i = 0; i < (int)(s * 20); i++) {
+        pid_t p[16];
+        int n = procs_of_supervisor(sup, p, 16);
+        for (int k = 0; k < n && k < 16; k++) {
+            char path[64], line[256];
+            snprintf(path, sizeof path, "/proc/%ld/status", (long)p[k]);
+            FILE *f = fopen(path, "r");
+            long uid = -1;
+            while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "Uid:", 4)) uid = strtol(line + 4, NULL, 10);
+            if (f) fclose(f);
+            if (uid == 1000000 + (long)sup) return 1;
+        }
+        usleep(50000);
+    }
+    return 0;
+}
+
+/* After `sup` is gone: its box processes (the holder included) must follow within 2 s; any
+ * left are reported and killed. */
+static void check_none_survive(TestCtx *t_, pid_t sup, const char *how) {
+    int n = 0;
+    for (int i = 0; i < 40 && (n = procs_of_supervisor(sup, NULL, 0)) > 0; i++) usleep(50000);
+    CHECKF(n == 0, "%s: %d process(es) of the dead supervisor %ld survive (the namespace holder?)", how, n, (long)sup);
+    fprintf(stderr, "    %s: %d box process(es) left after the supervisor ended\n", how, n);
+    pid_t p[64];
+    n = procs_of_supervisor(sup, p, 64);
+    for (int k = 0; k < n && k < 64; k++) kill(p[k], SIGKILL);
+}
+
+TEST(sandbox_no_holder_outlives_its_supervisor) {
+    if (!strstr(sandbox_isolation_report(), "namespace holder")) SKIP("no namespace holder on this machine: NOT checked");
+    sandbox_shutdown();
+    char *dir = test_tmpdir();
+    char src[600];
+    snprintf(src, sizeof src, "%s/sleep.c", dir);
+    write_text(src, "#include <unistd.h>\nint main(void) { sleep(30); return 0; }\n");
+    /* 1. `crucible sandbox run` killed by SIGKILL while its program runs */
+    pid_t sup = fork();
+    if (sup == 0) {
+        int nul = open("/dev/null", O_WRONLY);
+        if (nul < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) _exit(127);
+        execl(test_crucible_bin(), "crucible", "sandbox", "run", "--lang", "c", "--time-limit", "20", src, (char *)NULL);
+        _exit(127);
+    }
+    CHECKF(wait_program_running(sup, 30), "the sleeping program of `crucible sandbox run` never started");
+    kill(sup, SIGKILL);
+    waitpid(sup, NULL, 0);
+    check_none_survive(t_, sup, "crucible sandbox run, SIGKILL");
+    /* 2. the pool freed while its worker judges: the worker gets SIGTERM and exits at once */
+    CrError e = { { 0 } };
+    SandboxPool *p = sandbox_pool_create(1, &e);
+    CHECKF(p != NULL, "%s", e.msg);
+    if (p) {
+        SandboxJob job = { .lang = "python", .source = "import time\ntime.sleep(30)\n" };
+        job.limits.time_limit_s = 20;
+        CHECK(sandbox_pool_submit(p, &job, 1, &e) == 0);
+        /* the worker: our only child running `crucible sandbox worker` */
+        pid_t w = -1;
+        for (int i = 0; i < 100 && w < 0; i++) {
+            DIR *d = opendir("/proc");
+            struct dirent *de;
+            while (d && (de = readdir(d))) {
+                char path[300], line[256];
+                snprintf(path, sizeof path, "/proc/%s/status", de->d_name);
+                FILE *f = fopen(path, "r");
+                long ppid = -1;
+                while (f && fgets(line, sizeof line, f)) if (!strncmp(line, "PPid:", 5)) ppid = strtol(line + 5, NULL, 10);
+                if (f) fclose(f);
+                if (ppid == (long)getpid()) w = (pid_t)atol(de->d_name);
+            }
+            if (d) closedir(d);
+            if (w < 0) usleep(50000);
+        }
+        CHECKF(w > 0 && wait_program_running(w, 30), "the pool's worker never started its program");
+        sandbox_pool_free(p);
+        if (w > 0) check_none_survive(t_, w, "pool freed while busy (SIGTERM)");
+    }
+    free(dir);
+}
+
+/* ---- the verdict JSON is valid UTF-8 --------------------------------------------------------- */
+
+/* An independent check: decode each sequence to its code point, then require the shortest form,
+ * no surrogate and nothing past U+10FFFF (RFC 3629). Returns the offset of the first bad byte,
+ * or -1 when all of s[0..n) is valid. */
+static long first_bad_utf8(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned c = s[i];
+        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (!len || i + (size_t)len > n) return (long)i;
+        unsigned long cp = len == 1 ? c : c & (0xFFu >> (len + 1));
+        for (int k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return (long)i;
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        static const unsigned long min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+        if (cp < min_cp[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return (long)i;
+        i += (size_t)len;
+    }
+    return -1;
+}
+
+TEST(sandbox_verdict_json_is_utf8) {
+    Host h;
+    host_setup(&h);
+    const char *files[] = { "invalid_utf8.c", "compile_invalid_utf8.c" };
+    for (int f = 0; f < 2; f++) {
+        char *src = program(files[f]);
+        SandboxJob job = { .lang = "c", .source = src };
+        job.limits.time_limit_s = 2;
+        SandboxResult r;
+        CrError e = { { 0 } };
+        int rc = sandbox_run(&job, &r, &e);
+        CHECKF(rc == 0, "%s: %s", files[f], e.msg);
+        if (rc < 0) { free(src); continue; }
+        char *json = sandbox_result_to_json(&r);
+        long bad = first_bad_utf8((const unsigned char *)json, strlen(json));
+        fprintf(stderr, "    %-24s %s, JSON %s\n", files[f], verdict_name(r.verdict), bad < 0 ? "valid UTF-8" : "NOT UTF-8");
+        CHECKF(bad < 0, "%s: the verdict JSON is not UTF-8 at byte %ld: ...%.40s", files[f], bad, json + (bad > 20 ? bad - 20 : 0));
+        SandboxResult back;
+        CHECKF(sandbox_result_from_json(json, &back, &e) == 0, "%s: %s", files[f], e.msg);
+        sandbox_result_free(&back);
+        if (f == 0) {
+            /* each byte that starts no well-formed sequence is one '?'; the valid edge cases stay */
+            CHECK(r.verdict == VERDICT_OK && r.n_tests == 1);
+            if (r.n_tests == 1) {
+                const char *want = "A???B???C????D????E????F?G\x1b[31m\n"
+                                   "\xed\x9f\xbf|\xee\x80\x80|\xf0\x90\x80\x80|\xf4\x8f\xbf\xbf|\xc3\xa9\n";
+                CHECKF(!strcmp(r.tests[0].stdout_data, want), "stdout kept as \"%s\"", r.tests[0].stdout_data);
+                CHECKF(!strcmp(r.tests[0].stderr_data, "?????"), "stderr kept as \"%s\"", r.tests[0].stderr_data);
+            }
+        } else {
+            CHECK(r.verdict == VERDICT_CE && contains(r.compile_output, "bad bytes: ???|????|end"));
+        }
+        host_check(t_, &h, files[f], &r);
+        free(json);
+        sandbox_result_free(&r);
+        free(src);
+    }
+    host_teardown(&h);
+}
+
+/* ---- NUL bytes: carried in a binary stdin, refused where JSON would cut them ------------------ */
+
+TEST(sandbox_nul_bytes) {
+    static const char count_src[] =
+        "#include <stdio.h>\nint main(void){unsigned char b[256];size_t n=fread(b,1,sizeof b,stdin);\n"
+        "unsigned long s=0;for(size_t i=0;i<n;i++)s=s*31+b[i];printf(\"%zu %lu\\n\",n,s);return 0;}\n";
+    static const char bin[9] = { 'a', 'b', 'c', 0, 'd', 'e', 'f', 'g', 'h' };
+    unsigned long hash = 0;
+    for (int i = 0; i < 9; i++) hash = hash * 31 + (unsigned char)bin[i];
+    char want[64];
+    snprintf(want, sizeof want, "9 %lu\n", hash);
+    /* 1. sandbox_run: a binary stdin reaches the program whole */
+    SandboxJob job = { .lang = "c", .source = count_src, .stdin_data = bin, .stdin_len = sizeof bin };
+    SandboxResult r;
+    CrError e = { { 0 } };
+    CHECKF(sandbox_run(&job, &r, &e) == 0, "%s", e.msg);
+    CHECKF(r.verdict == VERDICT_OK && r.n_tests == 1 && !strcmp(r.tests[0].stdout_data, want),
+           "binary stdin: %s \"%s\", expected \"%s\"", verdict_name(r.verdict), r.n_tests ? r.tests[0].stdout_data : "", want);
+    sandbox_result_free(&r);
+    /* 2. the pool's wire format keeps it (as stdin_hex) */
+    char *js = sandbox_job_to_json(&job);
+    SandboxJob back;
+    CHECKF(sandbox_job_from_json(js, &back, &e) == 0, "%s", e.msg);
+    CHECK(back.stdin_len == sizeof bin && back.stdin_data && !memcmp(back.stdin_data, bin, sizeof bin));
+    sandbox_job_free_parsed(&back);
+    free(js);
+    /* 3. assertion tests: a correct candidate that printed a NUL before the harness's proof is OK */
+    static const char noisy[] = "import sys\ndef add(a, b):\n    sys.stdout.write('debug\\x00\\n')\n    return a + b\n";
+    SandboxJob aj = { .lang = "python", .source = noisy, .test_code = k_add_test, .entry_point = "add" };
+    aj.limits.time_limit_s = 3;
+    CHECKF(sandbox_run(&aj, &r, &e) == 0, "%s", e.msg);
+    fprintf(stderr, "    candidate printing \"debug\\0\": %s\n", verdict_name(r.verdict));
+    CHECKF(r.verdict == VERDICT_OK, "a correct candidate printing a NUL: %s", verdict_name(r.verdict));
+    sandbox_result_free(&r);
+    /* 4. the CLI: --stdin FILE is binary; a tests file with \u0000 is refused, naming file and field */
+    char *dir = test_tmpdir();
+    char src[600], in[600], t1[600], t2[600], t3[600], args[2400];
+    snprintf(src, sizeof src, "%s/count.c", dir);
+    snprintf(in, sizeof in, "%s/bin.in", dir);
+    snprintf(t1, sizeof t1, "%s/nul_stdout.json", dir);
+    snprintf(t2, sizeof t2, "%s/nul_stdin.json", dir);
+    snprintf(t3, sizeof t3, "%s/escaped_backslash.json", dir);
+    write_text(src, count_src);
+    FILE *f = fopen(in, "wb");
+    CHECK(f && fwrite(bin, 1, sizeof bin, f) == sizeof bin && fclose(f) == 0);
+    write_text(t1, "{\"tests\": [{\"stdin\": \"\", \"stdout\": \"0 0\"},\n  {\"stdin\": \"\", \"stdout\": \"0 0\\u0000junk\"}]}");
+    write_text(t2, "{\"tests\": [{\"stdin\": \"ab\\u0000cd\", \"stdout\": \"5\"}]}");
+    write_text(t3, "{\"tests\": [{\"stdin\": \"\\\\u0000\", \"stdout\": \"6 0\"}]}");  /* the text \u0000: no NUL */
+    char *out = malloc(1 << 20);
+    snprintf(args, sizeof args, "--lang c --stdin %s %s", in, src);
+    CHECK(run_cli(args, out, 1 << 20) == 0);
+    char want_json[96];
+    snprintf(want_json, sizeof want_json, "\"stdout\":\"9 %lu\\n\"", hash);  /* JSON escapes the newline */
+    CHECKF(strstr(out, want_json) != NULL, "crucible sandbox run --stdin (binary): %.300s", out);
+    char cmd[2600];
+    const char *files[2] = { t1, t2 }, *fields[2] = { "\"stdout\"", "\"stdin\"" }, *pos[2] = { ":2:", ":1:" };
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "%s sandbox run --lang c --tests %s %s 2>&1", test_crucible_bin(), files[i], src);
+        FILE *p = popen(cmd, "r");
+        size_t n = p ? fread(out, 1, (1 << 20) - 1, p) : 0;
+        out[n] = 0;
+        int st = p ? pclose(p) : -1;
+        fprintf(stderr, "    %s\n", out[0] ? strtok(out, "\n") : "(no output)");
+        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: a tests file with \\u0000 was not refused", files[i]);
+        CHECKF(strstr(out, files[i]) && strstr(out, fields[i]) && strstr(out, pos[i]) && strstr(out, "NUL"),
+               "%s: the error does not name the file, line and field: %s", files[i], out);
+    }
+    snprintf(args, sizeof args, "--lang c --tests %s %s", t3, src);
+    CHECK(run_cli(args, out, 1 << 20) == 0 && strstr(out, "\"verdict\":\"WA\""));  /* judged, not refused */
+    size_t line = 0, col = 0;
+    char key[32];
+    CHECK(!sandbox_json_find_nul("{\"a\\\\u0000\": \"\\\\\\\\u0000\"}", 24, &line, &col, key, sizeof key));
+    CHECK(sandbox_json_find_nul("{\"a\": 1,\n \"b\": \"x\\u0000\"}", 25, &line, &col, key, sizeof key) &&
+          line == 2 && col == 9 && !strcmp(key, "b"));
+    free(out);
+    free(dir);
+    sandbox_shutdown();
 }
