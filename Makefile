@@ -110,7 +110,7 @@ $(BUILD)/crucible_tests: $(TEST_OBJ) $(LIB)
 	@$(CC) $(LDFLAGS) -o $@ $(TEST_OBJ) $(LIB) $(LDLIBS)
 
 # ---- what users and CI run -------------------------------------------------------
-DEB_PKGS := gcc g++ make git pkg-config python3 libopenblas-dev libcjson-dev libpcre2-dev \
+DEB_PKGS := gcc g++ make git pkg-config python3 python3-numpy libopenblas-dev libcjson-dev libpcre2-dev \
             libsqlite3-dev libseccomp-dev libgit2-dev zlib1g-dev libopenmpi-dev openmpi-bin
 
 deps:

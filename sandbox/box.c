@@ -842,7 +842,10 @@ int box_run(const BoxSpec *s, BoxOutcome *o, CrError *e) {
     BoxCtx *c = ctx_get(e);
     if (!c) return -1;
     static char *const envp[] = { "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "TMPDIR=/tmp",
-                                  "LANG=C.UTF-8", "LC_ALL=C.UTF-8", NULL };
+                                  "LANG=C.UTF-8", "LC_ALL=C.UTF-8",
+                                  /* numerical libraries start one thread per host core,
+                                   * past the box's process limit on a large machine */
+                                  "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", NULL };
     int outp[2] = { -1, -1 }, errp[2] = { -1, -1 }, syncp[2] = { -1, -1 }, ep[2] = { -1, -1 },
         stp[2] = { -1, -1 }, sk[2] = { -1, -1 };
     int in_fd = -1, lfd = -1, pidfd = -1, pidp[2] = { -1, -1 };

@@ -60,7 +60,9 @@ static const char *const k_compile_extra[] = {
 
 /* Fail softly: runtimes probe these and fall back. */
 static const char *const k_enosys[] = {
-    "clone3", "io_uring_setup", "io_uring_enter", "io_uring_register", NULL,
+    "clone3", "io_uring_setup", "io_uring_enter", "io_uring_register",
+    /* NUMA placement hints (OpenBLAS under numpy calls mbind): nothing to place in a box */
+    "mbind", "set_mempolicy", NULL,
 };
 
 #define NS_FLAGS ((scmp_datum_t)(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \

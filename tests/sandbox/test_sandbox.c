@@ -423,6 +423,26 @@ TEST(sandbox_javascript_heap_follows_memory_limit) {
     sandbox_shutdown();
 }
 
+/* EvalPlus's test code imports numpy: numpy (with OpenBLAS, which asks for NUMA placement
+ * and one thread per host core) must import and compute in the box. */
+TEST(sandbox_python_numpy_imports) {
+    if (system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) {
+        SKIP("/usr/bin/python3 has no numpy (make deps installs python3-numpy): NOT checked");
+        return;
+    }
+    static const char src[] = "import numpy as np\nprint(int(np.arange(5).sum()), bool(np.isclose(0.1 + 0.2, 0.3)))\n";
+    SandboxTest t = { .stdin_data = "", .expected_stdout = "10 True" };
+    SandboxJob job = { .lang = "python", .source = src, .tests = &t, .n_tests = 1 };
+    job.limits.time_limit_s = 10;
+    SandboxResult r;
+    CrError e = { { 0 } };
+    if (sandbox_run(&job, &r, &e) < 0) { CHECKF(0, "%s", e.msg); return; }
+    CHECKF(r.verdict == VERDICT_OK, "numpy in the box: %s (%s%s)", verdict_name(r.verdict),
+           r.n_tests ? r.tests[0].stderr_data : "", r.n_tests && r.tests[0].blocked_syscall ? r.tests[0].blocked_syscall : "");
+    sandbox_result_free(&r);
+    sandbox_shutdown();
+}
+
 /* ---- verdict forging (assertion tests) ------------------------------------------ */
 
 static const char k_add_test[] =
