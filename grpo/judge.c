@@ -81,7 +81,7 @@ int judge_check_tasks(const Task *tasks, int n, const char *path, double time_li
             return cr_error_prefix(e, "%s: task %d (id \"%s\")", path, i + 1, id), -1;
         /* assertion tests run in the Python harness only: refused here, not judged IE */
         const SandboxLang *l = sandbox_lang_find(tasks[i].language);
-        if (tasks[i].test_code && l && !l->harness)
+        if (tasks[i].test_code && tasks[i].n_tests == 0 && l && !l->harness)
             return cr_error_set(e, "%s: task %d (id \"%s\"): assertion tests (test_code) are supported for python "
                                    "only, not \"%s\": give %s tests as stdin/stdout cases", path, i + 1, id,
                                 tasks[i].language, tasks[i].language);

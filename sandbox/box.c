@@ -412,8 +412,13 @@ static BoxCtx *ctx_get(CrError *e) {
     const char *dis = getenv("CRUCIBLE_SANDBOX_DISABLE");
     for (size_t i = 0; dis && i < sizeof k_ns / sizeof k_ns[0]; i++)
         if (strstr(dis, k_ns_name[i])) c->ns_flags &= ~k_ns[i];
-    if (geteuid() != 0 && !(c->ns_flags & CLONE_NEWUSER))
+    if (geteuid() != 0 && !(c->ns_flags & CLONE_NEWUSER)) {
+        /* the fresh (still empty) scratch dirs go, or every retry would leave two more */
+        rmdir(c->root);
+        rmdir(c->base);
+        if (c->stage[0]) rmdir(c->stage);
         return cr_error_set(e, "sandbox: neither root nor user namespaces: cannot isolate"), NULL;
+    }
     cgroup_setup("memory", c->cg_mem, sizeof c->cg_mem);
     cgroup_setup("pids", c->cg_pids, sizeof c->cg_pids);
     cgroup_setup("cpuacct", c->cg_cpu, sizeof c->cg_cpu);
