@@ -407,7 +407,8 @@ TEST(sandbox_javascript_heap_follows_memory_limit) {
         "const a = []; for (let i = 0; i < 40; i++) a.push(new Array(1 << 20).fill(i + 0.5));\n"
         "console.log(a.length);\n";
     long limits[] = { 1024, 128 };
-    unsigned want[] = { V(OK), V(MLE) | V(RE) };
+    /* under 128 MB: any failure (V8 may thrash in GC until the time limit on a loaded machine) */
+    unsigned want[] = { V(OK), V(MLE) | V(RE) | V(TLE) };
     for (int i = 0; i < 2; i++) {
         SandboxJob job = { .lang = "javascript", .source = src, .stdin_data = "" };
         job.limits.time_limit_s = 10;
