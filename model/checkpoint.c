@@ -356,6 +356,21 @@ static int cmp_step_desc(const void *a, const void *b) {
     return x->step < y->step ? 1 : x->step > y->step ? -1 : 0;
 }
 
+/* Remove paths[0..n) (flat directories) until the first failure (*rc = -1, e set); frees
+ * every path and the array. Returns how many were removed. */
+static int remove_dirs(char **paths, int n, int *rc, CrError *e) {
+    int removed = 0;
+    for (int i = 0; i < n; i++) {
+        if (*rc == 0) {
+            if (remove_flat_dir(paths[i], e)) *rc = -1;
+            else removed++;
+        }
+        free(paths[i]);
+    }
+    free(paths);
+    return removed;
+}
+
 int checkpoint_prune(const char *run_dir, int keep_last, long *oldest_kept, CrError *e) {
     if (oldest_kept) *oldest_kept = -1;
     if (keep_last < 1) return cr_error_set(e, "checkpoint_prune: keep_last must be >= 1, got %d", keep_last);
@@ -405,15 +420,8 @@ int checkpoint_prune(const char *run_dir, int keep_last, long *oldest_kept, CrEr
         }
         free(v[i].path);
     }
-    for (int i = 0; i < nl; i++) {
-        if (rc == 0) {
-            if (remove_flat_dir(leftovers[i], e)) rc = -1;
-            else removed++;
-        }
-        free(leftovers[i]);
-    }
+    removed += remove_dirs(leftovers, nl, &rc, e);
     free(v);
-    free(leftovers);
     free(base);
     return rc ? -1 : removed;
 }
@@ -433,14 +441,6 @@ int checkpoint_remove_before(const char *dir, long step, CrError *e) {
         doomed[n++] = p;
     }
     closedir(d);
-    int removed = 0;
-    for (int i = 0; i < n; i++) {
-        if (rc == 0) {
-            if (remove_flat_dir(doomed[i], e)) rc = -1;
-            else removed++;
-        }
-        free(doomed[i]);
-    }
-    free(doomed);
+    int removed = remove_dirs(doomed, n, &rc, e);
     return rc ? -1 : removed;
 }
